@@ -37,7 +37,10 @@ fn apply(bytes: &mut Vec<u8>, op: &PendingOp) {
             bytes[start..end].copy_from_slice(data);
         }
         PendingOp::SetLen(len) => {
-            bytes.resize(usize::try_from(*len).expect("simulated files fit in memory"), 0);
+            bytes.resize(
+                usize::try_from(*len).expect("simulated files fit in memory"),
+                0,
+            );
         }
     }
 }
@@ -90,7 +93,9 @@ impl SimDisk {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock is a bug in this module; the state
         // is still consistent for reading, so recover the guard.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Simulates a power loss. `choose(n)` must return a number in `0..n`
@@ -315,13 +320,19 @@ impl SimFile {
 impl DiskFile for SimFile {
     fn len(&self) -> io::Result<u64> {
         let state = self.lock()?;
-        let inode = state.inodes.get(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let inode = state
+            .inodes
+            .get(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         Ok(inode.current.len() as u64)
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let state = self.lock()?;
-        let inode = state.inodes.get(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let inode = state
+            .inodes
+            .get(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(buf.len());
         if end > inode.current.len() {

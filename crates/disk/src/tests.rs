@@ -105,9 +105,19 @@ fn sim_flip_bit_changes_one_bit() {
     assert!(!disk.flip_bit(&path, 8, 0));
 }
 
+/// Removes its directory when dropped, also when the test fails.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn real_disk_round_trip_and_atomic_replace() {
-    let tmp = std::env::temp_dir().join(format!("disk-test-{}", std::process::id()));
+    let guard = TempDir(std::env::temp_dir().join(format!("disk-test-{}", std::process::id())));
+    let tmp = guard.0.clone();
     let disk = RealDisk;
     disk.create_dir_all(&tmp).unwrap();
     let path = tmp.join("f");
@@ -121,5 +131,4 @@ fn real_disk_round_trip_and_atomic_replace() {
     assert_eq!(f.len().unwrap(), 7);
     disk.remove(&path).unwrap();
     assert!(!disk.exists(&path));
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
