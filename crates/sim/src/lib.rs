@@ -3,4 +3,6 @@
 //! Everything here is driven by one seed: same seed, same run, byte for byte.
 
 pub mod checker;
+pub mod clock;
+pub mod net;
 pub mod rng;
