@@ -1,0 +1,235 @@
+use super::*;
+
+const QUICKSTART: &str = "
+[global]
+cluster = arakoon_0 , arakoon_1, arakoon_2   # three nodes
+cluster_id = ricky
+
+[arakoon_0]
+ip = 127.0.0.1
+client_port = 4000
+messaging_port = 4010
+home = /tmp/arakoon/arakoon_0
+log_level = info
+
+[arakoon_1]
+ip = 127.0.0.1
+client_port = 4001
+messaging_port = 4011
+home = /tmp/arakoon/arakoon_1
+log_level = debug
+
+[arakoon_2]
+ip = 127.0.0.1
+client_port = 4002
+messaging_port = 4012
+home = /tmp/arakoon/arakoon_2
+tlog_dir = /tmp/arakoon/tlogs_2
+log_level = info
+";
+
+fn err(text: &str) -> String {
+    parse(text).expect_err("config must be refused").to_string()
+}
+
+#[test]
+fn arakoon_quickstart_parses_with_arakoon_defaults() {
+    let loaded = parse(QUICKSTART).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(c.cluster_id, "ricky");
+    let names: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["arakoon_0", "arakoon_1", "arakoon_2"]);
+    assert_eq!(c.master, MasterMode::Elected);
+    assert_eq!(c.lease_period, Duration::from_secs(10));
+    assert_eq!(c.tlog_max_entries, 50_000);
+    assert_eq!(c.tlog_max_size, 33_554_432);
+    assert_eq!(c.max_value_size, 8_388_608);
+    assert_eq!(c.max_buffer_size, 33_554_432);
+    assert_eq!(c.client_buffer_capacity, 32);
+    assert_eq!(c.quorum, None);
+    let n2 = c.node("arakoon_2").unwrap();
+    assert_eq!(n2.tlog_dir, PathBuf::from("/tmp/arakoon/tlogs_2"));
+    assert_eq!(n2.tlx_dir, n2.tlog_dir, "tlx_dir defaults to tlog_dir");
+    assert_eq!(n2.head_dir, n2.tlog_dir);
+    assert_eq!(n2.log_dir, PathBuf::from("/tmp/arakoon/arakoon_2"));
+    assert!(n2.fsync, "fsync defaults to true");
+    assert_eq!(n2.tlog_compression, TlogCompression::Snappy);
+    assert_eq!(c.node("arakoon_1").unwrap().log_level, LogLevel::Debug);
+    assert_eq!(n2.client_address(), "127.0.0.1:4002");
+}
+
+#[test]
+fn integers_with_underscores_and_decimal_lease() {
+    let text = QUICKSTART.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\ntlog_max_entries = 10_000\nlease_period = 0.5",
+    );
+    let c = parse(&text).unwrap().config;
+    assert_eq!(c.tlog_max_entries, 10_000);
+    assert_eq!(c.lease_period, Duration::from_millis(500));
+}
+
+#[test]
+fn master_modes() {
+    let forced = QUICKSTART.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\nmaster = arakoon_1",
+    );
+    assert_eq!(
+        parse(&forced).unwrap().config.master,
+        MasterMode::Forced("arakoon_1".into())
+    );
+    let preferred = forced.replace(
+        "master = arakoon_1",
+        "master = arakoon_1\npreferred_master = true",
+    );
+    assert_eq!(
+        parse(&preferred).unwrap().config.master,
+        MasterMode::Preferred(vec!["arakoon_1".into()])
+    );
+    let list = QUICKSTART.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\npreferred_masters = arakoon_2, arakoon_0",
+    );
+    assert_eq!(
+        parse(&list).unwrap().config.master,
+        MasterMode::Preferred(vec!["arakoon_2".into(), "arakoon_0".into()])
+    );
+    let both = list.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\nmaster = arakoon_0",
+    );
+    assert!(err(&both).contains("incompatible"));
+    let unknown = QUICKSTART.replace("cluster_id = ricky", "cluster_id = ricky\nmaster = nobody");
+    assert_eq!(
+        err(&unknown),
+        "config: [global] master = 'nobody': 'nobody' is not a voting node of [global] cluster"
+    );
+}
+
+#[test]
+fn errors_name_section_key_and_value() {
+    let bad_port = QUICKSTART.replace("client_port = 4001", "client_port = forty");
+    assert_eq!(
+        err(&bad_port),
+        "config: [arakoon_1] client_port = 'forty': not a non-negative integer"
+    );
+    let big_port = QUICKSTART.replace("client_port = 4001", "client_port = 70000");
+    assert_eq!(
+        err(&big_port),
+        "config: [arakoon_1] client_port = '70000': too large"
+    );
+    let no_home = QUICKSTART.replace("home = /tmp/arakoon/arakoon_1\n", "");
+    assert_eq!(
+        err(&no_home),
+        "config: [arakoon_1] home is required but missing"
+    );
+    let no_section = QUICKSTART.replace("[arakoon_2]", "[arakoon_9]");
+    assert!(err(&no_section).contains("node 'arakoon_2' has no [arakoon_2] section"));
+    let bad_bool = QUICKSTART.replace("log_level = debug", "log_level = debug\nfsync = yes");
+    assert_eq!(
+        err(&bad_bool),
+        "config: [arakoon_1] fsync = 'yes': not a boolean (true or false)"
+    );
+    let bad_level = QUICKSTART.replace("log_level = debug", "log_level = loud");
+    assert!(err(&bad_level).starts_with("config: [arakoon_1] log_level = 'loud'"));
+    let no_id = QUICKSTART.replace("cluster_id = ricky\n", "");
+    assert_eq!(
+        err(&no_id),
+        "config: [global] cluster_id is required but missing"
+    );
+}
+
+#[test]
+fn two_nodes_on_one_address_are_refused() {
+    let clash = QUICKSTART.replace("messaging_port = 4011", "messaging_port = 4010");
+    assert_eq!(
+        err(&clash),
+        "config: [arakoon_1] messaging_port = '4010': 127.0.0.1:4010 is already used by [arakoon_0]"
+    );
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_line_numbers() {
+    let text = QUICKSTART.replace("log_level = debug", "log_level = debug\nshiny = 1");
+    let loaded = parse(&text).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0].contains("[arakoon_1] shiny"),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded.warnings[0].starts_with("config line 19:"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn syntax_errors_have_line_numbers() {
+    assert_eq!(
+        err("[global\ncluster = a"),
+        "config line 1: section header '[global' has no closing ']'"
+    );
+    assert_eq!(
+        err("cluster = a\n"),
+        "config line 1: 'cluster' appears before any [section]"
+    );
+    assert_eq!(
+        err("[global]\njust words\n"),
+        "config line 2: expected 'key = value' or '[section]', found 'just words'"
+    );
+    assert!(err("[global]\na = 1\na = 2\n").contains("given twice (first on line 2)"));
+}
+
+#[test]
+fn learners_need_targets_in_the_cluster() {
+    let with_learner = QUICKSTART.replace(
+        "tlog_dir = /tmp/arakoon/tlogs_2",
+        "learner = true\ntargets = arakoon_0",
+    );
+    let c = parse(&with_learner).unwrap().config;
+    assert!(c.node("arakoon_2").unwrap().learner);
+    assert_eq!(c.voters().count(), 2);
+    let no_targets = QUICKSTART.replace("tlog_dir = /tmp/arakoon/tlogs_2", "learner = true");
+    assert_eq!(
+        err(&no_targets),
+        "config: [arakoon_2] targets is required but missing"
+    );
+}
+
+#[test]
+fn quorum_readonly_plugins_tls() {
+    let q = QUICKSTART.replace("cluster_id = ricky", "cluster_id = ricky\nquorum = 4");
+    assert!(err(&q).contains("must be between 1 and 3"));
+    let ro = QUICKSTART.replace("cluster_id = ricky", "cluster_id = ricky\nreadonly = true");
+    assert!(err(&ro).contains("only a one-node cluster"));
+    let plugins = QUICKSTART.replace("cluster_id = ricky", "cluster_id = ricky\nplugins = p1");
+    assert!(err(&plugins).contains("not supported"));
+    let tls10 = QUICKSTART.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\ntls_ca_cert = /ca.pem\ntls_version = 1.0",
+    );
+    assert!(err(&tls10).contains("[global] tls_version = '1.0'"));
+}
+
+proptest::proptest! {
+    /// Bad input never panics: any text is either a config or an error.
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = parse(&text);
+    }
+
+    /// Mutating one byte of a valid config never panics.
+    #[test]
+    fn mutated_config_never_panics(at in 0usize..600, byte in 0u8..128) {
+        let mut bytes = QUICKSTART.as_bytes().to_vec();
+        let at = at % bytes.len();
+        bytes[at] = byte;
+        if let Ok(text) = String::from_utf8(bytes) {
+            let _ = parse(&text);
+        }
+    }
+}
