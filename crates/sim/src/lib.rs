@@ -6,3 +6,4 @@ pub mod checker;
 pub mod clock;
 pub mod net;
 pub mod rng;
+pub mod workload;
