@@ -1,0 +1,121 @@
+//! `tlog`: Arakoon's transaction log. The durable, ordered record of what
+//! the cluster decided: entries `(index, term, payload)` in segment files,
+//! appended by the master and the slaves, read back for catch-up and replay.
+//! No network, no threads of its own; every byte goes through [`disk::Disk`],
+//! so the simulator runs this very code on a disk that loses unsynced writes.
+//!
+//! # Files in the tlog directory
+//! - `<generation:08>-<first_index:020>.tlog`: a *plain* segment. The last
+//!   one is the *active* segment, the only file appended to.
+//! - `<generation:08>-<first_index:020>.tlz`: a *sealed* segment: a full
+//!   segment compressed, never written again.
+//! - `hard_state`: current term and vote.
+//! - `base`: the generation of the segments and the position the log starts
+//!   after, as set by the last [`Tlog::reset`] (absent: generation 0, (0, 0)).
+//! - `*.tmp`: a file being written; removed at open.
+//!
+//! # On-disk format (all integers little endian, all checksums CRC32C)
+//! Segment header, 36 bytes: magic `ARKTLOG1` (plain) or `ARKTLZ41`
+//! (sealed) | generation u64 | first_index u64 | prev_term u64 (the term of
+//! entry `first_index - 1`) | crc u32 of the 32 bytes before it.
+//!
+//! A plain segment is its header, then frames back to back:
+//!
+//! ```text
+//! length u32 | crc u32 | index u64 | term u64 | payload (length - 16 bytes)
+//! ```
+//!
+//! `length` counts index, term and payload and is at most
+//! 16 + [`PAYLOAD_LEN_MAX`] (a larger one is damage, never an allocation);
+//! `crc` covers the length field and everything after it in the frame.
+//!
+//! A sealed segment is its header, then blocks, then an end marker:
+//!
+//! ```text
+//! compressed_len u32 | uncompressed_len u32 | first_index u64 | entry_count u32 | crc u32 | lz4 block
+//! ```
+//!
+//! A block holds whole frames, exactly as in a plain segment, about 64 KiB of
+//! them, compressed as one lz4 block; its crc covers the 20 header bytes
+//! before it and the compressed bytes. The end marker is a block header with
+//! `compressed_len = uncompressed_len = 0`, `first_index` = the index after
+//! the segment's last entry and `entry_count` = the segment's count. A read
+//! decompresses one block, and every frame's own crc is checked again.
+//!
+//! **Codec: lz4** (the `lz4_flex` crate, safe Rust only). Tlog payloads are
+//! batches of keys and values; what matters is that sealing a 32 MiB segment
+//! and decompressing blocks for catch-up cost little CPU on a node that also
+//! serves clients. lz4 compresses and decompresses at GB/s per core; zstd
+//! would save more space at several times the CPU, and needs C code.
+//! Independent 64 KiB blocks let a read touch one block, not a segment.
+//!
+//! `hard_state`, 29 bytes: magic `ARKHARD1` | term u64 | has_vote u8 |
+//! vote u64 | crc u32. `base`, 36 bytes: magic `ARKBASE1` | generation u64 |
+//! index u64 | term u64 | crc u32.
+//!
+//! # Durability contract
+//! - [`Tlog::append`] writes the frames to the active segment and returns;
+//!   nothing is durable yet. [`Tlog::sync`] issues one `fdatasync` for
+//!   everything appended since the previous one (group commit) and returns
+//!   the synced index; so does a [`SyncJob`] run on another thread.
+//!   After a crash the log holds a prefix of what was appended that contains
+//!   every entry up to the last synced index.
+//! - Rotation (the active segment is full) is durable at once: the full
+//!   segment is fdatasynced, the next one is created under a temporary name
+//!   with its header, synced, renamed, and the directory synced. So every
+//!   segment but the last is whole on disk, and only the last segment's tail
+//!   can be torn.
+//! - Sealing writes the compressed file under a temporary name, syncs it,
+//!   renames it, syncs the directory, and only then removes the plain file
+//!   (and syncs the directory). If both exist at open, the plain one wins.
+//! - [`Tlog::truncate_suffix`] is durable before it returns (it is rare: a
+//!   slave whose uncommitted suffix conflicts with the master). Dropped
+//!   entries never come back after it returns; a crash during it leaves a
+//!   prefix of the log as it was before.
+//! - [`Tlog::collapse`] removes oldest segments first, each removal synced.
+//! - [`Tlog::reset`] commits by replacing the `base` file atomically (new
+//!   generation); old segments are then removed (and at open, if a crash
+//!   came first).
+//! - [`Tlog::save_hard_state`] replaces `hard_state` atomically and durably.
+//!
+//! # Recovery
+//! [`Tlog::open`] reads every segment and checks every frame and block.
+//! In the last segment, a bad frame (short, impossible length, bad crc)
+//! with no intact frame of a later index anywhere after it is a torn tail:
+//! it is cut away and a warning names the file, offset and damage. Any other
+//! damage (an earlier frame, a sealed segment, a header, a gap in indices or
+//! terms going backwards) is [`TlogError::Corrupt`] naming the file and byte
+//! offset: the tlog never skips an entry silently. Open finishes with one
+//! fdatasync of the active segment, so everything it found is durable.
+//!
+//! A failed write or fdatasync *poisons* the tlog: every later call returns
+//! [`TlogError::Poisoned`] until it is reopened (after a failed fdatasync the
+//! kernel may have dropped dirty pages; only a reopen knows what is on disk).
+//!
+//! # Memory
+//! Per entry of a plain segment, a 4-byte frame offset (the active segment,
+//! and full ones until sealed); per sealed block of ~64 KiB, 16 bytes; per
+//! term change, 16 bytes. A million small entries in sealed segments cost a
+//! few tens of KiB; `term(i)` is a binary search over the term runs.
+//!
+//! # Off-loop fsync
+//! [`Tlog::take_sync_job`] hands out a [`SyncJob`] holding a shared handle to
+//! the active segment and the last index it covers; the node runs it on a
+//! blocking thread while it goes on appending, and passes the result to
+//! [`Tlog::mark_synced`]. A rotation in the meantime syncs the full segment
+//! itself; a truncation or reset in the meantime makes the job's result
+//! ignored (it carries an epoch). Sealing is then left to
+//! [`Tlog::seal_full_segments`], which [`Tlog::sync`] calls itself.
+
+mod error;
+mod format;
+mod log;
+mod segment;
+mod terms;
+
+pub use error::TlogError;
+pub use format::{HardState, FRAME_OVERHEAD_LEN, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
+pub use log::{
+    Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, MAX_ENTRIES_LIMIT,
+    MAX_SIZE_LIMIT,
+};

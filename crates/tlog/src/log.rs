@@ -1,0 +1,983 @@
+//! [`Tlog`]: the log itself, over its segments.
+
+use crate::error::{corrupt, io_err, TlogError};
+use crate::format::{
+    decode_base, decode_hard_state, encode_base, encode_frame, encode_hard_state,
+    parse_segment_name, Base, HardState, SegmentHeader, SegmentKind, BASE_FILE, BASE_LEN,
+    FRAME_OVERHEAD_LEN, HARD_STATE_FILE, HARD_STATE_LEN, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN,
+    TMP_SUFFIX,
+};
+use crate::segment::{self, Body, Segment};
+use crate::terms::TermRuns;
+use disk::{DiskFile, DiskRef, OpenMode};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log (Arakoon's `i`), from 1.
+    pub index: u64,
+    /// Term (Arakoon's `n`) of the master that proposed it.
+    pub term: u64,
+    /// The batch of updates, opaque to the tlog.
+    pub payload: Vec<u8>,
+}
+
+/// What sealed (full) segments become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// lz4 blocks of about 64 KiB (the default).
+    Lz4,
+    /// Full segments stay plain files.
+    None,
+}
+
+/// Limits of a tlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlogOptions {
+    /// A segment holds at most this many entries (Arakoon's `tlog_max_entries`).
+    pub max_entries: u64,
+    /// A segment is rotated before an append would take it above this many
+    /// bytes (Arakoon's `tlog_max_size`); an entry alone may exceed it.
+    pub max_size: u64,
+    /// What full segments are sealed into.
+    pub compression: Compression,
+}
+
+impl Default for TlogOptions {
+    fn default() -> Self {
+        Self {
+            max_entries: 50_000,
+            max_size: 33_554_432,
+            compression: Compression::Lz4,
+        }
+    }
+}
+
+/// The largest `max_entries` (a block's and a segment's count fit in `u32`).
+pub const MAX_ENTRIES_LIMIT: u64 = 100_000_000;
+/// The largest `max_size`: a plain segment stays below 4 GiB even with one
+/// largest entry past it, so frame offsets fit in `u32`.
+pub const MAX_SIZE_LIMIT: u64 = 1 << 30;
+
+impl TlogOptions {
+    fn validate(&self) -> Result<(), TlogError> {
+        if self.max_entries == 0 || self.max_entries > MAX_ENTRIES_LIMIT {
+            return Err(TlogError::InvalidOptions(format!(
+                "max_entries = {} is outside [1, {MAX_ENTRIES_LIMIT}]",
+                self.max_entries
+            )));
+        }
+        if self.max_size <= SEGMENT_HEADER_LEN || self.max_size > MAX_SIZE_LIMIT {
+            return Err(TlogError::InvalidOptions(format!(
+                "max_size = {} bytes is outside [{}, {MAX_SIZE_LIMIT}]",
+                self.max_size,
+                SEGMENT_HEADER_LEN + 1
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A description of one segment file, for tools and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub path: PathBuf,
+    pub first_index: u64,
+    pub entry_count: u64,
+    /// Compressed and never written again.
+    pub sealed: bool,
+}
+
+/// Proof that a [`SyncJob`] ran: everything up to `index` is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    index: u64,
+    epoch: u64,
+}
+
+impl Synced {
+    /// The index that is durable.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+}
+
+/// One fdatasync covering every entry appended up to `index`, runnable on
+/// another thread while the tlog goes on appending. Get it from
+/// [`Tlog::take_sync_job`], call [`SyncJob::run`] anywhere, hand the result
+/// to [`Tlog::mark_synced`].
+#[derive(Debug)]
+pub struct SyncJob {
+    file: Arc<dyn DiskFile>,
+    path: PathBuf,
+    index: u64,
+    epoch: u64,
+}
+
+impl SyncJob {
+    /// The last index this job makes durable.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The fdatasync. Blocking.
+    pub fn run(self) -> Result<Synced, TlogError> {
+        self.file
+            .sync_data()
+            .map_err(io_err(&self.path, "fdatasync"))?;
+        Ok(Synced {
+            index: self.index,
+            epoch: self.epoch,
+        })
+    }
+}
+
+/// The transaction log. See the crate documentation for the format and the
+/// durability contract.
+#[derive(Debug)]
+pub struct Tlog {
+    disk: DiskRef,
+    dir: PathBuf,
+    options: TlogOptions,
+    /// Generation of the segments (bumped by `reset`).
+    generation: u64,
+    /// Ascending, contiguous; never empty; the last one is plain (active).
+    /// Every segment but the last is durable whole, with its name.
+    segments: Vec<Segment>,
+    terms: TermRuns,
+    synced_index: u64,
+    /// Bumped by every change that can un-append entries, so that a
+    /// `Synced` from before it is not believed.
+    sync_epoch: u64,
+    hard_state: HardState,
+    poisoned: Option<String>,
+}
+
+fn has_room(options: &TlogOptions, entry_count: u64, len_bytes: u64, frame_len: u64) -> bool {
+    entry_count < options.max_entries
+        && (entry_count == 0 || len_bytes + frame_len <= options.max_size)
+}
+
+/// Reads a small fixed-size file, refusing any other length before reading.
+fn read_small_file(disk: &DiskRef, path: &Path, len: usize) -> Result<Option<Vec<u8>>, TlogError> {
+    if !disk.exists(path) {
+        return Ok(None);
+    }
+    let file = disk
+        .open(path, OpenMode::Read)
+        .map_err(io_err(path, "open"))?;
+    let file_len = file.len().map_err(io_err(path, "length of"))?;
+    if file_len != len as u64 {
+        return Err(corrupt(
+            path,
+            0,
+            format!("{file_len} bytes, expected {len}"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    file.read_exact_at(0, &mut bytes)
+        .map_err(io_err(path, "read"))?;
+    Ok(Some(bytes))
+}
+
+impl Tlog {
+    /// Opens the tlog in `dir` (created if missing), recovering after a crash:
+    /// a torn final frame of the last segment is cut away (logged); any other
+    /// damage is an error naming the file and byte offset.
+    pub fn open(disk: DiskRef, dir: PathBuf, options: TlogOptions) -> Result<Tlog, TlogError> {
+        options.validate()?;
+        disk.create_dir_all(&dir)
+            .map_err(io_err(&dir, "create directory"))?;
+
+        let hard_state_path = dir.join(HARD_STATE_FILE);
+        let hard_state = match read_small_file(&disk, &hard_state_path, HARD_STATE_LEN)? {
+            None => HardState::default(),
+            Some(bytes) => decode_hard_state(&bytes)
+                .map_err(|(offset, what)| corrupt(&hard_state_path, offset, what))?,
+        };
+        let base_path = dir.join(BASE_FILE);
+        let base = match read_small_file(&disk, &base_path, BASE_LEN)? {
+            None => Base::default(),
+            Some(bytes) => {
+                decode_base(&bytes).map_err(|(offset, what)| corrupt(&base_path, offset, what))?
+            }
+        };
+
+        let ordered = Self::list_segments(&disk, &dir, &base)?;
+        let mut segments: Vec<Segment> = Vec::with_capacity(ordered.len());
+        let mut terms = TermRuns::new(base.index, base.term);
+        for (k, (first_index, kind)) in ordered.iter().copied().enumerate() {
+            let is_last = k + 1 == ordered.len();
+            let segment = Self::load_segment(
+                &disk,
+                &dir,
+                &base,
+                first_index,
+                kind,
+                segments.last(),
+                is_last,
+                &mut terms,
+            )?;
+            segments.push(segment);
+        }
+        let generation = base.generation;
+        let active_header = match segments.last() {
+            None => Some(SegmentHeader {
+                kind: SegmentKind::Plain,
+                generation,
+                first_index: base.index + 1,
+                prev_term: base.term,
+            }),
+            Some(last) if !last.is_plain() => Some(SegmentHeader {
+                kind: SegmentKind::Plain,
+                generation,
+                first_index: last.next_index(),
+                prev_term: last.last_term,
+            }),
+            Some(_) => None,
+        };
+        if let Some(header) = active_header {
+            segments.push(segment::create_plain(disk.as_ref(), &dir, header)?);
+        }
+        let Some(active) = segments.last() else {
+            unreachable!("an active segment was created above if there was none");
+        };
+        // What we read may sit only in the page cache (after a process crash,
+        // not a power loss); one fdatasync makes `synced_index` true.
+        active
+            .file
+            .sync_data()
+            .map_err(io_err(&active.path, "fdatasync"))?;
+        let tlog = Tlog {
+            disk,
+            dir,
+            options,
+            generation,
+            segments,
+            synced_index: terms.last_index(),
+            terms,
+            sync_epoch: 0,
+            hard_state,
+            poisoned: None,
+        };
+        tlog.assert_invariants();
+        Ok(tlog)
+    }
+
+    /// Lists the segment files of the current generation, ascending, after
+    /// removing leftovers: temporary files, segments of an older generation
+    /// (an interrupted `reset`), a sealed copy next to its plain file (an
+    /// interrupted seal or truncation; the plain file is the truth).
+    fn list_segments(
+        disk: &DiskRef,
+        dir: &Path,
+        base: &Base,
+    ) -> Result<Vec<(u64, SegmentKind)>, TlogError> {
+        let names = disk.list(dir).map_err(io_err(dir, "list"))?;
+        let mut found: BTreeMap<u64, (bool, bool)> = BTreeMap::new();
+        let mut leftovers: Vec<(String, String)> = Vec::new();
+        for name in names {
+            if name == HARD_STATE_FILE || name == BASE_FILE {
+                continue;
+            }
+            if name.ends_with(TMP_SUFFIX) {
+                leftovers.push((name, "temporary file of an interrupted write".to_owned()));
+                continue;
+            }
+            let Some((generation, first_index, kind)) = parse_segment_name(&name) else {
+                tracing::warn!(file = %dir.join(&name).display(), "tlog: ignoring a file that is not the tlog's");
+                continue;
+            };
+            if generation < base.generation {
+                leftovers.push((
+                    name,
+                    format!(
+                        "segment of generation {generation}, before the reset to {}",
+                        base.generation
+                    ),
+                ));
+                continue;
+            }
+            if generation > base.generation {
+                return Err(corrupt(
+                    &dir.join(&name),
+                    0,
+                    format!(
+                        "segment of generation {generation}, newer than the base file's {}",
+                        base.generation
+                    ),
+                ));
+            }
+            let slot = found.entry(first_index).or_default();
+            match kind {
+                SegmentKind::Plain => slot.0 = true,
+                SegmentKind::Sealed => slot.1 = true,
+            }
+        }
+        let mut ordered = Vec::with_capacity(found.len());
+        for (first_index, (plain, sealed)) in found {
+            if plain && sealed {
+                let name = crate::format::segment_file_name(
+                    base.generation,
+                    first_index,
+                    SegmentKind::Sealed,
+                );
+                leftovers.push((
+                    name,
+                    "sealed copy of a segment whose plain file is still there".to_owned(),
+                ));
+            }
+            ordered.push((
+                first_index,
+                if plain {
+                    SegmentKind::Plain
+                } else {
+                    SegmentKind::Sealed
+                },
+            ));
+        }
+        for (name, why) in &leftovers {
+            let path = dir.join(name);
+            tracing::info!(file = %path.display(), why = %why, "tlog: removing a leftover file");
+            disk.remove(&path).map_err(io_err(&path, "remove"))?;
+        }
+        if !leftovers.is_empty() {
+            disk.sync_dir(dir).map_err(io_err(dir, "sync directory"))?;
+        }
+        Ok(ordered)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_segment(
+        disk: &DiskRef,
+        dir: &Path,
+        base: &Base,
+        first_index: u64,
+        kind: SegmentKind,
+        previous: Option<&Segment>,
+        is_last: bool,
+        terms: &mut TermRuns,
+    ) -> Result<Segment, TlogError> {
+        let path = crate::format::segment_path(dir, base.generation, first_index, kind);
+        let mode = match kind {
+            SegmentKind::Plain => OpenMode::ReadWrite,
+            SegmentKind::Sealed => OpenMode::Read,
+        };
+        let file: Arc<dyn DiskFile> =
+            Arc::from(disk.open(&path, mode).map_err(io_err(&path, "open"))?);
+        let file_len = file.len().map_err(io_err(&path, "length of"))?;
+        if file_len < SEGMENT_HEADER_LEN {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("{file_len} bytes, shorter than a segment header"),
+            ));
+        }
+        let mut raw = [0u8; SEGMENT_HEADER_LEN as usize];
+        file.read_exact_at(0, &mut raw)
+            .map_err(io_err(&path, "read"))?;
+        let header = SegmentHeader::decode(&raw).map_err(|what| corrupt(&path, 0, what))?;
+        if header.kind != kind
+            || header.generation != base.generation
+            || header.first_index != first_index
+        {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("segment header {header:?} does not match the file name"),
+            ));
+        }
+        match previous {
+            None => {
+                if first_index <= base.index {
+                    return Err(corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "starts at index {first_index}, not after the base index {}",
+                            base.index
+                        ),
+                    ));
+                }
+                if first_index == base.index + 1 && header.prev_term != base.term {
+                    return Err(corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "term before the first entry is {}, the base file says {}",
+                            header.prev_term, base.term
+                        ),
+                    ));
+                }
+                *terms = TermRuns::new(first_index - 1, header.prev_term);
+            }
+            Some(previous) => {
+                if first_index != previous.next_index() {
+                    return Err(corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "gap: starts at index {first_index}, {} ends before {}",
+                            previous.path.display(),
+                            previous.next_index()
+                        ),
+                    ));
+                }
+                if header.prev_term != previous.last_term {
+                    return Err(corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "term before the first entry is {}, {} ends with term {}",
+                            header.prev_term,
+                            previous.path.display(),
+                            previous.last_term
+                        ),
+                    ));
+                }
+            }
+        }
+        let push = |index: u64, term: u64| terms.push(index, term);
+        let segment = match kind {
+            SegmentKind::Plain => {
+                let scan = segment::scan_plain(file.as_ref(), &path, &header, is_last, push)?;
+                if let Some((offset, what)) = &scan.torn {
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset,
+                        what = %what,
+                        dropped_bytes = file_len - offset,
+                        "tlog: cutting away a torn final frame"
+                    );
+                    file.set_len(*offset).map_err(io_err(&path, "truncate"))?;
+                    file.sync_data().map_err(io_err(&path, "fdatasync"))?;
+                }
+                Segment {
+                    path,
+                    header,
+                    entry_count: scan.entry_count,
+                    last_term: scan.last_term,
+                    file,
+                    body: Body::Plain {
+                        offsets: scan.offsets,
+                        len_bytes: scan.len_bytes,
+                    },
+                }
+            }
+            SegmentKind::Sealed => {
+                let scan = segment::scan_sealed(file.as_ref(), &path, &header, push)?;
+                Segment {
+                    path,
+                    header,
+                    entry_count: scan.entry_count,
+                    last_term: scan.last_term,
+                    file,
+                    body: Body::Sealed {
+                        blocks: scan.blocks,
+                    },
+                }
+            }
+        };
+        Ok(segment)
+    }
+
+    fn assert_invariants(&self) {
+        assert!(!self.segments.is_empty());
+        let Some(active) = self.segments.last() else {
+            unreachable!("checked above");
+        };
+        assert!(active.is_plain(), "the active segment is plain");
+        assert_eq!(self.segments[0].first_index(), self.terms.base_index() + 1);
+        assert_eq!(active.next_index(), self.terms.last_index() + 1);
+        assert_eq!(active.last_term, self.terms.last_term());
+        assert!(self.synced_index <= self.terms.last_index());
+        if cfg!(debug_assertions) {
+            for pair in self.segments.windows(2) {
+                assert_eq!(pair[0].next_index(), pair[1].first_index());
+                assert_eq!(pair[0].last_term, pair[1].header.prev_term);
+            }
+        }
+    }
+
+    fn check_usable(&self) -> Result<(), TlogError> {
+        match &self.poisoned {
+            Some(why) => Err(TlogError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failure of a mutating operation: the in-memory state may no
+    /// longer match the disk, so every later call fails until a reopen.
+    fn poison_on_err<T>(&mut self, result: Result<T, TlogError>) -> Result<T, TlogError> {
+        if let Err(err) = &result {
+            tracing::error!(error = %err, dir = %self.dir.display(), "tlog: failed, refusing further work until reopened");
+            self.poisoned = Some(err.to_string());
+        }
+        result
+    }
+
+    /// The directory of this tlog.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &TlogOptions {
+        &self.options
+    }
+
+    /// The first index held (one past the base: 1 for a fresh log).
+    pub fn first_index(&self) -> u64 {
+        self.terms.base_index() + 1
+    }
+
+    /// The last index held (the base index if the log is empty).
+    pub fn last_index(&self) -> u64 {
+        self.terms.last_index()
+    }
+
+    /// The term of the last index (the base term if the log is empty).
+    pub fn last_term(&self) -> u64 {
+        self.terms.last_term()
+    }
+
+    /// The term of `index`, for `first_index() - 1 <= index <= last_index()`;
+    /// `None` outside (collapsed, or not yet appended). O(log runs), no IO.
+    pub fn term(&self, index: u64) -> Option<u64> {
+        self.terms.term(index)
+    }
+
+    /// The last index known durable.
+    pub fn synced_index(&self) -> u64 {
+        self.synced_index
+    }
+
+    /// The hard state as last saved (or loaded at open).
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The segment files, ascending.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                path: s.path.clone(),
+                first_index: s.first_index(),
+                entry_count: s.entry_count,
+                sealed: !s.is_plain(),
+            })
+            .collect()
+    }
+
+    /// Heap bytes held by the in-memory index (frame offsets of plain
+    /// segments, block references of sealed ones, term runs).
+    pub fn index_heap_bytes(&self) -> usize {
+        self.segments.iter().map(Segment::heap_bytes).sum::<usize>() + self.terms.heap_bytes()
+    }
+
+    /// Appends `entries` (buffered: written to the active segment, not
+    /// synced). They must continue the log: the first index is
+    /// `last_index() + 1`, indices step by one, terms never decrease.
+    /// Checked before anything is written. Returns the new last index.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<u64, TlogError> {
+        self.check_usable()?;
+        let mut prev_term = self.last_term();
+        for (expected, entry) in (self.last_index() + 1..).zip(entries) {
+            if entry.index != expected {
+                return Err(TlogError::NotContiguous {
+                    expected,
+                    got: entry.index,
+                });
+            }
+            if entry.term < prev_term {
+                return Err(TlogError::TermDecreasing {
+                    index: entry.index,
+                    term: entry.term,
+                    prev_term,
+                });
+            }
+            if entry.payload.len() as u64 > PAYLOAD_LEN_MAX {
+                return Err(TlogError::PayloadTooLarge {
+                    index: entry.index,
+                    len_bytes: entry.payload.len() as u64,
+                    max_bytes: PAYLOAD_LEN_MAX,
+                });
+            }
+            prev_term = entry.term;
+        }
+        let result = self.append_checked(entries);
+        self.poison_on_err(result)?;
+        self.assert_invariants();
+        Ok(self.last_index())
+    }
+
+    fn append_checked(&mut self, mut entries: &[Entry]) -> Result<(), TlogError> {
+        let options = self.options;
+        while let Some(first) = entries.first() {
+            {
+                let active = self.active();
+                let Body::Plain { len_bytes, .. } = &active.body else {
+                    unreachable!("the active segment is plain");
+                };
+                let frame_len = FRAME_OVERHEAD_LEN + first.payload.len() as u64;
+                if !has_room(&options, active.entry_count, *len_bytes, frame_len) {
+                    self.rotate()?;
+                }
+            }
+            let active = self.active_mut();
+            let Body::Plain { offsets, len_bytes } = &mut active.body else {
+                unreachable!("the active segment is plain");
+            };
+            let start = *len_bytes;
+            let mut buf = Vec::new();
+            let mut new_offsets = Vec::new();
+            let mut taken = 0usize;
+            for entry in entries {
+                let frame_len = FRAME_OVERHEAD_LEN + entry.payload.len() as u64;
+                let count = active.entry_count + taken as u64;
+                if taken > 0 && !has_room(&options, count, start + buf.len() as u64, frame_len) {
+                    break;
+                }
+                new_offsets.push((start + buf.len() as u64) as u32);
+                encode_frame(&mut buf, entry.index, entry.term, &entry.payload);
+                taken += 1;
+            }
+            assert!(
+                taken > 0,
+                "a fresh or roomy segment takes at least one entry"
+            );
+            active
+                .file
+                .write_all_at(start, &buf)
+                .map_err(io_err(&active.path, "write"))?;
+            offsets.extend_from_slice(&new_offsets);
+            *len_bytes = start + buf.len() as u64;
+            active.entry_count += taken as u64;
+            active.last_term = entries[taken - 1].term;
+            for entry in &entries[..taken] {
+                self.terms.push(entry.index, entry.term);
+            }
+            entries = &entries[taken..];
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        let Some(active) = self.segments.last() else {
+            unreachable!("there is always an active segment");
+        };
+        active
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let Some(active) = self.segments.last_mut() else {
+            unreachable!("there is always an active segment");
+        };
+        active
+    }
+
+    /// Closes the full active segment and starts the next one. Durable at
+    /// once (the full segment is fdatasynced, the new one is installed with
+    /// its header synced and its name synced), so that every segment but the
+    /// last is always whole on disk: recovery need only doubt the last one.
+    fn rotate(&mut self) -> Result<(), TlogError> {
+        let active = self.active();
+        active
+            .file
+            .sync_data()
+            .map_err(io_err(&active.path, "fdatasync"))?;
+        let synced = active.next_index() - 1;
+        let header = SegmentHeader {
+            kind: SegmentKind::Plain,
+            generation: self.generation,
+            first_index: active.next_index(),
+            prev_term: active.last_term,
+        };
+        self.synced_index = self.synced_index.max(synced);
+        let segment = segment::create_plain(self.disk.as_ref(), &self.dir, header)?;
+        self.segments.push(segment);
+        Ok(())
+    }
+
+    /// A job that makes every entry appended so far durable, or `None` if
+    /// they all are. See [`SyncJob`].
+    pub fn take_sync_job(&self) -> Result<Option<SyncJob>, TlogError> {
+        self.check_usable()?;
+        if self.synced_index == self.last_index() {
+            return Ok(None);
+        }
+        // Entries of every segment but the active one were synced at rotation.
+        let active = self.active();
+        Ok(Some(SyncJob {
+            file: Arc::clone(&active.file),
+            path: active.path.clone(),
+            index: self.last_index(),
+            epoch: self.sync_epoch,
+        }))
+    }
+
+    /// Takes in the result of a [`SyncJob::run`]. A failed fdatasync poisons
+    /// the tlog (the kernel may have dropped the unsynced pages; only a
+    /// reopen, which reads back what the disk really holds, is safe).
+    /// A job from before a `truncate_suffix` or `reset` is ignored.
+    /// Returns the synced index.
+    pub fn mark_synced(&mut self, result: Result<Synced, TlogError>) -> Result<u64, TlogError> {
+        self.check_usable()?;
+        let synced = self.poison_on_err(result)?;
+        if synced.epoch == self.sync_epoch {
+            assert!(
+                synced.index <= self.last_index(),
+                "no truncation since the job was taken"
+            );
+            self.synced_index = self.synced_index.max(synced.index);
+        }
+        Ok(self.synced_index)
+    }
+
+    /// Group commit: one fdatasync for everything appended since the last
+    /// one, then the sealing of any full segment. Returns the synced index.
+    pub fn sync(&mut self) -> Result<u64, TlogError> {
+        if let Some(job) = self.take_sync_job()? {
+            let result = job.run();
+            self.mark_synced(result)?;
+        }
+        self.seal_full_segments()?;
+        Ok(self.synced_index)
+    }
+
+    /// Compresses every full (not active) segment that is still plain, if
+    /// the options ask for compression. `sync` calls it; a node that syncs
+    /// through [`SyncJob`]s calls it when it has a moment (it reads and
+    /// writes up to a segment: tens of milliseconds for 32 MiB).
+    pub fn seal_full_segments(&mut self) -> Result<usize, TlogError> {
+        self.check_usable()?;
+        if self.options.compression == Compression::None {
+            return Ok(0);
+        }
+        let mut sealed = 0;
+        for k in 0..self.segments.len() - 1 {
+            if self.segments[k].is_plain() {
+                let result = segment::seal(self.disk.as_ref(), &self.dir, &self.segments[k]);
+                self.segments[k] = self.poison_on_err(result)?;
+                sealed += 1;
+            }
+        }
+        self.assert_invariants();
+        Ok(sealed)
+    }
+
+    /// Entries `[from, to)`, stopping early once their payloads would exceed
+    /// `max_bytes` (always at least one entry if `from < to`). Every frame's
+    /// CRC is checked. `first_index() <= from <= to <= last_index() + 1`.
+    pub fn read(&self, from: u64, to: u64, max_bytes: u64) -> Result<Vec<Entry>, TlogError> {
+        self.check_usable()?;
+        if from > to || from < self.first_index() || to > self.last_index() + 1 {
+            return Err(TlogError::OutOfRange {
+                from,
+                to,
+                first_index: self.first_index(),
+                last_index: self.last_index(),
+            });
+        }
+        let mut out = Vec::new();
+        let mut budget_bytes = max_bytes;
+        let mut next = from;
+        let mut k = self
+            .segments
+            .partition_point(|s| s.first_index() <= from)
+            .saturating_sub(1);
+        while next < to {
+            let segment = &self.segments[k];
+            let segment_to = to.min(segment.next_index());
+            if segment_to > next {
+                if !segment::read_entries(segment, next, segment_to, &mut budget_bytes, &mut out)? {
+                    break;
+                }
+                next = segment_to;
+            }
+            k += 1;
+        }
+        assert!(!out.is_empty() || from == to);
+        Ok(out)
+    }
+
+    /// Drops every entry with index >= `from` (an uncommitted suffix; it may
+    /// reach into earlier, even sealed, segments). Durable before it returns:
+    /// later segments are removed newest first with a directory sync each,
+    /// then the segment holding `from` is cut and fdatasynced (or, if sealed,
+    /// rewritten plain). A crash at any point leaves a prefix of the old log;
+    /// once it returns, no crash brings the dropped entries back. Everything
+    /// kept is durable afterwards (`synced_index() == last_index()`).
+    /// No-op if `from > last_index()`.
+    pub fn truncate_suffix(&mut self, from: u64) -> Result<(), TlogError> {
+        self.check_usable()?;
+        if from > self.last_index() {
+            return Ok(());
+        }
+        if from < self.first_index() {
+            return Err(TlogError::TruncateBelowFirst {
+                from,
+                first_index: self.first_index(),
+            });
+        }
+        let result = self.truncate_checked(from);
+        self.poison_on_err(result)?;
+        self.assert_invariants();
+        Ok(())
+    }
+
+    fn truncate_checked(&mut self, from: u64) -> Result<(), TlogError> {
+        let k = self.segments.partition_point(|s| s.first_index() <= from) - 1;
+        while self.segments.len() > k + 1 {
+            let Some(dropped) = self.segments.pop() else {
+                unreachable!("length checked by the loop");
+            };
+            self.disk
+                .remove(&dropped.path)
+                .map_err(io_err(&dropped.path, "remove"))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(io_err(&self.dir, "sync directory"))?;
+        }
+        let Some(kept_last_term) = self.terms.term(from - 1) else {
+            unreachable!("from - 1 is within [base, last]");
+        };
+        let segment = &mut self.segments[k];
+        let keep = from - segment.first_index();
+        if segment.is_plain() {
+            let Body::Plain { offsets, len_bytes } = &mut segment.body else {
+                unreachable!("checked plain above");
+            };
+            let cut = offsets
+                .get(keep as usize)
+                .map_or(*len_bytes, |&o| u64::from(o));
+            segment
+                .file
+                .set_len(cut)
+                .map_err(io_err(&segment.path, "truncate"))?;
+            segment
+                .file
+                .sync_data()
+                .map_err(io_err(&segment.path, "fdatasync"))?;
+            offsets.truncate(keep as usize);
+            *len_bytes = cut;
+            segment.entry_count = keep;
+            segment.last_term = kept_last_term;
+        } else {
+            let plain = segment::unseal_prefix(self.disk.as_ref(), &self.dir, segment, from)?;
+            assert_eq!(plain.last_term, kept_last_term);
+            *segment = plain;
+        }
+        self.terms.truncate(from);
+        self.synced_index = self.last_index();
+        self.sync_epoch += 1;
+        Ok(())
+    }
+
+    /// Deletes the full segments whose entries are all below `below`, oldest
+    /// first, each removal made durable before the next. `first_index()`
+    /// moves past them; `term(first_index() - 1)` still answers (each
+    /// segment header records the term before its first entry). Never
+    /// deletes the active segment. Returns the new first index.
+    pub fn collapse(&mut self, below: u64) -> Result<u64, TlogError> {
+        self.check_usable()?;
+        let result = self.collapse_checked(below);
+        self.poison_on_err(result)?;
+        self.assert_invariants();
+        Ok(self.first_index())
+    }
+
+    fn collapse_checked(&mut self, below: u64) -> Result<(), TlogError> {
+        while self.segments.len() > 1 && self.segments[0].next_index() <= below {
+            let oldest = self.segments.remove(0);
+            self.disk
+                .remove(&oldest.path)
+                .map_err(io_err(&oldest.path, "remove"))?;
+            self.disk
+                .sync_dir(&self.dir)
+                .map_err(io_err(&self.dir, "sync directory"))?;
+            self.terms.collapse(oldest.next_index() - 1);
+            assert_eq!(self.terms.base_term(), oldest.last_term);
+        }
+        Ok(())
+    }
+
+    /// Drops the whole log: it now starts at `after_index + 1`, and
+    /// `term(after_index)` is `after_term` (after installing a store
+    /// snapshot). Durable before it returns; the base file, replaced
+    /// atomically, is the commit point: a crash before it leaves the old log,
+    /// after it the new empty one.
+    pub fn reset(&mut self, after_index: u64, after_term: u64) -> Result<(), TlogError> {
+        self.check_usable()?;
+        assert!(
+            after_index < u64::MAX,
+            "the log needs room for one more index"
+        );
+        let result = self.reset_checked(after_index, after_term);
+        self.poison_on_err(result)?;
+        self.assert_invariants();
+        Ok(())
+    }
+
+    fn reset_checked(&mut self, after_index: u64, after_term: u64) -> Result<(), TlogError> {
+        let generation = self.generation + 1;
+        let base = Base {
+            generation,
+            index: after_index,
+            term: after_term,
+        };
+        let base_path = self.dir.join(BASE_FILE);
+        disk::write_atomic(self.disk.as_ref(), &base_path, &encode_base(&base))
+            .map_err(io_err(&base_path, "write"))?;
+        // From here on the old segments are leftovers of an older generation,
+        // which an open would remove anyway.
+        self.generation = generation;
+        self.sync_epoch += 1;
+        for old in self.segments.drain(..) {
+            self.disk
+                .remove(&old.path)
+                .map_err(io_err(&old.path, "remove"))?;
+        }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "sync directory"))?;
+        let header = SegmentHeader {
+            kind: SegmentKind::Plain,
+            generation,
+            first_index: after_index + 1,
+            prev_term: after_term,
+        };
+        self.segments.push(segment::create_plain(
+            self.disk.as_ref(),
+            &self.dir,
+            header,
+        )?);
+        self.terms = TermRuns::new(after_index, after_term);
+        self.synced_index = after_index;
+        Ok(())
+    }
+
+    /// Saves the hard state durably and atomically (write a new file,
+    /// fdatasync, rename over the old one, sync the directory). After a crash
+    /// the file holds the old or the new state, whole. The term never
+    /// goes back.
+    pub fn save_hard_state(&mut self, state: HardState) -> Result<(), TlogError> {
+        self.check_usable()?;
+        if state.term < self.hard_state.term {
+            return Err(TlogError::HardStateTermRegress {
+                term: state.term,
+                saved_term: self.hard_state.term,
+            });
+        }
+        let path = self.dir.join(HARD_STATE_FILE);
+        let result = disk::write_atomic(self.disk.as_ref(), &path, &encode_hard_state(&state))
+            .map_err(io_err(&path, "write"));
+        self.poison_on_err(result)?;
+        self.hard_state = state;
+        Ok(())
+    }
+}
