@@ -1,0 +1,1741 @@
+//! [`Core`]: the replication state machine of one node. See the crate doc for
+//! the rules and the caller's loop; every rule below cites the dissertation
+//! (Ongaro, "Consensus: Bridging Theory and Practice", 2014) by section.
+
+use crate::config::Config;
+use crate::log::{LogError, LogRead, Pending};
+use crate::message::{AppendResult, Body, Message};
+use crate::progress::{FlowState, Progress};
+use crate::rng::SplitMix64;
+use crate::types::{duration_nanos, Entry, HardState, NodeId, Role, Time};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// Everything the caller must do after feeding inputs: see the crate doc for
+/// the order (persist hard state, truncate and append entries, send messages,
+/// send snapshots, apply up to `commit_index`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Persist durably (fsync) before sending any message of this `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Remove every log entry with an index above this one, then append
+    /// `entries`. Never at or below the commit index; never on a master.
+    pub truncate_after: Option<u64>,
+    /// Append to the log (buffered is fine); report the fsync with
+    /// [`Core::entries_synced`].
+    pub entries: Vec<Entry>,
+    /// Send after `hard_state` is durable. Entries need not be durable first.
+    pub messages: Vec<Message>,
+    /// Apply every entry up to this index (never decreases; committed and
+    /// durable in the local log).
+    pub commit_index: u64,
+    /// Send a store snapshot to each of these nodes: they need entries the log
+    /// no longer has.
+    pub snapshots_to_send: Vec<NodeId>,
+    /// Role and master changes since the last `Ready`, in order (one log line
+    /// each).
+    pub role_changes: Vec<RoleChange>,
+}
+
+impl Ready {
+    /// True if the caller has nothing to do but apply (`commit_index` is
+    /// always set).
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.truncate_after.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.snapshots_to_send.is_empty()
+            && self.role_changes.is_empty()
+    }
+}
+
+/// A change of role or of known master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    pub role: Role,
+    pub term: u64,
+    pub master: Option<NodeId>,
+    /// Last index of the local log at the change.
+    pub last_index: u64,
+    /// Commit index at the change.
+    pub commit_index: u64,
+}
+
+/// A snapshot of the core's state, for statistics and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    pub master: Option<NodeId>,
+    pub commit_index: u64,
+    pub synced_index: u64,
+}
+
+/// Why a step could not be taken. On `Err`, no state changed except for
+/// `Log` errors, after which the node should stop (its storage failed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("message for {to} delivered to {me}")]
+    WrongRecipient { me: NodeId, to: NodeId },
+    #[error("message from {from}, which is not a member of this cluster")]
+    UnknownSender { from: NodeId },
+    #[error("malformed {kind} from {from}: {reason}")]
+    Malformed {
+        from: NodeId,
+        kind: &'static str,
+        reason: String,
+    },
+    #[error("protocol violation by {from} in term {term}: {reason}")]
+    ProtocolViolation {
+        from: NodeId,
+        term: u64,
+        reason: String,
+    },
+    #[error("time went backwards: {now:?} after {last:?}")]
+    TimeWentBackwards { now: Time, last: Time },
+    #[error("the caller's log is out of step: expected last index {expected}, found {found} (append the Ready's entries before the next step)")]
+    LogOutOfStep { expected: u64, found: u64 },
+    #[error("invalid local event: {reason}")]
+    InvalidEvent { reason: String },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Why a proposal was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not master (master: {master:?})")]
+    NotMaster { master: Option<NodeId> },
+    #[error("mastership is being handed to {to}")]
+    TransferInProgress { to: NodeId },
+    #[error("empty payload (reserved for the master's barrier entry)")]
+    EmptyPayload,
+    #[error("payload of {len} bytes exceeds max_entry_bytes {limit}")]
+    TooLarge { len: u64, limit: u64 },
+    #[error("{uncommitted} entries not yet committed, limit max_uncommitted_entries {limit}")]
+    Backpressure { uncommitted: u64, limit: u64 },
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+/// Why a `Consistent` read cannot be served here now.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("not master (master: {master:?})")]
+    NotMaster { master: Option<NodeId> },
+    #[error("master of term {term} does not hold the lease: {reason}")]
+    LeaseNotHeld { term: u64, reason: &'static str },
+}
+
+/// Where a proposal went: the caller answers the client once the entry at
+/// `index` is applied *with this term* (another term there means it was lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// Why `Core::new` refused the saved state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("applied index {applied_index} is outside the log {first_index}..={last_index} (base {base})", base = first_index.saturating_sub(1))]
+    AppliedOutsideLog {
+        applied_index: u64,
+        first_index: u64,
+        last_index: u64,
+    },
+    #[error("hard state votes for {voted_for}, not a voter")]
+    VoteForNonVoter { voted_for: NodeId },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    target: NodeId,
+    deadline: Time,
+}
+
+/// The consensus core of one node. Pure: every input passes the current
+/// local time and read access to the log; outputs accumulate until
+/// [`Core::take_ready`].
+#[derive(Debug)]
+pub struct Core {
+    config: Config,
+    quorum: usize,
+    is_voter: bool,
+    rng: SplitMix64,
+    now: Time,
+
+    term: u64,
+    voted_for: Option<NodeId>,
+    hard_state_dirty: bool,
+
+    role: Role,
+    master: Option<NodeId>,
+
+    /// Highest index known committed. Never decreases.
+    commit_index: u64,
+    /// Highest index known durable in the local log (fsync event or restart).
+    synced_index: u64,
+    /// `min(commit_index, synced_index)` as last handed out; never decreases.
+    reported_commit_index: u64,
+    pending: Pending,
+    expected_log_last_index: Option<u64>,
+
+    messages: Vec<Message>,
+    snapshots_to_send: Vec<NodeId>,
+    role_changes: Vec<RoleChange>,
+
+    election_deadline: Time,
+    /// Until then this node neither votes for another node nor campaigns: a
+    /// lease it granted (or held, or may have granted before a restart) may run.
+    lease_guard_until: Time,
+    last_master_contact: Option<Time>,
+
+    votes: BTreeMap<NodeId, bool>,
+
+    // Slave side, reset with each new term.
+    /// The local log matches the master's of this term up to here.
+    verified_index: u64,
+    last_acked_index: u64,
+    ack_owed_index: Option<u64>,
+    latest_sent_at: Option<Time>,
+
+    // Master side.
+    progress: BTreeMap<NodeId, Progress>,
+    became_master_at: Time,
+    term_start_index: u64,
+    heartbeat_due: Time,
+    transfer: Option<Transfer>,
+    lease_forfeited: bool,
+    commit_advanced: bool,
+}
+
+impl Core {
+    /// Starts (or restarts) a node. `hard_state` as last persisted (default
+    /// for a new node); `log` as recovered, everything in it durable;
+    /// `applied_index` the store's applied index (committed by definition).
+    ///
+    /// After a restart the node grants itself a lease guard of
+    /// `lease_period` from `now`: it may have acknowledged a master just
+    /// before it stopped, and the memory of that is gone.
+    pub fn new(
+        config: Config,
+        hard_state: HardState,
+        log: &dyn LogRead,
+        applied_index: u64,
+        now: Time,
+    ) -> Result<Core, StartError> {
+        config.validate()?;
+        let base = log.first_index().saturating_sub(1);
+        if applied_index < base || applied_index > log.last_index() {
+            return Err(StartError::AppliedOutsideLog {
+                applied_index,
+                first_index: log.first_index(),
+                last_index: log.last_index(),
+            });
+        }
+        if let Some(v) = hard_state.voted_for {
+            if !config.voters.contains(&v) {
+                return Err(StartError::VoteForNonVoter { voted_for: v });
+            }
+        }
+        let _ = log.term(log.last_index())?;
+        let is_voter = config.voters.contains(&config.id);
+        let seed = config.seed ^ config.id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let quorum = config.quorum_size();
+        let lease_guard_until = now.plus(config.lease_period);
+        let mut core = Core {
+            quorum,
+            is_voter,
+            rng: SplitMix64::new(seed),
+            now,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            hard_state_dirty: false,
+            role: if is_voter { Role::Slave } else { Role::Learner },
+            master: None,
+            commit_index: applied_index,
+            synced_index: log.last_index(),
+            reported_commit_index: applied_index,
+            pending: Pending::default(),
+            expected_log_last_index: Some(log.last_index()),
+            messages: Vec::new(),
+            snapshots_to_send: Vec::new(),
+            role_changes: Vec::new(),
+            election_deadline: now,
+            lease_guard_until,
+            last_master_contact: None,
+            votes: BTreeMap::new(),
+            verified_index: 0,
+            last_acked_index: 0,
+            ack_owed_index: None,
+            latest_sent_at: None,
+            progress: BTreeMap::new(),
+            became_master_at: now,
+            term_start_index: 0,
+            heartbeat_due: now,
+            transfer: None,
+            lease_forfeited: false,
+            commit_advanced: false,
+            config,
+        };
+        core.reset_election_deadline();
+        Ok(core)
+    }
+
+    // ----- queries -------------------------------------------------------
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Current term `n`.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The master this node knows of in the current term.
+    pub fn master(&self) -> Option<NodeId> {
+        self.master
+    }
+
+    /// Highest index known committed (may exceed the `Ready`'s apply limit
+    /// while the local log is not yet durable that far).
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            voted_for: self.voted_for,
+            master: self.master,
+            commit_index: self.commit_index,
+            synced_index: self.synced_index,
+        }
+    }
+
+    /// On a master: `(match_index, next_index)` of a peer.
+    pub fn peer_progress(&self, peer: NodeId) -> Option<(u64, u64)> {
+        self.progress
+            .get(&peer)
+            .map(|p| (p.match_index, p.next_index))
+    }
+
+    /// The index the caller must have applied before serving a `Consistent`
+    /// read now, if this node is master and holds the lease: a quorum of
+    /// voters acknowledged messages it sent less than `lease_period -
+    /// max_clock_drift` ago, and an entry of its own term is committed (so
+    /// the commit index covers every write any earlier master acknowledged).
+    pub fn consistent_read_index(&self, now: Time) -> Result<u64, ReadError> {
+        let now = now.max(self.now);
+        if self.role != Role::Master {
+            return Err(ReadError::NotMaster {
+                master: self.master,
+            });
+        }
+        #[cfg(feature = "broken")]
+        if self.config.broken == Some(crate::config::Broken::ReadWithoutLease) {
+            return Ok(self.commit_index);
+        }
+        let not_held = |reason| ReadError::LeaseNotHeld {
+            term: self.term,
+            reason,
+        };
+        if self.lease_forfeited {
+            return Err(not_held("mastership is being handed over"));
+        }
+        if self.commit_index < self.term_start_index {
+            return Err(not_held("no entry of this term committed yet"));
+        }
+        if !self.lease_holds(now) {
+            return Err(not_held("no quorum acknowledged within the lease period"));
+        }
+        Ok(self.commit_index)
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Time passes: election timeouts, heartbeats, check-quorum, transfers.
+    pub fn tick(&mut self, now: Time, log: &dyn LogRead) -> Result<(), StepError> {
+        self.enter(now, log)?;
+        match self.role {
+            Role::Master => self.tick_master(log)?,
+            Role::Learner => {}
+            Role::Slave | Role::PreCandidate | Role::Candidate => {
+                if self.now >= self.election_deadline {
+                    if self.may_campaign() {
+                        self.start_pre_vote(log)?;
+                    } else {
+                        self.reset_election_deadline();
+                    }
+                }
+            }
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// A client proposal on the master: appends ONE entry holding `payload`
+    /// (the caller's batch). It goes out with the next append to each slave.
+    pub fn propose(
+        &mut self,
+        payload: Bytes,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<Proposed, ProposeError> {
+        self.enter(now, log)?;
+        if self.role != Role::Master {
+            return Err(ProposeError::NotMaster {
+                master: self.master,
+            });
+        }
+        if let Some(t) = self.transfer {
+            return Err(ProposeError::TransferInProgress { to: t.target });
+        }
+        if payload.is_empty() {
+            return Err(ProposeError::EmptyPayload);
+        }
+        let len = payload.len() as u64;
+        if len > self.config.max_entry_bytes {
+            return Err(ProposeError::TooLarge {
+                len,
+                limit: self.config.max_entry_bytes,
+            });
+        }
+        let last = self.pending.last_index(log);
+        let uncommitted = last - self.commit_index;
+        if uncommitted >= self.config.max_uncommitted_entries {
+            return Err(ProposeError::Backpressure {
+                uncommitted,
+                limit: self.config.max_uncommitted_entries,
+            });
+        }
+        let entry = Entry {
+            index: last + 1,
+            term: self.term,
+            payload,
+        };
+        self.pending.append(log, entry);
+        self.check_invariants();
+        Ok(Proposed {
+            index: last + 1,
+            term: self.term,
+        })
+    }
+
+    /// The local log is durable up to `(index, term)`. A report about an
+    /// entry that was since truncated (its term differs now) is ignored.
+    pub fn entries_synced(
+        &mut self,
+        index: u64,
+        term: u64,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        self.enter(now, log)?;
+        if index > log.last_index() {
+            return Err(StepError::InvalidEvent {
+                reason: format!(
+                    "fsync reported up to {index}, the log ends at {}",
+                    log.last_index()
+                ),
+            });
+        }
+        if self.pending.truncate_after.is_some_and(|t| t < index) {
+            return Ok(()); // about entries the pending Ready truncates
+        }
+        match log.term(index) {
+            Ok(t) if t == term => {}
+            Ok(_) => return Ok(()), // stale: that entry was replaced
+            Err(LogError::Compacted { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if index <= self.synced_index {
+            return Ok(());
+        }
+        self.synced_index = index;
+        if self.role == Role::Master {
+            self.maybe_commit(log)?;
+        } else {
+            self.maybe_ack();
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// The caller installed a store snapshot at `(index, term)` and rebased its
+    /// log there: it kept the entries after `index` only if its log held
+    /// `(index, term)`, and dropped the whole log otherwise. Call it right
+    /// after a `take_ready` (nothing pending).
+    pub fn snapshot_installed(
+        &mut self,
+        index: u64,
+        term: u64,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        self.advance_time(now)?;
+        let invalid = |reason: String| Err(StepError::InvalidEvent { reason });
+        if !self.pending.is_empty() {
+            return invalid("snapshot installed with a Ready not taken".into());
+        }
+        if self.role == Role::Master {
+            return invalid("snapshot installed on the master".into());
+        }
+        if index <= self.commit_index {
+            return invalid(format!(
+                "snapshot at {index} is not past the commit index {}",
+                self.commit_index
+            ));
+        }
+        let base = log.first_index().saturating_sub(1);
+        if index < base || index > log.last_index() || log.term(index)? != term {
+            return invalid(format!(
+                "log not rebased on the snapshot ({index}, {term}): base {base}, last {}",
+                log.last_index()
+            ));
+        }
+        if log.last_index() == index {
+            self.synced_index = index;
+        } else {
+            self.synced_index = self.synced_index.max(index);
+        }
+        // A committed prefix matches every later master's log (§3.6.3).
+        self.verified_index = self.verified_index.max(index);
+        self.set_commit(index);
+        self.expected_log_last_index = Some(log.last_index());
+        self.maybe_ack();
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// A message from another core.
+    pub fn step(&mut self, msg: Message, now: Time, log: &dyn LogRead) -> Result<(), StepError> {
+        self.validate_message(&msg)?;
+        self.enter(now, log)?;
+        self.step_valid(msg, log)?;
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Hands out what the caller must do. The master first puts every entry
+    /// appended since the last call into append messages (batching), as far
+    /// as each slave's flow control allows. After this call, apply
+    /// `truncate_after` and `entries` to the log before the next input.
+    pub fn take_ready(&mut self, log: &dyn LogRead) -> Result<Ready, StepError> {
+        self.check_log(log)?;
+        if self.role == Role::Master {
+            let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+            let mut reached = Vec::new();
+            for peer in peers {
+                if self.send_appends(peer, log)? {
+                    reached.push(peer);
+                }
+            }
+            if self.commit_advanced {
+                // The commit index rides on the next message; peers that got
+                // no append now get a heartbeat carrying it.
+                for peer in self.progress.keys().copied().collect::<Vec<_>>() {
+                    if !reached.contains(&peer) {
+                        self.send_heartbeat(peer);
+                    }
+                }
+            }
+            self.commit_advanced = false;
+        }
+        let apply_index = self.commit_index.min(self.synced_index);
+        assert!(
+            apply_index >= self.reported_commit_index,
+            "apply index went back from {} to {apply_index}",
+            self.reported_commit_index
+        );
+        self.reported_commit_index = apply_index;
+        let hard_state = if self.hard_state_dirty {
+            self.hard_state_dirty = false;
+            Some(HardState {
+                term: self.term,
+                voted_for: self.voted_for,
+            })
+        } else {
+            None
+        };
+        self.expected_log_last_index = Some(self.pending.last_index(log));
+        let pending = std::mem::take(&mut self.pending);
+        Ok(Ready {
+            hard_state,
+            truncate_after: pending.truncate_after,
+            entries: pending.entries,
+            messages: std::mem::take(&mut self.messages),
+            commit_index: apply_index,
+            snapshots_to_send: std::mem::take(&mut self.snapshots_to_send),
+            role_changes: std::mem::take(&mut self.role_changes),
+        })
+    }
+
+    // ----- plumbing ------------------------------------------------------
+
+    fn enter(&mut self, now: Time, log: &dyn LogRead) -> Result<(), StepError> {
+        self.check_log(log)?;
+        self.advance_time(now)
+    }
+
+    fn advance_time(&mut self, now: Time) -> Result<(), StepError> {
+        if now < self.now {
+            return Err(StepError::TimeWentBackwards {
+                now,
+                last: self.now,
+            });
+        }
+        self.now = now;
+        Ok(())
+    }
+
+    fn check_log(&self, log: &dyn LogRead) -> Result<(), StepError> {
+        if let Some(expected) = self.expected_log_last_index {
+            if log.last_index() != expected {
+                return Err(StepError::LogOutOfStep {
+                    expected,
+                    found: log.last_index(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn is_member(&self, id: NodeId) -> bool {
+        self.config.voters.contains(&id) || self.config.learners.contains(&id)
+    }
+
+    fn is_voter_id(&self, id: NodeId) -> bool {
+        self.config.voters.contains(&id)
+    }
+
+    fn lease_period_ns(&self) -> u64 {
+        duration_nanos(self.config.lease_period)
+    }
+
+    fn send(&mut self, to: NodeId, body: Body) {
+        let term = self.term;
+        self.send_with_term(to, term, body);
+    }
+
+    fn send_with_term(&mut self, to: NodeId, term: u64, body: Body) {
+        assert_ne!(to, self.config.id, "message to self");
+        self.messages.push(Message {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        });
+    }
+
+    fn reset_election_deadline(&mut self) {
+        let low = duration_nanos(self.config.election_timeout_min);
+        let high = duration_nanos(self.config.election_timeout_max);
+        let timeout = self.rng.in_range(low, high);
+        self.election_deadline = Time(self.now.0.saturating_add(timeout));
+    }
+
+    /// Extends the lease guard: this node granted (or held) a lease at `now`.
+    fn guard_lease(&mut self) {
+        let until = Time(self.now.0.saturating_add(self.lease_period_ns()));
+        self.lease_guard_until = self.lease_guard_until.max(until);
+    }
+
+    /// True while this node must not help elect anyone else: it is master, a
+    /// lease it granted may run, or it heard from a master recently (§9.6:
+    /// a healthy master is not disturbed).
+    fn in_lease(&self) -> bool {
+        if self.role == Role::Master {
+            return true;
+        }
+        if self.now < self.lease_guard_until {
+            return true;
+        }
+        let recent = self
+            .last_master_contact
+            .is_some_and(|t| self.now < t.plus(self.config.election_timeout_min));
+        self.master.is_some() && recent
+    }
+
+    fn forced_allows(&self, candidate: NodeId) -> bool {
+        self.config.forced_master.is_none_or(|f| f == candidate)
+    }
+
+    fn may_campaign(&self) -> bool {
+        self.is_voter && self.forced_allows(self.config.id) && self.now >= self.lease_guard_until
+    }
+
+    fn set_term(&mut self, term: u64) {
+        assert!(
+            term >= self.term,
+            "term went back from {} to {term}",
+            self.term
+        );
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.hard_state_dirty = true;
+            self.verified_index = 0;
+            self.last_acked_index = 0;
+            self.ack_owed_index = None;
+            self.latest_sent_at = None;
+        }
+    }
+
+    fn set_commit(&mut self, index: u64) {
+        if index > self.commit_index {
+            self.commit_index = index;
+        }
+    }
+
+    fn record_role_change(&mut self, log: &dyn LogRead) {
+        let change = RoleChange {
+            role: self.role,
+            term: self.term,
+            master: self.master,
+            last_index: self.pending.last_index(log),
+            commit_index: self.commit_index,
+        };
+        tracing::info!(
+            node = %self.config.id, role = %change.role, n = change.term,
+            master = ?change.master, i = change.last_index, commit = change.commit_index,
+            "role change"
+        );
+        self.role_changes.push(change);
+    }
+
+    fn become_follower(&mut self, term: u64, master: Option<NodeId>, log: &dyn LogRead) {
+        if self.role == Role::Master {
+            // It may have served reads on a lease that counted itself at any
+            // instant up to now: guard as if it had granted one now.
+            self.guard_lease();
+            self.progress.clear();
+            self.transfer = None;
+            self.lease_forfeited = false;
+        }
+        self.set_term(term);
+        let role = if self.is_voter {
+            Role::Slave
+        } else {
+            Role::Learner
+        };
+        let changed = self.role != role || self.master != master;
+        self.role = role;
+        self.master = master;
+        self.votes.clear();
+        self.reset_election_deadline();
+        if changed {
+            self.record_role_change(log);
+        }
+    }
+
+    fn last_index_term(&self, log: &dyn LogRead) -> Result<(u64, u64), LogError> {
+        Ok((self.pending.last_index(log), self.pending.last_term(log)?))
+    }
+
+    /// §3.6.1: a candidate's log is at least as up to date as ours.
+    fn candidate_up_to_date(
+        &self,
+        last_index: u64,
+        last_term: u64,
+        log: &dyn LogRead,
+    ) -> Result<bool, LogError> {
+        #[cfg(feature = "broken")]
+        if self.config.broken == Some(crate::config::Broken::VoteForStaleCandidate) {
+            return Ok(true);
+        }
+        let (my_index, my_term) = self.last_index_term(log)?;
+        Ok((last_term, last_index) >= (my_term, my_index))
+    }
+
+    fn tally(&self) -> (usize, usize) {
+        let granted = self
+            .votes
+            .iter()
+            .filter(|(id, g)| **g && self.is_voter_id(**id))
+            .count();
+        let rejected = self
+            .votes
+            .iter()
+            .filter(|(id, g)| !**g && self.is_voter_id(**id))
+            .count();
+        (granted, rejected)
+    }
+
+    fn commit_quorum(&self) -> usize {
+        #[cfg(feature = "broken")]
+        if self.config.broken == Some(crate::config::Broken::CommitOnMinority) {
+            return (self.quorum - 1).max(1);
+        }
+        self.quorum
+    }
+
+    // ----- elections (§3.4, §9.6 pre-vote, §3.10 transfer) ------------------
+
+    fn start_pre_vote(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+        assert!(self.is_voter && self.forced_allows(self.config.id));
+        self.role = Role::PreCandidate;
+        self.master = None;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_deadline();
+        self.record_role_change(log);
+        let (last_index, last_term) = self.last_index_term(log)?;
+        let me = self.config.id;
+        let voters: Vec<NodeId> = self.config.voters.clone();
+        for v in voters.into_iter().filter(|v| *v != me) {
+            self.send_with_term(
+                v,
+                self.term + 1,
+                Body::PreVote {
+                    last_index,
+                    last_term,
+                },
+            );
+        }
+        if self.tally().0 >= self.quorum {
+            self.start_election(false, log)?;
+        }
+        Ok(())
+    }
+
+    fn start_election(&mut self, transfer: bool, log: &dyn LogRead) -> Result<(), StepError> {
+        assert!(self.is_voter && self.forced_allows(self.config.id));
+        let term = self.term + 1;
+        self.set_term(term);
+        self.voted_for = Some(self.config.id);
+        self.hard_state_dirty = true;
+        self.role = Role::Candidate;
+        self.master = None;
+        self.votes.clear();
+        self.votes.insert(self.config.id, true);
+        self.reset_election_deadline();
+        self.record_role_change(log);
+        let (last_index, last_term) = self.last_index_term(log)?;
+        let me = self.config.id;
+        let voters: Vec<NodeId> = self.config.voters.clone();
+        for v in voters.into_iter().filter(|v| *v != me) {
+            self.send(
+                v,
+                Body::Vote {
+                    last_index,
+                    last_term,
+                    transfer,
+                },
+            );
+        }
+        if self.tally().0 >= self.quorum {
+            self.become_master(log)?;
+        }
+        Ok(())
+    }
+
+    fn become_master(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+        assert_eq!(self.role, Role::Candidate);
+        assert_eq!(
+            self.voted_for,
+            Some(self.config.id),
+            "a master voted for itself"
+        );
+        self.role = Role::Master;
+        self.master = Some(self.config.id);
+        self.became_master_at = self.now;
+        self.transfer = None;
+        self.lease_forfeited = false;
+        self.votes.clear();
+        let last = self.pending.last_index(log);
+        self.progress.clear();
+        let members: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .chain(&self.config.learners)
+            .copied()
+            .collect();
+        for peer in members.into_iter().filter(|p| *p != self.config.id) {
+            self.progress.insert(peer, Progress::new(last + 1));
+        }
+        // §3.6.2 / §6.4: a barrier entry of the new term, so that earlier
+        // entries commit with it and reads can rely on the commit index.
+        self.pending.append(
+            log,
+            Entry {
+                index: last + 1,
+                term: self.term,
+                payload: Bytes::new(),
+            },
+        );
+        self.term_start_index = last + 1;
+        self.heartbeat_due = self.now.plus(self.config.heartbeat_interval);
+        self.record_role_change(log);
+        self.maybe_commit(log)?;
+        Ok(())
+    }
+
+    fn on_pre_vote(
+        &mut self,
+        msg: &Message,
+        last_index: u64,
+        last_term: u64,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if !self.is_voter {
+            return Ok(());
+        }
+        let granted = msg.term > self.term
+            && self.forced_allows(msg.from)
+            && !self.in_lease()
+            && self.candidate_up_to_date(last_index, last_term, log)?;
+        let term = if granted { msg.term } else { self.term };
+        self.send_with_term(msg.from, term, Body::PreVoteResponse { granted });
+        Ok(())
+    }
+
+    fn on_pre_vote_response(
+        &mut self,
+        msg: &Message,
+        granted: bool,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if self.role != Role::PreCandidate {
+            return Ok(());
+        }
+        if granted {
+            if msg.term != self.term + 1 {
+                return Ok(()); // from an earlier round
+            }
+            self.votes.insert(msg.from, true);
+        } else if msg.term > self.term {
+            self.become_follower(msg.term, None, log);
+            return Ok(());
+        } else {
+            self.votes.insert(msg.from, false);
+        }
+        let (granted, rejected) = self.tally();
+        if granted >= self.quorum {
+            self.start_election(false, log)?;
+        } else if rejected > self.config.voters.len() - self.quorum {
+            self.become_follower(self.term, None, log);
+        }
+        Ok(())
+    }
+
+    fn on_vote(
+        &mut self,
+        msg: &Message,
+        last_index: u64,
+        last_term: u64,
+        transfer: bool,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if !self.is_voter {
+            return Ok(());
+        }
+        // The guard holds in every term: a node may have moved to this term
+        // (e.g. from a stray response) while a lease it granted still runs.
+        let guarded = !transfer && self.in_lease() && self.voted_for != Some(msg.from);
+        let free = !guarded
+            && self.voted_for.is_none_or(|v| v == msg.from)
+            && self.master.is_none_or(|m| m == msg.from)
+            && self.role != Role::Master;
+        let granted = free
+            && self.forced_allows(msg.from)
+            && self.candidate_up_to_date(last_index, last_term, log)?;
+        if granted {
+            if self.role != Role::Slave {
+                self.become_follower(self.term, None, log);
+            }
+            self.voted_for = Some(msg.from);
+            self.hard_state_dirty = true;
+            self.reset_election_deadline();
+        }
+        self.send(msg.from, Body::VoteResponse { granted });
+        Ok(())
+    }
+
+    fn on_vote_response(
+        &mut self,
+        from: NodeId,
+        granted: bool,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if self.role != Role::Candidate {
+            return Ok(());
+        }
+        self.votes.insert(from, granted);
+        let (granted, rejected) = self.tally();
+        if granted >= self.quorum {
+            self.become_master(log)?;
+        } else if rejected > self.config.voters.len() - self.quorum {
+            self.become_follower(self.term, None, log);
+        }
+        Ok(())
+    }
+
+    fn on_timeout_now(&mut self, from: NodeId, log: &dyn LogRead) -> Result<(), StepError> {
+        if self.role == Role::Slave
+            && self.master == Some(from)
+            && self.is_voter
+            && self.forced_allows(self.config.id)
+        {
+            tracing::info!(node = %self.config.id, n = self.term, master = %from, "mastership handed over: campaigning");
+            self.start_election(true, log)?;
+        }
+        Ok(())
+    }
+
+    // ----- messages ------------------------------------------------------
+
+    fn validate_message(&self, msg: &Message) -> Result<(), StepError> {
+        if msg.to != self.config.id {
+            return Err(StepError::WrongRecipient {
+                me: self.config.id,
+                to: msg.to,
+            });
+        }
+        if msg.from == self.config.id || !self.is_member(msg.from) {
+            return Err(StepError::UnknownSender { from: msg.from });
+        }
+        if let Body::Append {
+            prev_index,
+            prev_term,
+            entries,
+            ..
+        } = &msg.body
+        {
+            let malformed = |reason: String| StepError::Malformed {
+                from: msg.from,
+                kind: "append",
+                reason,
+            };
+            if prev_index.checked_add(entries.len() as u64).is_none() {
+                return Err(malformed("index overflow".into()));
+            }
+            let mut previous_term = *prev_term;
+            for (k, e) in entries.iter().enumerate() {
+                if e.index != prev_index + 1 + k as u64 {
+                    return Err(malformed(format!(
+                        "entry {k} has index {}, not {}",
+                        e.index,
+                        prev_index + 1 + k as u64
+                    )));
+                }
+                if e.term < previous_term || e.term > msg.term {
+                    return Err(malformed(format!(
+                        "entry {} has term {} out of order",
+                        e.index, e.term
+                    )));
+                }
+                previous_term = e.term;
+            }
+            if *prev_term > msg.term {
+                return Err(malformed(format!(
+                    "prev_term {prev_term} above the term {}",
+                    msg.term
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn step_valid(&mut self, msg: Message, log: &dyn LogRead) -> Result<(), StepError> {
+        // Pre-votes never change the receiver's term (§9.6).
+        match msg.body {
+            Body::PreVote {
+                last_index,
+                last_term,
+            } => return self.on_pre_vote(&msg, last_index, last_term, log),
+            Body::PreVoteResponse { granted } => {
+                return self.on_pre_vote_response(&msg, granted, log)
+            }
+            _ => {}
+        }
+        if msg.term > self.term {
+            match msg.body {
+                Body::Vote { transfer, .. } => {
+                    if !self.is_voter {
+                        return Ok(());
+                    }
+                    if !transfer && self.in_lease() {
+                        // §6.4.1 / §9.6: a lease we granted (or hold) may run;
+                        // ignore without even raising our term.
+                        tracing::debug!(node = %self.config.id, candidate = %msg.from, n = msg.term, "vote request ignored: in lease");
+                        return Ok(());
+                    }
+                    self.become_follower(msg.term, None, log);
+                }
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::TimeoutNow => {
+                    self.become_follower(msg.term, Some(msg.from), log);
+                }
+                _ => {
+                    self.become_follower(msg.term, None, log);
+                    return Ok(());
+                }
+            }
+        } else if msg.term < self.term {
+            // A stale master or candidate learns the newer term from the answer.
+            match msg.body {
+                Body::Append {
+                    prev_index,
+                    sent_at,
+                    ..
+                } => self.send(
+                    msg.from,
+                    Body::AppendResponse {
+                        sent_at,
+                        result: AppendResult::Rejected {
+                            rejected_prev_index: prev_index,
+                            hint_index: 0,
+                            hint_term: 0,
+                        },
+                    },
+                ),
+                Body::Heartbeat { sent_at, .. } => {
+                    self.send(msg.from, Body::HeartbeatResponse { sent_at })
+                }
+                Body::Vote { .. } if self.is_voter => {
+                    self.send(msg.from, Body::VoteResponse { granted: false })
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        let from = msg.from;
+        let term = msg.term;
+        match msg.body {
+            Body::Vote {
+                last_index,
+                last_term,
+                transfer,
+            } => {
+                let m = Message {
+                    from,
+                    to: self.config.id,
+                    term,
+                    body: Body::TimeoutNow,
+                };
+                self.on_vote(&m, last_index, last_term, transfer, log)
+            }
+            Body::VoteResponse { granted } => self.on_vote_response(from, granted, log),
+            Body::Append {
+                prev_index,
+                prev_term,
+                commit,
+                sent_at,
+                entries,
+            } => {
+                self.accept_master(from, sent_at, log)?;
+                self.on_append(from, prev_index, prev_term, commit, sent_at, entries, log)
+            }
+            Body::Heartbeat { commit, sent_at } => {
+                self.accept_master(from, sent_at, log)?;
+                let verified = self.verified_index;
+                self.set_commit(commit.min(verified));
+                self.send(from, Body::HeartbeatResponse { sent_at });
+                self.guard_lease();
+                Ok(())
+            }
+            Body::AppendResponse { sent_at, result } => {
+                self.on_append_response(from, sent_at, result, log)
+            }
+            Body::HeartbeatResponse { sent_at } => {
+                self.on_heartbeat_response(from, sent_at);
+                Ok(())
+            }
+            Body::TimeoutNow => self.on_timeout_now(from, log),
+            Body::PreVote { .. } | Body::PreVoteResponse { .. } => Ok(()),
+        }
+    }
+
+    /// An `Append` or `Heartbeat` of our term: `from` is the master of it.
+    fn accept_master(
+        &mut self,
+        from: NodeId,
+        sent_at: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if self.role == Role::Master {
+            return Err(StepError::ProtocolViolation {
+                from,
+                term: self.term,
+                reason: "a second master in this term".into(),
+            });
+        }
+        if let Some(m) = self.master {
+            if m != from {
+                return Err(StepError::ProtocolViolation {
+                    from,
+                    term: self.term,
+                    reason: format!("{m} is the master of this term"),
+                });
+            }
+        }
+        if self.role == Role::PreCandidate || self.role == Role::Candidate || self.master.is_none()
+        {
+            self.become_follower(self.term, Some(from), log);
+        }
+        self.last_master_contact = Some(self.now);
+        self.latest_sent_at = Some(self.latest_sent_at.map_or(sent_at, |t| t.max(sent_at)));
+        self.reset_election_deadline();
+        Ok(())
+    }
+
+    /// §3.5: the consistency check, conflict truncation, append; the
+    /// acknowledgement waits for the fsync (see `maybe_ack`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_append(
+        &mut self,
+        from: NodeId,
+        mut prev_index: u64,
+        mut prev_term: u64,
+        commit: u64,
+        sent_at: Time,
+        mut entries: Vec<Entry>,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        let committed = self.commit_index;
+        if prev_index < committed {
+            // Entries up to the commit index match every master's log (§3.6.3).
+            let skip = committed - prev_index;
+            if skip >= entries.len() as u64 {
+                let last = prev_index + entries.len() as u64;
+                self.verified_index = self.verified_index.max(last);
+                self.ack_owed_index = Some(self.ack_owed_index.map_or(last, |o| o.max(last)));
+                self.set_commit(commit.min(self.verified_index));
+                self.maybe_ack();
+                return Ok(());
+            }
+            let skip = skip as usize;
+            prev_term = entries[skip - 1].term;
+            entries.drain(..skip);
+            prev_index = committed;
+        }
+        match self.pending.term(log, prev_index) {
+            Ok(t) if t == prev_term => {}
+            Ok(_) | Err(LogError::Unavailable { .. }) => {
+                let (hint_index, hint_term) =
+                    self.slave_conflict_hint(prev_index, prev_term, log)?;
+                self.send(
+                    from,
+                    Body::AppendResponse {
+                        sent_at,
+                        result: AppendResult::Rejected {
+                            rejected_prev_index: prev_index,
+                            hint_index,
+                            hint_term,
+                        },
+                    },
+                );
+                self.guard_lease();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let last_new = prev_index + entries.len() as u64;
+        let mut append_from = None;
+        for (k, e) in entries.iter().enumerate() {
+            if e.index > self.pending.last_index(log) {
+                append_from = Some(k);
+                break;
+            }
+            if self.pending.term(log, e.index)? != e.term {
+                if e.index <= self.commit_index || e.index <= self.verified_index {
+                    return Err(StepError::ProtocolViolation {
+                        from,
+                        term: self.term,
+                        reason: format!(
+                            "conflict at index {} at or below commit {} / verified {}",
+                            e.index, self.commit_index, self.verified_index
+                        ),
+                    });
+                }
+                tracing::info!(node = %self.config.id, n = self.term, i = e.index, "truncating the tlog suffix that conflicts with the master");
+                self.pending.truncate_after(log, e.index - 1);
+                self.synced_index = self.synced_index.min(e.index - 1);
+                append_from = Some(k);
+                break;
+            }
+        }
+        if let Some(k) = append_from {
+            for e in entries.into_iter().skip(k) {
+                self.pending.append(log, e);
+            }
+        }
+        self.verified_index = self.verified_index.max(last_new);
+        self.ack_owed_index = Some(self.ack_owed_index.map_or(last_new, |o| o.max(last_new)));
+        self.set_commit(commit.min(self.verified_index));
+        self.maybe_ack();
+        Ok(())
+    }
+
+    /// The slave's last entry at or below `min(prev_index, last)` whose term
+    /// is at most `prev_term` (etcd's findConflictByTerm); entries up to the
+    /// commit index always qualify.
+    fn slave_conflict_hint(
+        &self,
+        prev_index: u64,
+        prev_term: u64,
+        log: &dyn LogRead,
+    ) -> Result<(u64, u64), StepError> {
+        let mut index = prev_index.min(self.pending.last_index(log));
+        loop {
+            if index <= self.commit_index {
+                let t = match self.pending.term(log, index) {
+                    Ok(t) => t,
+                    Err(LogError::Compacted { .. }) => 0,
+                    Err(e) => return Err(e.into()),
+                };
+                return Ok((index, t));
+            }
+            let t = self.pending.term(log, index)?;
+            if t <= prev_term {
+                return Ok((index, t));
+            }
+            index -= 1;
+        }
+    }
+
+    /// Acknowledges durable, verified entries to the master (§3.8: only what
+    /// is on stable storage may be acknowledged).
+    fn maybe_ack(&mut self) {
+        let Some(master) = self.master else { return };
+        if self.role == Role::Master {
+            return;
+        }
+        let durable = self.verified_index.min(self.synced_index);
+        #[cfg(feature = "broken")]
+        let durable = if self.config.broken == Some(crate::config::Broken::AckBeforeFsync) {
+            self.verified_index
+        } else {
+            durable
+        };
+        let owed_now = self.ack_owed_index.is_some_and(|o| durable >= o);
+        if durable > self.last_acked_index || owed_now {
+            let sent_at = self.latest_sent_at.unwrap_or_default();
+            self.send(
+                master,
+                Body::AppendResponse {
+                    sent_at,
+                    result: AppendResult::Accepted {
+                        match_index: durable,
+                    },
+                },
+            );
+            self.last_acked_index = self.last_acked_index.max(durable);
+            if owed_now {
+                self.ack_owed_index = None;
+            }
+            self.guard_lease();
+        }
+    }
+
+    // ----- master ----------------------------------------------------------
+
+    fn tick_master(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+        let now = self.now;
+        // §6.2 check-quorum: without a quorum's recent acknowledgement, step down.
+        if !self.lease_holds(now) && now >= self.became_master_at.plus(self.config.lease_period) {
+            tracing::warn!(node = %self.config.id, n = self.term, "master lost its quorum: stepping down");
+            self.become_follower(self.term, None, log);
+            return Ok(());
+        }
+        if let Some(t) = self.transfer {
+            if now >= t.deadline {
+                tracing::warn!(node = %self.config.id, n = self.term, target = %t.target, "mastership hand-over timed out: stepping down");
+                self.become_follower(self.term, None, log);
+                return Ok(());
+            }
+        }
+        if now >= self.heartbeat_due {
+            for peer in self.progress.keys().copied().collect::<Vec<_>>() {
+                self.send_heartbeat(peer);
+            }
+            self.heartbeat_due = now.plus(self.config.heartbeat_interval);
+        }
+        for pr in self.progress.values_mut() {
+            if let FlowState::Snapshot { deadline } = pr.state {
+                if now >= deadline {
+                    pr.become_probe();
+                }
+            }
+        }
+        self.maybe_hand_over(log);
+        Ok(())
+    }
+
+    fn send_heartbeat(&mut self, peer: NodeId) {
+        let commit = self.commit_index;
+        let sent_at = self.now;
+        self.send(peer, Body::Heartbeat { commit, sent_at });
+    }
+
+    /// The send time of the quorum-th most recent acknowledgement among
+    /// voters (the master counting itself at `now`).
+    fn lease_quorum_sent_at(&self, now: Time) -> Option<Time> {
+        let mut times: Vec<Time> = self
+            .config
+            .voters
+            .iter()
+            .filter_map(|v| {
+                if *v == self.config.id {
+                    Some(now)
+                } else {
+                    self.progress.get(v).and_then(|p| p.acked_sent_at)
+                }
+            })
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.get(self.quorum - 1).copied()
+    }
+
+    fn lease_holds(&self, now: Time) -> bool {
+        let period = self
+            .config
+            .lease_period
+            .saturating_sub(self.config.max_clock_drift);
+        self.lease_quorum_sent_at(now)
+            .is_some_and(|t| now < t.plus(period))
+    }
+
+    /// Preferred master: hand mastership to the most preferred voter that is
+    /// caught up and responsive, if it ranks above this node.
+    fn maybe_hand_over(&mut self, log: &dyn LogRead) {
+        if self.transfer.is_some()
+            || self.config.forced_master.is_some()
+            || self.commit_index < self.term_start_index
+        {
+            return;
+        }
+        let rank = self
+            .config
+            .preferred_masters
+            .iter()
+            .position(|p| *p == self.config.id)
+            .unwrap_or(self.config.preferred_masters.len());
+        let last = self.pending.last_index(log);
+        let period = self
+            .config
+            .lease_period
+            .saturating_sub(self.config.max_clock_drift);
+        let target = self.config.preferred_masters[..rank]
+            .iter()
+            .copied()
+            .find(|p| {
+                self.progress.get(p).is_some_and(|pr| {
+                    pr.match_index == last
+                        && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
+                })
+            });
+        if let Some(target) = target {
+            self.transfer_to(target);
+        }
+    }
+
+    /// §3.10 leadership transfer. The lease is forfeited first, for the rest
+    /// of this term: the target's election may bypass the lease guards.
+    fn transfer_to(&mut self, target: NodeId) {
+        tracing::info!(node = %self.config.id, n = self.term, target = %target, "handing mastership to preferred master");
+        self.lease_forfeited = true;
+        self.transfer = Some(Transfer {
+            target,
+            deadline: self.now.plus(self.config.election_timeout_max),
+        });
+        self.send(target, Body::TimeoutNow);
+    }
+
+    /// On the master: hand mastership to `target` now (e.g. `--drop-master`),
+    /// if it is a caught-up voter. Returns false (and does nothing) otherwise.
+    pub fn hand_over_to(
+        &mut self,
+        target: NodeId,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<bool, StepError> {
+        self.enter(now, log)?;
+        if self.role != Role::Master
+            || self.transfer.is_some()
+            || !self.is_voter_id(target)
+            || target == self.config.id
+        {
+            return Ok(false);
+        }
+        let last = self.pending.last_index(log);
+        if self
+            .progress
+            .get(&target)
+            .is_none_or(|p| p.match_index != last)
+        {
+            return Ok(false);
+        }
+        self.transfer_to(target);
+        self.check_invariants();
+        Ok(true)
+    }
+
+    fn on_heartbeat_response(&mut self, from: NodeId, sent_at: Time) {
+        if self.role != Role::Master {
+            return;
+        }
+        let now = self.now;
+        let max_inflight = self.config.max_inflight_appends;
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        if sent_at <= now {
+            pr.record_ack_sent_at(sent_at);
+        }
+        match pr.state {
+            FlowState::Probe { .. } => pr.state = FlowState::Probe { probe_sent: false },
+            FlowState::Replicate if pr.inflight.len() >= max_inflight => {
+                // A lost append would stall a full window: free one slot so
+                // the next append (with a gap, if one was lost) goes out and
+                // a rejection sends us back to probing.
+                pr.inflight.pop_front();
+            }
+            _ => {}
+        }
+    }
+
+    fn on_append_response(
+        &mut self,
+        from: NodeId,
+        sent_at: Time,
+        result: AppendResult,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        if self.role != Role::Master {
+            return Ok(());
+        }
+        let last = self.pending.last_index(log);
+        let now = self.now;
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return Ok(());
+        };
+        if sent_at <= now {
+            pr.record_ack_sent_at(sent_at);
+        }
+        match result {
+            AppendResult::Accepted { match_index } => {
+                if match_index > last {
+                    return Err(StepError::ProtocolViolation {
+                        from,
+                        term: self.term,
+                        reason: format!(
+                            "acknowledged {match_index}, past the master's last index {last}"
+                        ),
+                    });
+                }
+                let news = pr.record_match(match_index);
+                if pr.state != FlowState::Replicate {
+                    pr.become_replicate();
+                }
+                if news {
+                    self.maybe_commit(log)?;
+                }
+            }
+            AppendResult::Rejected {
+                rejected_prev_index,
+                hint_index,
+                hint_term,
+            } => {
+                if rejected_prev_index <= pr.match_index {
+                    return Ok(()); // stale
+                }
+                match pr.state {
+                    FlowState::Snapshot { .. } => return Ok(()),
+                    FlowState::Probe { .. } if rejected_prev_index + 1 != pr.next_index => {
+                        return Ok(())
+                    }
+                    _ => {}
+                }
+                let match_index = pr.match_index;
+                let mut probe = hint_index.min(rejected_prev_index.saturating_sub(1));
+                if hint_term > 0 {
+                    // Skip every master entry whose term exceeds the hint's.
+                    while probe > match_index {
+                        match self.pending.term(log, probe) {
+                            Ok(t) if t > hint_term => probe -= 1,
+                            Ok(_)
+                            | Err(LogError::Compacted { .. })
+                            | Err(LogError::Unavailable { .. }) => break,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                let Some(pr) = self.progress.get_mut(&from) else {
+                    return Ok(());
+                };
+                pr.next_index = (match_index + 1).max(rejected_prev_index.min(probe + 1));
+                pr.become_probe();
+            }
+        }
+        Ok(())
+    }
+
+    /// §3.6.2: commit the highest index a quorum of voters holds durably, if
+    /// it is of the current term. The master counts itself at its fsynced index.
+    fn maybe_commit(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+        if self.role != Role::Master {
+            return Ok(());
+        }
+        let mut matches: Vec<u64> = self
+            .config
+            .voters
+            .iter()
+            .map(|v| {
+                if *v == self.config.id {
+                    self.synced_index
+                } else {
+                    self.progress.get(v).map_or(0, |p| p.match_index)
+                }
+            })
+            .collect();
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&candidate) = matches.get(self.commit_quorum() - 1) else {
+            return Ok(());
+        };
+        if candidate > self.commit_index && self.pending.term(log, candidate)? == self.term {
+            tracing::debug!(node = %self.config.id, n = self.term, i = candidate, "committed");
+            self.set_commit(candidate);
+            self.commit_advanced = true;
+        }
+        Ok(())
+    }
+
+    fn need_snapshot(&mut self, peer: NodeId) {
+        let deadline = self.now.plus(self.config.snapshot_timeout);
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.inflight.clear();
+            pr.state = FlowState::Snapshot { deadline };
+        }
+        tracing::info!(node = %self.config.id, n = self.term, slave = %peer, "slave needs collapsed entries: sending a snapshot");
+        self.snapshots_to_send.push(peer);
+    }
+
+    /// Sends what flow control allows to `peer`. Returns true if anything went.
+    fn send_appends(&mut self, peer: NodeId, log: &dyn LogRead) -> Result<bool, StepError> {
+        let mut sent = false;
+        let max_inflight = self.config.max_inflight_appends;
+        loop {
+            let Some(pr) = self.progress.get(&peer) else {
+                return Ok(sent);
+            };
+            let is_probe = match pr.state {
+                FlowState::Snapshot { .. } | FlowState::Probe { probe_sent: true } => {
+                    return Ok(sent)
+                }
+                FlowState::Replicate if pr.inflight.len() >= max_inflight => return Ok(sent),
+                FlowState::Replicate => false,
+                FlowState::Probe { probe_sent: false } => true,
+            };
+            let next = pr.next_index;
+            let last = self.pending.last_index(log);
+            if !is_probe && next > last {
+                return Ok(sent);
+            }
+            let prev_index = next - 1;
+            let prev_term = match self.pending.term(log, prev_index) {
+                Ok(t) => t,
+                Err(LogError::Compacted { .. }) => {
+                    self.need_snapshot(peer);
+                    return Ok(sent);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let entries = if next <= last {
+                match self
+                    .pending
+                    .entries(log, next, last, self.config.max_append_bytes)
+                {
+                    Ok(v) => v,
+                    Err(LogError::Compacted { .. }) => {
+                        self.need_snapshot(peer);
+                        return Ok(sent);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                Vec::new()
+            };
+            let count = entries.len() as u64;
+            let body = Body::Append {
+                prev_index,
+                prev_term,
+                commit: self.commit_index,
+                sent_at: self.now,
+                entries,
+            };
+            self.send(peer, body);
+            sent = true;
+            let Some(pr) = self.progress.get_mut(&peer) else {
+                return Ok(sent);
+            };
+            if is_probe {
+                pr.state = FlowState::Probe { probe_sent: true };
+                return Ok(sent);
+            }
+            assert!(count > 0);
+            pr.next_index = prev_index + count + 1;
+            pr.inflight.push_back(prev_index + count);
+        }
+    }
+
+    // ----- invariants ------------------------------------------------------
+
+    fn check_invariants(&self) {
+        assert!(self.reported_commit_index <= self.commit_index);
+        assert_eq!(
+            self.role == Role::Learner,
+            !self.is_voter,
+            "learner role iff not a voter"
+        );
+        match self.role {
+            Role::Master => {
+                assert_eq!(self.master, Some(self.config.id));
+                assert_eq!(
+                    self.voted_for,
+                    Some(self.config.id),
+                    "a master voted for itself in its term"
+                );
+                assert!(
+                    self.pending.truncate_after.is_none(),
+                    "a master never truncates its own log"
+                );
+                assert!(self.term_start_index > 0);
+                for pr in self.progress.values() {
+                    pr.check(self.config.max_inflight_appends);
+                }
+            }
+            Role::Candidate => {
+                assert_eq!(self.voted_for, Some(self.config.id));
+                assert!(self.progress.is_empty());
+            }
+            _ => assert!(self.progress.is_empty(), "only a master tracks progress"),
+        }
+        if let Some(m) = self.master {
+            assert!(self.is_voter_id(m), "a master is a voter");
+        }
+        if self.role != Role::Master {
+            assert!(self.transfer.is_none() && !self.lease_forfeited);
+        }
+    }
+}

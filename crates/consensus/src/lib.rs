@@ -1,0 +1,194 @@
+//! `consensus`: the replication core of arakoon-rs. Multi-Paxos with a stable
+//! master, in Raft's formulation (Ongaro's dissertation, "Consensus: Bridging
+//! Theory and Practice", is the normative reference; sections cited as §),
+//! with Arakoon's words: `n` = term, `i` = log index, master, slave, learner,
+//! lease.
+//!
+//! # What it is, what it never does
+//!
+//! A pure, deterministic state machine ([`Core`]), shaped like etcd-io/raft:
+//! inputs go in, a [`Ready`] comes out. It does no IO, reads no clock (the
+//! caller passes a monotonic local [`Time`] to every input), starts no
+//! thread, and draws randomness only from a SplitMix64 seeded by
+//! [`Config::seed`] and the node id. Same inputs, same outputs, byte for byte.
+//! It does not hold the log: the caller's tlog is read through [`LogRead`].
+//!
+//! # Inputs
+//!
+//! - [`Core::step`]: a message received from another node.
+//! - [`Core::tick`]: time passed (election timeout, heartbeats, check-quorum,
+//!   hand-over timeouts). Tick at least every `heartbeat_interval / 2`.
+//! - [`Core::propose`]: on the master, ONE entry with the caller's payload
+//!   (its batch of client updates). Everything proposed since the last
+//!   `Ready` goes to each slave in as few append messages as
+//!   `max_append_bytes` and flow control allow.
+//! - [`Core::entries_synced`]: the local log is durable up to `(i, n)`.
+//! - [`Core::snapshot_installed`]: a store snapshot was installed at `(i, n)`.
+//! - [`Core::hand_over_to`]: hand mastership to a caught-up voter (`--drop-master`).
+//!
+//! Queries: [`Core::consistent_read_index`] (lease reads), [`Core::role`],
+//! [`Core::master`], [`Core::term`], [`Core::status`].
+//!
+//! # The caller's loop
+//!
+//! After every input (or a batch of inputs), the caller does, in this order:
+//!
+//! 1. `let rd = core.take_ready(&log)?;`
+//! 2. If `rd.hard_state` is set, write it and **fsync it** before step 4.
+//! 3. Truncate the log after `rd.truncate_after` (if set), then append
+//!    `rd.entries` to it. Buffered is fine, but it must be done before the
+//!    next call into the core (the core checks `log.last_index()`). Start an
+//!    fsync of the log (now or batched with later appends); when an fsync
+//!    completes, call `core.entries_synced(i, n, now, &log)` with the last
+//!    entry it covered, then go to 1.
+//! 4. Send `rd.messages` (after step 2's fsync; the entries of step 3 need
+//!    not be durable yet: a slave's acknowledgement is only emitted by the
+//!    core after *its* fsync event, and the master counts itself only after
+//!    its own).
+//! 5. For each node in `rd.snapshots_to_send`, stream a store snapshot to it
+//!    (the receiving caller installs it, rebases its log, and calls
+//!    `snapshot_installed` right after a `take_ready`).
+//! 6. Apply every entry from the store's applied index + 1 up to
+//!    `rd.commit_index`, in order, reading them from the log. Entries with an
+//!    empty payload are the master's barriers: apply nothing, but advance the
+//!    applied index. Answer a client whose proposal returned
+//!    `Proposed { index, term }` when that index is applied: success if the
+//!    applied entry has that term, lost otherwise.
+//! 7. Log one line per `rd.role_changes` item (term `n`, master, index `i`).
+//!
+//! On restart: `Core::new(config, persisted_hard_state, &recovered_log,
+//! store_applied_index, now)`; the recovered log must hold only durable
+//! entries. A restarted node will not vote for another node or campaign for
+//! `lease_period` (it may have granted a lease just before stopping).
+//!
+//! `Err` from an input means the input was refused and no state changed
+//! (`StepError::Log` excepted: the storage failed, stop the node). Messages
+//! from the network that are malformed or violate the protocol are refused
+//! this way; the core never panics on them. Violations of the caller's
+//! contract (time going back, log out of step) are refused the same way.
+//!
+//! # The rules (and where the code enforces them)
+//!
+//! - **Election** (§3.4): randomized timeouts in `[election_timeout_min,
+//!   election_timeout_max)`; **pre-vote** first (§9.6): a node asks whether
+//!   it could win before raising its term, and voters refuse while they heard
+//!   from a master within `election_timeout_min` or a lease they granted may
+//!   run; so a node that was partitioned away does not disturb a healthy
+//!   master when it comes back. A vote goes only to a candidate whose log is
+//!   at least as up to date (§3.6.1: last term, then last index), once per
+//!   term, persisted (hard state) before the response leaves.
+//! - **Replication** (§3.5): appends carry `(prev_index, prev_term)`; a slave
+//!   accepts only if its log has that entry (log matching), truncates a
+//!   conflicting suffix (never at or below its commit index), appends, and
+//!   acknowledges only entries both verified against this term's master and
+//!   fsynced. Pipelined: up to `max_inflight_appends` appends in flight per
+//!   slave (Replicate state); after a rejection the master probes one append
+//!   at a time (Probe state), skipping a whole term per round trip with the
+//!   slave's hint. Batched: each append carries up to `max_append_bytes`.
+//! - **Commit** (§3.6.2): the highest index a quorum of voters holds
+//!   durably (the master counting its own fsynced index), and only if that
+//!   entry is of the current term; earlier entries commit with it. A new
+//!   master appends an empty barrier entry of its term at once. The commit
+//!   index rides on the next append or heartbeat (a heartbeat goes at once
+//!   to slaves that got no append when the commit index moved).
+//! - **Learners** get the log, never vote, never campaign, never count.
+//! - **Check-quorum** (§6.2): a master whose lease has lapsed (see below)
+//!   steps down, after a grace of `lease_period` from taking office.
+//! - **Preferred masters**: a master that has committed an entry of its term
+//!   hands mastership (TimeoutNow, §3.10) to the first node in
+//!   `preferred_masters` ranked above itself that is caught up and
+//!   responsive. **Forced master**: only that node campaigns, and voters vote
+//!   only for it.
+//! - **Quorum**: a majority of voters, or `Config::quorum` (dangerous below a
+//!   majority: two quorums may then not intersect, so neither election
+//!   safety nor the lease argument hold).
+//!
+//! # The master lease, and why two leases never overlap
+//!
+//! The master stamps every append and heartbeat with its local send time
+//! `s`; a slave echoes the latest `s` in its responses. Master M *holds the
+//! lease* at local time `t` iff it is master, has not begun a hand-over in
+//! this term, has committed an entry of its term, and a quorum of voters
+//! (M counting itself at `t`) echoed some `s` with `t < s + lease_period -
+//! max_clock_drift`. Then `consistent_read_index(t)` returns M's commit index.
+//!
+//! A node that sends a response carrying `s` at its local time `a` (the time
+//! of the step that produced it, which is after it received the message sent
+//! at `s`) sets a *lease guard* until `a + lease_period`: until then it
+//! ignores vote requests from other nodes (without raising its term), refuses
+//! pre-votes, and does not campaign. A master that steps down guards itself
+//! from the moment it stops; a node that (re)starts guards from its start.
+//! The only exception is a vote request flagged `transfer`, sent by a node
+//! the master handed mastership to; that master forfeited its lease for the
+//! rest of its term before sending `TimeoutNow`.
+//!
+//! *Clock assumption:* clocks may run at different rates but, for every node
+//! and every local interval of length `d <= lease_period`, the real time
+//! elapsed differs from `d` by at most `max_clock_drift / 2`.
+//!
+//! *Claim:* at no real instant do two nodes hold the lease. Say M, master of
+//! term `n`, holds it at real time `T` on the acknowledgements of quorum Q.
+//!
+//! 1. *Every q in Q refuses to help elect another node at `T`.* For q with
+//!    echoed send time `s` (real `S`) and guard start `a` (real `A >= S`):
+//!    M's local time since `s` is below `lease_period - max_clock_drift`, so
+//!    `T < S + lease_period - max_clock_drift / 2`; q's guard lasts a local
+//!    `lease_period`, i.e. until real `>= A + lease_period - max_clock_drift /
+//!    2 > T`. M itself, in Q, ignores vote requests while master and guards
+//!    from the moment it steps down. A restart starts a fresh guard.
+//! 2. *No node became master of a term above `n` before `T`.* Otherwise let
+//!    M' be the first (in real time) to do so, at `V < T`, in term `n'`. Its
+//!    electing quorum meets Q in some q. All of q's acknowledgements counted
+//!    by M are of term `n`, so they precede q's vote for M' (a node never
+//!    answers a master of a lower term), and that vote fell inside q's guard
+//!    (by 1, the guard runs past `T > V`). Inside the guard q grants no vote
+//!    (in any term) and does not campaign, except for a `transfer` vote. A
+//!    transfer vote for `n'` is asked only by a node that got `TimeoutNow` from
+//!    the master of `n' - 1`; by the choice of M' that master is M itself, and
+//!    M forfeited its lease for term `n` before sending it: it does not hold
+//!    the lease at `T`. Contradiction.
+//! 3. Another lease holder M'' at `T` is master of some term `n''`: not `n`
+//!    (election safety, §3.6.3: one master per term), not above `n` (by 2), and
+//!    not below `n`: by 2 applied to M'', M would not be master of `n` then.
+//!
+//! Quorums must intersect for 2, hence the warning on `Config::quorum`.
+//!
+//! # Invariants asserted
+//!
+//! Term never decreases; commit and apply indexes never decrease; a master
+//! voted for itself, never truncates its own log, and is the only node with
+//! replication progress; `match_index < next_index` and bounded in-flight
+//! windows; the log never gets a gap; learners never hold a voter's role.
+//!
+//! # Wire encoding
+//!
+//! [`encode`] / [`decode`] give `Message` a versioned little-endian binary
+//! form; the decoder is total and bounded by [`DecodeLimits`].
+//!
+//! # Test support
+//!
+//! [`testing`] holds an in-memory log and a small cluster harness that runs
+//! the caller's loop above. With the `broken` feature, [`Config`] has a
+//! `broken` field selecting one deliberate bug (see `Broken`), for the
+//! simulator to prove it catches each.
+
+mod codec;
+mod config;
+mod core;
+mod log;
+mod message;
+mod progress;
+mod rng;
+pub mod testing;
+mod types;
+
+pub use crate::codec::{decode, encode, encode_into, DecodeError, DecodeLimits, WIRE_VERSION};
+#[cfg(feature = "broken")]
+pub use crate::config::Broken;
+pub use crate::config::{Config, ConfigError, MAX_LEARNERS, MAX_VOTERS};
+pub use crate::core::{
+    Core, ProposeError, Proposed, ReadError, Ready, RoleChange, StartError, Status, StepError,
+};
+pub use crate::log::{LogError, LogRead};
+pub use crate::message::{AppendResult, Body, Message};
+pub use crate::types::{Entry, HardState, NodeId, Role, Time, ENTRY_OVERHEAD_BYTES};

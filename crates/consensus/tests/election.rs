@@ -1,0 +1,124 @@
+//! Elections: §3.4 (leader election), §3.6.3 election safety, §9.6 pre-vote,
+//! forced and preferred masters.
+
+use consensus::testing::Cluster;
+use consensus::{NodeId, Role};
+use std::time::Duration;
+
+/// §3.4: a cluster with no master elects exactly one within a few election
+/// timeouts, and every node learns who it is.
+#[test]
+fn three_nodes_elect_one_master() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(50));
+    assert_eq!(c.masters_now().len(), 1);
+    let term = c.nodes[&m].core.term();
+    for n in c.nodes.values() {
+        assert_eq!(n.core.term(), term);
+        assert_eq!(n.core.master(), Some(m));
+    }
+    c.assert_one_master_per_term();
+}
+
+/// A one-node cluster elects itself and commits on its own fsync.
+#[test]
+fn one_node_cluster_elects_itself_and_commits() {
+    let mut c = Cluster::new(1, 0, |_| {});
+    let m = c.elect();
+    assert_eq!(m, NodeId(1));
+    let p = c.propose(m, b"x").unwrap();
+    assert_eq!(c.node(1).applied_index, p.index);
+    assert_eq!(c.node(1).applied.last().unwrap().payload.as_ref(), b"x");
+}
+
+/// §3.6.3 election safety, exercised: repeated master failures and
+/// re-elections never produce two masters in one term.
+#[test]
+fn election_safety_under_repeated_failures() {
+    for seed in 0..10u64 {
+        let mut c = Cluster::new(5, 0, |cfg| cfg.seed = seed);
+        for _round in 0..4 {
+            let m = c.elect();
+            c.isolate(m.0);
+            c.run_for(Duration::from_millis(400));
+            c.heal();
+            c.run_for(Duration::from_millis(50));
+        }
+        c.assert_one_master_per_term();
+        assert!(
+            c.masters.len() >= 4,
+            "seed {seed}: expected re-elections, saw {:?}",
+            c.masters
+        );
+    }
+}
+
+/// §9.6 pre-vote: a node that was partitioned away and comes back does not
+/// disturb a healthy master: its term has not grown while it was alone.
+#[test]
+fn pre_vote_partitioned_node_does_not_disturb_master() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    let term = c.nodes[&m].core.term();
+    let other = c.ids().into_iter().find(|id| *id != m).unwrap();
+    c.isolate(other.0);
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(
+        c.nodes[&other].core.term(),
+        term,
+        "pre-vote keeps the isolated node's term"
+    );
+    c.heal();
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.master(), Some(m));
+    assert_eq!(c.nodes[&m].core.term(), term);
+}
+
+/// Learners never campaign, even when no master exists.
+#[test]
+fn learners_never_campaign() {
+    let mut c = Cluster::new(1, 2, |_| {});
+    c.elect();
+    c.crash(1);
+    c.run_for(Duration::from_secs(2));
+    for id in [2, 3] {
+        assert_eq!(c.node(id).core.role(), Role::Learner);
+        assert_eq!(c.node(id).core.term(), 1);
+    }
+}
+
+/// Forced master: only that node is ever master; the others never campaign
+/// and vote only for it.
+#[test]
+fn forced_master_is_the_only_master() {
+    let mut c = Cluster::new(3, 0, |cfg| cfg.forced_master = Some(NodeId(3)));
+    assert_eq!(c.elect(), NodeId(3));
+    c.crash(3);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.masters_now().is_empty(), "nobody else takes over");
+    for id in [1, 2] {
+        assert_ne!(c.node(id).core.role(), Role::Candidate);
+        assert_ne!(c.node(id).core.role(), Role::PreCandidate);
+    }
+    c.restart(3);
+    assert!(c.run_until(Duration::from_secs(2), |c| c.master() == Some(NodeId(3))));
+    assert!(c.masters.iter().all(|(_, id)| *id == NodeId(3)));
+}
+
+/// Preferred master: once caught up, the first preferred node is handed
+/// mastership (TimeoutNow), and stays master.
+#[test]
+fn preferred_master_is_handed_mastership() {
+    let mut c = Cluster::new(3, 0, |cfg| cfg.preferred_masters = vec![NodeId(2)]);
+    // Keep node 2 out of the first election.
+    c.isolate(2);
+    let first = c.elect();
+    assert_ne!(first, NodeId(2));
+    c.heal();
+    assert!(c.run_until(Duration::from_secs(1), |c| c.master() == Some(NodeId(2))));
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.master(), Some(NodeId(2)));
+    assert_eq!(c.masters_now().len(), 1);
+    c.assert_one_master_per_term();
+}
