@@ -1,0 +1,206 @@
+//! Importing a snapshot stream (format: [`crate::snapshot`]) into an empty
+//! store, in one write transaction: the store is either still empty or holds
+//! the whole snapshot at its applied index, whatever happens on the way.
+
+use crate::error::StoreError;
+use crate::snapshot::{Frame, FrameSplitter};
+use crate::{read_applied_index, Store, META_APPLIED_INDEX, META_TABLE, USER_TABLE};
+use redb::{Durability, ReadableTableMetadata, WriteTransaction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Header,
+    EntriesOrTrailer,
+    End,
+    /// An error was reported; the session accepts nothing more.
+    Failed,
+}
+
+/// A snapshot import under way: [`Self::push`] the stream's bytes as they
+/// arrive (in any slicing), then [`Self::finish`]. Dropping it unfinished
+/// leaves the store empty.
+pub struct ImportSession<'s> {
+    store: &'s Store,
+    txn: WriteTransaction,
+    splitter: FrameSplitter,
+    expect: Expect,
+    applied_index: u64,
+    last_key: Option<Vec<u8>>,
+    entry_count: u64,
+}
+
+impl<'s> ImportSession<'s> {
+    pub(crate) fn begin(store: &'s Store) -> Result<Self, StoreError> {
+        let txn = store.db().begin_write().map_err(|e| store_err(store, e))?;
+        {
+            let user = txn
+                .open_table(USER_TABLE)
+                .map_err(|e| store_err(store, e))?;
+            let meta = txn
+                .open_table(META_TABLE)
+                .map_err(|e| store_err(store, e))?;
+            let applied_index = read_applied_index(store.path(), &meta)?;
+            let key_count = user.len().map_err(|e| store_err(store, e))?;
+            if applied_index != 0 || key_count != 0 {
+                return Err(StoreError::ImportIntoNonEmpty {
+                    path: store.path().to_path_buf(),
+                    applied_index,
+                    key_count,
+                });
+            }
+        }
+        Ok(Self {
+            store,
+            txn,
+            splitter: FrameSplitter::default(),
+            expect: Expect::Header,
+            applied_index: 0,
+            last_key: None,
+            entry_count: 0,
+        })
+    }
+
+    fn corrupt(&self, offset: u64, what: impl Into<String>) -> StoreError {
+        StoreError::SnapshotCorrupt {
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// Takes the next bytes of the stream.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let result = self.push_inner(bytes);
+        if result.is_err() {
+            self.expect = Expect::Failed;
+        }
+        result
+    }
+
+    fn push_inner(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        match self.expect {
+            Expect::Failed => {
+                return Err(self.corrupt(self.splitter.offset(), "the import already failed"))
+            }
+            Expect::End if !bytes.is_empty() => {
+                return Err(self.corrupt(self.splitter.offset(), "bytes after the trailer"))
+            }
+            _ => {}
+        }
+        self.splitter.push(bytes);
+        while let Some((offset, frame)) = self.splitter.next_frame()? {
+            self.take_frame(offset, frame)?;
+        }
+        if self.expect == Expect::End && self.splitter.pending_bytes() > 0 {
+            return Err(self.corrupt(self.splitter.offset(), "bytes after the trailer"));
+        }
+        Ok(())
+    }
+
+    fn take_frame(&mut self, offset: u64, frame: Frame) -> Result<(), StoreError> {
+        match (self.expect, frame) {
+            (Expect::Header, Frame::Header { applied_index }) => {
+                self.applied_index = applied_index;
+                self.expect = Expect::EntriesOrTrailer;
+            }
+            (Expect::EntriesOrTrailer, Frame::Entries(pairs)) => {
+                let mut user = self
+                    .txn
+                    .open_table(USER_TABLE)
+                    .map_err(|e| store_err(self.store, e))?;
+                for (key, value) in pairs {
+                    if self.last_key.as_ref().is_some_and(|last| *last >= key) {
+                        return Err(self.corrupt(
+                            offset,
+                            format!(
+                                "key {} is not above the one before it",
+                                crate::ShowKey(&key)
+                            ),
+                        ));
+                    }
+                    user.insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| store_err(self.store, e))?;
+                    self.last_key = Some(key);
+                    self.entry_count += 1;
+                }
+            }
+            (
+                Expect::EntriesOrTrailer,
+                Frame::Trailer {
+                    entry_count,
+                    applied_index,
+                },
+            ) => {
+                if entry_count != self.entry_count || applied_index != self.applied_index {
+                    return Err(self.corrupt(
+                        offset,
+                        format!(
+                            "the trailer says {entry_count} pairs at index {applied_index}, \
+                             the stream had {} pairs at index {}",
+                            self.entry_count, self.applied_index
+                        ),
+                    ));
+                }
+                self.expect = Expect::End;
+            }
+            (expect, frame) => {
+                let got = match frame {
+                    Frame::Header { .. } => "a header",
+                    Frame::Entries(_) => "an entries frame",
+                    Frame::Trailer { .. } => "a trailer",
+                };
+                let wanted = match expect {
+                    Expect::Header => "the header",
+                    _ => "entries or the trailer",
+                };
+                return Err(self.corrupt(offset, format!("{got} where {wanted} belongs")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: checks it was whole, then commits the import durably.
+    /// Returns the applied index of the imported state.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        match self.expect {
+            Expect::End => {}
+            Expect::Failed => {
+                return Err(self.corrupt(self.splitter.offset(), "the import already failed"))
+            }
+            _ => {
+                return Err(self.corrupt(
+                    self.splitter.offset() + self.splitter.pending_bytes() as u64,
+                    "the stream ends before its trailer",
+                ))
+            }
+        }
+        let store = self.store;
+        {
+            let mut meta = self
+                .txn
+                .open_table(META_TABLE)
+                .map_err(|e| store_err(store, e))?;
+            meta.insert(
+                META_APPLIED_INDEX,
+                self.applied_index.to_le_bytes().as_slice(),
+            )
+            .map_err(|e| store_err(store, e))?;
+        }
+        self.txn
+            .set_durability(Durability::Immediate)
+            .map_err(|e| store_err(store, e))?;
+        self.txn.set_quick_repair(true);
+        self.txn.commit().map_err(|e| store_err(store, e))?;
+        store.set_imported(self.applied_index);
+        tracing::info!(
+            path = %store.path().display(),
+            applied_index = self.applied_index,
+            pairs = self.entry_count,
+            "snapshot imported"
+        );
+        Ok(self.applied_index)
+    }
+}
+
+fn store_err(store: &Store, e: impl Into<redb::Error>) -> StoreError {
+    crate::redb_error(store.path_arc(), e.into())
+}

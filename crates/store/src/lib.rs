@@ -1,0 +1,522 @@
+//! `store`: Arakoon's key-value state machine on [redb].
+//!
+//! The store applies the committed entries of the tlog, one at a time and in
+//! order, and answers every read query of Arakoon's client protocol. It is a
+//! single redb file, and all its file IO goes through the [`disk`] seam (a
+//! redb storage backend over a [`disk::DiskFile`]), so the simulator runs this
+//! very code on its crashing in-memory disk.
+//!
+//! # Applying
+//! [`Store::apply`]`(index, updates)` applies one tlog entry: a batch of
+//! client updates, each with its own [`UpdateResult`], together with the new
+//! applied index, in **one** redb write transaction. Entries are numbered from
+//! 1; an empty store has applied index 0, and `index` must be exactly the
+//! applied index + 1 ([`StoreError::IndexMismatch`] otherwise, nothing
+//! changed). Semantics are Arakoon's: a refused update ([`UpdateFailure`]:
+//! `Delete` of a missing key, a failed `Assert`/`AssertExists`, a
+//! `UserFunction`) changes nothing and affects no other update of the batch;
+//! a `Sequence` is all or nothing at any nesting depth: its first refused
+//! update is its result and none of it is applied. The entry is applied (the
+//! index advances) whatever its updates' results.
+//!
+//! # Durability contract
+//! - `apply` does not fsync: it commits with redb's non-durable commit. The
+//!   tlog, fsynced before an entry is committed, is the write-ahead log.
+//! - [`Store::checkpoint`] makes everything applied so far durable (one redb
+//!   durable commit: one fsync) and returns that durable applied index.
+//!   [`Store::open`] and [`Store::close`] checkpoint too.
+//! - After a crash (power loss, `kill -9`, torn final writes), [`Store::open`]
+//!   finds a consistent store (every entry wholly applied or not at all) whose
+//!   applied index lies between the last checkpoint's and the last applied
+//!   one. The node then replays the tlog from `applied_index() + 1`. So the
+//!   tlog must keep every entry above the last *checkpointed* index: collapse
+//!   only below [`Store::checkpoint`]'s result.
+//! - A new store file's name is made durable (directory fsync) before `open`
+//!   returns.
+//!
+//! # Reads
+//! Every read sees one consistent state: [`Store::read`] gives a
+//! [`ReadView`] (a redb read transaction) for several reads at one applied
+//! index; the read methods on [`Store`] each take a fresh view. Results are
+//! in ascending key order ([`ReadView::rev_range_entries`]: descending); a
+//! negative `max` means no limit (Arakoon: "if max < 0 then you want them
+//! all"), 0 gives nothing. Reversing lists for the wire is the protocol's
+//! business, not the store's.
+//!
+//! # Layout
+//! User keys live in their own redb table, the store's metadata (format
+//! version, applied index) in another: no user key can clash with internal
+//! state, and `key_count` counts user keys only.
+//!
+//! # Snapshots
+//! [`Store::export`] streams the store (applied index and every pair) as
+//! framed, CRC32C-checked chunks from one read view while applies go on;
+//! [`Store::import`] / [`Store::begin_import`] load such a stream into an
+//! empty store, in one transaction, checking everything. Neither holds more
+//! than one frame in memory. The format is documented in [`snapshot`].
+//!
+//! # What it never does
+//! It never decides what is committed (the consensus does), never touches
+//! the tlog, never panics on what it reads from a snapshot stream. A store
+//! file that redb finds corrupt on open is an error ([`StoreOptions::
+//! verify_on_open`] checks every page's checksum first); redb does not
+//! re-verify checksums on later reads.
+
+mod apply;
+mod backend;
+mod error;
+mod import;
+mod read;
+pub mod snapshot;
+
+pub use error::{ShowKey, StoreError, UpdateFailure};
+pub use import::ImportSession;
+pub use read::ReadView;
+pub use snapshot::{SnapshotExport, SNAPSHOT_CHUNK_TARGET_BYTES, SNAPSHOT_FRAME_MAX_BYTES};
+
+use disk::{DiskRef, OpenMode};
+use protocol::Update;
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// User keys and their values.
+pub(crate) const USER_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("user");
+/// The store's own state, by name.
+pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_FORMAT_VERSION: &str = "format_version";
+const META_APPLIED_INDEX: &str = "applied_index";
+const FORMAT_VERSION: u64 = 1;
+
+/// What a successful update answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOk {
+    /// `Set`, `Delete`, `Assert`, `AssertExists`, `Nop`, `Sequence`,
+    /// `SyncedSequence`: nothing to answer.
+    Done,
+    /// `TestAndSet`, `Replace`: the value found before the update.
+    Previous(Option<Vec<u8>>),
+    /// `DeletePrefix`: how many keys were removed.
+    Count(u64),
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// The result of one update of an applied entry.
+pub type UpdateResult = Result<UpdateOk, UpdateFailure>;
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Memory redb may use to cache pages (reads and unsynced writes).
+    pub cache_size_bytes: usize,
+    /// Verify every page's checksum when opening, so that a damaged file is
+    /// an error at open rather than a failure later. Costs a read of the
+    /// whole file per open.
+    pub verify_on_open: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_size_bytes: 64 << 20,
+            verify_on_open: true,
+        }
+    }
+}
+
+pub(crate) fn redb_error(path: &Path, source: redb::Error) -> StoreError {
+    StoreError::Redb {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    }
+}
+
+fn corrupt_metadata(path: &Path, what: impl Into<String>) -> StoreError {
+    StoreError::CorruptMetadata {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+fn read_meta_u64(
+    path: &Path,
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+) -> Result<Option<u64>, StoreError> {
+    let Some(guard) = meta.get(name).map_err(|e| redb_error(path, e.into()))? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 8] = guard.value().try_into().map_err(|_| {
+        corrupt_metadata(
+            path,
+            format!("{name}: {} bytes, expected 8", guard.value().len()),
+        )
+    })?;
+    Ok(Some(u64::from_le_bytes(bytes)))
+}
+
+pub(crate) fn read_applied_index(
+    path: &Path,
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    read_meta_u64(path, meta, META_APPLIED_INDEX)?
+        .ok_or_else(|| corrupt_metadata(path, "the applied index is missing"))
+}
+
+/// The key-value state machine. `Send + Sync`: share it (`Arc`) to read or
+/// export on other threads while one thread applies.
+pub struct Store {
+    db: Database,
+    path: Arc<Path>,
+    /// Mirrors the applied index in the metadata table, for cheap reads.
+    applied_index: AtomicU64,
+    durable_applied_index: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("applied_index", &self.applied_index())
+            .field("durable_applied_index", &self.durable_applied_index())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store file at `path` on `disk`, creating it (and its
+    /// directory) if needed. After a crash this recovers the last consistent
+    /// state (see the durability contract above). Ends with a checkpoint, so
+    /// what it opened is durable.
+    pub fn open(disk: DiskRef, path: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let io_error = |what, source| StoreError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => {
+                return Err(io_error(
+                    "find the directory",
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the store path needs a directory part",
+                    ),
+                ))
+            }
+        };
+        disk.create_dir_all(dir)
+            .map_err(|e| io_error("create its directory", e))?;
+        let file = disk
+            .open(path, OpenMode::Create)
+            .map_err(|e| io_error("open", e))?;
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(options.cache_size_bytes)
+            .set_check_integrity_on_open(options.verify_on_open);
+        // redb reports damage it recognises as errors, but its own comments
+        // say a damaged file may also make it panic on open. A panic here is
+        // about the file, not about this process's state: report it as such.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            builder.create_with_backend(backend::DiskBackend::new(file))
+        }));
+        let db = match opened {
+            Ok(db) => db.map_err(|e| redb_error(path, e.into()))?,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                return Err(StoreError::OpenPanicked {
+                    path: path.to_path_buf(),
+                    message,
+                });
+            }
+        };
+        let path: Arc<Path> = Arc::from(path);
+        let applied_index = Self::init_metadata(&db, &path)?;
+        // The name of a new file must survive a crash before anyone relies on
+        // it; a directory fsync at every open also covers an earlier open
+        // that created the file and failed before this point.
+        disk.sync_dir(dir)
+            .map_err(|e| io_error("sync its directory", e))?;
+        let store = Self {
+            db,
+            path,
+            applied_index: AtomicU64::new(applied_index),
+            durable_applied_index: AtomicU64::new(0),
+        };
+        store.checkpoint()?;
+        tracing::info!(path = %store.path.display(), applied_index, "store opened");
+        Ok(store)
+    }
+
+    /// Creates the tables and metadata of a new store, or checks those of an
+    /// existing one; returns the applied index.
+    fn init_metadata(db: &Database, path: &Path) -> Result<u64, StoreError> {
+        let err = |e: redb::Error| redb_error(path, e);
+        let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
+        let (applied_index, created) = {
+            let user = txn.open_table(USER_TABLE).map_err(|e| err(e.into()))?;
+            let mut meta = txn.open_table(META_TABLE).map_err(|e| err(e.into()))?;
+            match read_meta_u64(path, &meta, META_FORMAT_VERSION)? {
+                Some(FORMAT_VERSION) => (read_applied_index(path, &meta)?, false),
+                Some(other) => {
+                    return Err(corrupt_metadata(
+                        path,
+                        format!("format version {other}, this store reads {FORMAT_VERSION}"),
+                    ))
+                }
+                None => {
+                    let key_count =
+                        redb::ReadableTableMetadata::len(&user).map_err(|e| err(e.into()))?;
+                    if key_count != 0 || read_meta_u64(path, &meta, META_APPLIED_INDEX)?.is_some() {
+                        return Err(corrupt_metadata(
+                            path,
+                            "the format version is missing from a store with content",
+                        ));
+                    }
+                    meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| err(e.into()))?;
+                    meta.insert(META_APPLIED_INDEX, 0u64.to_le_bytes().as_slice())
+                        .map_err(|e| err(e.into()))?;
+                    (0, true)
+                }
+            }
+        };
+        if created {
+            txn.set_quick_repair(true);
+            txn.commit().map_err(|e| err(e.into()))?;
+        } else {
+            txn.abort().map_err(|e| err(e.into()))?;
+        }
+        Ok(applied_index)
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        redb_error(&self.path, e.into())
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The index of the last applied entry (0: none).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::Acquire)
+    }
+
+    /// The applied index made durable by the last checkpoint.
+    pub fn durable_applied_index(&self) -> u64 {
+        self.durable_applied_index.load(Ordering::Acquire)
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.db.begin_write().map_err(|e| self.err(e))
+    }
+
+    /// Applies the committed entry `index` (its batch of `updates`) in one
+    /// transaction, with the new applied index. Not durable until the next
+    /// [`Self::checkpoint`]. Returns one result per update, in order.
+    pub fn apply(&self, index: u64, updates: &[Update]) -> Result<Vec<UpdateResult>, StoreError> {
+        let mut txn = self.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| self.err(e))?;
+        let results = {
+            let mut meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
+            let applied_index = read_applied_index(&self.path, &meta)?;
+            if applied_index.checked_add(1) != Some(index) {
+                return Err(StoreError::IndexMismatch {
+                    path: self.path.to_path_buf(),
+                    applied_index,
+                    index,
+                });
+            }
+            let mut user = txn.open_table(USER_TABLE).map_err(|e| self.err(e))?;
+            let mut results = Vec::with_capacity(updates.len());
+            for update in updates {
+                results.push(apply::apply_update(&mut user, update).map_err(|e| self.err(e))?);
+            }
+            meta.insert(META_APPLIED_INDEX, index.to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+            results
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        // Writers are serialised by redb and each checked the index above.
+        let previous = self.applied_index.swap(index, Ordering::AcqRel);
+        assert_eq!(previous + 1, index, "applied index moved under a writer");
+        Ok(results)
+    }
+
+    /// Makes everything applied so far durable (one fsync) and returns the
+    /// durable applied index. Safe to call at any time, from any thread.
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        let mut txn = self.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| self.err(e))?;
+        // Saves redb's allocator state with the commit, so that opening after
+        // a crash need not walk the whole file to rebuild it.
+        txn.set_quick_repair(true);
+        let applied_index = {
+            let meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
+            read_applied_index(&self.path, &meta)?
+        };
+        txn.commit().map_err(|e| self.err(e))?;
+        self.durable_applied_index
+            .fetch_max(applied_index, Ordering::AcqRel);
+        tracing::debug!(path = %self.path.display(), applied_index, "store checkpoint");
+        Ok(applied_index)
+    }
+
+    /// Checkpoints and closes the store; returns the durable applied index.
+    pub fn close(self) -> Result<u64, StoreError> {
+        let applied_index = self.checkpoint()?;
+        self.db
+            .close()
+            .map_err(|e| redb_error(&self.path, e.into()))?;
+        Ok(applied_index)
+    }
+
+    /// A consistent view for several reads at one applied index.
+    pub fn read(&self) -> Result<ReadView, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        ReadView::new(Arc::clone(&self.path), &txn)
+    }
+
+    /// The value of `key`, if it is there.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read()?.get(key)
+    }
+
+    /// Whether `key` is there.
+    pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.read()?.exists(key)
+    }
+
+    /// See [`ReadView::multi_get`].
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read()?.multi_get(keys)
+    }
+
+    /// See [`ReadView::multi_get_option`].
+    pub fn multi_get_option<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.read()?.multi_get_option(keys)
+    }
+
+    /// See [`ReadView::range`].
+    pub fn range(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read()?
+            .range(first, first_inclusive, last, last_inclusive, max)
+    }
+
+    /// See [`ReadView::range_entries`].
+    pub fn range_entries(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.read()?
+            .range_entries(first, first_inclusive, last, last_inclusive, max)
+    }
+
+    /// See [`ReadView::rev_range_entries`] (`first` is the high end).
+    pub fn rev_range_entries(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.read()?
+            .rev_range_entries(first, first_inclusive, last, last_inclusive, max)
+    }
+
+    /// See [`ReadView::prefix_keys`].
+    pub fn prefix_keys(&self, prefix: &[u8], max: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read()?.prefix_keys(prefix, max)
+    }
+
+    /// Number of user keys.
+    pub fn key_count(&self) -> Result<u64, StoreError> {
+        self.read()?.key_count()
+    }
+
+    /// A snapshot of the current state, as a stream of frames of about
+    /// [`SNAPSHOT_CHUNK_TARGET_BYTES`]. Applies may go on meanwhile; they do
+    /// not show in the snapshot.
+    pub fn export(&self) -> Result<SnapshotExport, StoreError> {
+        self.export_with_chunk_target(SNAPSHOT_CHUNK_TARGET_BYTES)
+    }
+
+    /// As [`Self::export`], closing each entries frame at about
+    /// `chunk_target_bytes` (at least one pair per frame).
+    pub fn export_with_chunk_target(
+        &self,
+        chunk_target_bytes: usize,
+    ) -> Result<SnapshotExport, StoreError> {
+        SnapshotExport::new(self.read()?, chunk_target_bytes.max(1))
+    }
+
+    /// Starts importing a snapshot stream into this store, which must be
+    /// empty (applied index 0, no keys). Applies wait until the import ends.
+    pub fn begin_import(&self) -> Result<ImportSession<'_>, StoreError> {
+        ImportSession::begin(self)
+    }
+
+    /// Imports a whole snapshot stream from `reader` (see
+    /// [`Self::begin_import`]); returns the applied index it brought. On any
+    /// error the store stays empty.
+    pub fn import(&self, reader: &mut dyn std::io::Read) -> Result<u64, StoreError> {
+        const READ_CHUNK_BYTES: usize = 64 << 10;
+        let mut session = self.begin_import()?;
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let mut offset = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(StoreError::SnapshotIo { offset, source }),
+            };
+            session.push(&buf[..n])?;
+            offset += n as u64;
+        }
+        session.finish()
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn path_arc(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    pub(crate) fn set_imported(&self, applied_index: u64) {
+        self.applied_index.store(applied_index, Ordering::Release);
+        self.durable_applied_index
+            .store(applied_index, Ordering::Release);
+    }
+}

@@ -1,0 +1,282 @@
+//! Reads: one consistent view of the store (a redb read transaction) and the
+//! query semantics of Arakoon's read commands.
+
+use crate::apply::{as_slice_bound, prefix_bounds};
+use crate::error::StoreError;
+use crate::{KeyValue, META_TABLE, USER_TABLE};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which way a range is walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ascending,
+    Descending,
+}
+
+/// How many results a read may return: Arakoon's `max`. Every negative value
+/// means "no limit", as in Arakoon (its fold stops only when the count equals
+/// `max`, which a negative `max` never does); `-1` is what clients send.
+fn limit(max: i64) -> usize {
+    usize::try_from(max).unwrap_or(usize::MAX)
+}
+
+fn bound(key: Option<&[u8]>, inclusive: bool) -> Bound<Vec<u8>> {
+    match key {
+        None => Bound::Unbounded,
+        Some(key) if inclusive => Bound::Included(key.to_vec()),
+        Some(key) => Bound::Excluded(key.to_vec()),
+    }
+}
+
+/// Whether `(start, end)` (ascending) holds no key at all. redb, like
+/// `BTreeMap`, must not be asked for a range whose start lies past its end.
+fn is_empty_range(start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
+    match (start, end) {
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+    }
+}
+
+/// A consistent, read-only view of the store at one applied index. Every read
+/// through one view sees the same state, whatever is applied meanwhile.
+/// Cheap to make; hold it only as long as needed (it keeps redb from reusing
+/// the pages it sees).
+pub struct ReadView {
+    path: Arc<Path>,
+    user: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    applied_index: u64,
+}
+
+impl ReadView {
+    pub(crate) fn new(path: Arc<Path>, txn: &ReadTransaction) -> Result<Self, StoreError> {
+        let redb_err = |e: redb::Error| crate::redb_error(&path, e);
+        let user = txn.open_table(USER_TABLE).map_err(|e| redb_err(e.into()))?;
+        let meta = txn.open_table(META_TABLE).map_err(|e| redb_err(e.into()))?;
+        let applied_index = crate::read_applied_index(&path, &meta)?;
+        Ok(Self {
+            path,
+            user,
+            applied_index,
+        })
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        crate::redb_error(&self.path, e.into())
+    }
+
+    /// The index of the last entry applied in this view (0: none).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The value of `key`, if it is there.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let found = self.user.get(key).map_err(|e| self.err(e))?;
+        Ok(found.map(|guard| guard.value().to_vec()))
+    }
+
+    /// Whether `key` is there.
+    pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.user.get(key).map_err(|e| self.err(e))?.is_some())
+    }
+
+    /// The values of `keys`, in their order; the first missing key is
+    /// [`StoreError::KeyNotFound`].
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<u8>>, StoreError> {
+        keys.iter()
+            .map(|key| {
+                let key = key.as_ref();
+                self.get(key)?
+                    .ok_or_else(|| StoreError::KeyNotFound { key: key.to_vec() })
+            })
+            .collect()
+    }
+
+    /// The values of `keys`, in their order, `None` for a missing key.
+    pub fn multi_get_option<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(key.as_ref())).collect()
+    }
+
+    /// Number of user keys (internal metadata not counted).
+    pub fn key_count(&self) -> Result<u64, StoreError> {
+        self.user.len().map_err(|e| self.err(e))
+    }
+
+    /// Walks the keys in `(start, end)` (ascending bounds) in `direction`,
+    /// calling `visit` for at most `max_count` pairs.
+    fn walk(
+        &self,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        direction: Direction,
+        max_count: usize,
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), StoreError> {
+        if max_count == 0 || is_empty_range(&start, &end) {
+            return Ok(());
+        }
+        let range = self
+            .user
+            .range::<&[u8]>((as_slice_bound(&start), as_slice_bound(&end)))
+            .map_err(|e| self.err(e))?;
+        let mut visited = 0;
+        let mut step = |item: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
+            let (key, value): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+                item.map_err(|e| self.err(e))?;
+            visit(key.value(), value.value());
+            visited += 1;
+            Ok(visited < max_count)
+        };
+        match direction {
+            Direction::Ascending => {
+                for item in range {
+                    if !step(item)? {
+                        break;
+                    }
+                }
+            }
+            Direction::Descending => {
+                for item in range.rev() {
+                    if !step(item)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys from `first` to `last`, ascending, at most `max` of them
+    /// (negative: no limit). `None` is an open end (and includes the empty
+    /// key). The `*_inclusive` flags say whether a given end key itself
+    /// belongs to the range. `first > last` gives nothing.
+    pub fn range(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = Vec::new();
+        self.walk(
+            bound(first, first_inclusive),
+            bound(last, last_inclusive),
+            Direction::Ascending,
+            limit(max),
+            |key, _| keys.push(key.to_vec()),
+        )?;
+        Ok(keys)
+    }
+
+    /// As [`Self::range`], with the values.
+    pub fn range_entries(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut entries = Vec::new();
+        self.walk(
+            bound(first, first_inclusive),
+            bound(last, last_inclusive),
+            Direction::Ascending,
+            limit(max),
+            |key, value| entries.push((key.to_vec(), value.to_vec())),
+        )?;
+        Ok(entries)
+    }
+
+    /// The pairs from `first` *down* to `last`, descending, at most `max` of
+    /// them (negative: no limit). As in Arakoon's `rev_range_entries`,
+    /// `first` is the *high* end, where the walk starts, and `last` the low
+    /// end: `rev_range_entries(Some("b"), true, Some("a"), true, -1)` gives
+    /// `b` then `a`. `first < last` gives nothing.
+    pub fn rev_range_entries(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut entries = Vec::new();
+        self.walk(
+            bound(last, last_inclusive),
+            bound(first, first_inclusive),
+            Direction::Descending,
+            limit(max),
+            |key, value| entries.push((key.to_vec(), value.to_vec())),
+        )?;
+        Ok(entries)
+    }
+
+    /// The keys that start with `prefix`, ascending, at most `max` of them
+    /// (negative: no limit).
+    pub fn prefix_keys(&self, prefix: &[u8], max: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (start, end) = prefix_bounds(prefix);
+        let mut keys = Vec::new();
+        self.walk(start, end, Direction::Ascending, limit(max), |key, _| {
+            keys.push(key.to_vec())
+        })?;
+        Ok(keys)
+    }
+
+    /// The user table, for the snapshot export.
+    pub(crate) fn user_table(&self) -> &ReadOnlyTable<&'static [u8], &'static [u8]> {
+        &self.user
+    }
+
+    pub(crate) fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_max_is_no_limit() {
+        assert_eq!(limit(-1), usize::MAX);
+        assert_eq!(limit(-7), usize::MAX);
+        assert_eq!(limit(0), 0);
+        assert_eq!(limit(3), 3);
+    }
+
+    #[test]
+    fn empty_ranges_are_recognised() {
+        let k = |s: &str| s.as_bytes().to_vec();
+        assert!(is_empty_range(
+            &Bound::Included(k("b")),
+            &Bound::Included(k("a"))
+        ));
+        assert!(!is_empty_range(
+            &Bound::Included(k("a")),
+            &Bound::Included(k("a"))
+        ));
+        assert!(is_empty_range(
+            &Bound::Included(k("a")),
+            &Bound::Excluded(k("a"))
+        ));
+        assert!(is_empty_range(
+            &Bound::Excluded(k("a")),
+            &Bound::Included(k("a"))
+        ));
+        assert!(is_empty_range(
+            &Bound::Excluded(k("a")),
+            &Bound::Excluded(k("a"))
+        ));
+        assert!(!is_empty_range(&Bound::Excluded(k("a")), &Bound::Unbounded));
+    }
+}

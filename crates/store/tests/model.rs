@@ -1,0 +1,230 @@
+//! The store against a `BTreeMap` model (STYLE habit 8): random batches of
+//! every update kind (nested sequences with failing asserts included), every
+//! read with random boundaries and limits, checkpoints, clean reopens and
+//! simulated crashes on the `SimDisk`.
+
+mod common;
+
+use common::*;
+use disk::SimDisk;
+use proptest::prelude::*;
+use protocol::Update;
+use std::collections::BTreeMap;
+use store::Store;
+
+/// Keys from a tiny alphabet, so that updates collide, prefixes match and
+/// the edge bytes 0x00 and 0xff (prefix ends) show up.
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![0x00u8, b'a', b'b', 0xff]), 0..4)
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![b'x', b'y']), 0..3)
+}
+
+fn leaf_update() -> impl Strategy<Value = Update> {
+    prop_oneof![
+        4 => (key(), value()).prop_map(|(key, value)| Update::Set { key, value }),
+        2 => key().prop_map(|key| Update::Delete { key }),
+        2 => (key(), prop::option::of(value()), prop::option::of(value()))
+            .prop_map(|(key, expected, wanted)| Update::TestAndSet { key, expected, wanted }),
+        1 => (key(), prop::option::of(value()))
+            .prop_map(|(key, wanted)| Update::Replace { key, wanted }),
+        1 => prop::collection::vec(prop::sample::select(vec![0x00u8, b'a', b'b', 0xff]), 0..3)
+            .prop_map(|prefix| Update::DeletePrefix { prefix }),
+        2 => (key(), prop::option::of(value()))
+            .prop_map(|(key, value)| Update::Assert { key, value }),
+        1 => key().prop_map(|key| Update::AssertExists { key }),
+        1 => Just(Update::Nop),
+        1 => Just(Update::UserFunction { name: b"f".to_vec(), argument: None }),
+    ]
+}
+
+fn update() -> impl Strategy<Value = Update> {
+    leaf_update().prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Update::Sequence),
+            prop::collection::vec(inner, 0..5).prop_map(Update::SyncedSequence),
+        ]
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Read {
+    Get(Vec<u8>),
+    Exists(Vec<u8>),
+    MultiGet(Vec<Vec<u8>>),
+    MultiGetOption(Vec<Vec<u8>>),
+    Range(Option<Vec<u8>>, bool, Option<Vec<u8>>, bool, i64),
+    RangeEntries(Option<Vec<u8>>, bool, Option<Vec<u8>>, bool, i64),
+    RevRangeEntries(Option<Vec<u8>>, bool, Option<Vec<u8>>, bool, i64),
+    PrefixKeys(Vec<u8>, i64),
+    KeyCount,
+}
+
+fn max() -> impl Strategy<Value = i64> {
+    prop::sample::select(vec![-2i64, -1, 0, 1, 2, 5])
+}
+
+type RangeArgs = (Option<Vec<u8>>, bool, Option<Vec<u8>>, bool, i64);
+
+fn range_args() -> impl Strategy<Value = RangeArgs> {
+    (
+        prop::option::of(key()),
+        any::<bool>(),
+        prop::option::of(key()),
+        any::<bool>(),
+        max(),
+    )
+}
+
+fn read() -> impl Strategy<Value = Read> {
+    prop_oneof![
+        key().prop_map(Read::Get),
+        key().prop_map(Read::Exists),
+        prop::collection::vec(key(), 0..4).prop_map(Read::MultiGet),
+        prop::collection::vec(key(), 0..4).prop_map(Read::MultiGetOption),
+        range_args().prop_map(|(f, fi, l, li, m)| Read::Range(f, fi, l, li, m)),
+        range_args().prop_map(|(f, fi, l, li, m)| Read::RangeEntries(f, fi, l, li, m)),
+        range_args().prop_map(|(f, fi, l, li, m)| Read::RevRangeEntries(f, fi, l, li, m)),
+        (key(), max()).prop_map(|(p, m)| Read::PrefixKeys(p, m)),
+        Just(Read::KeyCount),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Apply(Vec<Update>),
+    Read(Read),
+    Checkpoint,
+    Reopen,
+    Crash(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => prop::collection::vec(update(), 0..4).prop_map(Op::Apply),
+        8 => read().prop_map(Op::Read),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Reopen),
+        1 => any::<u64>().prop_map(Op::Crash),
+    ]
+}
+
+fn check_read(store: &Store, model: &Model, read: &Read) {
+    let o = |k: &Option<Vec<u8>>| k.clone();
+    match read {
+        Read::Get(k) => assert_eq!(store.get(k).unwrap(), model.get(k).cloned()),
+        Read::Exists(k) => assert_eq!(store.exists(k).unwrap(), model.contains_key(k)),
+        Read::MultiGet(keys) => {
+            let want: Option<Vec<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+            match (store.multi_get(keys), want) {
+                (Ok(got), Some(want)) => assert_eq!(got, want),
+                (Err(store::StoreError::KeyNotFound { key }), None) => {
+                    let first_missing = keys.iter().find(|k| !model.contains_key(*k)).unwrap();
+                    assert_eq!(&key, first_missing);
+                }
+                (got, want) => panic!("multi_get {keys:?}: got {got:?}, model {want:?}"),
+            }
+        }
+        Read::MultiGetOption(keys) => {
+            let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+            assert_eq!(store.multi_get_option(keys).unwrap(), want);
+        }
+        Read::Range(f, fi, l, li, m) => {
+            let want: Vec<Vec<u8>> =
+                model_range_entries(model, o(f).as_deref(), *fi, o(l).as_deref(), *li, *m)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+            let got = store
+                .range(f.as_deref(), *fi, l.as_deref(), *li, *m)
+                .unwrap();
+            assert_eq!(got, want, "{read:?}");
+        }
+        Read::RangeEntries(f, fi, l, li, m) => {
+            let want = model_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
+            let got = store
+                .range_entries(f.as_deref(), *fi, l.as_deref(), *li, *m)
+                .unwrap();
+            assert_eq!(got, want, "{read:?}");
+        }
+        Read::RevRangeEntries(f, fi, l, li, m) => {
+            let want = model_rev_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
+            let got = store
+                .rev_range_entries(f.as_deref(), *fi, l.as_deref(), *li, *m)
+                .unwrap();
+            assert_eq!(got, want, "{read:?}");
+        }
+        Read::PrefixKeys(p, m) => {
+            assert_eq!(
+                store.prefix_keys(p, *m).unwrap(),
+                model_prefix_keys(model, p, *m),
+                "{read:?}"
+            );
+        }
+        Read::KeyCount => assert_eq!(store.key_count().unwrap(), model.len() as u64),
+    }
+}
+
+fn run(ops: Vec<Op>) {
+    let disk = SimDisk::new();
+    let mut store = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+    let mut model = Model::new();
+    // The model at every index from the last checkpoint on: where a crash
+    // may take the store back to.
+    let mut history: BTreeMap<u64, Model> = BTreeMap::from([(0, Model::new())]);
+    let mut applied_index = 0u64;
+    let mut durable_index = 0u64;
+    for op in ops {
+        match op {
+            Op::Apply(updates) => {
+                applied_index += 1;
+                let want: Vec<_> = updates.iter().map(|u| model_apply(&mut model, u)).collect();
+                let got = store.apply(applied_index, &updates).unwrap();
+                assert_eq!(got, want, "results of {updates:?}");
+                assert_eq!(store.applied_index(), applied_index);
+                history.insert(applied_index, model.clone());
+            }
+            Op::Read(read) => check_read(&store, &model, &read),
+            Op::Checkpoint => {
+                durable_index = store.checkpoint().unwrap();
+                assert_eq!(durable_index, applied_index);
+                history.retain(|&i, _| i >= durable_index);
+            }
+            Op::Reopen => {
+                durable_index = store.close().unwrap();
+                assert_eq!(durable_index, applied_index);
+                store = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+                assert_eq!(store.applied_index(), applied_index);
+                history.retain(|&i, _| i >= durable_index);
+            }
+            Op::Crash(seed) => {
+                let mut rng = Rng(seed);
+                disk.crash(&mut |n| rng.below(n));
+                drop(store);
+                store = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+                let recovered = store.applied_index();
+                assert!(
+                    (durable_index..=applied_index).contains(&recovered),
+                    "recovered index {recovered} outside [{durable_index}, {applied_index}]"
+                );
+                model = history[&recovered].clone();
+                applied_index = recovered;
+                durable_index = store.durable_applied_index();
+                assert_eq!(durable_index, recovered, "open checkpoints");
+                history.retain(|&i, _| i == recovered);
+            }
+        }
+        assert_eq!(contents(&store), model);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_behaves_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        run(ops);
+    }
+}
