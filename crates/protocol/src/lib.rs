@@ -7,8 +7,8 @@
 //! # What a server calls
 //!
 //! ```
-//! use protocol::{decode_prologue, decode_request, encode_response, Decoded, Incoming, Limits,
-//!                Reply, Request, Response};
+//! use protocol::{decode_prologue, encode_response, Decoded, Incoming, Limits, Reply, Request,
+//!                RequestDecoder, Response};
 //! let limits = Limits::default();
 //! // Bytes as they arrived on the socket: the prologue, then a `who_master`.
 //! let mut buf = Vec::new();
@@ -20,7 +20,8 @@
 //! };
 //! assert_eq!(prologue.cluster_id, b"arakoon");
 //! let buf = &buf[consumed..];
-//! match decode_request(buf, &limits)? {
+//! let mut decoder = RequestDecoder::new(limits); // one per connection
+//! match decoder.decode(buf)? {
 //!     Decoded::Incomplete { needed } => { /* read until buf.len() >= needed, retry */ }
 //!     Decoded::Complete { value: Incoming::Request(Request::WhoMaster), consumed } => {
 //!         let mut out = Vec::new();
@@ -41,22 +42,26 @@
 //!
 //! # What a client calls
 //!
-//! [`encode_prologue`], [`encode_request`], and [`decode_response`] with the
-//! [`Command`] of the request it sent.
+//! [`encode_prologue`], [`encode_request`], and [`ResponseDecoder::decode`]
+//! (or [`decode_response`]) with the [`Command`] of the request it sent.
 //!
 //! # Incremental decoding and its cost
 //!
 //! There is no frame length on Arakoon's wire, so decoders take the bytes
 //! received so far and answer [`Decoded::Incomplete`] with the least total
-//! length that could complete the frame. A server keeps one buffer per
-//! connection and retries only once the buffer reaches `needed`. Nothing is
-//! allocated or copied until a whole frame is present, and a string (a key,
-//! a value, a sequence) is waited for in O(1): its length is read, the bytes
-//! are not walked. Re-parsing a frame costs O(number of fields before the
-//! missing byte), so only requests that are long lists of tiny elements
-//! (`multi_get` of many keys) cost more than linear time while they arrive;
-//! the `needed` hint of a list already includes its minimum size
-//! (`count * 4` bytes for strings), and `max_buffer_size` bounds the rest.
+//! length that could complete the frame (never more than the real frame). A
+//! server keeps one buffer per connection and retries once the buffer holds
+//! `needed` bytes. Nothing is allocated or copied until a whole frame is
+//! present, and a string (a key, a value, a sequence) is waited for in O(1):
+//! its length is read, its bytes are not walked.
+//!
+//! The stateless [`decode_request`] / [`decode_response`] re-walk the
+//! frame's fields on every call, which is quadratic for a long list of small
+//! elements arriving in pieces (a `multi_get` of 1M keys, 14 MB, in 64 KiB
+//! reads: 6.7 s). [`RequestDecoder`] / [`ResponseDecoder`] keep a checkpoint
+//! inside the list between calls and build the value once, at the end: the
+//! same request takes 0.17 s (release build). Servers and clients should
+//! use them; they answer exactly what the stateless functions answer.
 //!
 //! # Limits
 //!
@@ -67,6 +72,7 @@
 //! is bounded by `max_nesting_depth`.
 
 mod command;
+mod decoder;
 mod error;
 mod request;
 mod response;
@@ -76,6 +82,7 @@ pub mod update;
 mod wire;
 
 pub use command::{Command, Unsupported};
+pub use decoder::{RequestDecoder, ResponseDecoder};
 pub use error::ProtocolError;
 pub use request::{
     decode_prologue, decode_request, encode_prologue, encode_request, Consistency, Incoming,

@@ -400,7 +400,7 @@ pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Decoded<Incoming>, 
     decode_stream(buf, limits, |r| read_request(r, limits))
 }
 
-fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<Incoming> {
+pub(crate) fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<Incoming> {
     let word = r.u32("request.command")?;
     if word & MAGIC_MASK != MAGIC {
         return Err(ProtocolError::NoMagic { word }.into());
@@ -450,6 +450,11 @@ fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<Incoming> {
         },
         Command::Sequence | Command::SyncedSequence => {
             let payload = r.slice("sequence.payload")?;
+            if r.skimming() {
+                // Measuring the frame only: the payload's content does not
+                // change where the frame ends.
+                return Ok(Incoming::Request(Request::Nop));
+            }
             match decode_sequence_payload(payload, limits) {
                 Ok(updates) if command == Command::Sequence => Request::Sequence { updates },
                 Ok(updates) => Request::SyncedSequence { updates },

@@ -50,12 +50,31 @@ pub(crate) enum Mode {
     Payload,
 }
 
+/// Where a skim stopped inside a list, to resume there when more bytes
+/// have arrived (the buffer only grows, so what was walked stays valid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListCheckpoint {
+    /// Position of the list's count field.
+    count_pos: usize,
+    count: usize,
+    /// Elements walked completely.
+    done: usize,
+    /// Position after the last walked element.
+    pos: usize,
+}
+
 /// A bounded little-endian reader over one frame.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     max_buffer_size: usize,
     mode: Mode,
+    /// Skim: validate and measure the frame without building values
+    /// (strings come back empty, lists empty); lists resume at `resume_at`.
+    skim: bool,
+    resume_at: Option<ListCheckpoint>,
+    /// Where the skim stopped, if it stopped inside a list.
+    stopped_at: Option<ListCheckpoint>,
 }
 
 impl<'a> Reader<'a> {
@@ -65,7 +84,34 @@ impl<'a> Reader<'a> {
             pos: 0,
             max_buffer_size,
             mode,
+            skim: false,
+            resume_at: None,
+            stopped_at: None,
         }
+    }
+
+    /// A stream reader that only validates and measures the frame, resuming
+    /// a list walk at `resume_at` (see [`crate::RequestDecoder`]).
+    pub(crate) fn skimmer(
+        buf: &'a [u8],
+        max_buffer_size: usize,
+        resume_at: Option<ListCheckpoint>,
+    ) -> Self {
+        Reader {
+            skim: true,
+            resume_at,
+            ..Reader::new(buf, max_buffer_size, Mode::Stream)
+        }
+    }
+
+    /// Whether values are being skipped rather than built.
+    pub(crate) fn skimming(&self) -> bool {
+        self.skim
+    }
+
+    /// Where a skim stopped inside a list, if it did.
+    pub(crate) fn stopped_at(&self) -> Option<ListCheckpoint> {
+        self.stopped_at
     }
 
     /// Bytes consumed so far.
@@ -171,7 +217,11 @@ impl<'a> Reader<'a> {
     /// the bytes are present.
     pub(crate) fn bytes(&mut self, field: &'static str) -> ReadResult<Vec<u8>> {
         let length = self.length(field)?;
-        Ok(self.take(field, length)?.to_vec())
+        let bytes = self.take(field, length)?;
+        if self.skim {
+            return Ok(Vec::new());
+        }
+        Ok(bytes.to_vec())
     }
 
     /// A string that is skipped, not kept (bounded all the same).
@@ -214,7 +264,11 @@ impl<'a> Reader<'a> {
         min_element_size: usize,
         mut element: impl FnMut(&mut Self) -> ReadResult<T>,
     ) -> ReadResult<Vec<T>> {
+        let count_pos = self.pos;
         let count = self.count(field, min_element_size)?;
+        if self.skim {
+            return self.skim_list(count_pos, count, element);
+        }
         // Bounded: `count * min_element_size` bytes are present (checked by
         // `count`), and the minimum element size is at least one byte.
         let mut out = Vec::with_capacity(count);
@@ -222,6 +276,48 @@ impl<'a> Reader<'a> {
             out.push(element(self)?);
         }
         Ok(out)
+    }
+
+    /// Walks a list's elements without keeping them, from the checkpoint if
+    /// it is this list's; records where it stops if the bytes run out.
+    fn skim_list<T>(
+        &mut self,
+        count_pos: usize,
+        count: usize,
+        mut element: impl FnMut(&mut Self) -> ReadResult<T>,
+    ) -> ReadResult<Vec<T>> {
+        let mut start = 0;
+        if let Some(at) = self.resume_at {
+            if at.count_pos == count_pos
+                && at.count == count
+                && at.done <= count
+                && at.pos >= self.pos
+                && at.pos <= self.buf.len()
+            {
+                self.pos = at.pos;
+                start = at.done;
+            }
+        }
+        for done in start..count {
+            let pos = self.pos;
+            match element(self) {
+                Ok(_) => {}
+                Err(Fail::Incomplete { needed }) => {
+                    // The innermost list records first; outer lists keep it.
+                    if self.stopped_at.is_none() {
+                        self.stopped_at = Some(ListCheckpoint {
+                            count_pos,
+                            count,
+                            done,
+                            pos,
+                        });
+                    }
+                    return Err(Fail::Incomplete { needed });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// Fails unless every byte was consumed (for length-delimited payloads).
