@@ -4,7 +4,7 @@
 use crate::result_code::ResultCode;
 
 /// Why bytes are not a valid frame.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     /// A request word without the magic `0xb1ff` in its upper half.
     #[error("request word {word:#010x} has no magic (expected 0xb1ff____)")]

@@ -249,6 +249,72 @@ pub enum Request {
 }
 
 impl Request {
+    /// The read consistency asked for, for the reads that carry one (exists,
+    /// get, assert, assert_exists, range, range_entries, rev_range_entries,
+    /// prefix_keys, multi_get, multi_get_option).
+    pub fn consistency(&self) -> Option<Consistency> {
+        match self {
+            Request::Exists { consistency, .. }
+            | Request::Get { consistency, .. }
+            | Request::Range { consistency, .. }
+            | Request::PrefixKeys { consistency, .. }
+            | Request::RangeEntries { consistency, .. }
+            | Request::MultiGet { consistency, .. }
+            | Request::Assert { consistency, .. }
+            | Request::RevRangeEntries { consistency, .. }
+            | Request::AssertExists { consistency, .. }
+            | Request::MultiGetOption { consistency, .. } => Some(*consistency),
+            _ => None,
+        }
+    }
+
+    /// Whether the request is an update: it goes to the master and through
+    /// consensus (set, confirm, delete, test_and_set, replace, delete_prefix,
+    /// sequence, synced_sequence, user_function, nop).
+    pub fn is_update(&self) -> bool {
+        matches!(
+            self,
+            Request::Set { .. }
+                | Request::Confirm { .. }
+                | Request::Delete { .. }
+                | Request::TestAndSet { .. }
+                | Request::Replace { .. }
+                | Request::DeletePrefix { .. }
+                | Request::Sequence { .. }
+                | Request::SyncedSequence { .. }
+                | Request::UserFunction { .. }
+                | Request::Nop
+        )
+    }
+
+    /// The update an update request proposes (see [`Request::is_update`]);
+    /// any other request is given back. `confirm` becomes a `Set`: skipping
+    /// it when the value is already there is the node's decision.
+    pub fn into_update(self) -> Result<Update, Request> {
+        Ok(match self {
+            Request::Set { key, value } | Request::Confirm { key, value } => {
+                Update::Set { key, value }
+            }
+            Request::Delete { key } => Update::Delete { key },
+            Request::TestAndSet {
+                key,
+                expected,
+                wanted,
+            } => Update::TestAndSet {
+                key,
+                expected,
+                wanted,
+            },
+            Request::Replace { key, wanted } => Update::Replace { key, wanted },
+            Request::DeletePrefix { prefix } => Update::DeletePrefix { prefix },
+            Request::Sequence { updates } => Update::Sequence(updates),
+            Request::SyncedSequence { updates } => Update::SyncedSequence(updates),
+            Request::UserFunction { name, argument } => Update::UserFunction { name, argument },
+            Request::Nop => Update::Nop,
+            other => return Err(other),
+        })
+    }
+
     pub fn command(&self) -> Command {
         match self {
             Request::Ping { .. } => Command::Ping,
@@ -287,7 +353,7 @@ impl Request {
 }
 
 /// What a server reads from a connection.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// A request to serve.
     Request(Request),

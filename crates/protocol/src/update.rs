@@ -75,6 +75,39 @@ impl Update {
         }
     }
 
+    /// Whether applying it must fsync the tlog before answering (a
+    /// SyncedSequence, as Arakoon's `is_synced`).
+    pub fn is_synced(&self) -> bool {
+        matches!(self, Update::SyncedSequence(_))
+    }
+
+    /// The length of [`Update::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        fn string(b: &[u8]) -> usize {
+            4 + b.len()
+        }
+        fn option(b: &Option<Vec<u8>>) -> usize {
+            1 + b.as_deref().map_or(0, string)
+        }
+        4 + match self {
+            Update::Set { key, value } => string(key) + string(value),
+            Update::Delete { key } | Update::AssertExists { key } => string(key),
+            Update::DeletePrefix { prefix } => string(prefix),
+            Update::TestAndSet {
+                key,
+                expected,
+                wanted,
+            } => string(key) + option(expected) + option(wanted),
+            Update::Sequence(us) | Update::SyncedSequence(us) => {
+                4 + us.iter().map(Update::encoded_len).sum::<usize>()
+            }
+            Update::Nop => 0,
+            Update::UserFunction { name, argument } => string(name) + option(argument),
+            Update::Assert { key, value } => string(key) + option(value),
+            Update::Replace { key, wanted } => string(key) + option(wanted),
+        }
+    }
+
     /// Appends the encoding: `int32 tag` then the fields.
     pub fn encode(&self, out: &mut Vec<u8>) {
         wire::put_i32(out, self.tag());

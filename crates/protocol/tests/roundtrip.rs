@@ -61,6 +61,35 @@ proptest! {
     }
 
     #[test]
+    fn encoded_len_is_the_encoding_length(update in common::update()) {
+        let mut bytes = Vec::new();
+        update.encode(&mut bytes);
+        prop_assert_eq!(update.encoded_len(), bytes.len());
+    }
+
+    /// Update requests become the update they propose, and back: the fields
+    /// carry over unchanged.
+    #[test]
+    fn update_requests_carry_their_fields(request in common::request()) {
+        let is_update = request.is_update();
+        match request.clone().into_update() {
+            Ok(update) => {
+                prop_assert!(is_update);
+                prop_assert!(request.consistency().is_none());
+                let tag = match &request {
+                    protocol::Request::Confirm { .. } => 1,
+                    _ => update.tag(),
+                };
+                prop_assert_eq!(update.tag(), tag);
+            }
+            Err(back) => {
+                prop_assert!(!is_update);
+                prop_assert_eq!(back, request);
+            }
+        }
+    }
+
+    #[test]
     fn batch_round_trips(updates in common::updates()) {
         let mut bytes = Vec::new();
         encode_batch(&updates, &mut bytes);
