@@ -1497,6 +1497,7 @@ impl Core {
         }
         let now = self.now;
         let max_inflight = self.config.max_inflight_appends;
+        let heartbeat_interval = self.config.heartbeat_interval;
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
@@ -1505,11 +1506,18 @@ impl Core {
         }
         match pr.state {
             FlowState::Probe { .. } => pr.state = FlowState::Probe { probe_sent: false },
-            FlowState::Replicate if pr.inflight.len() >= max_inflight => {
-                // A lost append would stall a full window: free one slot so
-                // the next append (with a gap, if one was lost) goes out and
-                // a rejection sends us back to probing.
+            FlowState::Replicate
+                if pr.inflight.len() >= max_inflight
+                    && pr
+                        .slot_freed_at
+                        .is_none_or(|t| now >= t.plus(heartbeat_interval)) =>
+            {
+                // A lost append would stall a full window: free one slot (at
+                // most once per heartbeat interval) so the next append (with a
+                // gap, if one was lost) goes out and a rejection sends us back
+                // to probing.
                 pr.inflight.pop_front();
+                pr.slot_freed_at = Some(now);
             }
             _ => {}
         }
@@ -1547,6 +1555,7 @@ impl Core {
                 let news = pr.record_match(match_index);
                 if pr.state != FlowState::Replicate {
                     pr.become_replicate();
+                    pr.slot_freed_at = Some(now);
                 }
                 if news {
                     self.maybe_commit(log)?;

@@ -29,6 +29,8 @@ pub(crate) struct Progress {
     pub(crate) inflight: VecDeque<u64>,
     /// Latest master `sent_at` this peer echoed in this term (lease).
     pub(crate) acked_sent_at: Option<Time>,
+    /// When a heartbeat response last freed a slot of a full window.
+    pub(crate) slot_freed_at: Option<Time>,
 }
 
 impl Progress {
@@ -39,6 +41,7 @@ impl Progress {
             state: FlowState::Probe { probe_sent: false },
             inflight: VecDeque::new(),
             acked_sent_at: None,
+            slot_freed_at: None,
         }
     }
 

@@ -139,8 +139,11 @@ pub struct TestNode {
     pub applied_index: u64,
     /// Sync the log right after each `Ready` (otherwise call `Cluster::sync`).
     pub auto_sync: bool,
-    /// This node's clock reads global time plus this offset.
+    /// This node's clock reads global time plus this offset ...
     pub clock_offset_ns: i64,
+    /// ... and runs fast (positive) or slow (negative) by this many parts
+    /// per million.
+    pub clock_rate_ppm: i64,
     pub role_changes: Vec<RoleChange>,
     pub snapshot_requests: Vec<NodeId>,
     pub config: Config,
@@ -149,7 +152,12 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn local_time(&self, global: Time) -> Time {
-        Time(global.0.saturating_add_signed(self.clock_offset_ns))
+        let drift = (i128::from(global.0) * i128::from(self.clock_rate_ppm) / 1_000_000) as i64;
+        Time(
+            global
+                .0
+                .saturating_add_signed(self.clock_offset_ns.saturating_add(drift)),
+        )
     }
 }
 
@@ -204,6 +212,7 @@ impl Cluster {
                     applied_index: 0,
                     auto_sync: true,
                     clock_offset_ns: 0,
+                    clock_rate_ppm: 0,
                     role_changes: Vec::new(),
                     snapshot_requests: Vec::new(),
                     config,

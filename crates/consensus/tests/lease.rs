@@ -1,0 +1,217 @@
+//! Master lease (§6.4.1), check-quorum (§6.2), lease guards on slaves, and
+//! the property that no two nodes hold a lease at the same real instant.
+
+use consensus::testing::Cluster;
+use consensus::{Body, Message, NodeId, ReadError, Role, Time};
+use std::time::Duration;
+
+/// A master holds the lease once a quorum acknowledged it and an entry of its
+/// term is committed; it answers its commit index.
+#[test]
+fn master_serves_reads_under_lease() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(20));
+    let p = c.propose(m, b"x").unwrap();
+    c.deliver_all();
+    let n = &c.nodes[&m];
+    assert_eq!(n.core.consistent_read_index(c.now), Ok(p.index));
+    for (id, n) in &c.nodes {
+        if *id != m {
+            assert_eq!(
+                n.core.consistent_read_index(c.now),
+                Err(ReadError::NotMaster { master: Some(m) })
+            );
+        }
+    }
+}
+
+/// §6.4: right after election, before an entry of its term commits, a new
+/// master does not serve reads.
+#[test]
+fn no_read_before_an_entry_of_the_term_commits() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    for id in 1..=3 {
+        c.node_mut(id).auto_sync = false;
+    }
+    // Elect without syncing anything: the barrier cannot commit.
+    assert!(c.run_until(Duration::from_secs(2), |c| c.master().is_some()));
+    let m = c.master().unwrap();
+    assert!(matches!(
+        c.nodes[&m].core.consistent_read_index(c.now),
+        Err(ReadError::LeaseNotHeld { .. })
+    ));
+    for id in 1..=3 {
+        c.sync(id);
+    }
+    c.deliver_all();
+    assert!(c.nodes[&m].core.consistent_read_index(c.now).is_ok());
+}
+
+/// The lease lapses `lease_period - max_clock_drift` after the send time of
+/// the last quorum acknowledgement, and check-quorum then makes the master
+/// step down.
+#[test]
+fn isolated_master_loses_lease_then_steps_down() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(150));
+    c.isolate(m.0);
+    let cut_at = c.now;
+    let mut lost_at = None;
+    let mut stepped_down_at = None;
+    for _ in 0..300 {
+        c.tick(Duration::from_millis(1));
+        c.deliver_all();
+        let n = &c.nodes[&m];
+        if lost_at.is_none() && n.core.consistent_read_index(c.now).is_err() {
+            lost_at = Some(c.now);
+        }
+        if stepped_down_at.is_none() && n.core.role() != Role::Master {
+            stepped_down_at = Some(c.now);
+        }
+    }
+    let lost = lost_at.expect("lease lost").0 - cut_at.0;
+    let down = stepped_down_at.expect("stepped down").0 - cut_at.0;
+    // Last heartbeat acknowledged was sent at most one interval before the cut.
+    assert!(lost <= 90_000_000, "lease held {lost} ns after the cut");
+    assert!(lost >= 80_000_000, "lease lost too early: {lost} ns");
+    assert!(down <= 91_000_000, "stepped down {down} ns after the cut");
+}
+
+/// A slave that acknowledged a master ignores another node's vote request
+/// while the lease it granted may run, without raising its term.
+#[test]
+fn slave_in_lease_ignores_vote_requests() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(30));
+    let s = c.ids().into_iter().find(|id| *id != m).unwrap();
+    let other = c.ids().into_iter().find(|id| *id != m && *id != s).unwrap();
+    let term = c.nodes[&s].core.term();
+    let last = c.nodes[&m].log.entries.len() as u64 + 10;
+    let vote = Message {
+        from: other,
+        to: s,
+        term: term + 1,
+        body: Body::Vote {
+            last_index: last,
+            last_term: term,
+            transfer: false,
+        },
+    };
+    let before = c.delivered.len();
+    c.queue.push_back(vote.clone());
+    c.deliver_all();
+    assert_eq!(
+        c.nodes[&s].core.term(),
+        term,
+        "term not raised inside the lease"
+    );
+    assert!(!c.delivered[before..]
+        .iter()
+        .any(|m| m.from == s && matches!(m.body, Body::VoteResponse { granted: true })));
+    // Once the master is gone and the guard expired, the same request wins.
+    c.crash(m.0);
+    c.run_for(Duration::from_millis(101));
+    let mut vote = vote;
+    vote.term = c.nodes[&s].core.term() + 5;
+    let before = c.delivered.len();
+    c.queue.push_back(vote);
+    c.deliver_all();
+    assert!(c.delivered[before..]
+        .iter()
+        .any(|m| m.from == s && matches!(m.body, Body::VoteResponse { granted: true })));
+}
+
+/// A hand-over forfeits the lease at once.
+#[test]
+fn hand_over_forfeits_the_lease() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.propose(m, b"x").unwrap();
+    c.run_for(Duration::from_millis(30));
+    assert!(c.nodes[&m].core.consistent_read_index(c.now).is_ok());
+    let target = c.ids().into_iter().find(|id| *id != m).unwrap();
+    let now = c.now;
+    let n = c.nodes.get_mut(&m).unwrap();
+    assert!(n.core.hand_over_to(target, now, &n.log).unwrap());
+    assert!(n.core.consistent_read_index(now).is_err());
+    c.process(m);
+    c.deliver_all();
+    assert_eq!(c.master(), Some(target));
+}
+
+/// The lease property under faults, drift and restarts: at every
+/// millisecond, at most one node answers `consistent_read_index`. Clocks run
+/// at rates within ±4% (so a 100 ms lease period drifts by at most 4 ms,
+/// inside the 10 ms margin's half).
+#[test]
+fn never_two_lease_holders_at_once() {
+    for seed in 0..12u64 {
+        let mut c = Cluster::new(5, 0, |cfg| cfg.seed = seed);
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for id in 1..=5u64 {
+            c.node_mut(id).clock_rate_ppm = (next() % 80_001) as i64 - 40_000;
+        }
+        let mut holders_seen = 0;
+        for step in 0..3_000u64 {
+            match next() % 200 {
+                0 => {
+                    let id = 1 + next() % 5;
+                    c.isolate(id);
+                }
+                1 | 2 => c.heal(),
+                3 => {
+                    let id = 1 + next() % 5;
+                    if c.node(id).up {
+                        c.crash(id);
+                    }
+                }
+                4 | 5 => {
+                    for id in 1..=5 {
+                        if !c.node(id).up {
+                            c.restart(id);
+                        }
+                    }
+                }
+                6..=40 => {
+                    if let Some(m) = c.master() {
+                        let _ = c.propose(m, &step.to_le_bytes());
+                    }
+                }
+                41..=60 => {
+                    // Drop a message.
+                    c.queue.pop_front();
+                }
+                _ => {}
+            }
+            c.tick(Duration::from_millis(1));
+            c.deliver_all();
+            let holders: Vec<NodeId> = c
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.up && n.core.consistent_read_index(n.local_time(c.now)).is_ok())
+                .map(|(id, _)| *id)
+                .collect();
+            assert!(
+                holders.len() <= 1,
+                "seed {seed} step {step}: lease holders {holders:?}"
+            );
+            holders_seen += holders.len();
+        }
+        assert!(
+            holders_seen > 100,
+            "seed {seed}: the lease was hardly ever held"
+        );
+        c.assert_one_master_per_term();
+        c.assert_applied_agree();
+        let _ = Time(0);
+    }
+}
