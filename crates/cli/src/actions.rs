@@ -1,0 +1,228 @@
+//! The client actions: each runs one request through [`client::Client`] and
+//! prints its answer the way Arakoon's `arakoon` prints it (values and keys
+//! escaped in double quotes, one per line).
+
+use std::io::Write;
+use std::path::Path;
+
+use client::{Client, Error, Escaped, KeyRange, NamedField, NamedValue};
+
+use crate::args::ClientAction;
+
+/// Why an action failed: what was asked (`get "foo"`) and why, one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct ActionError {
+    pub what: String,
+    pub reason: String,
+}
+
+impl ActionError {
+    fn new(what: &str, reason: impl std::fmt::Display) -> ActionError {
+        ActionError {
+            what: what.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// How the action is named in an error line.
+fn describe(action: &ClientAction) -> String {
+    match action {
+        ClientAction::Set { key, .. } => format!("set {}", Escaped(key)),
+        ClientAction::Get { key } => format!("get {}", Escaped(key)),
+        ClientAction::Delete { key } => format!("delete {}", Escaped(key)),
+        ClientAction::DeletePrefix { prefix } => format!("delete-prefix {}", Escaped(prefix)),
+        ClientAction::Prefix { prefix, .. } => format!("prefix {}", Escaped(prefix)),
+        ClientAction::RangeEntries { reverse, .. } => if *reverse {
+            "rev-range-entries"
+        } else {
+            "range-entries"
+        }
+        .to_string(),
+        ClientAction::WhoMaster => "who-master".to_string(),
+        ClientAction::ExpectProgressPossible => "expect-progress-possible".to_string(),
+        ClientAction::Statistics => "statistics".to_string(),
+        ClientAction::Nop => "nop".to_string(),
+        ClientAction::KeyCount => "n-values".to_string(),
+        ClientAction::NodeVersion { node } => format!("node-version {node}"),
+        ClientAction::NodeState { node } => format!("node-state {node}"),
+    }
+}
+
+/// A client error as the reason of an error line (the key is already in
+/// the action's description).
+fn reason(error: &Error) -> String {
+    match error {
+        Error::NotFound { .. } => "key not found".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Loads the config and builds a client of its cluster.
+pub fn client_from_config(path: &Path) -> Result<Client, ActionError> {
+    let what = format!("config {}", path.display());
+    let loaded = config::load(path).map_err(|e| ActionError::new(&what, e))?;
+    for warning in &loaded.warnings {
+        tracing::debug!(%warning, "config");
+    }
+    Client::from_config(&loaded.config).map_err(|e| ActionError::new(&what, e))
+}
+
+/// Runs `action` against `client`, printing its answer to `out`.
+pub async fn run(
+    client: &Client,
+    action: &ClientAction,
+    out: &mut dyn Write,
+) -> Result<(), ActionError> {
+    let what = describe(action);
+    let failed = |e: Error| ActionError::new(&what, reason(&e));
+    let text = match action {
+        ClientAction::Set { key, value } => {
+            client.set(key, value).await.map_err(failed)?;
+            String::new()
+        }
+        ClientAction::Get { key } => {
+            let value = client.get(key).await.map_err(failed)?;
+            format!("{}\n", Escaped(&value))
+        }
+        ClientAction::Delete { key } => {
+            client.delete(key).await.map_err(failed)?;
+            String::new()
+        }
+        ClientAction::DeletePrefix { prefix } => {
+            let count = client.delete_prefix(prefix).await.map_err(failed)?;
+            format!("{count}\n")
+        }
+        ClientAction::Prefix { prefix, max } => {
+            let keys = client
+                .prefix_keys(prefix, Some(*max))
+                .await
+                .map_err(failed)?;
+            keys.iter().map(|k| format!("{}\n", Escaped(k))).collect()
+        }
+        ClientAction::RangeEntries {
+            left,
+            right,
+            max,
+            reverse,
+        } => {
+            // Arakoon's CLI: left included, right excluded.
+            let range = KeyRange {
+                first: left.clone(),
+                first_inclusive: true,
+                last: right.clone(),
+                last_inclusive: false,
+                max: i32::try_from(*max).unwrap_or(i32::MAX),
+            };
+            let entries = if *reverse {
+                client.rev_range_entries(&range).await
+            } else {
+                client.range_entries(&range).await
+            }
+            .map_err(failed)?;
+            let mut text: String = entries
+                .iter()
+                .map(|(k, v)| format!("{} {}\n", Escaped(k), Escaped(v)))
+                .collect();
+            text.push_str(&format!("{} listed\n", entries.len()));
+            text
+        }
+        ClientAction::WhoMaster => format!("{}\n", client.master().await.map_err(failed)?),
+        ClientAction::ExpectProgressPossible => {
+            format!(
+                "{}\n",
+                client.expect_progress_possible().await.map_err(failed)?
+            )
+        }
+        ClientAction::Statistics => render_statistics(&client.statistics().await.map_err(failed)?),
+        ClientAction::Nop => {
+            client.nop().await.map_err(failed)?;
+            String::new()
+        }
+        ClientAction::KeyCount => format!("{}\n", client.get_key_count().await.map_err(failed)?),
+        ClientAction::NodeVersion { node } => {
+            let version = client
+                .node(node)
+                .map_err(failed)?
+                .version()
+                .await
+                .map_err(failed)?;
+            format!(
+                "{}.{}.{}\n{}\n",
+                version.major, version.minor, version.patch, version.info
+            )
+        }
+        ClientAction::NodeState { node } => {
+            let state = client
+                .node(node)
+                .map_err(failed)?
+                .current_state()
+                .await
+                .map_err(failed)?;
+            format!("{state}\n")
+        }
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")))
+}
+
+/// Statistics as indented `name: value` lines.
+pub fn render_statistics(stats: &NamedField) -> String {
+    let mut text = String::new();
+    render_field(stats, 0, &mut text);
+    text
+}
+
+fn render_field(field: &NamedField, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    match &field.value {
+        NamedValue::Int32(v) => out.push_str(&format!("{indent}{}: {v}\n", field.name)),
+        NamedValue::Int64(v) => out.push_str(&format!("{indent}{}: {v}\n", field.name)),
+        NamedValue::Float(v) => out.push_str(&format!("{indent}{}: {v}\n", field.name)),
+        NamedValue::String(v) => out.push_str(&format!("{indent}{}: {v:?}\n", field.name)),
+        NamedValue::List(fields) => {
+            out.push_str(&format!("{indent}{}:\n", field.name));
+            for inner in fields {
+                render_field(inner, depth + 1, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_render_nested() {
+        let stats = NamedField::new(
+            "arakoon_stats",
+            NamedValue::List(vec![
+                NamedField::new("node", NamedValue::String("n0".into())),
+                NamedField::new(
+                    "ops",
+                    NamedValue::List(vec![NamedField::new("n", NamedValue::Int64(3))]),
+                ),
+            ]),
+        );
+        assert_eq!(
+            render_statistics(&stats),
+            "arakoon_stats:\n  node: \"n0\"\n  ops:\n    n: 3\n"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_action_and_key() {
+        let error = Error::NotFound {
+            node: "n0".into(),
+            key: b"foo".to_vec(),
+        };
+        let action = ClientAction::Get {
+            key: b"foo".to_vec(),
+        };
+        let line = ActionError::new(&describe(&action), reason(&error)).to_string();
+        assert_eq!(line, "get \"foo\": key not found");
+    }
+}

@@ -1,0 +1,538 @@
+//! Arakoon's command line: `-config FILE` and one action flag
+//! (`--get KEY`, `--who-master`, …), parsed into an [`Invocation`].
+//!
+//! Arakoon's options are long names with a single dash (`-config`,
+//! `-left`, `-right`, `-max_results`). [`normalise`] is the one place that
+//! turns them into clap's double-dash form; it knows every flag's number of
+//! values, so a value that looks like a flag (`--set k -config`) stays a
+//! value. `--config` etc. are accepted as well.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+
+/// Arakoon's default config path, used when `-config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "cfg/arakoon.ini";
+/// Arakoon's default `-max_results` for `--prefix` and `--range-entries`.
+pub const DEFAULT_MAX_RESULTS: usize = 100;
+
+/// Arakoon's single-dash options, and the double-dash names clap knows them by.
+const SINGLE_DASH_OPTIONS: &[(&str, &str)] = &[
+    ("-config", "--config"),
+    ("-left", "--left"),
+    ("-right", "--right"),
+    ("-max_results", "--max_results"),
+];
+
+/// Every flag that takes values, with how many: what follows it is copied
+/// as is, never normalised.
+const FLAG_ARITY: &[(&str, usize)] = &[
+    ("--config", 1),
+    ("--left", 1),
+    ("--right", 1),
+    ("--max_results", 1),
+    ("--max-results", 1),
+    ("--set", 2),
+    ("--get", 1),
+    ("--delete", 1),
+    ("--delete-prefix", 1),
+    ("--prefix", 1),
+    ("--node-version", 1),
+    ("--node-state", 1),
+    ("--node", 1),
+];
+
+/// Rewrites Arakoon's single-dash long options (`-config`) to the
+/// double-dash form (`--config`), leaving flag values untouched.
+pub fn normalise(args: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut values_to_copy = 0usize;
+    for arg in args {
+        if values_to_copy > 0 {
+            values_to_copy -= 1;
+            out.push(arg.clone());
+            continue;
+        }
+        let text = arg.to_str();
+        let renamed = text.and_then(|t| {
+            SINGLE_DASH_OPTIONS
+                .iter()
+                .find(|(single, _)| *single == t)
+                .map(|(_, double)| *double)
+        });
+        let flag = renamed.or(text).unwrap_or_default();
+        values_to_copy = FLAG_ARITY
+            .iter()
+            .find(|(name, _)| *name == flag)
+            .map_or(0, |(_, arity)| *arity);
+        out.push(renamed.map_or_else(|| arg.clone(), OsString::from));
+    }
+    out
+}
+
+/// The flags as clap parses them (after [`normalise`]).
+#[derive(Debug, Parser)]
+#[command(
+    name = "arakoon",
+    about = "Arakoon-compatible replicated key-value store: client actions and tools",
+    override_usage = "arakoon [-config FILE] <ACTION>\n       arakoon <SUBCOMMAND> [ARGS]",
+    after_help = "Arakoon's single-dash options (-config, -left, -right, -max_results) \
+                  are accepted as shown, or with two dashes.\n\
+                  Subcommands: demo (a local 3-node cluster), bench (load against a \
+                  cluster), sim (the deterministic simulator).\n\
+                  Exit status: 0 on success, 1 when the action failed, 2 for a bad command line.",
+    disable_version_flag = true
+)]
+#[command(group(ArgGroup::new("action").required(true).multiple(false)))]
+struct Flags {
+    /// The cluster config file (default cfg/arakoon.ini); Arakoon spells it -config
+    #[arg(long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Set KEY to VALUE
+    #[arg(long, group = "action", num_args = 2, value_names = ["KEY", "VALUE"], allow_hyphen_values = true)]
+    set: Option<Vec<OsString>>,
+
+    /// Print KEY's value (escaped, in double quotes)
+    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
+    get: Option<OsString>,
+
+    /// Delete KEY
+    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
+    delete: Option<OsString>,
+
+    /// Delete every key starting with PREFIX; print how many
+    #[arg(
+        long = "delete-prefix",
+        group = "action",
+        value_name = "PREFIX",
+        allow_hyphen_values = true
+    )]
+    delete_prefix: Option<OsString>,
+
+    /// Print the keys starting with PREFIX (at most -max_results)
+    #[arg(
+        long,
+        group = "action",
+        value_name = "PREFIX",
+        allow_hyphen_values = true
+    )]
+    prefix: Option<OsString>,
+
+    /// Print the entries from -left (included) to -right (excluded), at most -max_results
+    #[arg(long = "range-entries", group = "action")]
+    range_entries: bool,
+
+    /// As --range-entries, descending: -left is the high end
+    #[arg(long = "rev-range-entries", group = "action")]
+    rev_range_entries: bool,
+
+    /// Print the master's name
+    #[arg(long = "who-master", group = "action")]
+    who_master: bool,
+
+    /// Print whether the master thinks progress is possible
+    #[arg(long = "expect-progress-possible", group = "action")]
+    expect_progress_possible: bool,
+
+    /// Print the master's statistics
+    #[arg(long, group = "action")]
+    statistics: bool,
+
+    /// Send a no-op through consensus
+    #[arg(long, group = "action")]
+    nop: bool,
+
+    /// Print how many keys the store holds
+    #[arg(long = "n-values", group = "action")]
+    n_values: bool,
+
+    /// Print this program's version
+    #[arg(long, group = "action")]
+    version: bool,
+
+    /// Print the version of node NODE
+    #[arg(long = "node-version", group = "action", value_name = "NODE")]
+    node_version: Option<String>,
+
+    /// Print the state of node NODE
+    #[arg(long = "node-state", group = "action", value_name = "NODE")]
+    node_state: Option<String>,
+
+    /// Run node NAME of the cluster in -config
+    #[arg(long, group = "action", value_name = "NAME")]
+    node: Option<String>,
+
+    /// Left boundary of --range-entries (Arakoon: -left)
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    left: Option<OsString>,
+
+    /// Right boundary of --range-entries (Arakoon: -right)
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
+    right: Option<OsString>,
+
+    /// Most results of --prefix and --range-entries (Arakoon: -max_results; default 100)
+    #[arg(long = "max_results", alias = "max-results", value_name = "N")]
+    max_results: Option<usize>,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// `--help`: print this text.
+    Help(String),
+    /// `--version`: this program's version.
+    LocalVersion,
+    /// `--node NAME`: run a node.
+    Node { name: String, config: PathBuf },
+    /// An action against the cluster in `config`.
+    Client {
+        config: PathBuf,
+        action: ClientAction,
+    },
+}
+
+/// A client action. Keys and values are bytes, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAction {
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Get {
+        key: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    DeletePrefix {
+        prefix: Vec<u8>,
+    },
+    Prefix {
+        prefix: Vec<u8>,
+        max: usize,
+    },
+    RangeEntries {
+        left: Option<Vec<u8>>,
+        right: Option<Vec<u8>>,
+        max: usize,
+        reverse: bool,
+    },
+    WhoMaster,
+    ExpectProgressPossible,
+    Statistics,
+    Nop,
+    KeyCount,
+    NodeVersion {
+        node: String,
+    },
+    NodeState {
+        node: String,
+    },
+}
+
+/// A bad command line, with its one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn bytes(arg: OsString) -> Vec<u8> {
+    arg.into_encoded_bytes()
+}
+
+/// Parses Arakoon-style arguments (without the program name).
+pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
+    let mut argv = vec![OsString::from("arakoon")];
+    argv.extend(normalise(args));
+    let mut command = Flags::command();
+    let matches = match command.try_get_matches_from_mut(argv) {
+        Ok(matches) => matches,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Invocation::Help(command.render_help().to_string()));
+        }
+        Err(e) => return Err(UsageError(one_line(&e))),
+    };
+    let flags = Flags::from_arg_matches(&matches).map_err(|e| UsageError(one_line(&e)))?;
+    flags.into_invocation()
+}
+
+/// clap's error as one line, without its "error: " lead and usage block.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or("bad command line");
+    let reason = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{reason} (try --help)")
+}
+
+impl Flags {
+    fn into_invocation(self) -> Result<Invocation, UsageError> {
+        let ranged = self.range_entries || self.rev_range_entries;
+        if !ranged {
+            for (given, name) in [
+                (self.left.is_some(), "-left"),
+                (self.right.is_some(), "-right"),
+            ] {
+                if given {
+                    return Err(UsageError(format!(
+                        "{name} is only for --range-entries and --rev-range-entries"
+                    )));
+                }
+            }
+        }
+        if self.max_results.is_some() && !ranged && self.prefix.is_none() {
+            return Err(UsageError(
+                "-max_results is only for --prefix, --range-entries and --rev-range-entries"
+                    .to_string(),
+            ));
+        }
+        let max = self.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
+        let config = self
+            .config
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let action = if let Some(mut pair) = self.set {
+            let (Some(value), Some(key)) = (pair.pop(), pair.pop()) else {
+                return Err(UsageError("--set needs KEY and VALUE".to_string()));
+            };
+            ClientAction::Set {
+                key: bytes(key),
+                value: bytes(value),
+            }
+        } else if let Some(key) = self.get {
+            ClientAction::Get { key: bytes(key) }
+        } else if let Some(key) = self.delete {
+            ClientAction::Delete { key: bytes(key) }
+        } else if let Some(prefix) = self.delete_prefix {
+            ClientAction::DeletePrefix {
+                prefix: bytes(prefix),
+            }
+        } else if let Some(prefix) = self.prefix {
+            ClientAction::Prefix {
+                prefix: bytes(prefix),
+                max,
+            }
+        } else if ranged {
+            ClientAction::RangeEntries {
+                left: self.left.map(bytes),
+                right: self.right.map(bytes),
+                max,
+                reverse: self.rev_range_entries,
+            }
+        } else if self.who_master {
+            ClientAction::WhoMaster
+        } else if self.expect_progress_possible {
+            ClientAction::ExpectProgressPossible
+        } else if self.statistics {
+            ClientAction::Statistics
+        } else if self.nop {
+            ClientAction::Nop
+        } else if self.n_values {
+            ClientAction::KeyCount
+        } else if let Some(node) = self.node_version {
+            ClientAction::NodeVersion { node }
+        } else if let Some(node) = self.node_state {
+            ClientAction::NodeState { node }
+        } else if let Some(name) = self.node {
+            return Ok(Invocation::Node { name, config });
+        } else if self.version {
+            return Ok(Invocation::LocalVersion);
+        } else {
+            // clap's required group makes this unreachable; say so plainly anyway.
+            return Err(UsageError("no action given (try --help)".to_string()));
+        };
+        Ok(Invocation::Client { config, action })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn parsed(list: &[&str]) -> Invocation {
+        match parse(&args(list)) {
+            Ok(invocation) => invocation,
+            Err(e) => panic!("{list:?}: {e}"),
+        }
+    }
+
+    fn refused(list: &[&str]) -> String {
+        match parse(&args(list)) {
+            Ok(invocation) => panic!("{list:?} was accepted: {invocation:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn client(config: &str, action: ClientAction) -> Invocation {
+        Invocation::Client {
+            config: PathBuf::from(config),
+            action,
+        }
+    }
+
+    #[test]
+    fn normalise_rewrites_single_dash_options_only() {
+        let out = normalise(&args(&["-config", "a.ini", "--get", "k", "-left", "x"]));
+        assert_eq!(
+            out,
+            args(&["--config", "a.ini", "--get", "k", "--left", "x"])
+        );
+    }
+
+    /// A value that looks like an option is a value: the normaliser knows
+    /// each flag's number of values.
+    #[test]
+    fn normalise_leaves_flag_values_alone() {
+        let out = normalise(&args(&["--set", "-config", "-left", "-config", "c.ini"]));
+        assert_eq!(
+            out,
+            args(&["--set", "-config", "-left", "--config", "c.ini"])
+        );
+        let out = normalise(&args(&["-config", "-left"]));
+        assert_eq!(out, args(&["--config", "-left"]));
+    }
+
+    #[test]
+    fn arakoon_command_lines() {
+        assert_eq!(
+            parsed(&["-config", "c.ini", "--set", "k", "v"]),
+            client(
+                "c.ini",
+                ClientAction::Set {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec()
+                }
+            )
+        );
+        assert_eq!(
+            parsed(&["--get", "k", "-config", "c.ini"]),
+            client("c.ini", ClientAction::Get { key: b"k".to_vec() })
+        );
+        assert_eq!(
+            parsed(&["--config", "c.ini", "--who-master"]),
+            client("c.ini", ClientAction::WhoMaster)
+        );
+        assert_eq!(
+            parsed(&["--delete-prefix", "p"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::DeletePrefix {
+                    prefix: b"p".to_vec()
+                }
+            )
+        );
+        assert_eq!(
+            parsed(&["--prefix", "p", "-max_results", "5"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::Prefix {
+                    prefix: b"p".to_vec(),
+                    max: 5
+                }
+            )
+        );
+        assert_eq!(
+            parsed(&[
+                "-config",
+                "c.ini",
+                "--range-entries",
+                "-left",
+                "a",
+                "-right",
+                "b"
+            ]),
+            client(
+                "c.ini",
+                ClientAction::RangeEntries {
+                    left: Some(b"a".to_vec()),
+                    right: Some(b"b".to_vec()),
+                    max: DEFAULT_MAX_RESULTS,
+                    reverse: false,
+                }
+            )
+        );
+        assert_eq!(
+            parsed(&["--node-version", "arakoon_0"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::NodeVersion {
+                    node: "arakoon_0".into()
+                }
+            )
+        );
+        assert_eq!(parsed(&["--version"]), Invocation::LocalVersion);
+        assert_eq!(
+            parsed(&["--node", "arakoon_0", "-config", "c.ini"]),
+            Invocation::Node {
+                name: "arakoon_0".into(),
+                config: PathBuf::from("c.ini")
+            }
+        );
+        for (flag, action) in [
+            (
+                "--expect-progress-possible",
+                ClientAction::ExpectProgressPossible,
+            ),
+            ("--statistics", ClientAction::Statistics),
+            ("--nop", ClientAction::Nop),
+            ("--n-values", ClientAction::KeyCount),
+        ] {
+            assert_eq!(parsed(&[flag]), client(DEFAULT_CONFIG_PATH, action));
+        }
+    }
+
+    #[test]
+    fn values_may_start_with_a_dash() {
+        assert_eq!(
+            parsed(&["--set", "-k", "-v"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::Set {
+                    key: b"-k".to_vec(),
+                    value: b"-v".to_vec()
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_get_one_line_reasons() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "required"),
+            (&["--get"], "--get"),
+            (&["--set", "k"], "--set"),
+            (&["--get", "a", "--delete", "b"], "cannot be used with"),
+            (
+                &["--who-master", "-left", "a"],
+                "-left is only for --range-entries",
+            ),
+            (
+                &["--get", "k", "-max_results", "3"],
+                "-max_results is only for",
+            ),
+            (&["--prefix", "p", "-max_results", "many"], "many"),
+            (&["--frobnicate"], "--frobnicate"),
+            (&["-config"], "--config"),
+        ];
+        for (line, expected) in cases {
+            let reason = refused(line);
+            assert!(
+                reason.contains(expected),
+                "{line:?}: {reason:?} lacks {expected:?}"
+            );
+            assert!(!reason.contains('\n'), "{line:?}: {reason:?}");
+        }
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        let Invocation::Help(text) = parsed(&["--help"]) else {
+            panic!("no help");
+        };
+        assert!(text.contains("--who-master"), "{text}");
+        assert!(text.contains("demo"), "{text}");
+    }
+}

@@ -1,0 +1,95 @@
+//! `cli`: the `arakoon` binary.
+//!
+//! Two shapes of command line:
+//! - `arakoon SUBCOMMAND [ARGS]` when the first argument names one of
+//!   [`subcommands::SUBCOMMANDS`] (`demo`, `bench`, `sim`): our tools;
+//! - otherwise Arakoon's own flags, parsed by [`args`]: `-config FILE` and
+//!   one action (`--get KEY`, `--set KEY VALUE`, `--who-master`, …, or
+//!   `--node NAME` to run a node).
+//!
+//! Promises: the output of a client action is what Arakoon's `arakoon`
+//! prints (values escaped in double quotes, one per line); exit status 0
+//! on success, 1 with one line `arakoon: <action>: <reason>` on stderr
+//! when the action failed, 2 with one line for a bad command line.
+//!
+//! Not yet in this build: `--node` (running a server) and the subcommands
+//! answer "not yet implemented in this build" with status 1.
+
+pub mod actions;
+pub mod args;
+pub mod subcommands;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use args::Invocation;
+
+/// Exit status of a failed action.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status of a bad command line.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the binary with `args` (without the program name).
+pub fn main(args: &[OsString]) -> ExitCode {
+    if let Some(subcommand) = args
+        .first()
+        .and_then(|a| a.to_str())
+        .and_then(subcommands::find)
+    {
+        return (subcommand.run)(&args[1..]);
+    }
+    let invocation = match args::parse(args) {
+        Ok(invocation) => invocation,
+        Err(e) => {
+            eprintln!("arakoon: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match invocation {
+        Invocation::Help(text) => {
+            print!("{text}");
+            println!("\nSubcommands:");
+            for subcommand in subcommands::SUBCOMMANDS {
+                println!("  {:<8}{}", subcommand.name, subcommand.about);
+            }
+            ExitCode::SUCCESS
+        }
+        Invocation::LocalVersion => {
+            println!("version: {}", env!("CARGO_PKG_VERSION"));
+            println!("implementation: arakoon-rs (Arakoon client protocol 1)");
+            ExitCode::SUCCESS
+        }
+        Invocation::Node { name, config } => run_node(&name, &config),
+        Invocation::Client { config, action } => run_client_action(&config, &action),
+    }
+}
+
+/// `--node NAME -config FILE`. The node crate plugs in here.
+fn run_node(name: &str, _config: &std::path::Path) -> ExitCode {
+    eprintln!("arakoon: --node {name}: running a node is not yet implemented in this build");
+    ExitCode::from(EXIT_FAILED)
+}
+
+fn run_client_action(config: &std::path::Path, action: &args::ClientAction) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("arakoon: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = actions::client_from_config(config).and_then(|client| {
+        let mut stdout = std::io::stdout().lock();
+        runtime.block_on(actions::run(&client, action, &mut stdout))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arakoon: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Subcommands: `arakoon NAME [ARGS]` for the tools that are ours, not
+//! Arakoon's. The first argument selects one when it is a name in
+//! [`SUBCOMMANDS`]; anything else is parsed as Arakoon's flags.
+//!
+//! To add one: write `fn run(args: &[OsString]) -> ExitCode` (its own
+//! parsing, e.g. a clap `Parser`, and its own `--help`) and list it here.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// A subcommand: its name, a one-line summary, and what runs it (given the
+/// arguments after its name).
+pub struct Subcommand {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: fn(&[OsString]) -> ExitCode,
+}
+
+/// Every subcommand.
+pub const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "demo",
+        about: "start a local 3-node cluster (loopback ports), stop on Ctrl-C",
+        run: demo,
+    },
+    Subcommand {
+        name: "bench",
+        about: "load against a cluster, with a JSON report",
+        run: bench,
+    },
+    Subcommand {
+        name: "sim",
+        about: "run the deterministic simulator for N seeds",
+        run: sim,
+    },
+];
+
+/// The subcommand called `name`, if there is one.
+pub fn find(name: &str) -> Option<&'static Subcommand> {
+    SUBCOMMANDS.iter().find(|s| s.name == name)
+}
+
+/// Exit code and message of a subcommand this build does not have yet.
+fn not_yet(name: &str) -> ExitCode {
+    eprintln!("arakoon: {name}: not yet implemented in this build");
+    ExitCode::from(crate::EXIT_FAILED)
+}
+
+// Placeholders until the node (for demo), the bench and the sim are wired in.
+fn demo(_args: &[OsString]) -> ExitCode {
+    not_yet("demo")
+}
+
+fn bench(_args: &[OsString]) -> ExitCode {
+    not_yet("bench")
+}
+
+fn sim(_args: &[OsString]) -> ExitCode {
+    not_yet("sim")
+}

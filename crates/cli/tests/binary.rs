@@ -1,0 +1,198 @@
+//! The built `arakoon` binary against scripted fake nodes: output, exit
+//! status and the one-line reason on failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use client::fake_node::FakeNode;
+
+const CLUSTER: &str = "cli_test";
+
+/// A directory removed when dropped (also when the test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("arakoon-cli-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, then released): the config needs a
+/// messaging port nobody uses.
+fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// Writes an Arakoon config naming `nodes`; returns its path.
+fn write_config(dir: &TempDir, nodes: &[FakeNode]) -> PathBuf {
+    let names: Vec<&str> = nodes.iter().map(FakeNode::name).collect();
+    let mut text = format!(
+        "[global]\ncluster = {}\ncluster_id = {CLUSTER}\n",
+        names.join(", ")
+    );
+    for node in nodes {
+        text.push_str(&format!(
+            "\n[{name}]\nip = 127.0.0.1\nclient_port = {port}\nmessaging_port = {messaging}\nhome = {home}\nlog_level = info\n",
+            name = node.name(),
+            port = node.port(),
+            messaging = unused_port(),
+            home = dir.0.join(node.name()).display(),
+        ));
+    }
+    let path = dir.0.join("arakoon.ini");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs the binary off the async runtime, so the fake nodes keep serving.
+async fn arakoon(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .args(&args)
+            .output()
+    })
+    .await
+    .expect("join");
+    output.expect("run the arakoon binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn cluster(names: &[&str], master: &str) -> Vec<FakeNode> {
+    let mut nodes = Vec::new();
+    for name in names {
+        let node = FakeNode::start(name, CLUSTER).await.expect("bind");
+        node.set_master(Some(master));
+        nodes.push(node);
+    }
+    nodes
+}
+
+fn config_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_found_and_not_found() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0"], "n0").await;
+    nodes[0].insert(b"foo", b"bar \"baz\"\n");
+    let config = config_arg(&write_config(&dir, &nodes));
+
+    let found = arakoon(&["-config", &config, "--get", "foo"]).await;
+    assert_eq!(found.status.code(), Some(0), "{}", text(&found.stderr));
+    assert_eq!(text(&found.stdout), "\"bar \\\"baz\\\"\\n\"\n");
+
+    let missing = arakoon(&["-config", &config, "--get", "nope"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        text(&missing.stderr),
+        "arakoon: get \"nope\": key not found\n"
+    );
+    assert!(missing.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_master_set_and_range_entries() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0", "n1", "n2"], "n1").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+
+    let who = arakoon(&["-config", &config, "--who-master"]).await;
+    assert_eq!(who.status.code(), Some(0), "{}", text(&who.stderr));
+    assert_eq!(text(&who.stdout), "n1\n");
+
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        let set = arakoon(&["--config", &config, "--set", k, v]).await;
+        assert_eq!(set.status.code(), Some(0), "{}", text(&set.stderr));
+    }
+    assert_eq!(nodes[1].value(b"b").as_deref(), Some(&b"2"[..]));
+
+    let range = arakoon(&[
+        "-config",
+        &config,
+        "--range-entries",
+        "-left",
+        "a",
+        "-right",
+        "c",
+    ])
+    .await;
+    assert_eq!(range.status.code(), Some(0), "{}", text(&range.stderr));
+    assert_eq!(text(&range.stdout), "\"a\" \"1\"\n\"b\" \"2\"\n2 listed\n");
+
+    let prefix = arakoon(&["-config", &config, "--delete-prefix", ""]).await;
+    assert_eq!(text(&prefix.stdout), "3\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_version_talks_to_that_node() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0", "n1"], "n0").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+    let version = arakoon(&["-config", &config, "--node-version", "n1"]).await;
+    assert_eq!(version.status.code(), Some(0), "{}", text(&version.stderr));
+    assert_eq!(text(&version.stdout), "0.1.0\nfake node n1\n");
+    assert_eq!(nodes[0].connections(), 0, "the master was not asked");
+
+    let unknown = arakoon(&["-config", &config, "--node-version", "n9"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown.stderr),
+        "arakoon: node-version n9: unknown node \"n9\" (known: n0, n1)\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_exit_non_zero_with_one_line() {
+    let dir = TempDir::new();
+    let missing_config = dir.0.join("absent.ini");
+    let out = arakoon(&["-config", &config_arg(&missing_config), "--who-master"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("arakoon: config ") && stderr.contains("absent.ini"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let out = arakoon(&["--get"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = arakoon(&["--node", "n0", "-config", "x.ini"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not yet implemented in this build"));
+
+    let out = arakoon(&["demo"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "arakoon: demo: not yet implemented in this build\n"
+    );
+
+    let out = arakoon(&["--version"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("version: "));
+}

@@ -1,0 +1,698 @@
+//! The cluster client: which node a request goes to (the master, found and
+//! cached; or one node on purpose), and what happens when it fails (retry,
+//! rediscover, or surface the error). The typed commands are in
+//! `commands.rs`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use protocol::{Command, Consistency, Limits, Reply, Request, Response};
+
+use crate::connection::{CallError, Connection};
+use crate::error::{Error, NodeFailure};
+use crate::retry::RetryPolicy;
+
+/// Longest wait for a TCP connection (and the prologue) to one node.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the answer to one request, from its first byte sent.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for one node's answer to `who_master` during discovery.
+pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An async client of one Arakoon cluster.
+///
+/// Requests go to the master: the client asks the nodes `who_master` (in
+/// config order, following the names they give, until a node confirms it
+/// is master) and caches the answer. When the master answers `NotMaster`,
+/// or cannot be reached, the cache is dropped and the master is looked up
+/// again.
+///
+/// **Retries** follow one [`RetryPolicy`] (bounded attempts, exponential
+/// backoff). A request is retried only when that cannot apply it twice:
+/// - any request, when the node answered `NotMaster` (it did nothing), or
+///   when no connection could be made (nothing was sent);
+/// - reads and other idempotent requests (`who_master`, `statistics`,
+///   `nop`, …) also after a lost connection, a timeout, `NoLongerMaster` or
+///   `GoingDown`;
+/// - an update (`set`, `delete`, `sequence`, …) whose bytes may have reached
+///   a node is **never** resent: it fails with [`Error::OutcomeUnknown`] or
+///   [`Error::NoLongerMaster`] ([`Error::is_outcome_unknown`]), and the
+///   caller reads back to find out.
+///
+/// A `Client` is cheap to clone; clones share connections and the cached
+/// master. Requests through one client to one node run one at a time (one
+/// connection per node).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), client::Error> {
+/// use client::{Client, Consistency};
+/// let loaded = config::load("cfg/arakoon.ini".as_ref())
+///     .map_err(|e| client::Error::Config(e.to_string()))?;
+/// let client = Client::from_config(&loaded.config)?;
+/// client.set(b"greeting", b"hello").await?;
+/// assert_eq!(client.get(b"greeting").await?, b"hello");
+/// // A read that any node may answer, from its current state:
+/// let relaxed = client.with_consistency(Consistency::NoGuarantee);
+/// let _maybe_stale = relaxed.exists(b"greeting").await?;
+/// // Talk to one node on purpose:
+/// let version = client.node("arakoon_1")?.version().await?;
+/// println!("{}.{}.{}", version.major, version.minor, version.patch);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    options: Options,
+}
+
+/// Per-handle settings (a clone may change them without affecting others).
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    consistency: Consistency,
+    request_timeout: Duration,
+    target: Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The master, discovered.
+    Master,
+    /// This node (index into `Shared::nodes`), whatever its role.
+    Node(usize),
+}
+
+#[derive(Debug)]
+struct Shared {
+    cluster_id: String,
+    nodes: Vec<NodeSlot>,
+    /// The cached master, an index into `nodes`.
+    master: Mutex<Option<usize>>,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+    discovery_timeout: Duration,
+    limits: Limits,
+}
+
+#[derive(Debug)]
+struct NodeSlot {
+    name: String,
+    addresses: Vec<String>,
+    connection: tokio::sync::Mutex<Option<Connection>>,
+}
+
+/// Builds a [`Client`] from explicit node addresses, or from a cluster
+/// config with some settings changed.
+///
+/// ```
+/// use client::{ClientBuilder, RetryPolicy};
+/// use std::time::Duration;
+/// let client = ClientBuilder::new("ricky")
+///     .node("arakoon_0", "127.0.0.1:4000")
+///     .node("arakoon_1", "127.0.0.1:4001")
+///     .request_timeout(Duration::from_secs(5))
+///     .retry_policy(RetryPolicy { max_attempts: 3, ..RetryPolicy::default() })
+///     .build()?;
+/// assert_eq!(client.cluster_id(), "ricky");
+/// # Ok::<(), client::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    cluster_id: String,
+    nodes: Vec<(String, Vec<String>)>,
+    consistency: Consistency,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    discovery_timeout: Duration,
+    retry: RetryPolicy,
+    limits: Limits,
+}
+
+impl ClientBuilder {
+    /// A client of the cluster called `cluster_id` (sent in the prologue).
+    pub fn new(cluster_id: impl Into<String>) -> Self {
+        ClientBuilder {
+            cluster_id: cluster_id.into(),
+            nodes: Vec::new(),
+            consistency: Consistency::Consistent,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
+            retry: RetryPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// The cluster's id and every node (voters and learners, in config
+    /// order, all of a node's addresses), and its frame limit.
+    pub fn from_config(config: &config::ClusterConfig) -> Self {
+        let mut builder = ClientBuilder::new(config.cluster_id.clone());
+        for node in &config.nodes {
+            let addresses = node
+                .ips
+                .iter()
+                .map(|ip| address_of(ip, node.client_port))
+                .collect();
+            builder.nodes.push((node.name.clone(), addresses));
+        }
+        builder.limits.max_buffer_size = builder.limits.max_buffer_size.max(config.max_buffer_size);
+        builder
+    }
+
+    /// Adds a node and its client address (`host:port`).
+    pub fn node(mut self, name: impl Into<String>, address: impl Into<String>) -> Self {
+        self.nodes.push((name.into(), vec![address.into()]));
+        self
+    }
+
+    /// Read consistency of reads (default `Consistent`).
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    /// Longest wait for one request's answer (default
+    /// [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Longest wait to connect to one node (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for one node's `who_master` answer during discovery
+    /// (default [`DEFAULT_DISCOVERY_TIMEOUT`]).
+    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
+        self.discovery_timeout = timeout;
+        self
+    }
+
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Largest answer accepted, in bytes (default
+    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
+    /// `__tainted_max_buffer_size` if larger).
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.limits.max_buffer_size = bytes;
+        self
+    }
+
+    /// The client. Nothing is connected yet: that happens on the first
+    /// request. Fails if there is no node, or two nodes share a name.
+    pub fn build(self) -> Result<Client, Error> {
+        if self.nodes.is_empty() {
+            return Err(Error::Config(format!(
+                "cluster {:?}: no node to connect to",
+                self.cluster_id
+            )));
+        }
+        for (i, (name, addresses)) in self.nodes.iter().enumerate() {
+            if self.nodes[..i].iter().any(|(other, _)| other == name) {
+                return Err(Error::Config(format!("node {name:?} is listed twice")));
+            }
+            if addresses.is_empty() {
+                return Err(Error::Config(format!("node {name:?} has no address")));
+            }
+        }
+        let nodes = self
+            .nodes
+            .into_iter()
+            .map(|(name, addresses)| NodeSlot {
+                name,
+                addresses,
+                connection: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        Ok(Client {
+            shared: Arc::new(Shared {
+                cluster_id: self.cluster_id,
+                nodes,
+                master: Mutex::new(None),
+                retry: self.retry,
+                connect_timeout: self.connect_timeout,
+                discovery_timeout: self.discovery_timeout,
+                limits: self.limits,
+            }),
+            options: Options {
+                consistency: self.consistency,
+                request_timeout: self.request_timeout,
+                target: Target::Master,
+            },
+        })
+    }
+}
+
+/// `ip:port`, with brackets around an IPv6 address.
+fn address_of(ip: &str, port: u16) -> String {
+    if ip.contains(':') && !ip.starts_with('[') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// Whether sending a request twice can do harm: only requests that change
+/// nothing (reads, queries, `nop`) may be resent after they may have
+/// reached a node.
+pub(crate) fn is_idempotent(command: Command) -> bool {
+    match command {
+        Command::Ping
+        | Command::WhoMaster
+        | Command::Exists
+        | Command::Get
+        | Command::Range
+        | Command::PrefixKeys
+        | Command::RangeEntries
+        | Command::MultiGet
+        | Command::ExpectProgressPossible
+        | Command::Statistics
+        | Command::Assert
+        | Command::GetKeyCount
+        | Command::GetNurseryCfg
+        | Command::RevRangeEntries
+        | Command::Version
+        | Command::AssertExists
+        | Command::MultiGetOption
+        | Command::CurrentState
+        | Command::GetTxid
+        | Command::Nop => true,
+        Command::Set
+        | Command::Delete
+        | Command::TestAndSet
+        | Command::Sequence
+        | Command::CollapseTlogs
+        | Command::UserFunction
+        | Command::Confirm
+        | Command::SyncedSequence
+        | Command::DeletePrefix
+        | Command::DropMaster
+        | Command::Replace => false,
+    }
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    /// Give up with this error.
+    Fail(Error),
+    /// Try again after the policy's backoff.
+    Retry(Error),
+    /// Try again at once: a node named the master, go there.
+    Redirect(Error),
+}
+
+impl Client {
+    /// A client of the cluster in `config`, with the default settings (use
+    /// [`ClientBuilder::from_config`] to change them).
+    pub fn from_config(config: &config::ClusterConfig) -> Result<Client, Error> {
+        ClientBuilder::from_config(config).build()
+    }
+
+    /// The cluster id sent in the prologue.
+    pub fn cluster_id(&self) -> &str {
+        &self.shared.cluster_id
+    }
+
+    /// The node names, in config order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.shared.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    /// The same client, reading with `consistency` (`Consistent`,
+    /// `NoGuarantee`, or `AtLeast(i)` from [`Client::get_txid`]).
+    pub fn with_consistency(&self, consistency: Consistency) -> Client {
+        let mut client = self.clone();
+        client.options.consistency = consistency;
+        client
+    }
+
+    /// The same client, with another per-request timeout.
+    pub fn with_request_timeout(&self, timeout: Duration) -> Client {
+        let mut client = self.clone();
+        client.options.request_timeout = timeout;
+        client
+    }
+
+    /// The same client, sending every request to the node called `name`,
+    /// whatever its role: no discovery, and `NotMaster` is returned, not
+    /// followed. For `NoGuarantee` or `AtLeast` reads on a slave, and for a
+    /// node's own `version`, `current_state`, `statistics`.
+    pub fn node(&self, name: &str) -> Result<Client, Error> {
+        let index = self.node_index(name).ok_or_else(|| Error::UnknownNode {
+            name: name.to_string(),
+            known: self.node_names().map(str::to_string).collect(),
+        })?;
+        let mut client = self.clone();
+        client.options.target = Target::Node(index);
+        Ok(client)
+    }
+
+    /// The read consistency of this handle.
+    pub fn consistency(&self) -> Consistency {
+        self.options.consistency
+    }
+
+    /// The master's name: the cached one, or found by asking the nodes (a
+    /// node that names itself master is the master; a node naming another
+    /// node sends the search there).
+    pub async fn master(&self) -> Result<String, Error> {
+        let index = match self.cached_master() {
+            Some(index) => index,
+            None => self.discover().await?,
+        };
+        Ok(self.shared.nodes[index].name.clone())
+    }
+
+    fn node_index(&self, name: &str) -> Option<usize> {
+        self.shared.nodes.iter().position(|n| n.name == name)
+    }
+
+    fn lock_master(&self) -> MutexGuard<'_, Option<usize>> {
+        // The guarded value is a plain index: a panic elsewhere cannot leave
+        // it half-written, so a poisoned lock is still good.
+        self.shared
+            .master
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached_master(&self) -> Option<usize> {
+        *self.lock_master()
+    }
+
+    fn set_master(&self, master: Option<usize>) {
+        *self.lock_master() = master;
+    }
+
+    /// Forgets the master if it is `index`.
+    fn forget_master(&self, index: usize) {
+        let mut master = self.lock_master();
+        if *master == Some(index) {
+            *master = None;
+        }
+    }
+
+    /// Asks the nodes who the master is; caches and returns it. A node's
+    /// claim counts only when the named node confirms it is master.
+    async fn discover(&self) -> Result<usize, Error> {
+        let nodes = &self.shared.nodes;
+        let mut asked = vec![false; nodes.len()];
+        let mut failures = Vec::new();
+        let mut queue: std::collections::VecDeque<usize> = (0..nodes.len()).collect();
+        while let Some(index) = queue.pop_front() {
+            if std::mem::replace(&mut asked[index], true) {
+                continue;
+            }
+            let name = &nodes[index].name;
+            let answer = self
+                .send(index, &Request::WhoMaster, self.shared.discovery_timeout)
+                .await;
+            let reason = match answer {
+                Ok(Response::Ok(Reply::WhoMaster(Some(master)))) => {
+                    let master = String::from_utf8_lossy(&master).into_owned();
+                    if master == *name {
+                        tracing::debug!(cluster_id = %self.shared.cluster_id, master = %name, "master found");
+                        self.set_master(Some(index));
+                        return Ok(index);
+                    }
+                    match self.node_index(&master) {
+                        Some(named) if !asked[named] => {
+                            queue.push_front(named);
+                            continue;
+                        }
+                        Some(_) => format!("names {master} as master, which does not confirm"),
+                        None => format!("names {master:?} as master, a node not in the config"),
+                    }
+                }
+                Ok(Response::Ok(Reply::WhoMaster(None))) => "knows no master".to_string(),
+                Ok(Response::Ok(_)) => "answered who_master with another reply".to_string(),
+                Ok(Response::Error(e)) => match self.refusal(name, Command::WhoMaster, e) {
+                    e @ Error::WrongCluster { .. } => return Err(e),
+                    e => e.to_string(),
+                },
+                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => e.to_string(),
+            };
+            tracing::debug!(node = %name, %reason, "no master from node");
+            failures.push(NodeFailure {
+                node: name.clone(),
+                reason,
+            });
+        }
+        Err(Error::NoMaster {
+            cluster_id: self.shared.cluster_id.clone(),
+            failures,
+        })
+    }
+
+    /// Sends one request to node `index` on its connection (opened or
+    /// reopened as needed); a connection that failed is dropped.
+    async fn send(
+        &self,
+        index: usize,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let slot = &self.shared.nodes[index];
+        let mut guard = slot.connection.lock().await;
+        if !guard.as_ref().is_some_and(Connection::is_reusable) {
+            *guard = None;
+            let connection = Connection::open(
+                &slot.name,
+                &slot.addresses,
+                &self.shared.cluster_id,
+                self.shared.connect_timeout,
+                self.shared.limits,
+            )
+            .await
+            .map_err(CallError::NotSent)?;
+            *guard = Some(connection);
+        }
+        let Some(connection) = guard.as_mut() else {
+            unreachable!("a connection was just stored");
+        };
+        let result = connection.call(request, timeout).await;
+        match &result {
+            Ok(Response::Error(e))
+                if matches!(
+                    e.result_code(),
+                    protocol::ResultCode::WrongCluster | protocol::ResultCode::NoMagic
+                ) =>
+            {
+                // The node closes the connection after these.
+                *guard = None;
+            }
+            Ok(_) => {}
+            Err(_) => *guard = None,
+        }
+        result
+    }
+
+    /// Sends `request` where this handle sends requests, retrying as the
+    /// type docs say. Returns the answering node's index and the reply.
+    pub(crate) async fn call(&self, request: Request) -> Result<(usize, Reply), Error> {
+        let command = request.command();
+        let mut failed_attempts = 0u32;
+        loop {
+            let next = match self.attempt(&request).await {
+                Ok(answer) => return Ok(answer),
+                Err(next) => next,
+            };
+            failed_attempts += 1;
+            let (error, wait) = match next {
+                Next::Fail(error) => return Err(error),
+                Next::Retry(error) => (error, true),
+                Next::Redirect(error) => (error, false),
+            };
+            if !self.shared.retry.allows_another(failed_attempts) {
+                tracing::debug!(command = command.name(), failed_attempts, %error, "giving up");
+                return Err(error);
+            }
+            let backoff = if wait {
+                self.shared.retry.backoff(failed_attempts)
+            } else {
+                Duration::ZERO
+            };
+            tracing::debug!(command = command.name(), failed_attempts, %error, ?backoff, "retrying");
+            if !backoff.is_zero() {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<(usize, Reply), Next> {
+        let command = request.command();
+        let idempotent = is_idempotent(command);
+        let to_master = self.options.target == Target::Master;
+        let index = match self.options.target {
+            Target::Node(index) => index,
+            Target::Master => match self.cached_master() {
+                Some(index) => index,
+                None => match self.discover().await {
+                    Ok(index) => index,
+                    // Nothing was sent: retrying is safe for any request.
+                    Err(e @ Error::NoMaster { .. }) => return Err(Next::Retry(e)),
+                    Err(e) => return Err(Next::Fail(e)),
+                },
+            },
+        };
+        let node = self.shared.nodes[index].name.as_str();
+        match self
+            .send(index, request, self.options.request_timeout)
+            .await
+        {
+            Ok(Response::Ok(reply)) if reply.command() == command => Ok((index, reply)),
+            Ok(Response::Ok(_)) => Err(Next::Fail(Error::Protocol {
+                node: node.to_string(),
+                command: command.name(),
+                source: protocol::ProtocolError::UnexpectedResponse {
+                    reason: "the reply is for another command",
+                },
+            })),
+            Ok(Response::Error(response)) => {
+                let error = self.refusal(node, command, response);
+                Err(self.after_refusal(index, error, idempotent, to_master))
+            }
+            Err(CallError::NotSent(error)) => {
+                self.forget_master(index);
+                Err(Next::Retry(error))
+            }
+            Err(CallError::MaybeSent(error)) => {
+                self.forget_master(index);
+                if idempotent {
+                    Err(Next::Retry(error))
+                } else {
+                    Err(Next::Fail(Error::OutcomeUnknown {
+                        node: node.to_string(),
+                        command: command.name(),
+                        reason: error.to_string(),
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The error for a node's failure answer.
+    fn refusal(&self, node: &str, command: Command, response: protocol::ErrorResponse) -> Error {
+        if response.result_code() == protocol::ResultCode::WrongCluster {
+            return Error::WrongCluster {
+                node: node.to_string(),
+                cluster_id: self.shared.cluster_id.clone(),
+                message: response.message_lossy().into_owned(),
+            };
+        }
+        Error::from_response(node, command.name(), response)
+    }
+
+    /// What to do after node `index` answered with a failure.
+    fn after_refusal(&self, index: usize, error: Error, idempotent: bool, to_master: bool) -> Next {
+        match &error {
+            // The node did nothing: safe to send anywhere else.
+            Error::NotMaster { master, .. } if to_master => {
+                let hinted = master.as_deref().and_then(|name| self.node_index(name));
+                match hinted {
+                    Some(hint) if hint != index => {
+                        self.set_master(Some(hint));
+                        Next::Redirect(error)
+                    }
+                    _ => {
+                        self.forget_master(index);
+                        Next::Retry(error)
+                    }
+                }
+            }
+            Error::NoLongerMaster { .. } if to_master => {
+                self.forget_master(index);
+                if idempotent {
+                    Next::Retry(error)
+                } else {
+                    Next::Fail(error)
+                }
+            }
+            Error::Server { code, .. }
+                if matches!(
+                    code,
+                    protocol::ResultCode::GoingDown | protocol::ResultCode::MaxConnections
+                ) && idempotent =>
+            {
+                self.forget_master(index);
+                Next::Retry(error)
+            }
+            _ => Next::Fail(error),
+        }
+    }
+
+    /// The read consistency to send.
+    pub(crate) fn read_consistency(&self) -> Consistency {
+        self.options.consistency
+    }
+
+    /// The name of node `index`.
+    pub(crate) fn node_name(&self, index: usize) -> &str {
+        &self.shared.nodes[index].name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rule: only requests that change nothing are resent after they may
+    /// have reached a node.
+    #[test]
+    fn every_update_is_not_idempotent() {
+        for command in [
+            Command::Set,
+            Command::Delete,
+            Command::TestAndSet,
+            Command::Sequence,
+            Command::SyncedSequence,
+            Command::DeletePrefix,
+            Command::Replace,
+            Command::Confirm,
+            Command::UserFunction,
+            Command::DropMaster,
+            Command::CollapseTlogs,
+        ] {
+            assert!(!is_idempotent(command), "{command}");
+        }
+        assert!(is_idempotent(Command::Get));
+        assert!(is_idempotent(Command::WhoMaster));
+    }
+
+    #[test]
+    fn builder_refuses_no_nodes_and_duplicates() {
+        let e = ClientBuilder::new("c").build().err();
+        assert!(matches!(e, Some(Error::Config(m)) if m.contains("no node")));
+        let e = ClientBuilder::new("c")
+            .node("a", "127.0.0.1:1")
+            .node("a", "127.0.0.1:2")
+            .build()
+            .err();
+        assert!(matches!(e, Some(Error::Config(m)) if m.contains("twice")));
+    }
+
+    #[test]
+    fn ipv6_addresses_get_brackets() {
+        assert_eq!(address_of("::1", 4000), "[::1]:4000");
+        assert_eq!(address_of("127.0.0.1", 4000), "127.0.0.1:4000");
+    }
+
+    #[test]
+    fn unknown_node_names_the_known_ones() {
+        let client = ClientBuilder::new("c")
+            .node("a", "127.0.0.1:1")
+            .build()
+            .map_err(|e| e.to_string());
+        let Ok(client) = client else {
+            panic!("{client:?}");
+        };
+        let e = client.node("b").err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("unknown node \"b\" (known: a)"));
+    }
+}

@@ -1,0 +1,213 @@
+//! One TCP connection to one node: connect, prologue, then one request at a
+//! time (write it whole, read its answer whole). Framing only: what an
+//! answer means is the client's business.
+
+use std::time::Duration;
+
+use protocol::{Command, Decoded, Limits, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+
+/// Bytes read from the socket at least per read call.
+const READ_CHUNK_SIZE: usize = 64 * 1024;
+
+/// How a request failed, by whether the node may have seen it.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// Nothing of the request left this process (connecting failed): any
+    /// request may be retried.
+    NotSent(Error),
+    /// The request was (maybe partly) written: the node may have applied it.
+    MaybeSent(Error),
+}
+
+/// A connection to `node`, prologue sent.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    node: String,
+    address: String,
+    stream: TcpStream,
+    /// Bytes received and not yet decoded.
+    buffer: Vec<u8>,
+    limits: Limits,
+    /// Set while a request is between its first written byte and the end of
+    /// its answer. Still set when a caller dropped the future mid-request
+    /// (cancellation): the stream is then out of step and is not reused.
+    in_flight: bool,
+}
+
+impl Connection {
+    /// Connects to the first of `addresses` that accepts within
+    /// `connect_timeout` each, and sends the prologue.
+    pub(crate) async fn open(
+        node: &str,
+        addresses: &[String],
+        cluster_id: &str,
+        connect_timeout: Duration,
+        limits: Limits,
+    ) -> Result<Connection, Error> {
+        let mut last_error = None;
+        for address in addresses {
+            match Self::open_one(node, address, cluster_id, connect_timeout, limits).await {
+                Ok(connection) => return Ok(connection),
+                Err(e) => {
+                    tracing::debug!(node, address, error = %e, "connect failed");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Config(format!("node {node} has no address"))))
+    }
+
+    async fn open_one(
+        node: &str,
+        address: &str,
+        cluster_id: &str,
+        connect_timeout: Duration,
+        limits: Limits,
+    ) -> Result<Connection, Error> {
+        let io_error = |context, source| Error::Io {
+            node: node.to_string(),
+            address: address.to_string(),
+            context,
+            source,
+        };
+        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(address)).await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(io_error("connect", e)),
+            Err(_) => {
+                return Err(io_error(
+                    "connect",
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {connect_timeout:?}"),
+                    ),
+                ))
+            }
+        };
+        stream
+            .set_nodelay(true)
+            .map_err(|e| io_error("set TCP_NODELAY", e))?;
+        let mut connection = Connection {
+            node: node.to_string(),
+            address: address.to_string(),
+            stream,
+            buffer: Vec::new(),
+            limits,
+            in_flight: false,
+        };
+        let mut prologue = Vec::new();
+        protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
+        let written = tokio::time::timeout(connect_timeout, connection.stream.write_all(&prologue));
+        match written.await {
+            Ok(Ok(())) => Ok(connection),
+            Ok(Err(e)) => Err(io_error("send prologue", e)),
+            Err(_) => Err(io_error(
+                "send prologue",
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("not sent within {connect_timeout:?}"),
+                ),
+            )),
+        }
+    }
+
+    /// Whether the connection can carry another request: no request was
+    /// abandoned on it, and the node has neither closed it nor sent bytes
+    /// nobody asked for. (A close racing with this check is still possible;
+    /// it then shows as an error of the next request.)
+    pub(crate) fn is_reusable(&self) -> bool {
+        if self.in_flight || !self.buffer.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            // Ok(0): closed by the node; Ok(_): unasked bytes; Err: broken.
+            Ok(_) | Err(_) => false,
+        }
+    }
+
+    /// Sends `request` and reads its answer, all within `timeout`.
+    pub(crate) async fn call(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        let command = request.command();
+        let mut frame = Vec::new();
+        protocol::encode_request(request, &mut frame);
+        self.in_flight = true;
+        let response = match tokio::time::timeout(timeout, self.exchange(&frame, command)).await {
+            Ok(result) => result.map_err(CallError::MaybeSent)?,
+            Err(_) => {
+                return Err(CallError::MaybeSent(Error::Timeout {
+                    node: self.node.clone(),
+                    command: command.name(),
+                    after: timeout,
+                }))
+            }
+        };
+        self.in_flight = false;
+        Ok(response)
+    }
+
+    async fn exchange(&mut self, frame: &[u8], command: Command) -> Result<Response, Error> {
+        self.stream
+            .write_all(frame)
+            .await
+            .map_err(|e| self.io_error("send request", e))?;
+        self.read_response(command).await
+    }
+
+    async fn read_response(&mut self, command: Command) -> Result<Response, Error> {
+        loop {
+            let decoded = protocol::decode_response(&self.buffer, command, &self.limits).map_err(
+                |source| Error::Protocol {
+                    node: self.node.clone(),
+                    command: command.name(),
+                    source,
+                },
+            )?;
+            match decoded {
+                Decoded::Complete { value, consumed } => {
+                    self.buffer.drain(..consumed);
+                    return Ok(value);
+                }
+                Decoded::Incomplete { needed } => {
+                    let missing = needed.saturating_sub(self.buffer.len());
+                    self.buffer.reserve(missing.max(READ_CHUNK_SIZE));
+                    let read = self
+                        .stream
+                        .read_buf(&mut self.buffer)
+                        .await
+                        .map_err(|e| self.io_error("read answer", e))?;
+                    if read == 0 {
+                        return Err(self.io_error(
+                            "read answer",
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!(
+                                    "connection closed by the node ({} of at least {needed} bytes received)",
+                                    self.buffer.len()
+                                ),
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn io_error(&self, context: &'static str, source: std::io::Error) -> Error {
+        Error::Io {
+            node: self.node.clone(),
+            address: self.address.clone(),
+            context,
+            source,
+        }
+    }
+}
