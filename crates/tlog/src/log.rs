@@ -189,8 +189,16 @@ impl Tlog {
     /// damage is an error naming the file and byte offset.
     pub fn open(disk: DiskRef, dir: PathBuf, options: TlogOptions) -> Result<Tlog, TlogError> {
         options.validate()?;
-        disk.create_dir_all(&dir)
-            .map_err(io_err(&dir, "create directory"))?;
+        if !disk.exists(&dir) {
+            disk.create_dir_all(&dir)
+                .map_err(io_err(&dir, "create directory"))?;
+            // The new directory's name must be durable before anything in it
+            // (the hard state above all) is relied on.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent)
+                    .map_err(io_err(parent, "sync directory"))?;
+            }
+        }
 
         let hard_state_path = dir.join(HARD_STATE_FILE);
         let hard_state = match read_small_file(&disk, &hard_state_path, HARD_STATE_LEN)? {
