@@ -366,3 +366,35 @@ fn assert_range_in_a_sequence_is_not_supported() {
         ResultCode::NotSupported
     );
 }
+
+/// A longer random run, a poor man's fuzzer (no cargo-fuzz on these
+/// machines): `cargo test -p protocol --release -- --ignored`.
+#[test]
+#[ignore]
+fn long_random_run() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200_000));
+    let strategy = (
+        0u32..0x50,
+        proptest::collection::vec(any::<u8>(), 0..256),
+        any::<bool>(),
+    );
+    runner
+        .run(&strategy, |(code, tail, with_magic)| {
+            let mut bytes = Vec::new();
+            if with_magic {
+                bytes.extend_from_slice(&(protocol::MAGIC | code).to_le_bytes());
+            }
+            bytes.extend_from_slice(&tail);
+            let limits = Limits::default();
+            let _ = decode_request(&bytes, &limits);
+            let _ = protocol::RequestDecoder::new(limits).decode(&bytes);
+            for command in Command::ALL {
+                let _ = decode_response(&bytes, command, &limits);
+            }
+            let _ = Update::decode(&tail, &limits);
+            let _ = decode_batch(&tail, &limits);
+            let _ = NamedField::decode(&tail, &limits);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
