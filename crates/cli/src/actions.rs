@@ -7,7 +7,7 @@ use std::path::Path;
 
 use client::{Client, Error, Escaped, KeyRange, NamedField, NamedValue};
 
-use crate::args::ClientAction;
+use crate::args::{ClientAction, DirectAction};
 
 /// Why an action failed: what was asked (`get "foo"`) and why, one line.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +161,43 @@ pub async fn run(
                 .await
                 .map_err(failed)?;
             format!("{state}\n")
+        }
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")))
+}
+
+/// Runs `action` on the node at `address` of cluster `cluster_id`, printing
+/// its answer to `out` (`--ping`: the greeting, then `took\t<seconds>`).
+pub async fn run_direct(
+    cluster_id: &str,
+    address: &str,
+    action: DirectAction,
+    out: &mut dyn Write,
+) -> Result<(), ActionError> {
+    let what = match action {
+        DirectAction::Ping => format!("ping {address}"),
+        DirectAction::DropMaster => format!("drop-master {address}"),
+    };
+    let failed = |e: Error| ActionError::new(&what, reason(&e));
+    // One node, named by its address; NotMaster and the like are answers,
+    // not something to follow.
+    let client = client::ClientBuilder::new(cluster_id)
+        .node(address, address)
+        .build()
+        .map_err(failed)?
+        .node(address)
+        .map_err(failed)?;
+    let text = match action {
+        DirectAction::Ping => {
+            let started = std::time::Instant::now();
+            let greeting = client.ping("arakoon-cli").await.map_err(failed)?;
+            format!("{greeting}\ntook\t{:.6}\n", started.elapsed().as_secs_f64())
+        }
+        DirectAction::DropMaster => {
+            client.drop_master().await.map_err(failed)?;
+            String::new()
         }
     };
     out.write_all(text.as_bytes())

@@ -41,6 +41,8 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--node-version", 1),
     ("--node-state", 1),
     ("--node", 1),
+    ("--ping", 3),
+    ("--drop-master", 3),
 ];
 
 /// Rewrites Arakoon's single-dash long options (`-config`) to the
@@ -160,6 +162,14 @@ struct Flags {
     #[arg(long = "node-state", group = "action", value_name = "NODE")]
     node_state: Option<String>,
 
+    /// Ping the node at IP:PORT of cluster CLUSTER_ID; print its greeting and the round trip
+    #[arg(long, group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"])]
+    ping: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT of cluster CLUSTER_ID to give up mastership
+    #[arg(long = "drop-master", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"])]
+    drop_master: Option<Vec<String>>,
+
     /// Run node NAME of the cluster in -config
     #[arg(long, group = "action", value_name = "NAME")]
     node: Option<String>,
@@ -191,6 +201,38 @@ pub enum Invocation {
         config: PathBuf,
         action: ClientAction,
     },
+    /// An action against one node given by address (no config).
+    Direct {
+        cluster_id: String,
+        address: String,
+        action: DirectAction,
+    },
+}
+
+/// An action on one node named by its address (Arakoon's
+/// `CLUSTER_ID IP PORT` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectAction {
+    Ping,
+    DropMaster,
+}
+
+/// `CLUSTER_ID IP PORT` as a cluster id and a socket address.
+fn direct_target(flag: &str, values: &[String]) -> Result<(String, String), UsageError> {
+    let [cluster_id, ip, port] = values else {
+        return Err(UsageError(format!("{flag} needs CLUSTER_ID IP PORT")));
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        UsageError(format!(
+            "{flag}: port {port:?} is not a number in 0..=65535"
+        ))
+    })?;
+    let address = if ip.contains(':') && !ip.starts_with('[') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    };
+    Ok((cluster_id.clone(), address))
 }
 
 /// A client action. Keys and values are bytes, as given on the command line.
@@ -332,6 +374,20 @@ impl Flags {
             ClientAction::NodeVersion { node }
         } else if let Some(node) = self.node_state {
             ClientAction::NodeState { node }
+        } else if let Some(values) = self.ping {
+            let (cluster_id, address) = direct_target("--ping", &values)?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action: DirectAction::Ping,
+            });
+        } else if let Some(values) = self.drop_master {
+            let (cluster_id, address) = direct_target("--drop-master", &values)?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action: DirectAction::DropMaster,
+            });
         } else if let Some(name) = self.node {
             return Ok(Invocation::Node { name, config });
         } else if self.version {
@@ -471,6 +527,22 @@ mod tests {
                 config: PathBuf::from("c.ini")
             }
         );
+        assert_eq!(
+            parsed(&["--drop-master", "ricky", "127.0.0.1", "4000"]),
+            Invocation::Direct {
+                cluster_id: "ricky".into(),
+                address: "127.0.0.1:4000".into(),
+                action: DirectAction::DropMaster,
+            }
+        );
+        assert_eq!(
+            parsed(&["--ping", "ricky", "::1", "4000"]),
+            Invocation::Direct {
+                cluster_id: "ricky".into(),
+                address: "[::1]:4000".into(),
+                action: DirectAction::Ping,
+            }
+        );
         for (flag, action) in [
             (
                 "--expect-progress-possible",
@@ -516,6 +588,11 @@ mod tests {
             (&["--prefix", "p", "-max_results", "many"], "many"),
             (&["--frobnicate"], "--frobnicate"),
             (&["-config"], "--config"),
+            (
+                &["--ping", "c", "127.0.0.1", "http"],
+                "port \"http\" is not a number",
+            ),
+            (&["--drop-master", "c", "127.0.0.1"], "--drop-master"),
         ];
         for (line, expected) in cases {
             let reason = refused(line);

@@ -61,6 +61,16 @@ pub fn main(args: &[OsString]) -> ExitCode {
         }
         Invocation::Node { name, config } => run_node(&name, &config),
         Invocation::Client { config, action } => run_client_action(&config, &action),
+        Invocation::Direct {
+            cluster_id,
+            address,
+            action,
+        } => block_on(actions::run_direct(
+            &cluster_id,
+            &address,
+            action,
+            &mut std::io::stdout().lock(),
+        )),
     }
 }
 
@@ -71,6 +81,20 @@ fn run_node(name: &str, _config: &std::path::Path) -> ExitCode {
 }
 
 fn run_client_action(config: &std::path::Path, action: &args::ClientAction) -> ExitCode {
+    match actions::client_from_config(config) {
+        Ok(client) => block_on(actions::run(&client, action, &mut std::io::stdout().lock())),
+        Err(e) => {
+            eprintln!("arakoon: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Runs an action on a one-thread runtime; its error is the one line on
+/// stderr.
+fn block_on(
+    action: impl std::future::Future<Output = Result<(), actions::ActionError>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -81,11 +105,7 @@ fn run_client_action(config: &std::path::Path, action: &args::ClientAction) -> E
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let result = actions::client_from_config(config).and_then(|client| {
-        let mut stdout = std::io::stdout().lock();
-        runtime.block_on(actions::run(&client, action, &mut stdout))
-    });
-    match result {
+    match runtime.block_on(action) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arakoon: {e}");

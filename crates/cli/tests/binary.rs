@@ -142,7 +142,7 @@ async fn who_master_set_and_range_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_version_talks_to_that_node() {
+async fn node_version_ping_and_drop_master_talk_to_that_node() {
     let dir = TempDir::new();
     let nodes = cluster(&["n0", "n1"], "n0").await;
     let config = config_arg(&write_config(&dir, &nodes));
@@ -150,6 +150,20 @@ async fn node_version_talks_to_that_node() {
     assert_eq!(version.status.code(), Some(0), "{}", text(&version.stderr));
     assert_eq!(text(&version.stdout), "0.1.0\nfake node n1\n");
     assert_eq!(nodes[0].connections(), 0, "the master was not asked");
+
+    // Arakoon's CLUSTER_ID IP PORT form, no config.
+    let port = nodes[1].port().to_string();
+    let ping = arakoon(&["--ping", CLUSTER, "127.0.0.1", &port]).await;
+    assert_eq!(ping.status.code(), Some(0), "{}", text(&ping.stderr));
+    assert!(
+        text(&ping.stdout).starts_with("fake node n1\ntook\t"),
+        "{}",
+        text(&ping.stdout)
+    );
+    let port = nodes[0].port().to_string();
+    let drop = arakoon(&["--drop-master", CLUSTER, "127.0.0.1", &port]).await;
+    assert_eq!(drop.status.code(), Some(0), "{}", text(&drop.stderr));
+    assert_eq!(nodes[0].count(protocol::Command::DropMaster), 1);
 
     let unknown = arakoon(&["-config", &config, "--node-version", "n9"]).await;
     assert_eq!(unknown.status.code(), Some(1));

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use protocol::{Command, Decoded, Limits, Request, Response};
+use protocol::{Command, Decoded, Limits, Request, Response, ResponseDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -31,7 +31,8 @@ pub(crate) struct Connection {
     stream: TcpStream,
     /// Bytes received and not yet decoded.
     buffer: Vec<u8>,
-    limits: Limits,
+    /// Keeps its place inside a long answer between reads (linear time).
+    decoder: ResponseDecoder,
     /// Set while a request is between its first written byte and the end of
     /// its answer. Still set when a caller dropped the future mid-request
     /// (cancellation): the stream is then out of step and is not reused.
@@ -96,7 +97,7 @@ impl Connection {
             address: address.to_string(),
             stream,
             buffer: Vec::new(),
-            limits,
+            decoder: ResponseDecoder::new(limits),
             in_flight: false,
         };
         let mut prologue = Vec::new();
@@ -165,13 +166,14 @@ impl Connection {
 
     async fn read_response(&mut self, command: Command) -> Result<Response, Error> {
         loop {
-            let decoded = protocol::decode_response(&self.buffer, command, &self.limits).map_err(
-                |source| Error::Protocol {
+            let decoded = self
+                .decoder
+                .decode(&self.buffer, command)
+                .map_err(|source| Error::Protocol {
                     node: self.node.clone(),
                     command: command.name(),
                     source,
-                },
-            )?;
+                })?;
             match decoded {
                 Decoded::Complete { value, consumed } => {
                     self.buffer.drain(..consumed);

@@ -427,3 +427,17 @@ async fn every_command_round_trips() {
         "one connection carried everything"
     );
 }
+
+/// The client's futures can be spawned on a multi-thread runtime.
+#[test]
+fn client_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let client = ClientBuilder::new(CLUSTER)
+        .node("n0", "127.0.0.1:1")
+        .build()
+        .expect("client");
+    assert_send(&client.get(b"k"));
+    assert_send(&client.set(b"k", b"v"));
+    assert_send(&client.master());
+    assert_send(&client.sequence(Vec::new()));
+}
