@@ -93,7 +93,7 @@ pub enum ProtocolError {
 
 impl ProtocolError {
     /// The result code a server answers with before closing (or, for a
-    /// [`crate::Request::Rejected`], before reading the next request).
+    /// [`crate::Incoming::Rejected`], before reading the next request).
     pub fn result_code(&self) -> ResultCode {
         match self {
             ProtocolError::NoMagic { .. }
