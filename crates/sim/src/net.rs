@@ -105,8 +105,26 @@ impl<M: Clone> Network<M> {
         self.faults = faults;
     }
 
-    /// Sends `message`; it arrives after a random delay unless lost.
+    /// Sends `message`; it arrives after a random delay unless lost, and
+    /// may arrive twice.
     pub fn send(&mut self, now_ns: u64, from: Endpoint, to: Endpoint, message: M) {
+        self.send_with(now_ns, from, to, message, true);
+    }
+
+    /// Sends `message` as a TCP stream would carry one request: it may be
+    /// delayed or lost (connection reset), but never delivered twice.
+    pub fn send_once(&mut self, now_ns: u64, from: Endpoint, to: Endpoint, message: M) {
+        self.send_with(now_ns, from, to, message, false);
+    }
+
+    fn send_with(
+        &mut self,
+        now_ns: u64,
+        from: Endpoint,
+        to: Endpoint,
+        message: M,
+        may_duplicate: bool,
+    ) {
         self.stats.sent += 1;
         if self.cut.contains(&(from, to)) {
             self.stats.blocked += 1;
@@ -116,7 +134,7 @@ impl<M: Clone> Network<M> {
             self.stats.dropped += 1;
             return;
         }
-        let copies = if self.rng.chance(self.faults.duplicate_per_million) {
+        let copies = if may_duplicate && self.rng.chance(self.faults.duplicate_per_million) {
             self.stats.duplicated += 1;
             2
         } else {
@@ -135,6 +153,20 @@ impl<M: Clone> Network<M> {
                 message: message.clone(),
             }));
         }
+    }
+
+    /// Queues `message` for delivery at exactly `at_ns`, bypassing faults
+    /// (a message that already crossed the network and waits at a stopped
+    /// process).
+    pub fn send_at(&mut self, at_ns: u64, from: Endpoint, to: Endpoint, message: M) {
+        self.next_seq += 1;
+        self.in_flight.push(Reverse(InFlight {
+            deliver_at_ns: at_ns,
+            seq: self.next_seq,
+            from,
+            to,
+            message,
+        }));
     }
 
     /// When the next message is due, if any is in flight.

@@ -1,0 +1,133 @@
+//! The simulator's CI runs: many seeds of the default scenario, replay
+//! determinism, and (with `--features broken`) proof that each deliberately
+//! broken consensus variant is caught.
+
+use sim::run::{run, Scenario};
+use sim::sweep::{replay_command, sweep};
+
+/// Seeds of the default scenario per CI run; `SIM_SEEDS` overrides (the
+/// long mode before a release: `SIM_SEEDS=100000`).
+const DEFAULT_SEEDS: u64 = 2_000;
+const OPS_PER_CLIENT: u64 = 25;
+
+fn seeds() -> u64 {
+    std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS)
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+#[test]
+fn default_scenario_has_no_violations() {
+    let scenario = Scenario::standard(3, OPS_PER_CLIENT);
+    let started = std::time::Instant::now();
+    let summary = sweep(1, seeds(), &scenario, threads(), 5);
+    println!(
+        "{} in {:.1} s",
+        summary.line(),
+        started.elapsed().as_secs_f64()
+    );
+    for f in &summary.failures {
+        println!("seed {} failed: {}", f.seed, f.violations.join(" | "));
+        println!("  replay: {}", replay_command(f.seed, 3, OPS_PER_CLIENT));
+    }
+    assert!(summary.failures.is_empty(), "{}", summary.line());
+    assert!(
+        summary.operations_checked > summary.seeds_run * 20,
+        "the workload barely ran"
+    );
+    assert!(
+        summary.faults_injected > summary.seeds_run,
+        "faults were barely injected"
+    );
+}
+
+#[test]
+fn five_node_cluster_has_no_violations() {
+    let scenario = Scenario::standard(5, OPS_PER_CLIENT);
+    let summary = sweep(1, seeds() / 10, &scenario, threads(), 5);
+    println!("5 nodes: {}", summary.line());
+    for f in &summary.failures {
+        println!("seed {} failed: {}", f.seed, f.violations.join(" | "));
+        println!("  replay: {}", replay_command(f.seed, 5, OPS_PER_CLIENT));
+    }
+    assert!(summary.failures.is_empty(), "{}", summary.line());
+}
+
+#[test]
+fn one_node_cluster_works() {
+    let mut scenario = Scenario::standard(1, OPS_PER_CLIENT);
+    scenario.faults.partitions = false;
+    let summary = sweep(1, 50, &scenario, threads(), 5);
+    for f in &summary.failures {
+        println!("seed {} failed: {}", f.seed, f.violations.join(" | "));
+    }
+    assert!(summary.failures.is_empty(), "{}", summary.line());
+    assert!(summary.entries_applied > 0);
+}
+
+#[test]
+fn same_seed_replays_byte_for_byte() {
+    let scenario = Scenario::standard(3, OPS_PER_CLIENT);
+    for seed in [3, 77] {
+        let a = run(seed, &scenario, true);
+        let b = run(seed, &scenario, true);
+        assert!(!a.trace.is_empty());
+        assert_eq!(a.trace, b.trace, "seed {seed} did not replay identically");
+        assert_eq!(a.operations_checked, b.operations_checked);
+    }
+    let c = run(4, &scenario, true);
+    assert_ne!(
+        run(3, &scenario, true).trace,
+        c.trace,
+        "different seeds, same run"
+    );
+}
+
+#[cfg(feature = "broken")]
+mod broken {
+    use super::*;
+    use consensus::Broken;
+
+    /// Runs seeds until one shows a violation; the bug must be found within `limit`.
+    fn caught_within(bug: Broken, limit: u64) -> (u64, String) {
+        let mut scenario = Scenario::standard(3, OPS_PER_CLIENT);
+        scenario.broken = Some(bug);
+        let summary = sweep(1, limit, &scenario, threads(), 1);
+        let first = summary.failures.first().unwrap_or_else(|| {
+            panic!(
+                "{bug:?} was not caught in {limit} seeds: {}",
+                summary.line()
+            )
+        });
+        println!(
+            "{bug:?}: caught by seed {}: {}",
+            first.seed, first.violations[0]
+        );
+        (first.seed, first.violations[0].clone())
+    }
+
+    #[test]
+    fn commit_on_minority_is_caught() {
+        caught_within(Broken::CommitOnMinority, 500);
+    }
+
+    #[test]
+    fn read_without_lease_is_caught() {
+        caught_within(Broken::ReadWithoutLease, 500);
+    }
+
+    #[test]
+    fn vote_for_stale_candidate_is_caught() {
+        caught_within(Broken::VoteForStaleCandidate, 500);
+    }
+
+    #[test]
+    fn ack_before_fsync_is_caught() {
+        caught_within(Broken::AckBeforeFsync, 500);
+    }
+}
