@@ -29,8 +29,9 @@ pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// **Retries** follow one [`RetryPolicy`] (bounded attempts, exponential
 /// backoff). A request is retried only when that cannot apply it twice:
-/// - any request, when the node answered `NotMaster` (it did nothing), or
-///   when no connection could be made (nothing was sent);
+/// - any request, when the node answered `NotMaster` or
+///   `E_MAX_CONNECTIONS` (it did nothing), or when no connection could be
+///   made (nothing was sent);
 /// - reads and other idempotent requests (`who_master`, `statistics`,
 ///   `nop`, …) also after a lost connection, a timeout, `NoLongerMaster` or
 ///   `GoingDown`;
@@ -614,14 +615,30 @@ impl Client {
                     Next::Fail(error)
                 }
             }
-            Error::Server { code, .. }
-                if matches!(
-                    code,
-                    protocol::ResultCode::GoingDown | protocol::ResultCode::MaxConnections
-                ) && idempotent =>
-            {
+            // A refusal at the door (the node answers it when it accepts the
+            // connection, before reading any request): nothing was done.
+            Error::Server {
+                code: protocol::ResultCode::MaxConnections,
+                ..
+            } => Next::Retry(error),
+            // The node stops while handling the request: an update may still
+            // be committed by the next master.
+            Error::Server {
+                code: protocol::ResultCode::GoingDown,
+                node,
+                command,
+                message,
+            } => {
                 self.forget_master(index);
-                Next::Retry(error)
+                if idempotent {
+                    Next::Retry(error)
+                } else {
+                    Next::Fail(Error::OutcomeUnknown {
+                        node: node.clone(),
+                        command,
+                        reason: format!("the node is going down ({message})"),
+                    })
+                }
             }
             _ => Next::Fail(error),
         }

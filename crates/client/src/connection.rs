@@ -37,6 +37,9 @@ pub(crate) struct Connection {
     /// its answer. Still set when a caller dropped the future mid-request
     /// (cancellation): the stream is then out of step and is not reused.
     in_flight: bool,
+    /// Whether any answer came on this connection: a node that closes a new
+    /// connection at once may have refused the prologue (cluster id).
+    answered: bool,
 }
 
 impl Connection {
@@ -99,6 +102,7 @@ impl Connection {
             buffer: Vec::new(),
             decoder: ResponseDecoder::new(limits),
             in_flight: false,
+            answered: false,
         };
         let mut prologue = Vec::new();
         protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
@@ -177,6 +181,7 @@ impl Connection {
             match decoded {
                 Decoded::Complete { value, consumed } => {
                     self.buffer.drain(..consumed);
+                    self.answered = true;
                     return Ok(value);
                 }
                 Decoded::Incomplete { needed } => {
@@ -188,15 +193,19 @@ impl Connection {
                         .await
                         .map_err(|e| self.io_error("read answer", e))?;
                     if read == 0 {
+                        let detail = if self.answered || !self.buffer.is_empty() {
+                            format!(
+                                "connection closed by the node ({} of at least {needed} bytes received)",
+                                self.buffer.len()
+                            )
+                        } else {
+                            "connection closed by the node before its first answer \
+                             (does it serve this cluster id?)"
+                                .to_string()
+                        };
                         return Err(self.io_error(
                             "read answer",
-                            std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                format!(
-                                    "connection closed by the node ({} of at least {needed} bytes received)",
-                                    self.buffer.len()
-                                ),
-                            ),
+                            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, detail),
                         ));
                     }
                 }

@@ -8,6 +8,26 @@ use std::time::Duration;
 use protocol::{ErrorResponse, ProtocolError, ResultCode};
 
 /// What went wrong with a request.
+///
+/// ```no_run
+/// # async fn demo(client: client::Client) -> Result<(), client::Error> {
+/// use client::Error;
+/// match client.set(b"k", b"v").await {
+///     Ok(()) => {}
+///     // Maybe applied, maybe not: read back before deciding anything.
+///     Err(e) if e.is_outcome_unknown() => {
+///         let now = client.get(b"k").await;
+///         println!("set k: {e}; k is now {now:?}");
+///     }
+///     Err(Error::NoMaster { failures, .. }) => {
+///         for f in failures {
+///             eprintln!("{}: {}", f.node, f.reason);
+///         }
+///     }
+///     Err(e) => return Err(e),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

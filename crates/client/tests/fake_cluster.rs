@@ -200,6 +200,33 @@ async fn no_longer_master_is_surfaced_for_updates_and_retried_for_reads() {
     assert_eq!(nodes[0].count(Command::Get), 2);
 }
 
+/// GoingDown mid-update: outcome unknown, not resent. MaxConnections is a
+/// refusal at the door: resent.
+#[tokio::test]
+async fn going_down_is_outcome_unknown_and_max_connections_is_retried() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    nodes[0].script(
+        Command::Set,
+        Action::error(ResultCode::GoingDown, "stopping"),
+    );
+    let client = client_for(&nodes);
+    let error = client.set(b"k", b"v").await.expect_err("going down");
+    assert!(error.is_outcome_unknown(), "{error:?}");
+    assert!(
+        error.to_string().contains("going down (stopping)"),
+        "{error}"
+    );
+    assert_eq!(nodes[0].count(Command::Set), 1);
+
+    nodes[0].script(
+        Command::Set,
+        Action::error(ResultCode::MaxConnections, "full"),
+    );
+    client.set(b"k", b"v").await.expect("set after a refusal");
+    assert_eq!(nodes[0].count(Command::Set), 3);
+    assert_eq!(nodes[0].value(b"k").as_deref(), Some(&b"v"[..]));
+}
+
 /// Timeouts: a read that gets no answer fails with Timeout after the
 /// policy's attempts; an update with OutcomeUnknown after one.
 #[tokio::test]
