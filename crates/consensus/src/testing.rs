@@ -148,9 +148,17 @@ pub struct TestNode {
     pub snapshot_requests: Vec<NodeId>,
     pub config: Config,
     pub up: bool,
+    /// A process pause: until then the node neither ticks nor receives
+    /// (messages to it are lost).
+    pub paused_until: Option<Time>,
 }
 
 impl TestNode {
+    /// Up and not paused at global time `now`.
+    pub fn running(&self, now: Time) -> bool {
+        self.up && self.paused_until.is_none_or(|t| now >= t)
+    }
+
     pub fn local_time(&self, global: Time) -> Time {
         let drift = (i128::from(global.0) * i128::from(self.clock_rate_ppm) / 1_000_000) as i64;
         Time(
@@ -217,6 +225,7 @@ impl Cluster {
                     snapshot_requests: Vec::new(),
                     config,
                     up: true,
+                    paused_until: None,
                 },
             );
         }
@@ -318,7 +327,7 @@ impl Cluster {
         let Some(node) = self.nodes.get_mut(&to) else {
             return true;
         };
-        if !node.up || self.cut.contains(&(m.from, m.to)) {
+        if !node.running(now) || self.cut.contains(&(m.from, m.to)) {
             return true;
         }
         let local = node.local_time(now);
@@ -340,11 +349,21 @@ impl Cluster {
 
     /// Advances global time by `step` and ticks every node that is up.
     pub fn tick(&mut self, step: Duration) {
+        self.advance(step);
+        self.tick_nodes();
+    }
+
+    /// Advances global time only (no node notices until `tick_nodes`).
+    pub fn advance(&mut self, step: Duration) {
         self.now = self.now.plus(step);
+    }
+
+    /// Ticks every running node at the current time.
+    pub fn tick_nodes(&mut self) {
         for id in self.ids() {
             let now = self.now;
             let node = self.nodes.get_mut(&id).expect("node exists");
-            if !node.up {
+            if !node.running(now) {
                 continue;
             }
             let local = node.local_time(now);
@@ -411,6 +430,13 @@ impl Cluster {
             .propose(Bytes::copy_from_slice(payload), local, &node.log);
         self.process(id);
         r
+    }
+
+    /// Pauses a node's process for `period` (as a stop-the-world GC or
+    /// SIGSTOP would).
+    pub fn pause(&mut self, id: u64, period: Duration) {
+        let until = self.now.plus(period);
+        self.node_mut(id).paused_until = Some(until);
     }
 
     /// Cuts both directions between `id` and every other node.

@@ -149,7 +149,16 @@ fn hand_over_forfeits_the_lease() {
 #[test]
 fn never_two_lease_holders_at_once() {
     for seed in 0..12u64 {
-        let mut c = Cluster::new(5, 0, |cfg| cfg.seed = seed);
+        lease_run(seed, |_| {});
+    }
+}
+
+fn lease_run(seed: u64, tweak: impl Fn(&mut consensus::Config)) {
+    {
+        let mut c = Cluster::new(5, 0, |cfg| {
+            cfg.seed = seed;
+            tweak(cfg);
+        });
         let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut next = move || {
             rng ^= rng << 13;
@@ -190,14 +199,27 @@ fn never_two_lease_holders_at_once() {
                     // Drop a message.
                     c.queue.pop_front();
                 }
+                61 if next() % 4 == 0 => {
+                    // A process pause (GC, SIGSTOP) of up to 600 ms, about
+                    // once a second; mostly of the master.
+                    let id = match c.master() {
+                        Some(m) if next() % 4 != 0 => m.0,
+                        _ => 1 + next() % 5,
+                    };
+                    let period = Duration::from_millis(next() % 600);
+                    c.pause(id, period);
+                }
                 _ => {}
             }
-            c.tick(Duration::from_millis(1));
-            c.deliver_all();
+            // A read may arrive at any running node before it next ticks
+            // (e.g. right after a pause).
+            c.advance(Duration::from_millis(1));
             let holders: Vec<NodeId> = c
                 .nodes
                 .iter()
-                .filter(|(_, n)| n.up && n.core.consistent_read_index(n.local_time(c.now)).is_ok())
+                .filter(|(_, n)| {
+                    n.running(c.now) && n.core.consistent_read_index(n.local_time(c.now)).is_ok()
+                })
                 .map(|(id, _)| *id)
                 .collect();
             assert!(
@@ -205,6 +227,8 @@ fn never_two_lease_holders_at_once() {
                 "seed {seed} step {step}: lease holders {holders:?}"
             );
             holders_seen += holders.len();
+            c.tick_nodes();
+            c.deliver_all();
         }
         assert!(
             holders_seen > 100,
@@ -214,4 +238,22 @@ fn never_two_lease_holders_at_once() {
         c.assert_applied_agree();
         let _ = Time(0);
     }
+}
+
+/// The lease check can fail: serving reads without a lease is caught.
+#[cfg(feature = "broken")]
+#[test]
+fn read_without_lease_is_caught() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let found = (0..40u64).find(|seed| {
+        std::panic::catch_unwind(|| {
+            lease_run(*seed, |cfg| {
+                cfg.broken = Some(consensus::Broken::ReadWithoutLease)
+            })
+        })
+        .is_err()
+    });
+    std::panic::set_hook(hook);
+    assert!(found.is_some());
 }
