@@ -55,6 +55,9 @@ pub enum TlogError {
     /// `save_hard_state` with a term below the saved one.
     #[error("save_hard_state: term {term} is below the saved term {saved_term}")]
     HardStateTermRegress { term: u64, saved_term: u64 },
+    /// An index beyond [`crate::INDEX_MAX`].
+    #[error("index {index} is above the limit {max}")]
+    IndexTooLarge { index: u64, max: u64 },
     /// Options out of their bounds.
     #[error("invalid tlog options: {0}")]
     InvalidOptions(String),

@@ -18,6 +18,9 @@ pub const FRAME_OVERHEAD_LEN: u64 = FRAME_PREFIX_LEN + ENTRY_FIXED_LEN;
 pub const PAYLOAD_LEN_MAX: u64 = 64 << 20;
 /// The largest frame body (`index`, `term`, payload).
 pub const FRAME_BODY_LEN_MAX: u64 = ENTRY_FIXED_LEN + PAYLOAD_LEN_MAX;
+/// Indices above this are refused, on disk and in `reset`: far beyond any
+/// real log, and room enough that index arithmetic never overflows.
+pub const INDEX_MAX: u64 = 1 << 62;
 /// Bytes of a sealed block header (and of the end marker).
 pub const BLOCK_HEADER_LEN: u64 = 24;
 /// A sealed block gathers whole frames until it holds at least this many bytes.

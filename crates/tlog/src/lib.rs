@@ -114,7 +114,7 @@ mod segment;
 mod terms;
 
 pub use error::TlogError;
-pub use format::{HardState, FRAME_OVERHEAD_LEN, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
+pub use format::{HardState, FRAME_OVERHEAD_LEN, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
 pub use log::{
     Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, MAX_ENTRIES_LIMIT,
     MAX_SIZE_LIMIT,

@@ -4,8 +4,8 @@ use crate::error::{corrupt, io_err, TlogError};
 use crate::format::{
     decode_base, decode_hard_state, encode_base, encode_frame, encode_hard_state,
     parse_segment_name, Base, HardState, SegmentHeader, SegmentKind, BASE_FILE, BASE_LEN,
-    FRAME_OVERHEAD_LEN, HARD_STATE_FILE, HARD_STATE_LEN, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN,
-    TMP_SUFFIX,
+    FRAME_OVERHEAD_LEN, HARD_STATE_FILE, HARD_STATE_LEN, INDEX_MAX, PAYLOAD_LEN_MAX,
+    SEGMENT_HEADER_LEN, TMP_SUFFIX,
 };
 use crate::segment::{self, Body, Segment};
 use crate::terms::TermRuns;
@@ -213,6 +213,13 @@ impl Tlog {
                 decode_base(&bytes).map_err(|(offset, what)| corrupt(&base_path, offset, what))?
             }
         };
+        if base.index > INDEX_MAX {
+            return Err(corrupt(
+                &base_path,
+                16,
+                format!("base index {} above {INDEX_MAX}", base.index),
+            ));
+        }
 
         let ordered = Self::list_segments(&disk, &dir, &base)?;
         let mut segments: Vec<Segment> = Vec::with_capacity(ordered.len());
@@ -396,6 +403,13 @@ impl Tlog {
                 &path,
                 0,
                 format!("segment header {header:?} does not match the file name"),
+            ));
+        }
+        if first_index > INDEX_MAX {
+            return Err(corrupt(
+                &path,
+                0,
+                format!("first index {first_index} above {INDEX_MAX}"),
             ));
         }
         match previous {
@@ -921,10 +935,12 @@ impl Tlog {
     /// after it the new empty one.
     pub fn reset(&mut self, after_index: u64, after_term: u64) -> Result<(), TlogError> {
         self.check_usable()?;
-        assert!(
-            after_index < u64::MAX,
-            "the log needs room for one more index"
-        );
+        if after_index > INDEX_MAX {
+            return Err(TlogError::IndexTooLarge {
+                index: after_index,
+                max: INDEX_MAX,
+            });
+        }
         let result = self.reset_checked(after_index, after_term);
         self.poison_on_err(result)?;
         self.assert_invariants();

@@ -713,6 +713,10 @@ pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, Tlo
             out_pos += BLOCK_HEADER_LEN + compressed.len() as u64;
             k = k_end;
         }
+        assert!(
+            plain.entry_count <= u64::from(u32::MAX),
+            "max_entries is bounded by MAX_ENTRIES_LIMIT"
+        );
         let marker = BlockHeader::new(0, plain.next_index(), plain.entry_count as u32, &[]);
         out.write_all_at(out_pos, &marker.encode())
             .map_err(io_err(tmp, "write"))
