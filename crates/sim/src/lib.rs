@@ -28,6 +28,7 @@
 
 pub mod checker;
 pub mod clock;
+pub mod command;
 pub mod net;
 pub mod node;
 pub mod observe;
