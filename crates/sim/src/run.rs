@@ -86,7 +86,7 @@ impl Scenario {
                 max_drift_ppm: 5_000,
             },
             tick_interval_ns: 10_000_000,
-            fsync_ns: (100_000, 3_000_000),
+            fsync_ns: (100_000, 20_000_000),
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             heartbeat_interval: Duration::from_millis(50),
             lease_period: Duration::from_millis(500),
