@@ -21,6 +21,8 @@ enum Expect {
 /// leaves the store empty.
 pub struct ImportSession<'s> {
     store: &'s Store,
+    /// No apply may run during an import.
+    _writer: std::sync::MutexGuard<'s, ()>,
     txn: WriteTransaction,
     splitter: FrameSplitter,
     expect: Expect,
@@ -31,6 +33,7 @@ pub struct ImportSession<'s> {
 
 impl<'s> ImportSession<'s> {
     pub(crate) fn begin(store: &'s Store) -> Result<Self, StoreError> {
+        let writer = store.lock_writer();
         let txn = store.db().begin_write().map_err(|e| store_err(store, e))?;
         {
             let user = txn
@@ -51,6 +54,7 @@ impl<'s> ImportSession<'s> {
         }
         Ok(Self {
             store,
+            _writer: writer,
             txn,
             splitter: FrameSplitter::default(),
             expect: Expect::Header,

@@ -58,9 +58,9 @@
 //! # What it never does
 //! It never decides what is committed (the consensus does), never touches
 //! the tlog, never panics on what it reads from a snapshot stream. A store
-//! file that redb finds corrupt on open is an error ([`StoreOptions::
-//! verify_on_open`] checks every page's checksum first); redb does not
-//! re-verify checksums on later reads.
+//! file that redb finds corrupt on open is an error (with
+//! [`StoreOptions::verify_on_open`], every page's checksum is checked
+//! first); redb does not re-verify checksums on later reads.
 
 mod apply;
 mod backend;
@@ -81,7 +81,7 @@ use redb::{
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// User keys and their values.
 pub(crate) const USER_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("user");
@@ -173,6 +173,9 @@ pub(crate) fn read_applied_index(
 pub struct Store {
     db: Database,
     path: Arc<Path>,
+    /// Held by whoever changes the applied index (apply, import), from its
+    /// check of the index to the update of `applied_index` after its commit.
+    writer: Mutex<()>,
     /// Mirrors the applied index in the metadata table, for cheap reads.
     applied_index: AtomicU64,
     durable_applied_index: AtomicU64,
@@ -211,8 +214,16 @@ impl Store {
                 ))
             }
         };
+        let dir_existed = disk.exists(dir);
         disk.create_dir_all(dir)
             .map_err(|e| io_error("create its directory", e))?;
+        if !dir_existed {
+            // A new directory's own name must survive a crash too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent)
+                    .map_err(|e| io_error("sync the directory above it", e))?;
+            }
+        }
         let file = disk
             .open(path, OpenMode::Create)
             .map_err(|e| io_error("open", e))?;
@@ -250,6 +261,7 @@ impl Store {
         let store = Self {
             db,
             path,
+            writer: Mutex::new(()),
             applied_index: AtomicU64::new(applied_index),
             durable_applied_index: AtomicU64::new(0),
         };
@@ -319,6 +331,14 @@ impl Store {
         self.durable_applied_index.load(Ordering::Acquire)
     }
 
+    /// The writer lock. A panic of another writer leaves nothing half done
+    /// (its transaction was not committed), so a poisoned lock is still good.
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         self.db.begin_write().map_err(|e| self.err(e))
     }
@@ -327,6 +347,7 @@ impl Store {
     /// transaction, with the new applied index. Not durable until the next
     /// [`Self::checkpoint`]. Returns one result per update, in order.
     pub fn apply(&self, index: u64, updates: &[Update]) -> Result<Vec<UpdateResult>, StoreError> {
+        let _writer = self.lock_writer();
         let mut txn = self.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| self.err(e))?;
@@ -350,7 +371,7 @@ impl Store {
             results
         };
         txn.commit().map_err(|e| self.err(e))?;
-        // Writers are serialised by redb and each checked the index above.
+        // Writers hold `writer` from the index check above until here.
         let previous = self.applied_index.swap(index, Ordering::AcqRel);
         assert_eq!(previous + 1, index, "applied index moved under a writer");
         Ok(results)

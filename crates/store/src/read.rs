@@ -155,9 +155,12 @@ impl ReadView {
     }
 
     /// The keys from `first` to `last`, ascending, at most `max` of them
-    /// (negative: no limit). `None` is an open end (and includes the empty
-    /// key). The `*_inclusive` flags say whether a given end key itself
-    /// belongs to the range. `first > last` gives nothing.
+    /// (negative: no limit). The `*_inclusive` flags say whether a given end
+    /// key itself belongs to the range. `None` is an open end, whatever its
+    /// flag says: it includes the empty key. (Arakoon's own store, which
+    /// keeps user keys behind a one-byte prefix, drops the empty key at an
+    /// open end flagged exclusive; that is an artefact of its layout, not a
+    /// meaning clients rely on.) `first > last` gives nothing.
     pub fn range(
         &self,
         first: Option<&[u8]>,

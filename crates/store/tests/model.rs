@@ -228,3 +228,57 @@ proptest! {
         run(ops);
     }
 }
+
+/// A key outside the generated alphabet: never present.
+const ABSENT: &[u8] = b"zz";
+
+/// Wraps `update` in `depth` sequences, with `before` inside the innermost
+/// one, ahead of it.
+fn nest(before: Vec<Update>, update: Update, depth: usize) -> Update {
+    let mut inner = before;
+    inner.push(update);
+    let mut sequence = Update::Sequence(inner);
+    for _ in 1..depth {
+        sequence = Update::Sequence(vec![Update::Nop, sequence]);
+    }
+    sequence
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Sequence atomicity: a sequence whose last update (at any nesting depth)
+    /// fails changes nothing, whatever came before it; the failure names the
+    /// key; the index still advances; the rest of the batch still applies.
+    #[test]
+    fn a_failing_sequence_applies_nothing(
+        setup in prop::collection::vec(leaf_update(), 0..8),
+        before in prop::collection::vec(update(), 0..6),
+        depth in 1usize..4,
+        delete_instead in any::<bool>(),
+    ) {
+        let store = Store::open(SimDisk::new().shared(), sim_path(), &options()).unwrap();
+        store.apply(1, &setup).unwrap();
+        let state = contents(&store);
+        let failing = if delete_instead {
+            Update::Delete { key: ABSENT.to_vec() }
+        } else {
+            Update::Assert { key: ABSENT.to_vec(), value: Some(b"x".to_vec()) }
+        };
+        let after = Update::Set { key: b"after".to_vec(), value: b"1".to_vec() };
+        let sequence = nest(before, failing, depth);
+        let mut model = state.clone();
+        // The model's verdict: the first failing update of the sequence (an
+        // earlier random one, or the one planted last).
+        let want = model_apply(&mut model, &sequence);
+        prop_assert!(want.is_err());
+        prop_assert_eq!(&model, &state);
+        let results = store.apply(2, &[sequence, after]).unwrap();
+        prop_assert_eq!(&results[0], &want);
+        prop_assert_eq!(&results[1], &Ok(store::UpdateOk::Done));
+        prop_assert_eq!(store.applied_index(), 2);
+        let mut state_after = state;
+        state_after.insert(b"after".to_vec(), b"1".to_vec());
+        prop_assert_eq!(contents(&store), state_after);
+    }
+}

@@ -151,3 +151,13 @@ fn flipped_bits_in_the_file_are_errors_or_harmless() {
     eprintln!("{refused} flips refused, {harmless} harmless");
     assert!(refused > 0);
 }
+
+/// The node shares the store between threads and streams exports from one.
+#[test]
+fn handles_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Store>();
+    send::<store::SnapshotExport>();
+    send::<store::ReadView>();
+}
