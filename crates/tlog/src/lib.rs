@@ -10,8 +10,10 @@
 //! - `<generation:08>-<first_index:020>.tlz`: a *sealed* segment: a full
 //!   segment compressed, never written again.
 //! - `hard_state`: current term and vote.
-//! - `base`: the generation of the segments and the position the log starts
-//!   after, as set by the last [`Tlog::reset`] (absent: generation 0, (0, 0)).
+//! - `base`: the generation of the segments and the position `(index, term)`
+//!   the log starts after, as set by the last [`Tlog::reset`] or
+//!   [`Tlog::collapse`] (absent: generation 0, base (0, 0)). The first
+//!   segment must start right after it, so a lost segment is noticed.
 //! - `*.tmp`: a file being written; removed at open.
 //!
 //! # On-disk format (all integers little endian, all checksums CRC32C)
@@ -72,7 +74,9 @@
 //!   slave whose uncommitted suffix conflicts with the master). Dropped
 //!   entries never come back after it returns; a crash during it leaves a
 //!   prefix of the log as it was before.
-//! - [`Tlog::collapse`] removes oldest segments first, each removal synced.
+//! - [`Tlog::collapse`] commits by replacing the `base` file atomically (new
+//!   base position); the segments below are then removed (and at open, if a
+//!   crash came first).
 //! - [`Tlog::reset`] commits by replacing the `base` file atomically (new
 //!   generation); old segments are then removed (and at open, if a crash
 //!   came first).

@@ -354,6 +354,17 @@ impl Tlog {
                 },
             ));
         }
+        // Segments wholly at or below the base index are leftovers of an
+        // interrupted collapse (the base file is its commit point). Only
+        // names are known here: a segment ends where the next one starts.
+        while ordered.len() >= 2 && ordered[1].0 <= base.index + 1 {
+            let (first_index, kind) = ordered.remove(0);
+            let name = crate::format::segment_file_name(base.generation, first_index, kind);
+            leftovers.push((
+                name,
+                format!("segment below the base index {}, collapsed", base.index),
+            ));
+        }
         for (name, why) in &leftovers {
             let path = dir.join(name);
             tracing::info!(file = %path.display(), why = %why, "tlog: removing a leftover file");
@@ -414,17 +425,19 @@ impl Tlog {
         }
         match previous {
             None => {
-                if first_index <= base.index {
+                // The base file names where the log starts (set by reset and
+                // collapse): a first segment elsewhere means one is missing.
+                if first_index != base.index + 1 {
                     return Err(corrupt(
                         &path,
                         0,
                         format!(
-                            "starts at index {first_index}, not after the base index {}",
+                            "the log starts at index {first_index}, the base file says after {}: a segment is missing",
                             base.index
                         ),
                     ));
                 }
-                if first_index == base.index + 1 && header.prev_term != base.term {
+                if header.prev_term != base.term {
                     return Err(corrupt(
                         &path,
                         0,
@@ -900,11 +913,12 @@ impl Tlog {
         Ok(())
     }
 
-    /// Deletes the full segments whose entries are all below `below`, oldest
-    /// first, each removal made durable before the next. `first_index()`
-    /// moves past them; `term(first_index() - 1)` still answers (each
-    /// segment header records the term before its first entry). Never
-    /// deletes the active segment. Returns the new first index.
+    /// Deletes the full segments whose entries are all below `below` (never
+    /// the active one). `first_index()` moves past them and
+    /// `term(first_index() - 1)` still answers. Durable before it returns:
+    /// the base file, replaced atomically with the new base position, is the
+    /// commit point; the files are removed after it (and at open, if a crash
+    /// came first). Returns the new first index.
     pub fn collapse(&mut self, below: u64) -> Result<u64, TlogError> {
         self.check_usable()?;
         let result = self.collapse_checked(below);
@@ -914,17 +928,38 @@ impl Tlog {
     }
 
     fn collapse_checked(&mut self, below: u64) -> Result<(), TlogError> {
-        while self.segments.len() > 1 && self.segments[0].next_index() <= below {
-            let oldest = self.segments.remove(0);
+        let doomed = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.next_index() <= below)
+            .count();
+        if doomed == 0 {
+            return Ok(());
+        }
+        let new_first = self.segments[doomed].first_index();
+        let Some(new_base_term) = self.terms.term(new_first - 1) else {
+            unreachable!("new_first - 1 is within the log");
+        };
+        assert_eq!(new_base_term, self.segments[doomed].header.prev_term);
+        // The commit point: once the base file says so, the log starts at
+        // `new_first`; an open removes whatever is below it.
+        let base = Base {
+            generation: self.generation,
+            index: new_first - 1,
+            term: new_base_term,
+        };
+        let base_path = self.dir.join(BASE_FILE);
+        disk::write_atomic(self.disk.as_ref(), &base_path, &encode_base(&base))
+            .map_err(io_err(&base_path, "write"))?;
+        self.terms.collapse(new_first - 1);
+        assert_eq!(self.terms.base_term(), new_base_term);
+        for oldest in self.segments.drain(..doomed) {
             self.disk
                 .remove(&oldest.path)
                 .map_err(io_err(&oldest.path, "remove"))?;
-            self.disk
-                .sync_dir(&self.dir)
-                .map_err(io_err(&self.dir, "sync directory"))?;
-            self.terms.collapse(oldest.next_index() - 1);
-            assert_eq!(self.terms.base_term(), oldest.last_term);
         }
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(io_err(&self.dir, "sync directory"))?;
         Ok(())
     }
 

@@ -11,9 +11,8 @@
 //!   is durable);
 //! - in the middle of an operation: as above for append and sync; a
 //!   truncation leaves a prefix of the old log holding every synced entry
-//!   below the cut; a collapse leaves the log starting at a segment boundary
-//!   between the old and the new first index; a reset leaves the old log
-//!   (as after a crash between operations) or the new empty one.
+//!   below the cut; a collapse or a reset leaves the old log (as after a
+//!   crash between operations) or the new one.
 
 mod common;
 
@@ -500,17 +499,9 @@ impl Harness {
                 candidates.push((before.clone(), before.synced.min(intended.last_index())));
             }
             Some(Op::Collapse { .. }) => {
-                // Any segment boundary between the old and the new first index.
-                for cut in before.first_index()..=intended.first_index() {
-                    let mut m = before.clone();
-                    let dropped = (cut - before.first_index()) as usize;
-                    if dropped > 0 {
-                        m.base_term = m.entries[dropped - 1].term;
-                        m.entries.drain(..dropped);
-                        m.base_index = cut - 1;
-                    }
-                    candidates.push((m, before.synced));
-                }
+                // All or nothing: the base file is the commit point.
+                candidates.push((before.clone(), before.synced));
+                candidates.push((intended.clone(), before.synced));
             }
             Some(Op::Reset { .. }) => {
                 candidates.push((before.clone(), before.synced));
