@@ -159,6 +159,9 @@ pub enum StartError {
 struct Transfer {
     target: NodeId,
     deadline: Time,
+    /// TimeoutNow goes once the target holds every entry (no proposal is
+    /// accepted meanwhile, so the log stops growing).
+    timeout_now_sent: bool,
 }
 
 /// The consensus core of one node. Pure: every input passes the current
@@ -793,12 +796,15 @@ impl Core {
 
     fn start_pre_vote(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
         assert!(self.is_voter && self.forced_allows(self.config.id));
+        let changed = self.role != Role::PreCandidate || self.master.is_some();
         self.role = Role::PreCandidate;
         self.master = None;
         self.votes.clear();
         self.votes.insert(self.config.id, true);
         self.reset_election_deadline();
-        self.record_role_change(log);
+        if changed {
+            self.record_role_change(log);
+        }
         let (last_index, last_term) = self.last_index_term(log)?;
         let me = self.config.id;
         let voters: Vec<NodeId> = self.config.voters.clone();
@@ -1441,29 +1447,56 @@ impl Core {
             .copied()
             .find(|p| {
                 self.progress.get(p).is_some_and(|pr| {
-                    pr.match_index == last
+                    pr.match_index >= self.commit_index.min(last)
                         && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
                 })
             });
         if let Some(target) = target {
-            self.transfer_to(target);
+            self.transfer_to(target, log);
         }
     }
 
     /// §3.10 leadership transfer. The lease is forfeited first, for the rest
     /// of this term: the target's election may bypass the lease guards.
-    fn transfer_to(&mut self, target: NodeId) {
-        tracing::info!(node = %self.config.id, n = self.term, target = %target, "handing mastership to preferred master");
+    /// Proposals are refused from now on; `TimeoutNow` goes once the target
+    /// has caught up.
+    fn transfer_to(&mut self, target: NodeId, log: &dyn LogRead) {
+        tracing::info!(node = %self.config.id, n = self.term, target = %target, "handing mastership over");
         self.lease_forfeited = true;
         self.transfer = Some(Transfer {
             target,
             deadline: self.now.plus(self.config.election_timeout_max),
+            timeout_now_sent: false,
         });
-        self.send(target, Body::TimeoutNow);
+        self.maybe_send_timeout_now(log);
     }
 
-    /// On the master: hand mastership to `target` now (e.g. `--drop-master`),
-    /// if it is a caught-up voter. Returns false (and does nothing) otherwise.
+    fn maybe_send_timeout_now(&mut self, log: &dyn LogRead) {
+        let Some(t) = self.transfer else { return };
+        if t.timeout_now_sent {
+            return;
+        }
+        let last = self.pending.last_index(log);
+        if self
+            .progress
+            .get(&t.target)
+            .is_some_and(|p| p.match_index == last)
+        {
+            assert!(self.lease_forfeited, "lease forfeited before TimeoutNow");
+            self.send(t.target, Body::TimeoutNow);
+            self.transfer = Some(Transfer {
+                timeout_now_sent: true,
+                ..t
+            });
+        }
+    }
+
+    /// On the master: hand mastership to the voter `target` (e.g.
+    /// `--drop-master`): the lease is forfeited and proposals refused at once,
+    /// `TimeoutNow` goes when `target` has caught up; if it has not won within
+    /// `election_timeout_max`, this master steps down. Returns false (and does
+    /// nothing) if this node is not master, already handing over, or `target`
+    /// is not another voter.
     pub fn hand_over_to(
         &mut self,
         target: NodeId,
@@ -1478,15 +1511,10 @@ impl Core {
         {
             return Ok(false);
         }
-        let last = self.pending.last_index(log);
-        if self
-            .progress
-            .get(&target)
-            .is_none_or(|p| p.match_index != last)
-        {
+        if !self.progress.contains_key(&target) {
             return Ok(false);
         }
-        self.transfer_to(target);
+        self.transfer_to(target, log);
         self.check_invariants();
         Ok(true)
     }
@@ -1559,6 +1587,7 @@ impl Core {
                 }
                 if news {
                     self.maybe_commit(log)?;
+                    self.maybe_send_timeout_now(log);
                 }
             }
             AppendResult::Rejected {

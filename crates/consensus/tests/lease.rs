@@ -151,6 +151,13 @@ fn never_two_lease_holders_at_once() {
     for seed in 0..12u64 {
         lease_run(seed, |_| {});
     }
+    // Hand-overs to preferred masters forfeit leases and bypass guards: the
+    // property must survive them too.
+    for seed in 12..20u64 {
+        lease_run(seed, |cfg| {
+            cfg.preferred_masters = vec![NodeId(3), NodeId(1)]
+        });
+    }
 }
 
 fn lease_run(seed: u64, tweak: impl Fn(&mut consensus::Config)) {
