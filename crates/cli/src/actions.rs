@@ -31,6 +31,8 @@ fn describe(action: &ClientAction) -> String {
     match action {
         ClientAction::Set { key, .. } => format!("set {}", Escaped(key)),
         ClientAction::Get { key } => format!("get {}", Escaped(key)),
+        ClientAction::SetRaw { key } => format!("set-raw {}", Escaped(key)),
+        ClientAction::GetRaw { key } => format!("get-raw {}", Escaped(key)),
         ClientAction::Delete { key } => format!("delete {}", Escaped(key)),
         ClientAction::DeletePrefix { prefix } => format!("delete-prefix {}", Escaped(prefix)),
         ClientAction::Prefix { prefix, .. } => format!("prefix {}", Escaped(prefix)),
@@ -78,6 +80,20 @@ pub async fn run(
     let what = describe(action);
     let failed = |e: Error| ActionError::new(&what, reason(&e));
     let text = match action {
+        ClientAction::GetRaw { key } => {
+            let value = client.get(key).await.map_err(failed)?;
+            return out
+                .write_all(&value)
+                .and_then(|()| out.flush())
+                .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")));
+        }
+        ClientAction::SetRaw { key } => {
+            let mut value = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut value)
+                .map_err(|e| ActionError::new(&what, format!("cannot read standard input: {e}")))?;
+            client.set(key, &value).await.map_err(failed)?;
+            String::new()
+        }
         ClientAction::Set { key, value } => {
             client.set(key, value).await.map_err(failed)?;
             String::new()

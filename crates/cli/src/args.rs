@@ -35,6 +35,8 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--max-results", 1),
     ("--set", 2),
     ("--get", 1),
+    ("--get-raw", 1),
+    ("--set-raw", 1),
     ("--delete", 1),
     ("--delete-prefix", 1),
     ("--prefix", 1),
@@ -99,6 +101,24 @@ struct Flags {
     /// Print KEY's value (escaped, in double quotes)
     #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
     get: Option<OsString>,
+
+    /// Print KEY's value as is, without quotes or newline
+    #[arg(
+        long = "get-raw",
+        group = "action",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
+    get_raw: Option<OsString>,
+
+    /// Set KEY to the bytes read from standard input
+    #[arg(
+        long = "set-raw",
+        group = "action",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
+    set_raw: Option<OsString>,
 
     /// Delete KEY
     #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
@@ -245,6 +265,13 @@ pub enum ClientAction {
     Get {
         key: Vec<u8>,
     },
+    /// The value from standard input.
+    SetRaw {
+        key: Vec<u8>,
+    },
+    GetRaw {
+        key: Vec<u8>,
+    },
     Delete {
         key: Vec<u8>,
     },
@@ -342,6 +369,10 @@ impl Flags {
             }
         } else if let Some(key) = self.get {
             ClientAction::Get { key: bytes(key) }
+        } else if let Some(key) = self.get_raw {
+            ClientAction::GetRaw { key: bytes(key) }
+        } else if let Some(key) = self.set_raw {
+            ClientAction::SetRaw { key: bytes(key) }
         } else if let Some(key) = self.delete {
             ClientAction::Delete { key: bytes(key) }
         } else if let Some(prefix) = self.delete_prefix {
@@ -520,6 +551,22 @@ mod tests {
             )
         );
         assert_eq!(parsed(&["--version"]), Invocation::LocalVersion);
+        assert_eq!(
+            parsed(&["--set-raw", "-k"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::SetRaw {
+                    key: b"-k".to_vec()
+                }
+            )
+        );
+        assert_eq!(
+            parsed(&["--get-raw", "k"]),
+            client(
+                DEFAULT_CONFIG_PATH,
+                ClientAction::GetRaw { key: b"k".to_vec() }
+            )
+        );
         assert_eq!(
             parsed(&["--node", "arakoon_0", "-config", "c.ini"]),
             Invocation::Node {

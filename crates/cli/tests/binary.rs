@@ -70,6 +70,29 @@ async fn arakoon(args: &[&str]) -> Output {
     output.expect("run the arakoon binary")
 }
 
+/// As [`arakoon`], with `input` on standard input.
+async fn arakoon_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let input = input.to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&input)?;
+        }
+        child.wait_with_output()
+    })
+    .await
+    .expect("join");
+    output.expect("run the arakoon binary")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -209,4 +232,53 @@ async fn failures_exit_non_zero_with_one_line() {
     let out = arakoon(&["--version"]).await;
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("version: "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_values_prefix_and_cluster_queries() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0", "n1"], "n1").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+
+    let value = b"line one\nline two\xff";
+    let set = arakoon_with_input(&["-config", &config, "--set-raw", "raw"], value).await;
+    assert_eq!(set.status.code(), Some(0), "{}", text(&set.stderr));
+    assert_eq!(nodes[1].value(b"raw").as_deref(), Some(&value[..]));
+    let get = arakoon(&["-config", &config, "--get-raw", "raw"]).await;
+    assert_eq!(get.stdout, value);
+
+    nodes[1].insert(b"raw2", b"x");
+    nodes[1].insert(b"other", b"y");
+    let prefix = arakoon(&["-config", &config, "--prefix", "raw", "-max_results", "5"]).await;
+    assert_eq!(text(&prefix.stdout), "\"raw\"\n\"raw2\"\n");
+    let count = arakoon(&["-config", &config, "--n-values"]).await;
+    assert_eq!(text(&count.stdout), "3\n");
+    let progress = arakoon(&["-config", &config, "--expect-progress-possible"]).await;
+    assert_eq!(text(&progress.stdout), "true\n");
+    let nop = arakoon(&["-config", &config, "--nop"]).await;
+    assert_eq!(nop.status.code(), Some(0), "{}", text(&nop.stderr));
+    assert_eq!(nodes[1].count(protocol::Command::Nop), 1);
+    let stats = arakoon(&["-config", &config, "--statistics"]).await;
+    assert!(
+        text(&stats.stdout).starts_with("arakoon_stats:\n  node_name: \"n1\"\n"),
+        "{}",
+        text(&stats.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_master_without_a_master_fails_with_one_line() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0", "n1"], "nobody").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+    let who = arakoon(&["-config", &config, "--who-master"]).await;
+    assert_eq!(who.status.code(), Some(1));
+    let stderr = text(&who.stderr);
+    assert!(
+        stderr.starts_with(
+            "arakoon: who-master: no master found for cluster \"cli_test\": n0: names \"nobody\""
+        ),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

@@ -231,8 +231,9 @@ impl Client {
         }
     }
 
-    /// Applies `updates` atomically: all of them, or (when an assert or a
-    /// delete fails) none, with that failure's error.
+    /// Applies `updates` (a `Vec<Update>` or a [`crate::Sequence`])
+    /// atomically: all of them, or (when an assert or a delete fails) none,
+    /// with that failure's error.
     ///
     /// ```no_run
     /// # async fn demo(client: client::Client) -> Result<(), client::Error> {
@@ -244,13 +245,15 @@ impl Client {
     /// ]).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn sequence(&self, updates: Vec<Update>) -> Result<(), Error> {
+    pub async fn sequence(&self, updates: impl Into<Vec<Update>>) -> Result<(), Error> {
+        let updates = updates.into();
         call!(self, Request::Sequence { updates }, Reply::Sequence => ())
     }
 
     /// As [`Client::sequence`], and the tlog is fsynced before the answer
     /// whatever the node's fsync setting.
-    pub async fn synced_sequence(&self, updates: Vec<Update>) -> Result<(), Error> {
+    pub async fn synced_sequence(&self, updates: impl Into<Vec<Update>>) -> Result<(), Error> {
+        let updates = updates.into();
         call!(self, Request::SyncedSequence { updates }, Reply::SyncedSequence => ())
     }
 

@@ -52,6 +52,7 @@ mod commands;
 mod connection;
 mod error;
 mod retry;
+mod sequence;
 
 #[cfg(feature = "test-util")]
 pub mod fake_node;
@@ -64,3 +65,4 @@ pub use commands::NodeVersion;
 pub use error::{Error, Escaped, NodeFailure};
 pub use protocol::{Consistency, KeyRange, NamedField, NamedValue, ResultCode, Update};
 pub use retry::{RetryPolicy, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_ATTEMPTS};
+pub use sequence::Sequence;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use client::fake_node::{Action, FakeNode};
-use client::{Client, ClientBuilder, Consistency, Error, KeyRange, RetryPolicy, Update};
+use client::{Client, ClientBuilder, Consistency, Error, KeyRange, RetryPolicy, Sequence, Update};
 use protocol::{Command, ResultCode};
 
 const CLUSTER: &str = "fake";
@@ -467,4 +467,27 @@ fn client_futures_are_send() {
     assert_send(&client.set(b"k", b"v"));
     assert_send(&client.master());
     assert_send(&client.sequence(Vec::new()));
+}
+
+/// Rule: a sequence is all or nothing; the builder's updates arrive in order.
+#[tokio::test]
+async fn sequence_builder_all_or_nothing() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    nodes[0].insert(b"queue/1", b"pending");
+    let client = client_for(&nodes);
+    let take = || {
+        Sequence::new()
+            .assert(b"queue/1", Some(b"pending"))
+            .delete(b"queue/1")
+            .set(b"running/1", b"w7")
+    };
+    client.sequence(take()).await.expect("first take");
+    assert_eq!(nodes[0].value(b"running/1").as_deref(), Some(&b"w7"[..]));
+    let error = client.sequence(take()).await.expect_err("already taken");
+    assert!(matches!(error, Error::AssertionFailed { .. }), "{error:?}");
+    let received = nodes[0].received();
+    let Some(protocol::Request::Sequence { updates }) = received.last() else {
+        panic!("{received:?}");
+    };
+    assert_eq!(updates, &Vec::<Update>::from(take()));
 }
