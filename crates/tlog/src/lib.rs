@@ -92,6 +92,13 @@
 //! offset: the tlog never skips an entry silently. Open finishes with one
 //! fdatasync of the active segment, so everything it found is durable.
 //!
+//! The torn-tail rule assumes what the simulated disk models: unsynced
+//! writes reach the disk as an in-order prefix, the last one possibly torn
+//! (or zero-filled). A real file system may write back unsynced pages out
+//! of order; if a power loss leaves a hole *followed by* an intact later
+//! frame, open reports corruption instead of guessing, and an operator
+//! decides (such a tail was never synced, so cutting it is safe).
+//!
 //! A failed write or fdatasync *poisons* the tlog: every later call returns
 //! [`TlogError::Poisoned`] until it is reopened (after a failed fdatasync the
 //! kernel may have dropped dirty pages; only a reopen knows what is on disk).
