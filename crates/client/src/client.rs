@@ -437,7 +437,17 @@ impl Client {
                     e @ Error::WrongCluster { .. } => return Err(e),
                     e => e.to_string(),
                 },
-                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => e.to_string(),
+                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => match e {
+                    // The node's name is already in front of the reason.
+                    Error::Io {
+                        address,
+                        context,
+                        source,
+                        ..
+                    } => format!("{context} {address}: {source}"),
+                    Error::Timeout { after, .. } => format!("no answer within {after:?}"),
+                    e => e.to_string(),
+                },
             };
             tracing::debug!(node = %name, %reason, "no master from node");
             failures.push(NodeFailure {
@@ -461,21 +471,22 @@ impl Client {
     ) -> Result<Response, CallError> {
         let slot = &self.shared.nodes[index];
         let mut guard = slot.connection.lock().await;
-        if !guard.as_ref().is_some_and(Connection::is_reusable) {
-            *guard = None;
-            let connection = Connection::open(
-                &slot.name,
-                &slot.addresses,
-                &self.shared.cluster_id,
-                self.shared.connect_timeout,
-                self.shared.limits,
-            )
-            .await
-            .map_err(CallError::NotSent)?;
-            *guard = Some(connection);
-        }
-        let Some(connection) = guard.as_mut() else {
-            unreachable!("a connection was just stored");
+        let connection = match guard.take() {
+            Some(connection) if connection.is_reusable() => guard.insert(connection),
+            // No connection yet, or one that cannot carry a request (dropped
+            // here, which closes it).
+            _ => {
+                let opened = Connection::open(
+                    &slot.name,
+                    &slot.addresses,
+                    &self.shared.cluster_id,
+                    self.shared.connect_timeout,
+                    self.shared.limits,
+                )
+                .await
+                .map_err(CallError::NotSent)?;
+                guard.insert(opened)
+            }
         };
         let result = connection.call(request, timeout).await;
         match &result {

@@ -491,3 +491,22 @@ async fn sequence_builder_all_or_nothing() {
     };
     assert_eq!(updates, &Vec::<Update>::from(take()));
 }
+
+/// Every node down: the error names each node and address, on one line.
+#[tokio::test]
+async fn all_nodes_down_names_each_address() {
+    let (a0, a1) = (closed_port_address(), closed_port_address());
+    let client = ClientBuilder::new(CLUSTER)
+        .node("n0", a0.clone())
+        .node("n1", a1.clone())
+        .retry_policy(fast_retry())
+        .build()
+        .expect("client");
+    let error = client.set(b"k", b"v").await.expect_err("nobody listens");
+    assert!(matches!(error, Error::NoMaster { .. }), "{error:?}");
+    assert!(!error.is_outcome_unknown(), "nothing was sent");
+    let shown = error.to_string();
+    assert!(shown.contains(&format!("n0: connect {a0}: ")), "{shown}");
+    assert!(shown.contains(&format!("; n1: connect {a1}: ")), "{shown}");
+    assert!(!shown.contains('\n'));
+}
