@@ -33,6 +33,11 @@
 //!   only below [`Store::checkpoint`]'s result.
 //! - A new store file's name is made durable (directory fsync) before `open`
 //!   returns.
+//! - Checkpoint regularly (every few thousand entries or seconds): besides
+//!   bounding the replay after a crash, it bounds the file's growth, since
+//!   redb cannot reuse a page of the last durable state until the next
+//!   durable commit. A long-lived [`ReadView`] or [`SnapshotExport`] likewise
+//!   keeps the pages it sees from reuse while it lives.
 //!
 //! # Reads
 //! Every read sees one consistent state: [`Store::read`] gives a
@@ -54,6 +59,14 @@
 //! [`Store::import`] / [`Store::begin_import`] load such a stream into an
 //! empty store, in one transaction, checking everything. Neither holds more
 //! than one frame in memory. The format is documented in [`snapshot`].
+//!
+//! # Figures (this 2-core machine, shared with other builds; real disk)
+//! `cargo bench -p store --bench store`: an entry of 1 set of a 100-byte
+//! value applies in ~28 µs (~35,000 entries/s); an entry of 100 such sets in
+//! ~115 µs (~8,600 entries/s, ~860,000 sets/s); `range_entries` of 10,000
+//! keys out of 100,000 takes ~2.1 ms; a checkpoint (one fsync) ~0.6-2 ms.
+//! `cargo run --release -p store --example snapshot_memory`: exporting and
+//! importing a 291 MiB store peaks at 74 MiB resident (redb's 64 MiB cache).
 //!
 //! # What it never does
 //! It never decides what is committed (the consensus does), never touches
