@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-/// Most attempts of one request, the first included.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+/// Most attempts of one request, the first included. With the default
+/// backoff the waits between them add up to 9.15 s (plus the attempts
+/// themselves): a master failover must finish within that for a request to
+/// ride it out; raise it for a `lease_period` longer than a few seconds.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 /// Wait before the second attempt; doubled before each following one.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts.
@@ -74,6 +77,8 @@ mod tests {
         let p = RetryPolicy::default();
         let waits: Vec<_> = (1..=8).map(|n| p.backoff(n).as_millis()).collect();
         assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        let total: Duration = (1..DEFAULT_MAX_ATTEMPTS).map(|n| p.backoff(n)).sum();
+        assert_eq!(total, Duration::from_millis(9150));
         assert_eq!(p.backoff(u32::MAX), DEFAULT_BACKOFF_MAX);
     }
 
