@@ -1158,13 +1158,16 @@ impl Core {
                 self.set_commit(commit.min(verified));
                 self.send(from, Body::HeartbeatResponse { sent_at });
                 self.guard_lease();
+                // E.g. after a snapshot installed while no master was known.
+                self.maybe_ack();
                 Ok(())
             }
             Body::AppendResponse { sent_at, result } => {
                 self.on_append_response(from, sent_at, result, log)
             }
             Body::HeartbeatResponse { sent_at } => {
-                self.on_heartbeat_response(from, sent_at);
+                let last_index = self.pending.last_index(log);
+                self.on_heartbeat_response(from, sent_at, last_index);
                 Ok(())
             }
             Body::TimeoutNow => self.on_timeout_now(from, log),
@@ -1519,7 +1522,7 @@ impl Core {
         Ok(true)
     }
 
-    fn on_heartbeat_response(&mut self, from: NodeId, sent_at: Time) {
+    fn on_heartbeat_response(&mut self, from: NodeId, sent_at: Time, last_index: u64) {
         if self.role != Role::Master {
             return;
         }
@@ -1531,6 +1534,11 @@ impl Core {
         };
         if sent_at <= now {
             pr.record_ack_sent_at(sent_at);
+        }
+        if pr.state == FlowState::Replicate && pr.match_index < last_index {
+            // Acknowledgements may have been lost: an append (empty if
+            // nothing new) makes the slave acknowledge again.
+            pr.empty_append_due = true;
         }
         match pr.state {
             FlowState::Probe { .. } => pr.state = FlowState::Probe { probe_sent: false },
@@ -1687,7 +1695,8 @@ impl Core {
             };
             let next = pr.next_index;
             let last = self.pending.last_index(log);
-            if !is_probe && next > last {
+            let recovery = !is_probe && next > last;
+            if recovery && (sent || !pr.empty_append_due) {
                 return Ok(sent);
             }
             let prev_index = next - 1;
@@ -1727,8 +1736,12 @@ impl Core {
             let Some(pr) = self.progress.get_mut(&peer) else {
                 return Ok(sent);
             };
+            pr.empty_append_due = false;
             if is_probe {
                 pr.state = FlowState::Probe { probe_sent: true };
+                return Ok(sent);
+            }
+            if recovery {
                 return Ok(sent);
             }
             assert!(count > 0);

@@ -56,6 +56,46 @@
 //!    applied entry has that term, lost otherwise.
 //! 7. Log one line per `rd.role_changes` item (term `n`, master, index `i`).
 //!
+//! A one-node cluster, driven to a committed proposal (`MemLog` is the
+//! in-memory log of [`testing`]; a node uses its tlog):
+//!
+//! ```
+//! use consensus::testing::MemLog;
+//! use consensus::{Config, Core, HardState, NodeId, Role, Time};
+//! use std::time::Duration;
+//!
+//! let me = NodeId(1);
+//! let mut log = MemLog::new();
+//! let mut hard_state = HardState::default();
+//! let mut applied_index = 0;
+//! let mut core = Core::new(Config::new(me, vec![me]), hard_state, &log, applied_index, Time(0))?;
+//! let mut now = Time(0);
+//! let mut proposal = None;
+//! for _ in 0..1000 {
+//!     now = now.plus(Duration::from_millis(10));
+//!     core.tick(now, &log)?;
+//!     if core.role() == Role::Master && proposal.is_none() {
+//!         proposal = Some(core.propose(bytes::Bytes::from_static(b"batch"), now, &log)?);
+//!     }
+//!     let rd = core.take_ready(&log)?;                   // 1
+//!     if let Some(hs) = rd.hard_state {
+//!         hard_state = hs;                                // 2 (write + fsync)
+//!     }
+//!     log.apply(rd.truncate_after, &rd.entries);         // 3 (buffered)
+//!     assert!(rd.messages.is_empty());                   // 4 (one node: nobody to send to)
+//!     applied_index = rd.commit_index;                   // 6 (apply entries up to here)
+//!     let (i, n) = log.sync();                           // 3 (the fsync completes)
+//!     core.entries_synced(i, n, now, &log)?;
+//!     if proposal.is_some_and(|p| applied_index >= p.index) {
+//!         break;
+//!     }
+//! }
+//! let p = proposal.expect("became master");
+//! assert!(applied_index >= p.index);
+//! assert_eq!(hard_state.term, core.term());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! On restart: `Core::new(config, persisted_hard_state, &recovered_log,
 //! store_applied_index, now)`; the recovered log must hold only durable
 //! entries. A restarted node will not vote for another node or campaign for

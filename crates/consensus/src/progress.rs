@@ -31,6 +31,8 @@ pub(crate) struct Progress {
     pub(crate) acked_sent_at: Option<Time>,
     /// When a heartbeat response last freed a slot of a full window.
     pub(crate) slot_freed_at: Option<Time>,
+    /// Send an append even with no new entry (acknowledgements may be lost).
+    pub(crate) empty_append_due: bool,
 }
 
 impl Progress {
@@ -42,6 +44,7 @@ impl Progress {
             inflight: VecDeque::new(),
             acked_sent_at: None,
             slot_freed_at: None,
+            empty_append_due: false,
         }
     }
 

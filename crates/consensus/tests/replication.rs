@@ -408,3 +408,27 @@ fn committed_entries_survive_a_full_restart() {
     }
     c.assert_applied_agree();
 }
+
+/// Lost acknowledgements do not stall commit: with no new proposal, the
+/// heartbeat round trip makes the master send an (empty) append and the
+/// slaves acknowledge again.
+#[test]
+fn lost_acknowledgements_are_recovered() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(20));
+    for id in c.ids() {
+        if id != m {
+            c.cut.insert((id, m));
+        }
+    }
+    let p = c.propose(m, b"x").unwrap();
+    c.deliver_all();
+    assert!(
+        c.nodes[&m].core.commit_index() < p.index,
+        "every ack was lost"
+    );
+    c.heal();
+    c.run_for(Duration::from_millis(30));
+    assert_eq!(c.nodes[&m].core.commit_index(), p.index);
+}
