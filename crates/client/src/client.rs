@@ -126,6 +126,8 @@ pub struct ClientBuilder {
     discovery_timeout: Duration,
     retry: RetryPolicy,
     limits: Limits,
+    /// Why the config cannot be served by this client (reported by `build`).
+    unsupported: Option<String>,
 }
 
 impl ClientBuilder {
@@ -140,6 +142,7 @@ impl ClientBuilder {
             discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
             retry: RetryPolicy::default(),
             limits: Limits::default(),
+            unsupported: None,
         }
     }
 
@@ -156,6 +159,12 @@ impl ClientBuilder {
             builder.nodes.push((node.name.clone(), addresses));
         }
         builder.limits.max_buffer_size = builder.limits.max_buffer_size.max(config.max_buffer_size);
+        if config.tls.as_ref().is_some_and(|tls| tls.service) {
+            builder.unsupported = Some(
+                "[global] tls_service = true: TLS on the client port is not supported by this client yet"
+                    .to_string(),
+            );
+        }
         builder
     }
 
@@ -206,8 +215,12 @@ impl ClientBuilder {
     }
 
     /// The client. Nothing is connected yet: that happens on the first
-    /// request. Fails if there is no node, or two nodes share a name.
+    /// request. Fails if there is no node, two nodes share a name, or the
+    /// config asks for TLS on the client port (not supported yet).
     pub fn build(self) -> Result<Client, Error> {
+        if let Some(reason) = self.unsupported {
+            return Err(Error::Config(reason));
+        }
         if self.nodes.is_empty() {
             return Err(Error::Config(format!(
                 "cluster {:?}: no node to connect to",
@@ -722,5 +735,53 @@ mod tests {
         };
         let e = client.node("b").err().map(|e| e.to_string());
         assert_eq!(e.as_deref(), Some("unknown node \"b\" (known: a)"));
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    const CONFIG: &str = "[global]\ncluster = a, b\ncluster_id = ricky\n\
+        [a]\nip = 127.0.0.1\nclient_port = 4000\nmessaging_port = 4010\nhome = /tmp/a\nlog_level = info\n\
+        [b]\nip = ::1, 10.0.0.2\nclient_port = 4001\nmessaging_port = 4011\nhome = /tmp/b\nlog_level = info\n";
+
+    fn parse(text: &str) -> config::ClusterConfig {
+        match config::parse(text) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn from_config_takes_every_node_and_address() {
+        let builder = ClientBuilder::from_config(&parse(CONFIG));
+        assert_eq!(builder.cluster_id, "ricky");
+        assert_eq!(
+            builder.nodes,
+            [
+                ("a".to_string(), vec!["127.0.0.1:4000".to_string()]),
+                (
+                    "b".to_string(),
+                    vec!["[::1]:4001".to_string(), "10.0.0.2:4001".to_string()]
+                ),
+            ]
+        );
+    }
+
+    /// Rule: never send plaintext to a cluster that expects TLS.
+    #[test]
+    fn tls_service_is_refused_clearly() {
+        let text = CONFIG.replace(
+            "cluster_id = ricky\n",
+            "cluster_id = ricky\ntls_ca_cert = /tmp/ca.pem\ntls_service = true\n",
+        );
+        let error = Client::from_config(&parse(&text))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("tls_service")),
+            "{error:?}"
+        );
     }
 }
