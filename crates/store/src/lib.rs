@@ -66,7 +66,9 @@
 //! ~115 µs (~8,600 entries/s, ~860,000 sets/s); `range_entries` of 10,000
 //! keys out of 100,000 takes ~2.1 ms; a checkpoint (one fsync) ~0.6-2 ms.
 //! `cargo run --release -p store --example snapshot_memory`: exporting and
-//! importing a 291 MiB store peaks at 74 MiB resident (redb's 64 MiB cache).
+//! importing a 291 MiB store peaks at 74 MiB resident (redb's 64 MiB cache);
+//! reopening it takes 0.75 s with `verify_on_open` (a checksum pass over the
+//! file, page cache warm) and 0.01 s without.
 //!
 //! # What it never does
 //! It never decides what is committed (the consensus does), never touches

@@ -161,3 +161,63 @@ fn handles_can_move_between_threads() {
     send::<store::SnapshotExport>();
     send::<store::ReadView>();
 }
+
+/// A read view is one consistent state: applies after it was taken, and a
+/// checkpoint, do not show through it.
+#[test]
+fn a_read_view_keeps_its_state_while_applies_go_on() {
+    let store = Store::open(SimDisk::new().shared(), sim_path(), &options()).unwrap();
+    store.apply(1, &[set("a", "1"), set("b", "1")]).unwrap();
+    let view = store.read().unwrap();
+    store
+        .apply(
+            2,
+            &[
+                set("a", "2"),
+                Update::Delete { key: b"b".to_vec() },
+                set("c", "2"),
+            ],
+        )
+        .unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(view.applied_index(), 1);
+    assert_eq!(view.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert!(view.exists(b"b").unwrap());
+    assert_eq!(view.key_count().unwrap(), 2);
+    assert_eq!(
+        view.prefix_keys(b"", -1).unwrap(),
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+    let now = store.read().unwrap();
+    assert_eq!(now.applied_index(), 2);
+    assert_eq!(
+        now.range(None, true, None, true, -1).unwrap(),
+        vec![b"a".to_vec(), b"c".to_vec()]
+    );
+}
+
+/// Arakoon's own reverse-range example (arakoon_remote_client_test.ml):
+/// keys xey000..xey099, `rev_range_entries(first "xey100" incl, last
+/// "xey009" incl, max 3)` starts at xey099, the high end.
+#[test]
+fn rev_range_entries_walks_down_from_first_as_in_arakoon() {
+    let store = Store::open(SimDisk::new().shared(), sim_path(), &options()).unwrap();
+    let updates: Vec<Update> = (0..100).map(|i| set(&format!("xey{i:03}"), "v")).collect();
+    store.apply(1, &updates).unwrap();
+    let keys: Vec<Vec<u8>> = store
+        .rev_range_entries(Some(b"xey100"), true, Some(b"xey009"), true, 3)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![b"xey099".to_vec(), b"xey098".to_vec(), b"xey097".to_vec()]
+    );
+    // And the low end bounds the walk.
+    let all = store
+        .rev_range_entries(Some(b"xey012"), false, Some(b"xey009"), false, -1)
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, b"xey011".to_vec());
+}
