@@ -47,7 +47,8 @@
 //! **Codec: lz4** (the `lz4_flex` crate, safe Rust only). Tlog payloads are
 //! batches of keys and values; what matters is that sealing a 32 MiB segment
 //! and decompressing blocks for catch-up cost little CPU on a node that also
-//! serves clients. lz4 compresses and decompresses at GB/s per core; zstd
+//! serves clients. lz4 runs at hundreds of MB/s (compress) to GB/s
+//! (decompress) per core; zstd
 //! would save more space at several times the CPU, and needs C code.
 //! Independent 64 KiB blocks let a read touch one block, not a segment.
 //!
@@ -61,7 +62,8 @@
 //!   everything appended since the previous one (group commit) and returns
 //!   the synced index; so does a [`SyncJob`] run on another thread.
 //!   After a crash the log holds a prefix of what was appended that contains
-//!   every entry up to the last synced index.
+//!   every entry up to the last synced index. Dropping a [`Tlog`] syncs
+//!   nothing.
 //! - Rotation (the active segment is full) is durable at once: the full
 //!   segment is fdatasynced, the next one is created under a temporary name
 //!   with its header, synced, renamed, and the directory synced. So every

@@ -685,6 +685,8 @@ impl Tlog {
                 taken > 0,
                 "a fresh or roomy segment takes at least one entry"
             );
+            // max_size <= MAX_SIZE_LIMIT and one frame past it stay below 4 GiB.
+            assert!(start + buf.len() as u64 <= u64::from(u32::MAX));
             active
                 .file
                 .write_all_at(start, &buf)
