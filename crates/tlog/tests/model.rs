@@ -444,12 +444,30 @@ impl Harness {
             prop_assert_eq!(tlog.term(e.index), Some(e.term));
         }
         prop_assert_eq!(&all_entries(tlog), &model.entries);
-        if let Some(first) = model.entries.first() {
-            let one = ok(
-                tlog.read(first.index, model.last_index() + 1, 0),
-                "read one",
+        // Ranges from every start, under a byte budget: as many entries as
+        // fit (at least one), never more.
+        const BUDGET_BYTES: u64 = 150;
+        for start in 0..model.entries.len() {
+            let from = model.first_index() + start as u64;
+            let got = ok(
+                tlog.read(from, model.last_index() + 1, BUDGET_BYTES),
+                "read range",
             )?;
-            prop_assert_eq!(&one[..], &model.entries[..1]);
+            let mut fit = 0;
+            let mut spent = 0u64;
+            for e in &model.entries[start..] {
+                spent += e.payload.len() as u64;
+                if spent > BUDGET_BYTES && fit > 0 {
+                    break;
+                }
+                fit += 1;
+            }
+            prop_assert_eq!(
+                &got[..],
+                &model.entries[start..start + fit],
+                "read from {}",
+                from
+            );
         }
         prop_assert!(
             tlog.synced_index() >= model.synced,
