@@ -74,8 +74,11 @@ pub struct Status {
     pub synced_index: u64,
 }
 
-/// Why a step could not be taken. On `Err`, no state changed except for
-/// `Log` errors, after which the node should stop (its storage failed).
+/// Why an input was refused. Errors found before any processing (wrong
+/// recipient, unknown sender, malformed message, time going back, log out of
+/// step) change no state; a protocol violation found later may leave the
+/// sender recognised as master; the core stays consistent either way. After
+/// `Log` errors the node should stop (its storage failed).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     #[error("message for {to} delivered to {me}")]
@@ -323,6 +326,15 @@ impl Core {
         self.commit_index
     }
 
+    /// The hard state as of now (what the last `Ready`s asked to persist,
+    /// plus any change not yet taken).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
     pub fn status(&self) -> Status {
         Status {
             id: self.config.id,
@@ -517,7 +529,14 @@ impl Core {
             ));
         }
         if log.last_index() == index {
+            if self.last_acked_index > index {
+                return invalid(format!(
+                    "the log was dropped down to the snapshot at {index}, but entries up to {} were acknowledged (keep the suffix when the log holds ({index}, {term}))",
+                    self.last_acked_index
+                ));
+            }
             self.synced_index = index;
+            self.verified_index = self.verified_index.min(index);
         } else {
             self.synced_index = self.synced_index.max(index);
         }
@@ -564,6 +583,12 @@ impl Core {
             }
             self.commit_advanced = false;
         }
+        let last_index = self.pending.last_index(log);
+        assert!(
+            self.commit_index <= last_index,
+            "commit {} past the log's end {last_index}",
+            self.commit_index
+        );
         let apply_index = self.commit_index.min(self.synced_index);
         assert!(
             apply_index >= self.reported_commit_index,
@@ -1589,7 +1614,9 @@ impl Core {
                     });
                 }
                 let news = pr.record_match(match_index);
-                if pr.state != FlowState::Replicate {
+                let behind_base = match_index + 1 < log.first_index();
+                let snapshotting = matches!(pr.state, FlowState::Snapshot { .. });
+                if pr.state != FlowState::Replicate && !(snapshotting && behind_base) {
                     pr.become_replicate();
                     pr.slot_freed_at = Some(now);
                 }

@@ -101,8 +101,12 @@
 //! entries. A restarted node will not vote for another node or campaign for
 //! `lease_period` (it may have granted a lease just before stopping).
 //!
-//! `Err` from an input means the input was refused and no state changed
-//! (`StepError::Log` excepted: the storage failed, stop the node). Messages
+//! The recovered log must be durable: fsync it at startup (a process crash
+//! leaves written but unsynced entries in the page cache, and the core
+//! counts everything in the recovered log as synced).
+//!
+//! `Err` from an input means the input was refused (see [`StepError`];
+//! `StepError::Log`: the storage failed, stop the node). Messages
 //! from the network that are malformed or violate the protocol are refused
 //! this way; the core never panics on them. Violations of the caller's
 //! contract (time going back, log out of step) are refused the same way.

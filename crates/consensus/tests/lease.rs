@@ -264,3 +264,21 @@ fn read_without_lease_is_caught() {
     std::panic::set_hook(hook);
     assert!(found.is_some());
 }
+
+/// Many more seeds, for use before releases:
+/// `CONSENSUS_SEEDS=2000 cargo test -p consensus --test lease -- --ignored`.
+#[test]
+#[ignore]
+fn lease_long() {
+    let seeds: u64 = std::env::var("CONSENSUS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    for seed in 1_000..1_000 + seeds {
+        if seed % 2 == 0 {
+            lease_run(seed, |cfg| cfg.preferred_masters = vec![NodeId(2)]);
+        } else {
+            lease_run(seed, |_| {});
+        }
+    }
+}
