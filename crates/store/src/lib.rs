@@ -86,7 +86,7 @@ pub mod snapshot;
 
 pub use error::{ShowKey, StoreError, UpdateFailure};
 pub use import::ImportSession;
-pub use read::ReadView;
+pub use read::{Order, ReadView};
 pub use snapshot::{SnapshotExport, SNAPSHOT_CHUNK_TARGET_BYTES, SNAPSHOT_FRAME_MAX_BYTES};
 
 use disk::{DiskRef, OpenMode};

@@ -5,14 +5,16 @@ use crate::apply::{as_slice_bound, prefix_bounds};
 use crate::error::StoreError;
 use crate::{KeyValue, META_TABLE, USER_TABLE};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Which way a range is walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
+pub enum Order {
+    /// As `range_entries`: from `first` up to `last`.
     Ascending,
+    /// As `rev_range_entries`: from `first` (the high end) down to `last`.
     Descending,
 }
 
@@ -110,40 +112,41 @@ impl ReadView {
         self.user.len().map_err(|e| self.err(e))
     }
 
-    /// Walks the keys in `(start, end)` (ascending bounds) in `direction`,
-    /// calling `visit` for at most `max_count` pairs.
+    /// Walks the keys in `(start, end)` (ascending bounds) in `order`,
+    /// calling `visit` for at most `max_count` pairs or until it breaks;
+    /// returns how many pairs it visited.
     fn walk(
         &self,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
-        direction: Direction,
+        order: Order,
         max_count: usize,
-        mut visit: impl FnMut(&[u8], &[u8]),
-    ) -> Result<(), StoreError> {
+        mut visit: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<u64, StoreError> {
         if max_count == 0 || is_empty_range(&start, &end) {
-            return Ok(());
+            return Ok(0);
         }
         let range = self
             .user
             .range::<&[u8]>((as_slice_bound(&start), as_slice_bound(&end)))
             .map_err(|e| self.err(e))?;
-        let mut visited = 0;
+        let mut visited: usize = 0;
         let mut step = |item: Result<_, redb::StorageError>| -> Result<bool, StoreError> {
             let (key, value): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
                 item.map_err(|e| self.err(e))?;
-            visit(key.value(), value.value());
             visited += 1;
-            Ok(visited < max_count)
+            let flow = visit(key.value(), value.value());
+            Ok(flow.is_continue() && visited < max_count)
         };
-        match direction {
-            Direction::Ascending => {
+        match order {
+            Order::Ascending => {
                 for item in range {
                     if !step(item)? {
                         break;
                     }
                 }
             }
-            Direction::Descending => {
+            Order::Descending => {
                 for item in range.rev() {
                     if !step(item)? {
                         break;
@@ -151,7 +154,32 @@ impl ReadView {
                 }
             }
         }
-        Ok(())
+        Ok(visited as u64)
+    }
+
+    /// Visits the pairs that [`Self::range_entries`] (`Order::Ascending`) or
+    /// [`Self::rev_range_entries`] (`Order::Descending`, `first` the high end)
+    /// would return, in their order, without collecting them: for answers too
+    /// large to hold, or to stop at a byte budget (`visit` breaks). Returns
+    /// how many pairs were visited (the one that broke included).
+    #[allow(clippy::too_many_arguments)]
+    pub fn visit_range_entries(
+        &self,
+        first: Option<&[u8]>,
+        first_inclusive: bool,
+        last: Option<&[u8]>,
+        last_inclusive: bool,
+        max: i64,
+        order: Order,
+        visit: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<u64, StoreError> {
+        let first = bound(first, first_inclusive);
+        let last = bound(last, last_inclusive);
+        let (start, end) = match order {
+            Order::Ascending => (first, last),
+            Order::Descending => (last, first),
+        };
+        self.walk(start, end, order, limit(max), visit)
     }
 
     /// The keys from `first` to `last`, ascending, at most `max` of them
@@ -173,9 +201,12 @@ impl ReadView {
         self.walk(
             bound(first, first_inclusive),
             bound(last, last_inclusive),
-            Direction::Ascending,
+            Order::Ascending,
             limit(max),
-            |key, _| keys.push(key.to_vec()),
+            |key, _| {
+                keys.push(key.to_vec());
+                ControlFlow::Continue(())
+            },
         )?;
         Ok(keys)
     }
@@ -193,9 +224,12 @@ impl ReadView {
         self.walk(
             bound(first, first_inclusive),
             bound(last, last_inclusive),
-            Direction::Ascending,
+            Order::Ascending,
             limit(max),
-            |key, value| entries.push((key.to_vec(), value.to_vec())),
+            |key, value| {
+                entries.push((key.to_vec(), value.to_vec()));
+                ControlFlow::Continue(())
+            },
         )?;
         Ok(entries)
     }
@@ -217,9 +251,12 @@ impl ReadView {
         self.walk(
             bound(last, last_inclusive),
             bound(first, first_inclusive),
-            Direction::Descending,
+            Order::Descending,
             limit(max),
-            |key, value| entries.push((key.to_vec(), value.to_vec())),
+            |key, value| {
+                entries.push((key.to_vec(), value.to_vec()));
+                ControlFlow::Continue(())
+            },
         )?;
         Ok(entries)
     }
@@ -229,8 +266,9 @@ impl ReadView {
     pub fn prefix_keys(&self, prefix: &[u8], max: i64) -> Result<Vec<Vec<u8>>, StoreError> {
         let (start, end) = prefix_bounds(prefix);
         let mut keys = Vec::new();
-        self.walk(start, end, Direction::Ascending, limit(max), |key, _| {
-            keys.push(key.to_vec())
+        self.walk(start, end, Order::Ascending, limit(max), |key, _| {
+            keys.push(key.to_vec());
+            ControlFlow::Continue(())
         })?;
         Ok(keys)
     }

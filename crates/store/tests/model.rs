@@ -10,7 +10,8 @@ use disk::SimDisk;
 use proptest::prelude::*;
 use protocol::Update;
 use std::collections::BTreeMap;
-use store::Store;
+use std::ops::ControlFlow;
+use store::{Order, Store};
 
 /// Keys from a tiny alphabet, so that updates collide, prefixes match and
 /// the edge bytes 0x00 and 0xff (prefix ends) show up.
@@ -60,6 +61,9 @@ enum Read {
     RevRangeEntries(Option<Vec<u8>>, bool, Option<Vec<u8>>, bool, i64),
     PrefixKeys(Vec<u8>, i64),
     KeyCount,
+    /// `visit_range_entries` in either order, the visitor stopping after
+    /// that many pairs.
+    Visit(RangeArgs, bool, usize),
 }
 
 fn max() -> impl Strategy<Value = i64> {
@@ -89,6 +93,7 @@ fn read() -> impl Strategy<Value = Read> {
         range_args().prop_map(|(f, fi, l, li, m)| Read::RevRangeEntries(f, fi, l, li, m)),
         (key(), max()).prop_map(|(p, m)| Read::PrefixKeys(p, m)),
         Just(Read::KeyCount),
+        (range_args(), any::<bool>(), 1usize..4).prop_map(|(a, d, s)| Read::Visit(a, d, s)),
     ]
 }
 
@@ -164,6 +169,35 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
             );
         }
         Read::KeyCount => assert_eq!(store.key_count().unwrap(), model.len() as u64),
+        Read::Visit((f, fi, l, li, m), descending, stop_after) => {
+            let (f, l) = (f.as_deref(), l.as_deref());
+            let order = if *descending {
+                Order::Descending
+            } else {
+                Order::Ascending
+            };
+            let mut got = Vec::new();
+            let visited = store
+                .read()
+                .unwrap()
+                .visit_range_entries(f, *fi, l, *li, *m, order, |k, v| {
+                    got.push((k.to_vec(), v.to_vec()));
+                    if got.len() >= *stop_after {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+            let mut want = if *descending {
+                model_rev_range_entries(model, f, *fi, l, *li, *m)
+            } else {
+                model_range_entries(model, f, *fi, l, *li, *m)
+            };
+            want.truncate(*stop_after);
+            assert_eq!(got, want, "{read:?}");
+            assert_eq!(visited, got.len() as u64);
+        }
     }
 }
 
