@@ -123,9 +123,18 @@ fn keeping_every_unsynced_write_is_consistent() {
     eprintln!("recovered at {recovered} of 300 (checkpoint 280)");
 }
 
+/// Seeds to run: 12 by default; `STORE_CRASH_SEEDS=N` for a longer soak.
+fn crash_seeds() -> u64 {
+    std::env::var("STORE_CRASH_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12)
+}
+
 #[test]
 fn random_crashes_with_torn_writes_recover_and_go_on() {
-    for seed in 1..=12u64 {
+    for seed in 1..=crash_seeds() {
+        eprintln!("seed {seed}");
         let mut run = Run::new();
         let mut rng = Rng(seed);
         for round in 0..4 {
