@@ -29,11 +29,12 @@ impl Drop for TempDir {
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released): the config needs a
-/// messaging port nobody uses.
-fn unused_port() -> u16 {
+/// A free port on 127.0.0.1 for a messaging port nobody uses; the listener
+/// keeps it distinct from every other port until the config is written.
+fn unused_port() -> (std::net::TcpListener, u16) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
+    let port = listener.local_addr().expect("address").port();
+    (listener, port)
 }
 
 /// Writes an Arakoon config naming `nodes`; returns its path.
@@ -43,12 +44,14 @@ fn write_config(dir: &TempDir, nodes: &[FakeNode]) -> PathBuf {
         "[global]\ncluster = {}\ncluster_id = {CLUSTER}\n",
         names.join(", ")
     );
+    let mut reserved = Vec::new();
     for node in nodes {
+        let (listener, messaging) = unused_port();
+        reserved.push(listener);
         text.push_str(&format!(
             "\n[{name}]\nip = 127.0.0.1\nclient_port = {port}\nmessaging_port = {messaging}\nhome = {home}\nlog_level = info\n",
             name = node.name(),
             port = node.port(),
-            messaging = unused_port(),
             home = dir.0.join(node.name()).display(),
         ));
     }

@@ -49,6 +49,8 @@ pub enum Action {
     Close,
     /// Never answer (the connection stays open).
     Hang,
+    /// Answer this, then close the connection.
+    RespondThenClose(Response),
 }
 
 impl Action {
@@ -78,6 +80,8 @@ pub struct FakeNode {
     name: String,
     address: SocketAddr,
     state: Arc<Mutex<State>>,
+    /// How many connections this node has closed (their sockets dropped).
+    closed: tokio::sync::watch::Sender<usize>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -102,16 +106,19 @@ impl FakeNode {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
+        let (closed, _) = tokio::sync::watch::channel(0);
         let accept = tokio::spawn(accept_loop(
             listener,
             name.to_string(),
             cluster_id.to_string(),
             state.clone(),
+            closed.clone(),
         ));
         Ok(FakeNode {
             name: name.to_string(),
             address,
             state,
+            closed,
             accept,
         })
     }
@@ -168,6 +175,14 @@ impl FakeNode {
             .count()
     }
 
+    /// Waits until this node has closed at least `count` connections (its
+    /// end dropped); `false` if that did not happen within `deadline`.
+    pub async fn wait_closed(&self, count: usize, deadline: std::time::Duration) -> bool {
+        let mut closed = self.closed.subscribe();
+        let reached = tokio::time::timeout(deadline, closed.wait_for(|n| *n >= count)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
     /// How many connections were accepted.
     pub fn connections(&self) -> usize {
         lock(&self.state).connections
@@ -179,6 +194,7 @@ async fn accept_loop(
     name: String,
     cluster_id: String,
     state: Arc<Mutex<State>>,
+    closed: tokio::sync::watch::Sender<usize>,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -186,12 +202,13 @@ async fn accept_loop(
             continue;
         };
         lock(&state).connections += 1;
-        connections.spawn(serve(
-            stream,
-            name.clone(),
-            cluster_id.clone(),
-            state.clone(),
-        ));
+        let serving = serve(stream, name.clone(), cluster_id.clone(), state.clone());
+        let closed = closed.clone();
+        connections.spawn(async move {
+            // `serve` owns the socket: it is closed when `serve` returns.
+            serving.await;
+            closed.send_modify(|n| *n += 1);
+        });
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
@@ -281,6 +298,10 @@ async fn serve(mut stream: TcpStream, name: String, cluster_id: String, state: A
                 if write(&mut stream, &response).await.is_err() {
                     return;
                 }
+            }
+            Action::RespondThenClose(response) => {
+                let _ = write(&mut stream, &response).await;
+                return;
             }
             Action::Close => return,
             Action::Hang => std::future::pending::<()>().await,

@@ -44,12 +44,16 @@ fn client_for(nodes: &[FakeNode]) -> Client {
     builder_for(nodes).build().expect("valid client config")
 }
 
-/// A port on 127.0.0.1 where nothing listens (bound, then released).
-fn closed_port_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("local address");
-    drop(listener);
-    address.to_string()
+/// A port on 127.0.0.1 where nothing listens, reserved while the returned
+/// socket lives: bound but not listening, so a connect is refused, and no
+/// other test can be given the port meanwhile.
+fn closed_port() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let address = socket.local_addr().expect("local address").to_string();
+    (socket, address)
 }
 
 /// Discovery: a node naming another sends the search there; the master is
@@ -71,8 +75,9 @@ async fn discovery_follows_the_named_master() {
 #[tokio::test]
 async fn discovery_skips_unreachable_nodes() {
     let nodes = start(&["n1"], Some("n1")).await;
+    let (_reserved, closed) = closed_port();
     let client = ClientBuilder::new(CLUSTER)
-        .node("n0", closed_port_address())
+        .node("n0", closed)
         .node("n1", nodes[0].address())
         .retry_policy(fast_retry())
         .build()
@@ -495,7 +500,7 @@ async fn sequence_builder_all_or_nothing() {
 /// Every node down: the error names each node and address, on one line.
 #[tokio::test]
 async fn all_nodes_down_names_each_address() {
-    let (a0, a1) = (closed_port_address(), closed_port_address());
+    let ((_r0, a0), (_r1, a1)) = (closed_port(), closed_port());
     let client = ClientBuilder::new(CLUSTER)
         .node("n0", a0.clone())
         .node("n1", a1.clone())
@@ -509,4 +514,45 @@ async fn all_nodes_down_names_each_address() {
     assert!(shown.contains(&format!("n0: connect {a0}: ")), "{shown}");
     assert!(shown.contains(&format!("; n1: connect {a1}: ")), "{shown}");
     assert!(!shown.contains('\n'));
+}
+
+/// A request abandoned by its caller (future dropped mid-request) leaves
+/// its connection out of step: it is not reused.
+#[tokio::test]
+async fn an_abandoned_request_does_not_poison_the_next() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    nodes[0].insert(b"k", b"v");
+    nodes[0].script(Command::Get, Action::Hang);
+    let client = client_for(&nodes);
+    client.master().await.expect("master");
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), client.get(b"k")).await;
+    assert!(abandoned.is_err(), "the scripted get hangs");
+    assert_eq!(client.get(b"k").await.expect("next get"), b"v");
+    assert_eq!(
+        nodes[0].connections(),
+        2,
+        "a fresh connection for the next get"
+    );
+}
+
+/// A pooled connection the node closed while idle is replaced before an
+/// update is sent on it: the update is not lost to an "outcome unknown".
+#[tokio::test]
+async fn an_update_is_not_sent_on_a_connection_the_node_closed() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    nodes[0].insert(b"k", b"v");
+    let value = protocol::Response::Ok(protocol::Reply::Get(b"v".to_vec()));
+    nodes[0].script(Command::Get, Action::RespondThenClose(value));
+    let client = client_for(&nodes);
+    assert_eq!(client.get(b"k").await.expect("get"), b"v");
+    assert!(
+        nodes[0].wait_closed(1, Duration::from_secs(5)).await,
+        "the node closed the connection"
+    );
+    client
+        .set(b"k", b"w")
+        .await
+        .expect("set on a new connection");
+    assert_eq!(nodes[0].count(Command::Set), 1);
+    assert_eq!(nodes[0].connections(), 2);
 }
