@@ -101,6 +101,13 @@ fn tlog_appends(
     })
 }
 
+const ROUNDS: u32 = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = bench_dir();
     std::fs::create_dir_all(&dir)?;
@@ -114,9 +121,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for payload_len in [100usize, 4096] {
         for batch in [1usize, 16, 256] {
             let bytes_per_sync = batch * (payload_len + tlog::FRAME_OVERHEAD_LEN as usize);
-            let plain = plain_fdatasync(&dir, 8, duration / 2)?;
-            let same_bytes = plain_fdatasync(&dir, bytes_per_sync, duration / 2)?;
-            let run = tlog_appends(&dir, payload_len, batch, duration)?;
+            // Rounds interleave the three measurements, so a disk whose speed
+            // drifts (a shared virtual disk does) shifts them alike; medians.
+            let mut plain = Vec::new();
+            let mut same_bytes = Vec::new();
+            let mut runs = Vec::new();
+            for _ in 0..ROUNDS {
+                plain.push(plain_fdatasync(&dir, 8, duration / (2 * ROUNDS))?);
+                same_bytes.push(plain_fdatasync(
+                    &dir,
+                    bytes_per_sync,
+                    duration / (2 * ROUNDS),
+                )?);
+                runs.push(tlog_appends(&dir, payload_len, batch, duration / ROUNDS)?);
+            }
+            runs.sort_by(|a, b| a.secs_per_sync.total_cmp(&b.secs_per_sync));
+            let run = &runs[runs.len() / 2];
+            let plain = median(plain);
+            let same_bytes = median(same_bytes);
             println!(
                 "| {payload_len} B | {batch} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
                 run.secs_per_sync * 1e6,
