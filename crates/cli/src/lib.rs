@@ -12,6 +12,9 @@
 //! on success, 1 with one line `arakoon: <action>: <reason>` on stderr
 //! when the action failed, 2 with one line for a bad command line.
 //!
+//! Client actions log to stderr at the level named by `ARAKOON_LOG`
+//! (default `warn`); `ARAKOON_LOG=debug` shows master discovery and retries.
+//!
 //! Not yet in this build: `--node` (running a server) and the subcommands
 //! answer "not yet implemented in this build" with status 1.
 
@@ -45,6 +48,15 @@ pub fn main(args: &[OsString]) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if matches!(
+        invocation,
+        Invocation::Client { .. } | Invocation::Direct { .. }
+    ) {
+        if let Err(e) = init_client_logging(std::env::var_os(LOG_ENV)) {
+            eprintln!("arakoon: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
     match invocation {
         Invocation::Help(text) => {
             print!("{text}");
@@ -72,6 +84,33 @@ pub fn main(args: &[OsString]) -> ExitCode {
             &mut std::io::stdout().lock(),
         )),
     }
+}
+
+/// The environment variable with the log level of client actions (to
+/// stderr): `error`, `warn` (default), `info`, `debug`, `trace`.
+pub const LOG_ENV: &str = "ARAKOON_LOG";
+
+/// Client actions log to stderr at the level in [`LOG_ENV`]; by default
+/// only warnings and errors, so that a failure stays one line.
+fn init_client_logging(level: Option<OsString>) -> Result<(), args::UsageError> {
+    let level = match level {
+        None => tracing::Level::WARN,
+        Some(value) => value
+            .to_str()
+            .and_then(|v| v.parse::<tracing::Level>().ok())
+            .ok_or_else(|| {
+                args::UsageError(format!(
+                    "{LOG_ENV}={}: not a level (error, warn, info, debug, trace)",
+                    value.to_string_lossy()
+                ))
+            })?,
+    };
+    // Fails only if a subscriber is already set: then that one logs.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .try_init();
+    Ok(())
 }
 
 /// `--node NAME -config FILE`. The node crate plugs in here.

@@ -285,3 +285,34 @@ async fn who_master_without_a_master_fails_with_one_line() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// `ARAKOON_LOG=debug` shows discovery on stderr; a bad level is a usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_from_the_environment() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0"], "n0").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+    let args = ["-config".to_string(), config, "--who-master".to_string()];
+    let run = |level: &'static str| {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_arakoon"))
+                .args(&args)
+                .env("ARAKOON_LOG", level)
+                .output()
+        })
+    };
+    let debug = run("debug").await.expect("join").expect("run");
+    assert_eq!(debug.status.code(), Some(0));
+    assert!(
+        text(&debug.stderr).contains("master found"),
+        "{}",
+        text(&debug.stderr)
+    );
+    let bad = run("loud").await.expect("join").expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        text(&bad.stderr),
+        "arakoon: ARAKOON_LOG=loud: not a level (error, warn, info, debug, trace)\n"
+    );
+}
