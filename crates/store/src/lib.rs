@@ -61,10 +61,12 @@
 //! than one frame in memory. The format is documented in [`snapshot`].
 //!
 //! # Figures (this 2-core machine, shared with other builds; real disk)
-//! `cargo bench -p store --bench store`: an entry of 1 set of a 100-byte
-//! value applies in ~28 µs (~35,000 entries/s); an entry of 100 such sets in
-//! ~115 µs (~8,600 entries/s, ~860,000 sets/s); `range_entries` of 10,000
-//! keys out of 100,000 takes ~2.1 ms; a checkpoint (one fsync) ~0.6-2 ms.
+//! `cargo bench -p store --bench store`, two runs under varying load: an
+//! entry of 1 set of a 100-byte value applies in 17-28 µs (36,000-58,000
+//! entries/s); an entry of 100 such sets in 96-116 µs (8,600-10,500
+//! entries/s, 0.86-1.05 million sets/s); `range_entries` of 10,000 keys out
+//! of 100,000 takes 1.6-2.1 ms (`range`, keys only: 1.0-2.0 ms); a
+//! checkpoint (one fsync) about 1 ms.
 //! `cargo run --release -p store --example snapshot_memory`: exporting and
 //! importing a 291 MiB store peaks at 74 MiB resident (redb's 64 MiB cache);
 //! reopening it takes 0.75 s with `verify_on_open` (a checksum pass over the
