@@ -161,3 +161,26 @@ fn preferred_master_hand_over_under_load() {
     c.assert_applied_agree();
     c.assert_one_master_per_term();
 }
+
+/// `--drop-master`: the master hands over to a caught-up voter, which wins
+/// the next term; proposals are refused meanwhile.
+#[test]
+fn drop_master_hands_over() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.propose(m, b"x").unwrap();
+    c.run_for(Duration::from_millis(30));
+    let term = c.nodes[&m].core.term();
+    let now = c.now;
+    let n = c.nodes.get_mut(&m).unwrap();
+    let target = n.core.drop_master(now, &n.log).unwrap().expect("a target");
+    assert!(matches!(
+        n.core.propose(bytes::Bytes::from_static(b"y"), now, &n.log),
+        Err(consensus::ProposeError::TransferInProgress { .. })
+    ));
+    c.process(m);
+    c.run_for(Duration::from_millis(30));
+    assert_eq!(c.master(), Some(target));
+    assert_eq!(c.nodes[&target].core.term(), term + 1);
+    c.assert_one_master_per_term();
+}

@@ -170,6 +170,37 @@ impl Core {
         Ok(true)
     }
 
+    /// On the master: `--drop-master`. Hands mastership to the most
+    /// caught-up responsive voter (see [`Core::hand_over_to`]). Returns the
+    /// chosen node, or `None` if this node is not master, is already handing
+    /// over, or no other voter answered within the lease period.
+    pub fn drop_master(
+        &mut self,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<Option<NodeId>, StepError> {
+        self.enter(now, log)?;
+        if self.role != Role::Master || self.transfer.is_some() {
+            return Ok(None);
+        }
+        let period = self.config.lease_period;
+        let target = self
+            .progress
+            .iter()
+            .filter(|(id, pr)| {
+                self.config.voters.contains(id)
+                    && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
+            })
+            .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id);
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        self.transfer_to(target, log);
+        self.check_invariants();
+        Ok(Some(target))
+    }
+
     pub(super) fn on_heartbeat_response(&mut self, from: NodeId, sent_at: Time, last_index: u64) {
         if self.role != Role::Master {
             return;
