@@ -450,17 +450,7 @@ impl Client {
                     e @ Error::WrongCluster { .. } => return Err(e),
                     e => e.to_string(),
                 },
-                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => match e {
-                    // The node's name is already in front of the reason.
-                    Error::Io {
-                        address,
-                        context,
-                        source,
-                        ..
-                    } => format!("{context} {address}: {source}"),
-                    Error::Timeout { after, .. } => format!("no answer within {after:?}"),
-                    e => e.to_string(),
-                },
+                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => e.cause(),
             };
             tracing::debug!(node = %name, %reason, "no master from node");
             failures.push(NodeFailure {
@@ -595,7 +585,7 @@ impl Client {
                     Err(Next::Fail(Error::OutcomeUnknown {
                         node: node.to_string(),
                         command: command.name(),
-                        reason: error.to_string(),
+                        reason: error.cause(),
                     }))
                 }
             }

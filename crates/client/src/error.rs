@@ -197,6 +197,21 @@ impl Error {
         )
     }
 
+    /// What happened, for a message that names the node already: an IO
+    /// error or a timeout without the node in front.
+    pub(crate) fn cause(&self) -> String {
+        match self {
+            Error::Io {
+                address,
+                context,
+                source,
+                ..
+            } => format!("{context} {address}: {source}"),
+            Error::Timeout { after, .. } => format!("no answer within {after:?}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The error for a node's failure answer to `command`.
     pub(crate) fn from_response(
         node: &str,

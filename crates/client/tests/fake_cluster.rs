@@ -176,7 +176,12 @@ async fn updates_are_not_resent_after_a_lost_connection() {
         "{error:?}"
     );
     assert!(error.is_outcome_unknown());
-    assert!(error.to_string().contains("outcome unknown"), "{error}");
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("set on n0: outcome unknown, read answer 127.0.0.1:")
+            && shown.contains("connection closed by the node"),
+        "{shown}"
+    );
     assert_eq!(nodes[0].count(Command::Set), 1, "sent exactly once");
     // The client recovers: the next update goes through on a new connection.
     client.set(b"k", b"w").await.expect("next set");
