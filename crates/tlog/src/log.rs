@@ -263,7 +263,7 @@ impl Tlog {
         // What we read may sit only in the page cache (after a process crash,
         // not a power loss); one fdatasync makes `synced_index` true.
         active
-            .file
+            .plain_file()
             .sync_data()
             .map_err(io_err(&active.path, "fdatasync"))?;
         let tlog = Tlog {
@@ -495,8 +495,8 @@ impl Tlog {
                     header,
                     entry_count: scan.entry_count,
                     last_term: scan.last_term,
-                    file,
                     body: Body::Plain {
+                        file,
                         offsets: scan.offsets,
                         len_bytes: scan.len_bytes,
                     },
@@ -509,7 +509,6 @@ impl Tlog {
                     header,
                     entry_count: scan.entry_count,
                     last_term: scan.last_term,
-                    file,
                     body: Body::Sealed {
                         blocks: scan.blocks,
                     },
@@ -664,7 +663,12 @@ impl Tlog {
                 }
             }
             let active = self.active_mut();
-            let Body::Plain { offsets, len_bytes } = &mut active.body else {
+            let Body::Plain {
+                file,
+                offsets,
+                len_bytes,
+            } = &mut active.body
+            else {
                 unreachable!("the active segment is plain");
             };
             let start = *len_bytes;
@@ -687,9 +691,7 @@ impl Tlog {
             );
             // max_size <= MAX_SIZE_LIMIT and one frame past it stay below 4 GiB.
             assert!(start + buf.len() as u64 <= u64::from(u32::MAX));
-            active
-                .file
-                .write_all_at(start, &buf)
+            file.write_all_at(start, &buf)
                 .map_err(io_err(&active.path, "write"))?;
             offsets.extend_from_slice(&new_offsets);
             *len_bytes = start + buf.len() as u64;
@@ -724,7 +726,7 @@ impl Tlog {
     fn rotate(&mut self) -> Result<(), TlogError> {
         let active = self.active();
         active
-            .file
+            .plain_file()
             .sync_data()
             .map_err(io_err(&active.path, "fdatasync"))?;
         let synced = active.next_index() - 1;
@@ -750,7 +752,7 @@ impl Tlog {
         // Entries of every segment but the active one were synced at rotation.
         let active = self.active();
         Ok(Some(SyncJob {
-            file: Arc::clone(&active.file),
+            file: Arc::clone(active.plain_file()),
             path: active.path.clone(),
             index: self.last_index(),
             epoch: self.sync_epoch,
@@ -831,7 +833,14 @@ impl Tlog {
             let segment = &self.segments[k];
             let segment_to = to.min(segment.next_index());
             if segment_to > next {
-                if !segment::read_entries(segment, next, segment_to, &mut budget_bytes, &mut out)? {
+                if !segment::read_entries(
+                    self.disk.as_ref(),
+                    segment,
+                    next,
+                    segment_to,
+                    &mut budget_bytes,
+                    &mut out,
+                )? {
                     break;
                 }
                 next = segment_to;
@@ -886,19 +895,20 @@ impl Tlog {
         let segment = &mut self.segments[k];
         let keep = from - segment.first_index();
         if segment.is_plain() {
-            let Body::Plain { offsets, len_bytes } = &mut segment.body else {
+            let Body::Plain {
+                file,
+                offsets,
+                len_bytes,
+            } = &mut segment.body
+            else {
                 unreachable!("checked plain above");
             };
             let cut = offsets
                 .get(keep as usize)
                 .map_or(*len_bytes, |&o| u64::from(o));
-            segment
-                .file
-                .set_len(cut)
+            file.set_len(cut)
                 .map_err(io_err(&segment.path, "truncate"))?;
-            segment
-                .file
-                .sync_data()
+            file.sync_data()
                 .map_err(io_err(&segment.path, "fdatasync"))?;
             offsets.truncate(keep as usize);
             *len_bytes = cut;

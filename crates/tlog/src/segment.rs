@@ -23,10 +23,17 @@ pub struct BlockRef {
 /// How a segment's entries are found.
 #[derive(Debug)]
 pub enum Body {
-    /// Byte offset of every frame (4 bytes per entry; plain segments are
-    /// below 4 GiB by the options' bounds), and the file's logical length.
-    Plain { offsets: Vec<u32>, len_bytes: u64 },
-    /// One reference per block of about 64 KiB of frames.
+    /// The open file, the byte offset of every frame (4 bytes per entry;
+    /// plain segments are below 4 GiB by the options' bounds), and the
+    /// file's logical length.
+    Plain {
+        file: Arc<dyn DiskFile>,
+        offsets: Vec<u32>,
+        len_bytes: u64,
+    },
+    /// One reference per block of about 64 KiB of frames. The file is opened
+    /// for each read, so that a long log does not hold a descriptor per
+    /// segment.
     Sealed { blocks: Vec<BlockRef> },
 }
 
@@ -38,7 +45,6 @@ pub struct Segment {
     pub entry_count: u64,
     /// Term of the last entry, or `header.prev_term` when empty.
     pub last_term: u64,
-    pub file: Arc<dyn DiskFile>,
     pub body: Body,
 }
 
@@ -50,6 +56,14 @@ impl Segment {
     /// The index after the last entry.
     pub fn next_index(&self) -> u64 {
         self.header.first_index + self.entry_count
+    }
+
+    /// The open file of a plain segment (the active one always is).
+    pub fn plain_file(&self) -> &Arc<dyn DiskFile> {
+        match &self.body {
+            Body::Plain { file, .. } => file,
+            Body::Sealed { .. } => unreachable!("only plain segments keep their file open"),
+        }
     }
 
     pub fn is_plain(&self) -> bool {
@@ -461,6 +475,7 @@ pub fn scan_sealed(
 /// entry that would take `*budget_bytes` below zero unless `out` is empty.
 /// Returns false if it stopped for the budget.
 pub fn read_entries(
+    disk: &dyn Disk,
     segment: &Segment,
     from: u64,
     to: u64,
@@ -469,7 +484,11 @@ pub fn read_entries(
 ) -> Result<bool, TlogError> {
     assert!(segment.first_index() <= from && from <= to && to <= segment.next_index());
     match &segment.body {
-        Body::Plain { offsets, len_bytes } => {
+        Body::Plain {
+            file,
+            offsets,
+            len_bytes,
+        } => {
             let first = segment.first_index();
             let offset_of = |index: u64| {
                 let k = (index - first) as usize;
@@ -490,9 +509,7 @@ pub fn read_entries(
             }
             let start_pos = offset_of(from);
             let mut bytes = vec![0u8; (offset_of(end) - start_pos) as usize];
-            segment
-                .file
-                .read_exact_at(start_pos, &mut bytes)
+            file.read_exact_at(start_pos, &mut bytes)
                 .map_err(io_err(&segment.path, "read"))?;
             let mut at = 0usize;
             for index in from..end {
@@ -530,20 +547,16 @@ pub fn read_entries(
             Ok(!stopped)
         }
         Body::Sealed { blocks } => {
-            let file_len = segment
-                .file
-                .len()
-                .map_err(io_err(&segment.path, "length of"))?;
+            let file = disk
+                .open(&segment.path, OpenMode::Read)
+                .map_err(io_err(&segment.path, "open"))?;
+            let file_len = file.len().map_err(io_err(&segment.path, "length of"))?;
             let mut k = blocks.partition_point(|b| b.first_index <= from) - 1;
             let mut next = from;
             while next < to && k < blocks.len() {
                 let block_ref = blocks[k];
-                let Some(block) = read_block(
-                    segment.file.as_ref(),
-                    &segment.path,
-                    file_len,
-                    block_ref.offset,
-                )?
+                let Some(block) =
+                    read_block(file.as_ref(), &segment.path, file_len, block_ref.offset)?
                 else {
                     return Err(corrupt(
                         &segment.path,
@@ -638,8 +651,8 @@ pub fn create_plain(
         header,
         entry_count: 0,
         last_term: header.prev_term,
-        file,
         body: Body::Plain {
+            file,
             offsets: Vec::new(),
             len_bytes: SEGMENT_HEADER_LEN,
         },
@@ -651,7 +664,12 @@ pub fn create_plain(
 /// the directory synced before the plain file is removed; at open, a plain
 /// file wins over a sealed one of the same name.
 pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, TlogError> {
-    let Body::Plain { offsets, len_bytes } = &plain.body else {
+    let Body::Plain {
+        file: plain_file,
+        offsets,
+        len_bytes,
+    } = &plain.body
+    else {
         unreachable!("only plain segments are sealed");
     };
     let header = SegmentHeader {
@@ -665,7 +683,7 @@ pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, Tlo
         SegmentKind::Sealed,
     );
     let mut blocks = Vec::new();
-    let file = install_file(disk, dir, &path, OpenMode::Read, |out, tmp| {
+    install_file(disk, dir, &path, OpenMode::Read, |out, tmp| {
         out.write_all_at(0, &header.encode())
             .map_err(io_err(tmp, "write"))?;
         let mut out_pos = SEGMENT_HEADER_LEN;
@@ -678,8 +696,7 @@ pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, Tlo
             }
             let start = offset_of(k);
             let mut frames = vec![0u8; (offset_of(k_end) - start) as usize];
-            plain
-                .file
+            plain_file
                 .read_exact_at(start, &mut frames)
                 .map_err(io_err(&plain.path, "read"))?;
             // Check every frame again: bytes rotten since they were written
@@ -737,7 +754,6 @@ pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, Tlo
         header,
         entry_count: plain.entry_count,
         last_term: plain.last_term,
-        file,
         body: Body::Sealed { blocks },
     })
 }
@@ -762,6 +778,7 @@ pub fn unseal_prefix(
     let mut entries = Vec::new();
     let mut budget = u64::MAX;
     read_entries(
+        disk,
         sealed,
         sealed.first_index(),
         keep_below,
@@ -791,8 +808,8 @@ pub fn unseal_prefix(
         header,
         entry_count: entries.len() as u64,
         last_term: entries.last().map_or(header.prev_term, |e| e.term),
-        file,
         body: Body::Plain {
+            file,
             offsets,
             len_bytes: bytes.len() as u64,
         },
