@@ -74,6 +74,17 @@ pub enum StoreError {
         applied_index: u64,
         key_count: u64,
     },
+    /// A snapshot older than the store would take it back in time.
+    #[error(
+        "store {}: the snapshot is at index {snapshot_index}, the store already at \
+         {applied_index}",
+        path.display()
+    )]
+    SnapshotTooOld {
+        path: PathBuf,
+        snapshot_index: u64,
+        applied_index: u64,
+    },
     /// The snapshot stream is malformed, truncated or fails its checksums.
     #[error("snapshot stream, byte {offset}: {what}")]
     SnapshotCorrupt { offset: u64, what: String },

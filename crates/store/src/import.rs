@@ -1,6 +1,7 @@
 //! Importing a snapshot stream (format: [`crate::snapshot`]) into an empty
-//! store, in one write transaction: the store is either still empty or holds
-//! the whole snapshot at its applied index, whatever happens on the way.
+//! store, or replacing a store's whole content with one, in one write
+//! transaction: the store holds either what it held before or the whole
+//! snapshot at its applied index, whatever happens on the way.
 
 use crate::error::StoreError;
 use crate::snapshot::{Frame, FrameSplitter};
@@ -17,8 +18,8 @@ enum Expect {
 }
 
 /// A snapshot import under way: [`Self::push`] the stream's bytes as they
-/// arrive (in any slicing), then [`Self::finish`]. Dropping it unfinished
-/// leaves the store empty.
+/// arrive (in any slicing), then [`Self::finish`]. Dropping it unfinished,
+/// or any error, leaves the store as it was.
 pub struct ImportSession<'s> {
     store: &'s Store,
     /// No apply may run during an import.
@@ -26,16 +27,29 @@ pub struct ImportSession<'s> {
     txn: WriteTransaction,
     splitter: FrameSplitter,
     expect: Expect,
+    /// The store's applied index when the import began: a snapshot may not
+    /// take the store back before it.
+    applied_index_before: u64,
     applied_index: u64,
     last_key: Option<Vec<u8>>,
     entry_count: u64,
 }
 
+/// What an import may overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImportMode {
+    /// Only an empty store (applied index 0, no keys).
+    IntoEmpty,
+    /// Any store, whose whole content the snapshot replaces, provided the
+    /// snapshot is not older than the store.
+    Replace,
+}
+
 impl<'s> ImportSession<'s> {
-    pub(crate) fn begin(store: &'s Store) -> Result<Self, StoreError> {
+    pub(crate) fn begin(store: &'s Store, mode: ImportMode) -> Result<Self, StoreError> {
         let writer = store.lock_writer();
         let txn = store.db().begin_write().map_err(|e| store_err(store, e))?;
-        {
+        let applied_index_before = {
             let user = txn
                 .open_table(USER_TABLE)
                 .map_err(|e| store_err(store, e))?;
@@ -44,13 +58,23 @@ impl<'s> ImportSession<'s> {
                 .map_err(|e| store_err(store, e))?;
             let applied_index = read_applied_index(store.path(), &meta)?;
             let key_count = user.len().map_err(|e| store_err(store, e))?;
-            if applied_index != 0 || key_count != 0 {
+            if mode == ImportMode::IntoEmpty && (applied_index != 0 || key_count != 0) {
                 return Err(StoreError::ImportIntoNonEmpty {
                     path: store.path().to_path_buf(),
                     applied_index,
                     key_count,
                 });
             }
+            applied_index
+        };
+        if mode == ImportMode::Replace {
+            // Within this transaction only: the old content stays until the
+            // import commits.
+            txn.delete_table(USER_TABLE)
+                .map_err(|e| store_err(store, e))?;
+            // Created anew, so that it exists even if the snapshot is empty.
+            txn.open_table(USER_TABLE)
+                .map_err(|e| store_err(store, e))?;
         }
         Ok(Self {
             store,
@@ -58,6 +82,7 @@ impl<'s> ImportSession<'s> {
             txn,
             splitter: FrameSplitter::default(),
             expect: Expect::Header,
+            applied_index_before,
             applied_index: 0,
             last_key: None,
             entry_count: 0,
@@ -103,6 +128,13 @@ impl<'s> ImportSession<'s> {
     fn take_frame(&mut self, offset: u64, frame: Frame) -> Result<(), StoreError> {
         match (self.expect, frame) {
             (Expect::Header, Frame::Header { applied_index }) => {
+                if applied_index < self.applied_index_before {
+                    return Err(StoreError::SnapshotTooOld {
+                        path: self.store.path().to_path_buf(),
+                        snapshot_index: applied_index,
+                        applied_index: self.applied_index_before,
+                    });
+                }
                 self.applied_index = applied_index;
                 self.expect = Expect::EntriesOrTrailer;
             }

@@ -57,7 +57,8 @@
 //! [`Store::export`] streams the store (applied index and every pair) as
 //! framed, CRC32C-checked chunks from one read view while applies go on;
 //! [`Store::import`] / [`Store::begin_import`] load such a stream into an
-//! empty store, in one transaction, checking everything. Neither holds more
+//! empty store, [`Store::replace`] / [`Store::begin_replace`] swap a store's
+//! whole content for it; either in one transaction, checking everything. Neither holds more
 //! than one frame in memory. The format is documented in [`snapshot`].
 //!
 //! # Figures (this 2-core machine, shared with other builds; real disk)
@@ -520,15 +521,38 @@ impl Store {
     /// Starts importing a snapshot stream into this store, which must be
     /// empty (applied index 0, no keys). Applies wait until the import ends.
     pub fn begin_import(&self) -> Result<ImportSession<'_>, StoreError> {
-        ImportSession::begin(self)
+        ImportSession::begin(self, import::ImportMode::IntoEmpty)
+    }
+
+    /// Starts replacing this store's whole content with a snapshot stream,
+    /// for a node too far behind to catch up from the tlogs. Atomic: until
+    /// [`ImportSession::finish`] commits, the store keeps its old content,
+    /// and a failed or abandoned replace leaves it there. A snapshot older
+    /// than the store's applied index is refused
+    /// ([`StoreError::SnapshotTooOld`]). Applies wait until it ends.
+    pub fn begin_replace(&self) -> Result<ImportSession<'_>, StoreError> {
+        ImportSession::begin(self, import::ImportMode::Replace)
     }
 
     /// Imports a whole snapshot stream from `reader` (see
     /// [`Self::begin_import`]); returns the applied index it brought. On any
     /// error the store stays empty.
     pub fn import(&self, reader: &mut dyn std::io::Read) -> Result<u64, StoreError> {
+        Self::feed(self.begin_import()?, reader)
+    }
+
+    /// Replaces the store's content with a whole snapshot stream from
+    /// `reader` (see [`Self::begin_replace`]); returns the applied index it
+    /// brought. On any error the store keeps its old content.
+    pub fn replace(&self, reader: &mut dyn std::io::Read) -> Result<u64, StoreError> {
+        Self::feed(self.begin_replace()?, reader)
+    }
+
+    fn feed(
+        mut session: ImportSession<'_>,
+        reader: &mut dyn std::io::Read,
+    ) -> Result<u64, StoreError> {
         const READ_CHUNK_BYTES: usize = 64 << 10;
-        let mut session = self.begin_import()?;
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let mut offset = 0u64;
         loop {

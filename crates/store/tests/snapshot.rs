@@ -253,3 +253,74 @@ fn well_framed_but_inconsistent_streams_are_refused() {
         assert_empty(&target);
     }
 }
+
+/// Catch-up of a node too far behind: its whole content is replaced by a
+/// newer snapshot, atomically.
+#[test]
+fn replace_swaps_the_whole_content_for_a_newer_snapshot() {
+    let source = fresh_sim_store();
+    let mut source_model = Model::new();
+    fill(&source, 80, &mut source_model);
+    let stream = export_bytes(&source, 512);
+
+    let disk = SimDisk::new();
+    let target = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+    target
+        .apply(1, &[set("only-in-target", "1"), set(&key(3), "old")])
+        .unwrap();
+    for index in 2..=50 {
+        target.apply(index, &[]).unwrap();
+    }
+    assert_eq!(target.replace(&mut stream.as_slice()).unwrap(), 80);
+    assert_eq!(target.applied_index(), 80);
+    assert_eq!(contents(&target), source_model);
+    // Durable at once, and applying goes on from there.
+    disk.crash(&mut |_| 0);
+    drop(target);
+    let target = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+    assert_eq!(contents(&target), source_model);
+    target.apply(81, &[]).unwrap();
+}
+
+#[test]
+fn replace_with_an_older_or_damaged_snapshot_keeps_the_old_content() {
+    let source = fresh_sim_store();
+    let mut source_model = Model::new();
+    fill(&source, 20, &mut source_model);
+    let stream = export_bytes(&source, 256);
+
+    let target = fresh_sim_store();
+    let mut target_model = Model::new();
+    fill(&target, 30, &mut target_model);
+    let err = target.replace(&mut stream.as_slice()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SnapshotTooOld {
+                snapshot_index: 20,
+                applied_index: 30,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(target.applied_index(), 30);
+    assert_eq!(contents(&target), target_model);
+
+    let behind = fresh_sim_store();
+    let mut behind_model = Model::new();
+    fill(&behind, 10, &mut behind_model);
+    let cut = &stream[..stream.len() - 3];
+    assert!(behind.replace(&mut &cut[..]).is_err());
+    assert_eq!(behind.applied_index(), 10);
+    assert_eq!(contents(&behind), behind_model);
+    // An empty snapshot at a later index empties the store.
+    let empty = fresh_sim_store();
+    for index in 1..=15 {
+        empty.apply(index, &[]).unwrap();
+    }
+    let empty_stream = export_bytes(&empty, 256);
+    assert_eq!(behind.replace(&mut empty_stream.as_slice()).unwrap(), 15);
+    assert_eq!(behind.key_count().unwrap(), 0);
+    assert!(contents(&behind).is_empty());
+}
