@@ -63,12 +63,18 @@ fn reason(error: &Error) -> String {
 
 /// Loads the config and builds a client of its cluster.
 pub fn client_from_config(path: &Path) -> Result<Client, ActionError> {
-    let what = format!("config {}", path.display());
-    let loaded = config::load(path).map_err(|e| ActionError::new(&what, e))?;
+    let loaded = config::load(path).map_err(|e| match e {
+        // Names the file already.
+        config::ConfigError::Io { .. } => {
+            ActionError::new("config", e.to_string().trim_start_matches("config: "))
+        }
+        e => ActionError::new(&path.display().to_string(), e),
+    })?;
     for warning in &loaded.warnings {
         tracing::debug!(%warning, "config");
     }
-    Client::from_config(&loaded.config).map_err(|e| ActionError::new(&what, e))
+    Client::from_config(&loaded.config)
+        .map_err(|e| ActionError::new(&path.display().to_string(), e))
 }
 
 /// Runs `action` against `client`, printing its answer to `out`.

@@ -328,6 +328,10 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
 
 /// clap's error as one line, without its "error: " lead and usage block.
 fn one_line(error: &clap::Error) -> String {
+    if error.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+        // The only required argument is the action group.
+        return "no action given: one of --get, --set, --who-master, … (try --help)".to_string();
+    }
     let rendered = error.render().to_string();
     let first = rendered.lines().next().unwrap_or("bad command line");
     let reason = first.strip_prefix("error: ").unwrap_or(first);
@@ -620,7 +624,7 @@ mod tests {
     #[test]
     fn bad_command_lines_get_one_line_reasons() {
         let cases: &[(&[&str], &str)] = &[
-            (&[], "required"),
+            (&[], "no action given"),
             (&["--get"], "--get"),
             (&["--set", "k"], "--set"),
             (&["--get", "a", "--delete", "b"], "cannot be used with"),
