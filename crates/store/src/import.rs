@@ -35,6 +35,18 @@ pub struct ImportSession<'s> {
     entry_count: u64,
 }
 
+impl std::fmt::Debug for ImportSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSession")
+            .field("store", &self.store.path())
+            .field("expect", &self.expect)
+            .field("applied_index", &self.applied_index)
+            .field("entry_count", &self.entry_count)
+            .field("offset", &self.splitter.offset())
+            .finish()
+    }
+}
+
 /// What an import may overwrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ImportMode {

@@ -54,6 +54,15 @@ pub struct ReadView {
     applied_index: u64,
 }
 
+impl std::fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadView")
+            .field("path", &self.path)
+            .field("applied_index", &self.applied_index)
+            .finish()
+    }
+}
+
 impl ReadView {
     pub(crate) fn new(path: Arc<Path>, txn: &ReadTransaction) -> Result<Self, StoreError> {
         let redb_err = |e: redb::Error| crate::redb_error(&path, e);

@@ -98,6 +98,16 @@ pub struct SnapshotExport {
     chunk_target_bytes: usize,
 }
 
+impl std::fmt::Debug for SnapshotExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotExport")
+            .field("view", &self.view)
+            .field("entry_count", &self.entry_count)
+            .field("chunk_target_bytes", &self.chunk_target_bytes)
+            .finish()
+    }
+}
+
 impl SnapshotExport {
     pub(crate) fn new(view: ReadView, chunk_target_bytes: usize) -> Result<Self, StoreError> {
         assert!(chunk_target_bytes > 0);
