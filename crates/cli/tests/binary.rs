@@ -207,7 +207,7 @@ async fn failures_exit_non_zero_with_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.starts_with("arakoon: config ") && stderr.contains("absent.ini"),
+        stderr.starts_with("arakoon: config: cannot read ") && stderr.contains("absent.ini"),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
