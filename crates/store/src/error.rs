@@ -10,6 +10,7 @@ const KEY_SHOWN_MAX_BYTES: usize = 64;
 
 /// A key as an error message shows it: printable ASCII as is, other bytes
 /// escaped, long keys cut (with their length).
+#[derive(Debug, Clone, Copy)]
 pub struct ShowKey<'a>(pub &'a [u8]);
 
 impl fmt::Display for ShowKey<'_> {
@@ -24,7 +25,8 @@ impl fmt::Display for ShowKey<'_> {
 }
 
 /// Why an operation of the store failed. Every variant names the store file
-/// or the key it is about.
+/// or the key it is about. (Fields are named for what they hold.)
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// redb failed: an IO error of the disk, a corrupt file, a full disk.
@@ -112,6 +114,7 @@ pub enum StoreError {
 /// (its other updates take effect and the applied index advances); a refused
 /// update changes nothing, and a refused update inside a sequence undoes the
 /// whole sequence.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateFailure {
     /// `Delete` of a missing key (Arakoon's E_NOT_FOUND, message: the key).

@@ -80,6 +80,8 @@
 //! [`StoreOptions::verify_on_open`], every page's checksum is checked
 //! first); redb does not re-verify checksums on later reads.
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 mod apply;
 mod backend;
 mod error;
