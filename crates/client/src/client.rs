@@ -42,7 +42,8 @@ pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// A `Client` is cheap to clone; clones share connections and the cached
 /// master. Requests through one client to one node run one at a time (one
-/// connection per node).
+/// connection per node, no pipelining): for parallel load, build one client
+/// per task with [`ClientBuilder::build`].
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), client::Error> {

@@ -25,7 +25,11 @@
 //!   `NotFound`).
 //!
 //! What it never does: talk to two clusters, resend an update blindly, or
-//! retry without bound.
+//! retry without bound. It does not speak TLS yet (a config with
+//! `tls_service = true` is refused).
+//!
+//! Feature `test-util`: the module `fake_node`, a scripted fake Arakoon node on
+//! 127.0.0.1 for tests of code that uses this client.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), client::Error> {
