@@ -111,10 +111,14 @@ pub enum StepError {
     Log(#[from] LogError),
 }
 
+fn master_name(master: Option<NodeId>) -> String {
+    master.map_or_else(|| "unknown".to_string(), |m| m.to_string())
+}
+
 /// Why a proposal was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProposeError {
-    #[error("not master (master: {master:?})")]
+    #[error("not master (master: {})", master_name(*master))]
     NotMaster { master: Option<NodeId> },
     #[error("mastership is being handed to {to}")]
     TransferInProgress { to: NodeId },
@@ -131,7 +135,7 @@ pub enum ProposeError {
 /// Why a `Consistent` read cannot be served here now.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
-    #[error("not master (master: {master:?})")]
+    #[error("not master (master: {})", master_name(*master))]
     NotMaster { master: Option<NodeId> },
     #[error("master of term {term} does not hold the lease: {reason}")]
     LeaseNotHeld { term: u64, reason: &'static str },
