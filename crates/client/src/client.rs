@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 
-use crate::connection::{CallError, Connection};
+use crate::connection::{CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
 use crate::retry::RetryPolicy;
 
@@ -93,6 +93,7 @@ struct Shared {
     connect_timeout: Duration,
     discovery_timeout: Duration,
     limits: Limits,
+    max_request_size: usize,
 }
 
 #[derive(Debug)]
@@ -127,6 +128,7 @@ pub struct ClientBuilder {
     discovery_timeout: Duration,
     retry: RetryPolicy,
     limits: Limits,
+    max_request_size: usize,
     /// Why the config cannot be served by this client (reported by `build`).
     unsupported: Option<String>,
 }
@@ -143,6 +145,7 @@ impl ClientBuilder {
             discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
             retry: RetryPolicy::default(),
             limits: Limits::default(),
+            max_request_size: protocol::DEFAULT_MAX_BUFFER_SIZE,
             unsupported: None,
         }
     }
@@ -160,6 +163,7 @@ impl ClientBuilder {
             builder.nodes.push((node.name.clone(), addresses));
         }
         builder.limits.max_buffer_size = builder.limits.max_buffer_size.max(config.max_buffer_size);
+        builder.max_request_size = config.max_buffer_size;
         if config.tls.as_ref().is_some_and(|tls| tls.service) {
             builder.unsupported = Some(
                 "[global] tls_service = true: TLS on the client port is not supported by this client yet"
@@ -215,6 +219,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Largest request sent, in bytes: a larger one fails at once with
+    /// [`Error::RequestTooLarge`], without touching the network (default
+    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
+    /// `__tainted_max_buffer_size`, which the nodes enforce).
+    pub fn max_request_size(mut self, bytes: usize) -> Self {
+        self.max_request_size = bytes;
+        self
+    }
+
     /// The client. Nothing is connected yet: that happens on the first
     /// request. Fails if there is no node, two nodes share a name, or the
     /// config asks for TLS on the client port (not supported yet).
@@ -254,6 +267,7 @@ impl ClientBuilder {
                 connect_timeout: self.connect_timeout,
                 discovery_timeout: self.discovery_timeout,
                 limits: self.limits,
+                max_request_size: self.max_request_size,
             }),
             options: Options {
                 consistency: self.consistency,
@@ -420,13 +434,14 @@ impl Client {
         let mut asked = vec![false; nodes.len()];
         let mut failures = Vec::new();
         let mut queue: std::collections::VecDeque<usize> = (0..nodes.len()).collect();
+        let who_master = Frame::new(&Request::WhoMaster);
         while let Some(index) = queue.pop_front() {
             if std::mem::replace(&mut asked[index], true) {
                 continue;
             }
             let name = &nodes[index].name;
             let answer = self
-                .send(index, &Request::WhoMaster, self.shared.discovery_timeout)
+                .send(index, &who_master, self.shared.discovery_timeout)
                 .await;
             let reason = match answer {
                 Ok(Response::Ok(Reply::WhoMaster(Some(master)))) => {
@@ -470,7 +485,7 @@ impl Client {
     async fn send(
         &self,
         index: usize,
-        request: &Request,
+        frame: &Frame,
         timeout: Duration,
     ) -> Result<Response, CallError> {
         let slot = &self.shared.nodes[index];
@@ -492,7 +507,7 @@ impl Client {
                 guard.insert(opened)
             }
         };
-        let result = connection.call(request, timeout).await;
+        let result = connection.call(frame, timeout).await;
         match &result {
             Ok(Response::Error(e))
                 if matches!(
@@ -513,9 +528,18 @@ impl Client {
     /// type docs say. Returns the answering node's index and the reply.
     pub(crate) async fn call(&self, request: Request) -> Result<(usize, Reply), Error> {
         let command = request.command();
+        let frame = Frame::new(&request);
+        drop(request);
+        if frame.bytes.len() > self.shared.max_request_size {
+            return Err(Error::RequestTooLarge {
+                command: command.name(),
+                bytes: frame.bytes.len(),
+                limit: self.shared.max_request_size,
+            });
+        }
         let mut failed_attempts = 0u32;
         loop {
-            let next = match self.attempt(&request).await {
+            let next = match self.attempt(&frame).await {
                 Ok(answer) => return Ok(answer),
                 Err(next) => next,
             };
@@ -541,8 +565,8 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, request: &Request) -> Result<(usize, Reply), Next> {
-        let command = request.command();
+    async fn attempt(&self, frame: &Frame) -> Result<(usize, Reply), Next> {
+        let command = frame.command;
         let idempotent = is_idempotent(command);
         let to_master = self.options.target == Target::Master;
         let index = match self.options.target {
@@ -558,10 +582,7 @@ impl Client {
             },
         };
         let node = self.shared.nodes[index].name.as_str();
-        match self
-            .send(index, request, self.options.request_timeout)
-            .await
-        {
+        match self.send(index, frame, self.options.request_timeout).await {
             Ok(Response::Ok(reply)) if reply.command() == command => Ok((index, reply)),
             Ok(Response::Ok(_)) => Err(Next::Fail(Error::Protocol {
                 node: node.to_string(),

@@ -13,6 +13,24 @@ use crate::error::Error;
 /// Bytes read from the socket at least per read call.
 const READ_CHUNK_SIZE: usize = 64 * 1024;
 
+/// A request, encoded once (it may be sent several times).
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) command: Command,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Frame {
+    pub(crate) fn new(request: &Request) -> Frame {
+        let mut bytes = Vec::new();
+        protocol::encode_request(request, &mut bytes);
+        Frame {
+            command: request.command(),
+            bytes,
+        }
+    }
+}
+
 /// How a request failed, by whether the node may have seen it.
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -136,17 +154,16 @@ impl Connection {
         }
     }
 
-    /// Sends `request` and reads its answer, all within `timeout`.
+    /// Sends `frame` and reads its answer, all within `timeout`.
     pub(crate) async fn call(
         &mut self,
-        request: &Request,
+        frame: &Frame,
         timeout: Duration,
     ) -> Result<Response, CallError> {
-        let command = request.command();
-        let mut frame = Vec::new();
-        protocol::encode_request(request, &mut frame);
+        let command = frame.command;
         self.in_flight = true;
-        let response = match tokio::time::timeout(timeout, self.exchange(&frame, command)).await {
+        let exchange = self.exchange(&frame.bytes, command);
+        let response = match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result.map_err(CallError::MaybeSent)?,
             Err(_) => {
                 return Err(CallError::MaybeSent(Error::Timeout {

@@ -137,6 +137,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The request is larger than the cluster accepts
+    /// (`__tainted_max_buffer_size`); it was not sent.
+    #[error(
+        "{command}: the request is {bytes} bytes, above the limit of {limit} (max_request_size)"
+    )]
+    RequestTooLarge {
+        command: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+
     /// The client was built wrongly (no nodes, duplicate names, …).
     #[error("client configuration: {0}")]
     Config(String),
@@ -184,6 +195,7 @@ impl Error {
             | Error::Protocol { .. }
             | Error::NoMaster { .. }
             | Error::UnknownNode { .. }
+            | Error::RequestTooLarge { .. }
             | Error::Config(_) => None,
         }
     }

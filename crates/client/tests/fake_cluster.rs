@@ -561,3 +561,21 @@ async fn an_update_is_not_sent_on_a_connection_the_node_closed() {
     assert_eq!(nodes[0].count(Command::Set), 1);
     assert_eq!(nodes[0].connections(), 2);
 }
+
+/// A request above the cluster's frame limit fails before any byte is sent.
+#[tokio::test]
+async fn a_too_large_request_is_not_sent() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    let client = builder_for(&nodes)
+        .max_request_size(100)
+        .build()
+        .expect("client");
+    let error = client.set(b"k", &[7u8; 200]).await.expect_err("too large");
+    assert!(
+        matches!(error, Error::RequestTooLarge { limit: 100, .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_outcome_unknown());
+    assert_eq!(nodes[0].connections(), 0);
+    client.set(b"k", &[7u8; 50]).await.expect("small enough");
+}
