@@ -35,6 +35,8 @@
 //!
 //! 1. `let rd = core.take_ready(&log)?;`
 //! 2. If `rd.hard_state` is set, write it and **fsync it** before step 4.
+//!    (There is no "hard state persisted" event: this ordering is the
+//!    contract. A vote or a term change reaches no one before it is durable.)
 //! 3. Truncate the log after `rd.truncate_after` (if set), then append
 //!    `rd.entries` to it. Buffered is fine, but it must be done before the
 //!    next call into the core (the core checks `log.last_index()`). Start an

@@ -464,8 +464,13 @@ impl Core {
         })
     }
 
-    /// The local log is durable up to `(index, term)`. A report about an
-    /// entry that was since truncated (its term differs now) is ignored.
+    /// The local log is durable up to `(index, term)`: every entry up to
+    /// `index` as it stood when the fsync *started*, the one at `index` having
+    /// `term`. Take the pair when the fsync starts (or, if the log was
+    /// truncated below `index` while it ran, report at most the truncation
+    /// point): a report about an entry that was since replaced (its term
+    /// differs now) is ignored, but a term looked up after the fact could
+    /// vouch for a newer, unsynced entry.
     pub fn entries_synced(
         &mut self,
         index: u64,
