@@ -342,6 +342,29 @@ impl Client {
         call!(self, Request::DropMaster, Reply::DropMaster => ())
     }
 
+    /// Sends any request and returns its reply, with the same routing and
+    /// retry rules as the typed methods (for tools that build requests
+    /// themselves). `collapse_tlogs`, whose answer is a stream of frames, is
+    /// refused.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::Error> {
+    /// use client::{Reply, Request};
+    /// let reply = client.request(Request::GetKeyCount).await?;
+    /// assert!(matches!(reply, Reply::GetKeyCount(_)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(&self, request: Request) -> Result<Reply, Error> {
+        if request.command() == protocol::Command::CollapseTlogs {
+            return Err(Error::Config(
+                "collapse_tlogs answers with a stream of frames; this client does not read it"
+                    .to_string(),
+            ));
+        }
+        let (_, reply) = self.call(request).await?;
+        Ok(reply)
+    }
+
     /// The node's greeting (it names its version); `client_id` is free text.
     pub async fn ping(&self, client_id: &str) -> Result<String, Error> {
         let request = Request::Ping {

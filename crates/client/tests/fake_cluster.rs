@@ -579,3 +579,22 @@ async fn a_too_large_request_is_not_sent() {
     assert_eq!(nodes[0].connections(), 0);
     client.set(b"k", &[7u8; 50]).await.expect("small enough");
 }
+
+/// The raw request path follows the same rules; a streamed command is refused.
+#[tokio::test]
+async fn raw_requests() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    nodes[0].insert(b"k", b"v");
+    let client = client_for(&nodes);
+    let reply = client
+        .request(protocol::Request::GetKeyCount)
+        .await
+        .expect("get_key_count");
+    assert_eq!(reply, protocol::Reply::GetKeyCount(1));
+    let refused = client
+        .request(protocol::Request::CollapseTlogs { tlogs_to_keep: 1 })
+        .await
+        .expect_err("streamed");
+    assert!(matches!(refused, Error::Config(_)), "{refused:?}");
+    assert_eq!(nodes[0].count(Command::CollapseTlogs), 0);
+}
