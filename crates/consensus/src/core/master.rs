@@ -284,6 +284,15 @@ impl Core {
                 hint_index,
                 hint_term,
             } => {
+                if rejected_prev_index > last {
+                    return Err(StepError::ProtocolViolation {
+                        from,
+                        term: self.term,
+                        reason: format!(
+                            "rejected prev index {rejected_prev_index}, past the master's last index {last}"
+                        ),
+                    });
+                }
                 if rejected_prev_index <= pr.match_index {
                     return Ok(()); // stale
                 }
@@ -312,6 +321,7 @@ impl Core {
                     return Ok(());
                 };
                 pr.next_index = (match_index + 1).max(rejected_prev_index.min(probe + 1));
+                assert!(pr.next_index <= last + 1, "probe past the log's end");
                 pr.become_probe();
             }
         }
@@ -380,6 +390,10 @@ impl Core {
             };
             let next = pr.next_index;
             let last = self.pending.last_index(log);
+            assert!(
+                next <= last + 1,
+                "next index {next} past the log's end {last}"
+            );
             let recovery = !is_probe && next > last;
             if recovery && (sent || !pr.empty_append_due) {
                 return Ok(sent);

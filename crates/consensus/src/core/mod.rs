@@ -842,6 +842,23 @@ impl Core {
         if msg.from == self.config.id || !self.is_member(msg.from) {
             return Err(StepError::UnknownSender { from: msg.from });
         }
+        let voter_only = matches!(
+            msg.body,
+            Body::PreVote { .. }
+                | Body::PreVoteResponse { .. }
+                | Body::Vote { .. }
+                | Body::VoteResponse { .. }
+                | Body::Append { .. }
+                | Body::Heartbeat { .. }
+                | Body::TimeoutNow
+        );
+        if voter_only && !self.is_voter_id(msg.from) {
+            return Err(StepError::ProtocolViolation {
+                from: msg.from,
+                term: msg.term,
+                reason: format!("a learner sent {}", msg.body.kind()),
+            });
+        }
         if let Body::Append {
             prev_index,
             prev_term,
