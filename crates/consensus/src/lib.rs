@@ -234,6 +234,7 @@ pub use crate::config::Broken;
 pub use crate::config::{Config, ConfigError, MAX_LEARNERS, MAX_VOTERS};
 pub use crate::core::{
     Core, ProposeError, Proposed, ReadError, Ready, RoleChange, StartError, Status, StepError,
+    MAX_TERM,
 };
 pub use crate::log::{LogError, LogRead};
 pub use crate::message::{AppendResult, Body, Message};

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use std::time::Duration;
 
 fn body() -> impl Strategy<Value = Body> {
-    let small = 0u64..8;
+    let small = prop_oneof![8 => 0u64..8, 1 => any::<u64>(), 1 => Just(u64::MAX)];
     prop_oneof![
         (small.clone(), small.clone()).prop_map(|(last_index, last_term)| Body::PreVote {
             last_index,
@@ -41,7 +41,7 @@ fn body() -> impl Strategy<Value = Body> {
                     sent_at: Time(0),
                     entries: (0..n)
                         .map(|k| Entry {
-                            index: prev_index + 1 + k,
+                            index: prev_index.wrapping_add(1 + k),
                             term: entry_term,
                             payload: Bytes::from_static(b"h"),
                         })
@@ -71,12 +71,16 @@ fn body() -> impl Strategy<Value = Body> {
     ]
 }
 
+fn term() -> impl Strategy<Value = u64> {
+    prop_oneof![8 => 0u64..6, 1 => any::<u64>(), 1 => Just(u64::MAX), 1 => Just(consensus::MAX_TERM)]
+}
+
 fn message() -> impl Strategy<Value = (u64, u64, u64, Body)> {
-    (1u64..=4, 1u64..=4, 0u64..6, body())
+    (1u64..=4, 1u64..=4, term(), body())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn arbitrary_messages_never_panic_the_core(msgs in prop::collection::vec(message(), 1..40)) {

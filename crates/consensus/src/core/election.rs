@@ -43,6 +43,8 @@ impl Core {
         log: &dyn LogRead,
     ) -> Result<(), StepError> {
         assert!(self.is_voter && self.forced_allows(self.config.id));
+        // Terms from peers are at most MAX_TERM; ours grow by one per election.
+        assert!(self.term < u64::MAX - 1, "term exhausted");
         let term = self.term + 1;
         self.set_term(term);
         self.voted_for = Some(self.config.id);

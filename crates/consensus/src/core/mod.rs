@@ -166,6 +166,11 @@ pub enum StartError {
     Log(#[from] LogError),
 }
 
+/// Highest term accepted from a peer: terms grow by one per election, so
+/// anything near `u64::MAX` is hostile, and refusing it keeps `term + 1`
+/// from overflowing.
+pub const MAX_TERM: u64 = u64::MAX / 2;
+
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
     target: NodeId,
@@ -841,6 +846,13 @@ impl Core {
         }
         if msg.from == self.config.id || !self.is_member(msg.from) {
             return Err(StepError::UnknownSender { from: msg.from });
+        }
+        if msg.term > MAX_TERM {
+            return Err(StepError::Malformed {
+                from: msg.from,
+                kind: msg.body.kind(),
+                reason: format!("term {} above the limit {MAX_TERM}", msg.term),
+            });
         }
         let voter_only = matches!(
             msg.body,
