@@ -3,20 +3,23 @@
 //!
 //! `cargo bench -p tlog --bench append_fsync` (directory: `TLOG_BENCH_DIR`,
 //! default the target's tmp directory, which is on the build's disk, not a
-//! tmpfs; seconds per measurement: `TLOG_BENCH_SECONDS`, default 2).
+//! tmpfs; seconds per configuration: `TLOG_BENCH_SECONDS`, default 4).
 //!
 //! For each payload size and batch size (entries per sync) it prints the
 //! time of one append + sync, the entries per second, and the ratio of that
-//! time to a plain `pwrite` + `fdatasync` measured right before on the same
+//! time to a plain `pwrite` + `fdatasync` appending to a file in the same
 //! directory: of 8 bytes (the disk's sync latency), and of as many bytes as
 //! the tlog writes per sync (the disk's cost for that volume). 1.0 means the
-//! tlog costs no more than the disk. The tlog's time includes rotation and
-//! the sealing (lz4) of each full 32 MiB segment.
+//! tlog costs no more than the disk. The three are measured in turn, one
+//! operation each, so that a disk whose latency drifts (a shared virtual
+//! disk does, by 10x over seconds) weighs on all three alike. The tlog's
+//! time includes rotation and the sealing (lz4) of each full 32 MiB segment
+//! (`TLOG_BENCH_COMPRESSION=none` leaves sealing out).
 
-use disk::{Disk, OpenMode, RealDisk};
+use disk::{Disk, DiskFile, OpenMode, RealDisk};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tlog::{Entry, Tlog, TlogOptions};
+use tlog::{Compression, Entry, Tlog, TlogOptions, FRAME_OVERHEAD_LEN};
 
 fn bench_dir() -> PathBuf {
     std::env::var_os("TLOG_BENCH_DIR")
@@ -28,54 +31,87 @@ fn seconds() -> Duration {
     let secs = std::env::var("TLOG_BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(2.0);
+        .unwrap_or(4.0);
     Duration::from_secs_f64(secs)
 }
 
-/// Mean seconds of one `pwrite(len_bytes) + fdatasync` appending to a
-/// file, over `duration`.
-fn plain_fdatasync(
-    dir: &Path,
-    len_bytes: usize,
-    duration: Duration,
-) -> Result<f64, Box<dyn std::error::Error>> {
-    let path = dir.join("plain-fdatasync");
-    let file = RealDisk.open(&path, OpenMode::Truncate)?;
-    let data = vec![0xa5u8; len_bytes];
-    let start = Instant::now();
-    let mut count = 0u64;
-    while start.elapsed() < duration {
-        file.write_all_at(count * len_bytes as u64, &data)?;
-        file.sync_data()?;
-        count += 1;
-    }
-    let secs = start.elapsed().as_secs_f64() / count as f64;
-    drop(file);
-    RealDisk.remove(&path)?;
-    Ok(secs)
+/// A file appended to with `pwrite(len_bytes) + fdatasync`.
+struct PlainAppender {
+    path: PathBuf,
+    file: Box<dyn DiskFile>,
+    data: Vec<u8>,
+    count: u64,
+    total: Duration,
 }
 
-struct TlogRun {
-    secs_per_sync: f64,
+impl PlainAppender {
+    fn new(path: PathBuf, len_bytes: usize) -> std::io::Result<Self> {
+        let file = RealDisk.open(&path, OpenMode::Truncate)?;
+        Ok(Self {
+            path,
+            file,
+            data: vec![0xa5; len_bytes],
+            count: 0,
+            total: Duration::ZERO,
+        })
+    }
+
+    fn step(&mut self) -> std::io::Result<()> {
+        let start = Instant::now();
+        self.file
+            .write_all_at(self.count * self.data.len() as u64, &self.data)?;
+        self.file.sync_data()?;
+        self.total += start.elapsed();
+        self.count += 1;
+        Ok(())
+    }
+
+    fn mean_secs(&self) -> f64 {
+        self.total.as_secs_f64() / self.count as f64
+    }
+
+    fn remove(self) -> std::io::Result<()> {
+        drop(self.file);
+        RealDisk.remove(&self.path)
+    }
+}
+
+/// `TLOG_BENCH_COMPRESSION=none` measures without sealing.
+fn options() -> TlogOptions {
+    let mut options = TlogOptions::default();
+    if std::env::var("TLOG_BENCH_COMPRESSION").as_deref() == Ok("none") {
+        options.compression = Compression::None;
+    }
+    options
+}
+
+struct Row {
+    tlog_secs_per_sync: f64,
     entries_per_sec: f64,
     mib_per_sec: f64,
+    plain_8_secs: f64,
+    plain_same_secs: f64,
 }
 
-fn tlog_appends(
+fn measure(
     dir: &Path,
     payload_len: usize,
     batch: usize,
     duration: Duration,
-) -> Result<TlogRun, Box<dyn std::error::Error>> {
+) -> Result<Row, Box<dyn std::error::Error>> {
     let tlog_dir = dir.join(format!("tlog-{payload_len}-{batch}"));
     if tlog_dir.exists() {
         std::fs::remove_dir_all(&tlog_dir)?;
     }
-    let mut tlog = Tlog::open(RealDisk::shared(), tlog_dir.clone(), TlogOptions::default())?;
+    let mut tlog = Tlog::open(RealDisk::shared(), tlog_dir.clone(), options())?;
+    let bytes_per_sync = batch * (payload_len + FRAME_OVERHEAD_LEN as usize);
+    let mut plain_8 = PlainAppender::new(dir.join("plain-8"), 8)?;
+    let mut plain_same = PlainAppender::new(dir.join("plain-same"), bytes_per_sync)?;
     let payload = vec![0x5a; payload_len];
     let mut entries: Vec<Entry> = Vec::with_capacity(batch);
-    let start = Instant::now();
+    let mut tlog_total = Duration::ZERO;
     let mut syncs = 0u64;
+    let start = Instant::now();
     while start.elapsed() < duration {
         entries.clear();
         let next = tlog.last_index() + 1;
@@ -86,26 +122,28 @@ fn tlog_appends(
                 payload: payload.clone(),
             });
         }
+        let tlog_start = Instant::now();
         tlog.append(&entries)?;
         tlog.sync()?;
+        tlog_total += tlog_start.elapsed();
         syncs += 1;
+        plain_8.step()?;
+        plain_same.step()?;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let entries_total = syncs * batch as u64;
     drop(tlog);
     std::fs::remove_dir_all(&tlog_dir)?;
-    Ok(TlogRun {
-        secs_per_sync: elapsed / syncs as f64,
-        entries_per_sec: entries_total as f64 / elapsed,
-        mib_per_sec: (entries_total * payload_len as u64) as f64 / elapsed / (1 << 20) as f64,
-    })
-}
-
-const ROUNDS: u32 = 3;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let tlog_secs = tlog_total.as_secs_f64();
+    let entries_total = syncs * batch as u64;
+    let row = Row {
+        tlog_secs_per_sync: tlog_secs / syncs as f64,
+        entries_per_sec: entries_total as f64 / tlog_secs,
+        mib_per_sec: (entries_total * payload_len as u64) as f64 / tlog_secs / (1 << 20) as f64,
+        plain_8_secs: plain_8.mean_secs(),
+        plain_same_secs: plain_same.mean_secs(),
+    };
+    plain_8.remove()?;
+    plain_same.remove()?;
+    Ok(row)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -116,38 +154,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tlog append + sync vs plain fdatasync, in {}",
         dir.display()
     );
-    println!("| payload | entries/sync | µs per append+sync | entries/s | MiB/s | fdatasync µs (8 B) | ratio | fdatasync µs (same bytes) | ratio |");
+    println!("| payload | entries/sync | µs per append+sync | entries/s | payload MiB/s | fdatasync µs (8 B) | ratio | fdatasync µs (same bytes) | ratio |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for payload_len in [100usize, 4096] {
         for batch in [1usize, 16, 256] {
-            let bytes_per_sync = batch * (payload_len + tlog::FRAME_OVERHEAD_LEN as usize);
-            // Rounds interleave the three measurements, so a disk whose speed
-            // drifts (a shared virtual disk does) shifts them alike; medians.
-            let mut plain = Vec::new();
-            let mut same_bytes = Vec::new();
-            let mut runs = Vec::new();
-            for _ in 0..ROUNDS {
-                plain.push(plain_fdatasync(&dir, 8, duration / (2 * ROUNDS))?);
-                same_bytes.push(plain_fdatasync(
-                    &dir,
-                    bytes_per_sync,
-                    duration / (2 * ROUNDS),
-                )?);
-                runs.push(tlog_appends(&dir, payload_len, batch, duration / ROUNDS)?);
-            }
-            runs.sort_by(|a, b| a.secs_per_sync.total_cmp(&b.secs_per_sync));
-            let run = &runs[runs.len() / 2];
-            let plain = median(plain);
-            let same_bytes = median(same_bytes);
+            let row = measure(&dir, payload_len, batch, duration)?;
             println!(
                 "| {payload_len} B | {batch} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
-                run.secs_per_sync * 1e6,
-                run.entries_per_sec,
-                run.mib_per_sec,
-                plain * 1e6,
-                run.secs_per_sync / plain,
-                same_bytes * 1e6,
-                run.secs_per_sync / same_bytes,
+                row.tlog_secs_per_sync * 1e6,
+                row.entries_per_sec,
+                row.mib_per_sec,
+                row.plain_8_secs * 1e6,
+                row.tlog_secs_per_sync / row.plain_8_secs,
+                row.plain_same_secs * 1e6,
+                row.tlog_secs_per_sync / row.plain_same_secs,
             );
         }
     }

@@ -672,8 +672,17 @@ impl Tlog {
                 unreachable!("the active segment is plain");
             };
             let start = *len_bytes;
-            let mut buf = Vec::new();
-            let mut new_offsets = Vec::new();
+            // Sized once for what this segment can take of the batch, so
+            // encoding never reallocates.
+            let batch_len_bytes: u64 = entries
+                .iter()
+                .map(|e| FRAME_OVERHEAD_LEN + e.payload.len() as u64)
+                .sum();
+            let capacity =
+                batch_len_bytes.min(options.max_size + FRAME_OVERHEAD_LEN + PAYLOAD_LEN_MAX);
+            let mut buf = Vec::with_capacity(capacity as usize);
+            let mut new_offsets =
+                Vec::with_capacity(entries.len().min(options.max_entries as usize));
             let mut taken = 0usize;
             for entry in entries {
                 let frame_len = FRAME_OVERHEAD_LEN + entry.payload.len() as u64;
