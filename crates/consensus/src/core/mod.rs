@@ -602,6 +602,18 @@ impl Core {
             self.commit_advanced = false;
         }
         let last_index = self.pending.last_index(log);
+        // The slave's acknowledgement bookkeeping never runs ahead of its log:
+        // acknowledged <= verified <= last, and synced <= last.
+        assert!(self.synced_index <= last_index.max(log.last_index()));
+        assert!(
+            self.verified_index <= last_index,
+            "verified {} past the log's end {last_index}",
+            self.verified_index
+        );
+        assert!(
+            self.last_acked_index <= self.verified_index,
+            "acknowledged past the verified prefix"
+        );
         assert!(
             self.commit_index <= last_index,
             "commit {} past the log's end {last_index}",
