@@ -24,10 +24,21 @@
 //!   `max_append_bytes` and flow control allow.
 //! - [`Core::entries_synced`]: the local log is durable up to `(i, n)`.
 //! - [`Core::snapshot_installed`]: a store snapshot was installed at `(i, n)`.
-//! - [`Core::hand_over_to`]: hand mastership to a caught-up voter (`--drop-master`).
+//! - [`Core::hand_over_to`] / [`Core::drop_master`]: hand mastership to a
+//!   voter (`--drop-master`): the lease is forfeited and proposals refused at
+//!   once, `TimeoutNow` goes when the target has caught up, and the master
+//!   steps down if the target has not taken over within
+//!   `election_timeout_max`.
 //!
 //! Queries: [`Core::consistent_read_index`] (lease reads), [`Core::role`],
-//! [`Core::master`], [`Core::term`], [`Core::status`].
+//! [`Core::master`], [`Core::term`], [`Core::commit_index`],
+//! [`Core::hard_state`], [`Core::status`], [`Core::peer_progress`].
+//!
+//! Messages from peers are validated first: wrong recipient, unknown sender,
+//! a learner sending what only voters send, a term above [`MAX_TERM`],
+//! entries out of order, acknowledgements or rejections past the master's
+//! log are refused with a typed [`StepError`], never a panic
+//! (`tests/hostile.rs` feeds arbitrary messages to check it).
 //!
 //! # The caller's loop
 //!
@@ -142,8 +153,9 @@
 //!   steps down, after a grace of `lease_period` from taking office.
 //! - **Preferred masters**: a master that has committed an entry of its term
 //!   hands mastership (TimeoutNow, §3.10) to the first node in
-//!   `preferred_masters` ranked above itself that is caught up and
-//!   responsive. **Forced master**: only that node campaigns, and voters vote
+//!   `preferred_masters` ranked above itself that is responsive and has
+//!   every committed entry (it then catches up the rest while proposals
+//!   wait). **Forced master**: only that node campaigns, and voters vote
 //!   only for it.
 //! - **Quorum**: a majority of voters, or `Config::quorum` (dangerous below a
 //!   majority: two quorums may then not intersect, so neither election
