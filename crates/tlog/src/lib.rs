@@ -122,7 +122,11 @@
 //! [`Tlog::mark_synced`]. A rotation in the meantime syncs the full segment
 //! itself; a truncation or reset in the meantime makes the job's result
 //! ignored (it carries an epoch). Sealing is then left to
-//! [`Tlog::seal_full_segments`], which [`Tlog::sync`] calls itself.
+//! [`Tlog::seal_some`], which compresses about as many bytes as it is told
+//! (a few milliseconds per MiB) and can finish a seal over many calls;
+//! [`Tlog::sync`] calls it with at least [`SEAL_STEP_BYTES`] and twice what
+//! it synced, so sealing keeps up without stalling one sync for a whole
+//! segment. A truncation, collapse or reset cancels a seal in progress.
 
 mod error;
 mod format;
@@ -134,5 +138,5 @@ pub use error::TlogError;
 pub use format::{HardState, FRAME_OVERHEAD_LEN, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
 pub use log::{
     Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, MAX_ENTRIES_LIMIT,
-    MAX_SIZE_LIMIT,
+    MAX_SIZE_LIMIT, SEAL_STEP_BYTES,
 };

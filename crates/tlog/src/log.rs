@@ -154,7 +154,18 @@ pub struct Tlog {
     sync_epoch: u64,
     hard_state: HardState,
     poisoned: Option<String>,
+    /// The seal in progress, if any: always of the oldest plain segment
+    /// that is not the active one. Cancelled by truncate, collapse, reset.
+    sealing: Option<segment::SealProgress>,
+    /// Frame bytes appended since the last `sync`, which then seals at least
+    /// twice as much, so that sealing keeps up with appending.
+    appended_bytes_since_sync: u64,
 }
+
+/// Frame bytes a `sync` compresses at least, when a full segment waits to
+/// be sealed (a few milliseconds of lz4): a 32 MiB segment is sealed over
+/// a few dozen syncs instead of stalling one of them.
+pub const SEAL_STEP_BYTES: u64 = 1 << 20;
 
 fn has_room(options: &TlogOptions, entry_count: u64, len_bytes: u64, frame_len: u64) -> bool {
     entry_count < options.max_entries
@@ -277,6 +288,8 @@ impl Tlog {
             sync_epoch: 0,
             hard_state,
             poisoned: None,
+            sealing: None,
+            appended_bytes_since_sync: 0,
         };
         tlog.assert_invariants();
         Ok(tlog)
@@ -706,6 +719,7 @@ impl Tlog {
             *len_bytes = start + buf.len() as u64;
             active.entry_count += taken as u64;
             active.last_term = entries[taken - 1].term;
+            self.appended_bytes_since_sync += buf.len() as u64;
             for entry in &entries[..taken] {
                 self.terms.push(entry.index, entry.term);
             }
@@ -793,29 +807,87 @@ impl Tlog {
             let result = job.run();
             self.mark_synced(result)?;
         }
-        self.seal_full_segments()?;
+        let budget_bytes = SEAL_STEP_BYTES.max(2 * self.appended_bytes_since_sync);
+        self.appended_bytes_since_sync = 0;
+        self.seal_some(budget_bytes)?;
         Ok(self.synced_index)
     }
 
     /// Compresses every full (not active) segment that is still plain, if
-    /// the options ask for compression. `sync` calls it; a node that syncs
-    /// through [`SyncJob`]s calls it when it has a moment (it reads and
-    /// writes up to a segment: tens of milliseconds for 32 MiB).
+    /// the options ask for compression, all at once (tens of milliseconds
+    /// for a 32 MiB segment). Returns how many segments were sealed.
     pub fn seal_full_segments(&mut self) -> Result<usize, TlogError> {
+        self.seal_some(u64::MAX)
+    }
+
+    /// Advances the sealing of full segments by about `budget_bytes` of
+    /// frames (at least one block when there is work): [`Tlog::sync`] calls
+    /// it with a step that keeps up with the appends; a node that syncs
+    /// through [`SyncJob`]s calls it when it has a moment. Crash-safe at any
+    /// point (see [`Tlog::open`]). Returns how many segments were sealed.
+    pub fn seal_some(&mut self, budget_bytes: u64) -> Result<usize, TlogError> {
         self.check_usable()?;
         if self.options.compression == Compression::None {
             return Ok(0);
         }
-        let mut sealed = 0;
-        for k in 0..self.segments.len() - 1 {
-            if self.segments[k].is_plain() {
-                let result = segment::seal(self.disk.as_ref(), &self.dir, &self.segments[k]);
-                self.segments[k] = self.poison_on_err(result)?;
-                sealed += 1;
-            }
-        }
+        let result = self.seal_checked(budget_bytes);
+        let sealed = self.poison_on_err(result)?;
         self.assert_invariants();
         Ok(sealed)
+    }
+
+    fn seal_checked(&mut self, mut budget_bytes: u64) -> Result<usize, TlogError> {
+        let mut sealed = 0;
+        loop {
+            let Some(k) = self.segments[..self.segments.len() - 1]
+                .iter()
+                .position(Segment::is_plain)
+            else {
+                assert!(
+                    self.sealing.is_none(),
+                    "a seal in progress has a plain target"
+                );
+                return Ok(sealed);
+            };
+            if self.sealing.is_none() {
+                self.sealing = Some(segment::seal_begin(
+                    self.disk.as_ref(),
+                    &self.dir,
+                    &self.segments[k],
+                )?);
+            }
+            let Some(progress) = self.sealing.as_mut() else {
+                unreachable!("set above");
+            };
+            assert_eq!(
+                progress.first_index,
+                self.segments[k].first_index(),
+                "the oldest plain segment is sealed first"
+            );
+            let (consumed, complete) =
+                segment::seal_advance(progress, &self.segments[k], budget_bytes)?;
+            budget_bytes = budget_bytes.saturating_sub(consumed);
+            if !complete {
+                return Ok(sealed);
+            }
+            let Some(progress) = self.sealing.take() else {
+                unreachable!("set above");
+            };
+            self.segments[k] =
+                segment::seal_finish(self.disk.as_ref(), &self.dir, progress, &self.segments[k])?;
+            sealed += 1;
+            if budget_bytes == 0 {
+                return Ok(sealed);
+            }
+        }
+    }
+
+    /// Drops a seal in progress (its target may be about to change).
+    fn cancel_sealing(&mut self) -> Result<(), TlogError> {
+        match self.sealing.take() {
+            Some(progress) => progress.cancel(self.disk.as_ref()),
+            None => Ok(()),
+        }
     }
 
     /// Entries `[from, to)`, stopping early once their payloads would exceed
@@ -886,6 +958,7 @@ impl Tlog {
     }
 
     fn truncate_checked(&mut self, from: u64) -> Result<(), TlogError> {
+        self.cancel_sealing()?;
         let k = self.segments.partition_point(|s| s.first_index() <= from) - 1;
         while self.segments.len() > k + 1 {
             let Some(dropped) = self.segments.pop() else {
@@ -949,6 +1022,7 @@ impl Tlog {
     }
 
     fn collapse_checked(&mut self, below: u64) -> Result<(), TlogError> {
+        self.cancel_sealing()?;
         let doomed = self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.next_index() <= below)
@@ -1004,6 +1078,7 @@ impl Tlog {
     }
 
     fn reset_checked(&mut self, after_index: u64, after_term: u64) -> Result<(), TlogError> {
+        self.cancel_sealing()?;
         let generation = self.generation + 1;
         let base = Base {
             generation,

@@ -659,19 +659,39 @@ pub fn create_plain(
     })
 }
 
-/// Compresses a full, durable plain segment into a sealed one. Crash-safe:
-/// the sealed file is written under a temporary name, synced, renamed and
-/// the directory synced before the plain file is removed; at open, a plain
-/// file wins over a sealed one of the same name.
-pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, TlogError> {
-    let Body::Plain {
-        file: plain_file,
-        offsets,
-        len_bytes,
-    } = &plain.body
-    else {
-        unreachable!("only plain segments are sealed");
-    };
+/// A seal in progress: the sealed file being written under its temporary
+/// name, block by block, so that the work can be spread over several calls.
+#[derive(Debug)]
+pub struct SealProgress {
+    /// First index of the plain segment being sealed.
+    pub first_index: u64,
+    header: SegmentHeader,
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Box<dyn DiskFile>,
+    /// The next entry (position in the segment) to compress.
+    next_entry: usize,
+    out_pos: u64,
+    blocks: Vec<BlockRef>,
+}
+
+impl SealProgress {
+    /// Removes the temporary file (a cancelled seal); its removal need not
+    /// be durable, an open removes temporary files anyway.
+    pub fn cancel(self, disk: &dyn Disk) -> Result<(), TlogError> {
+        drop(self.out);
+        disk.remove(&self.tmp).map_err(io_err(&self.tmp, "remove"))
+    }
+}
+
+/// Starts sealing a full, durable plain segment: creates the temporary
+/// sealed file with its header.
+pub fn seal_begin(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<SealProgress, TlogError> {
+    assert!(plain.is_plain());
+    assert!(
+        plain.entry_count <= u64::from(u32::MAX),
+        "max_entries is bounded by MAX_ENTRIES_LIMIT"
+    );
     let header = SegmentHeader {
         kind: SegmentKind::Sealed,
         ..plain.header
@@ -682,85 +702,144 @@ pub fn seal(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<Segment, Tlo
         header.first_index,
         SegmentKind::Sealed,
     );
-    let mut blocks = Vec::new();
-    install_file(disk, dir, &path, OpenMode::Read, |out, tmp| {
-        out.write_all_at(0, &header.encode())
-            .map_err(io_err(tmp, "write"))?;
-        let mut out_pos = SEGMENT_HEADER_LEN;
-        let offset_of = |k: usize| offsets.get(k).map_or(*len_bytes, |&o| u64::from(o));
-        let mut k = 0usize;
-        while k < offsets.len() {
-            let mut k_end = k + 1;
-            while k_end < offsets.len() && offset_of(k_end) - offset_of(k) < BLOCK_TARGET_LEN {
-                k_end += 1;
-            }
-            let start = offset_of(k);
-            let mut frames = vec![0u8; (offset_of(k_end) - start) as usize];
-            plain_file
-                .read_exact_at(start, &mut frames)
-                .map_err(io_err(&plain.path, "read"))?;
-            // Check every frame again: bytes rotten since they were written
-            // must not be sealed under a fresh block checksum.
-            let mut at = 0usize;
-            for j in k..k_end {
-                let index = plain.first_index() + j as u64;
-                match check_frame(&frames[at..]) {
-                    FrameCheck::Good {
-                        index: found,
-                        frame_len,
-                        ..
-                    } if found == index => at += frame_len as usize,
-                    bad => {
-                        return Err(corrupt(
-                            &plain.path,
-                            start + at as u64,
-                            format!("while sealing: {} (index {index})", bad.describe()),
-                        ));
-                    }
+    let tmp = tmp_path(&path);
+    let out = disk
+        .open(&tmp, OpenMode::Truncate)
+        .map_err(io_err(&tmp, "create"))?;
+    out.write_all_at(0, &header.encode())
+        .map_err(io_err(&tmp, "write"))?;
+    Ok(SealProgress {
+        first_index: plain.first_index(),
+        header,
+        path,
+        tmp,
+        out,
+        next_entry: 0,
+        out_pos: SEGMENT_HEADER_LEN,
+        blocks: Vec::new(),
+    })
+}
+
+/// Compresses blocks of `plain` into the sealed file until about
+/// `budget_bytes` of frames are done (at least one block) or the segment is;
+/// returns the frame bytes consumed and whether the file is complete.
+pub fn seal_advance(
+    progress: &mut SealProgress,
+    plain: &Segment,
+    budget_bytes: u64,
+) -> Result<(u64, bool), TlogError> {
+    let Body::Plain {
+        file: plain_file,
+        offsets,
+        len_bytes,
+    } = &plain.body
+    else {
+        unreachable!("only plain segments are sealed");
+    };
+    assert_eq!(progress.first_index, plain.first_index());
+    let offset_of = |k: usize| offsets.get(k).map_or(*len_bytes, |&o| u64::from(o));
+    let mut consumed = 0u64;
+    while progress.next_entry < offsets.len() {
+        if consumed > 0 && consumed >= budget_bytes {
+            return Ok((consumed, false));
+        }
+        let k = progress.next_entry;
+        let mut k_end = k + 1;
+        while k_end < offsets.len() && offset_of(k_end) - offset_of(k) < BLOCK_TARGET_LEN {
+            k_end += 1;
+        }
+        let start = offset_of(k);
+        let mut frames = vec![0u8; (offset_of(k_end) - start) as usize];
+        plain_file
+            .read_exact_at(start, &mut frames)
+            .map_err(io_err(&plain.path, "read"))?;
+        // Check every frame again: bytes rotten since they were written
+        // must not be sealed under a fresh block checksum.
+        let mut at = 0usize;
+        for j in k..k_end {
+            let index = plain.first_index() + j as u64;
+            match check_frame(&frames[at..]) {
+                FrameCheck::Good {
+                    index: found,
+                    frame_len,
+                    ..
+                } if found == index => at += frame_len as usize,
+                bad => {
+                    return Err(corrupt(
+                        &plain.path,
+                        start + at as u64,
+                        format!("while sealing: {} (index {index})", bad.describe()),
+                    ));
                 }
             }
-            let compressed = lz4_flex::block::compress(&frames);
-            let first_index = plain.first_index() + k as u64;
-            let block = BlockHeader::new(
-                frames.len() as u32,
-                first_index,
-                (k_end - k) as u32,
-                &compressed,
-            );
-            out.write_all_at(out_pos, &block.encode())
-                .map_err(io_err(tmp, "write"))?;
-            out.write_all_at(out_pos + BLOCK_HEADER_LEN, &compressed)
-                .map_err(io_err(tmp, "write"))?;
-            blocks.push(BlockRef {
-                first_index,
-                offset: out_pos,
-            });
-            out_pos += BLOCK_HEADER_LEN + compressed.len() as u64;
-            k = k_end;
         }
-        assert!(
-            plain.entry_count <= u64::from(u32::MAX),
-            "max_entries is bounded by MAX_ENTRIES_LIMIT"
+        let compressed = lz4_flex::block::compress(&frames);
+        let first_index = plain.first_index() + k as u64;
+        let block = BlockHeader::new(
+            frames.len() as u32,
+            first_index,
+            (k_end - k) as u32,
+            &compressed,
         );
-        let marker = BlockHeader::new(0, plain.next_index(), plain.entry_count as u32, &[]);
-        out.write_all_at(out_pos, &marker.encode())
-            .map_err(io_err(tmp, "write"))
-    })?;
+        let mut record = Vec::with_capacity(BLOCK_HEADER_LEN as usize + compressed.len());
+        record.extend_from_slice(&block.encode());
+        record.extend_from_slice(&compressed);
+        progress
+            .out
+            .write_all_at(progress.out_pos, &record)
+            .map_err(io_err(&progress.tmp, "write"))?;
+        progress.blocks.push(BlockRef {
+            first_index,
+            offset: progress.out_pos,
+        });
+        progress.out_pos += record.len() as u64;
+        progress.next_entry = k_end;
+        consumed += frames.len() as u64;
+    }
+    let marker = BlockHeader::new(0, plain.next_index(), plain.entry_count as u32, &[]);
+    progress
+        .out
+        .write_all_at(progress.out_pos, &marker.encode())
+        .map_err(io_err(&progress.tmp, "write"))?;
+    Ok((consumed, true))
+}
+
+/// Installs a complete sealed file and removes the plain one. Crash-safe:
+/// the sealed file is synced, renamed into place and the directory synced
+/// before the plain file is removed; at open, a plain file wins over a
+/// sealed one of the same name.
+pub fn seal_finish(
+    disk: &dyn Disk,
+    dir: &Path,
+    progress: SealProgress,
+    plain: &Segment,
+) -> Result<Segment, TlogError> {
+    assert_eq!(progress.first_index, plain.first_index());
+    progress
+        .out
+        .sync_data()
+        .map_err(io_err(&progress.tmp, "fdatasync"))?;
+    drop(progress.out);
+    disk.rename(&progress.tmp, &progress.path)
+        .map_err(io_err(&progress.tmp, "rename"))?;
+    disk.sync_dir(dir).map_err(io_err(dir, "sync directory"))?;
     disk.remove(&plain.path)
         .map_err(io_err(&plain.path, "remove"))?;
     disk.sync_dir(dir).map_err(io_err(dir, "sync directory"))?;
     Ok(Segment {
-        path,
-        header,
+        path: progress.path,
+        header: progress.header,
         entry_count: plain.entry_count,
         last_term: plain.last_term,
-        body: Body::Sealed { blocks },
+        body: Body::Sealed {
+            blocks: progress.blocks,
+        },
     })
 }
 
 /// Rewrites a sealed segment as a plain one holding only its entries below
 /// `keep_below`: the truncation of a suffix that reaches into a sealed
-/// segment. Crash-safe like [`seal`]: the plain file is installed (synced,
+/// segment. Crash-safe like [`seal_finish`]: the plain file is installed (synced,
 /// renamed, directory synced) before the sealed one is removed, and at open
 /// a plain file wins over a sealed one of the same name.
 pub fn unseal_prefix(

@@ -253,6 +253,87 @@ fn truncate_suffix_of_the_active_segment_holds_through_any_crash() {
 }
 
 #[test]
+fn sealing_in_steps_keeps_the_log_readable_and_is_cancelled_by_a_truncation() {
+    // Segments of ~1 MiB hold ~16 sealed blocks of 64 KiB: `seal_some(1)`
+    // compresses one block per call, so a seal stays in progress for a while.
+    let disk = SimDisk::new();
+    let options = small_options(1000, 1 << 20);
+    let mut tlog = open_sim(&disk, options);
+    let entries: Vec<_> = (1..=2500)
+        .map(|i| entry(i, 1 + i / 1000, i, 1000))
+        .collect();
+    assert!(tlog.append(&entries).is_ok());
+    let Ok(Some(job)) = tlog.take_sync_job() else {
+        panic!("entries to sync");
+    };
+    assert_eq!(tlog.mark_synced(job.run()).ok(), Some(2500));
+    assert_eq!(
+        tlog.segments().iter().filter(|s| !s.sealed).count(),
+        3,
+        "two full, one active"
+    );
+    let mut steps = 0;
+    while tlog.segments().iter().filter(|s| s.sealed).count() < 1 {
+        assert_eq!(
+            tlog.seal_some(1).ok(),
+            Some(0),
+            "step {steps}: one block, no segment finished yet"
+        );
+        steps += 1;
+        assert_eq!(
+            tlog.read(990, 1010, u64::MAX).unwrap_or_default(),
+            entries[989..1009]
+        );
+        if steps > 100 {
+            panic!("sealing does not progress");
+        }
+        if steps == 15 {
+            // The 16th block finishes the first segment.
+            assert_eq!(tlog.seal_some(1).ok(), Some(1));
+        }
+    }
+    assert_eq!(steps, 15);
+    // Half-way through the second segment, a crash: the temporary file is
+    // a leftover, the plain segment is the truth.
+    for _ in 0..5 {
+        assert_eq!(tlog.seal_some(1).ok(), Some(0));
+    }
+    disk.crash(&mut common::chooser(21));
+    let mut tlog = open_sim(&disk, options);
+    assert_eq!(all_entries(&tlog), entries);
+    let names = disk::Disk::list(&disk, &dir()).unwrap_or_default();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    // A truncation into the segment being sealed cancels the seal.
+    for _ in 0..5 {
+        assert_eq!(tlog.seal_some(1).ok(), Some(0));
+    }
+    assert!(tlog.truncate_suffix(1500).is_ok());
+    let names = disk::Disk::list(&disk, &dir()).unwrap_or_default();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    assert_eq!(all_entries(&tlog), entries[..1499]);
+    assert!(tlog
+        .append(
+            &(1500..=2200)
+                .map(|i| entry(i, 9, 7000 + i, 1000))
+                .collect::<Vec<_>>()
+        )
+        .is_ok());
+    // sync seals what is full, at least twice what it synced.
+    assert!(tlog.sync().is_ok());
+    assert_eq!(tlog.seal_full_segments().ok(), Some(0), "sync kept up");
+    let segments = tlog.segments();
+    assert!(
+        segments[..segments.len() - 1].iter().all(|s| s.sealed),
+        "{segments:?}"
+    );
+    drop(tlog);
+    let tlog = open_sim(&disk, options);
+    let mut expected = entries[..1499].to_vec();
+    expected.extend((1500..=2200).map(|i| entry(i, 9, 7000 + i, 1000)));
+    assert_eq!(all_entries(&tlog), expected);
+}
+
+#[test]
 fn collapse_deletes_whole_segments_below_and_keeps_the_base_term() {
     let disk = SimDisk::new();
     let options = small_options(5, 100_000);
