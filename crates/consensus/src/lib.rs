@@ -23,7 +23,8 @@
 //!   `Ready` goes to each slave in as few append messages as
 //!   `max_append_bytes` and flow control allow.
 //! - [`Core::entries_synced`]: the local log is durable up to `(i, n)`.
-//! - [`Core::snapshot_installed`]: a store snapshot was installed at `(i, n)`.
+//! - [`Core::snapshot_installed`]: a store snapshot was installed at `(i, n)`;
+//!   [`Core::snapshot_failed`]: on the master, a snapshot transfer failed.
 //! - [`Core::hand_over_to`] / [`Core::drop_master`]: hand mastership to a
 //!   voter (`--drop-master`): the lease is forfeited and proposals refused at
 //!   once, `TimeoutNow` goes when the target has caught up, and the master
@@ -60,7 +61,9 @@
 //!    its own).
 //! 5. For each node in `rd.snapshots_to_send`, stream a store snapshot to it
 //!    (the receiving caller installs it, rebases its log, and calls
-//!    `snapshot_installed` right after a `take_ready`).
+//!    `snapshot_installed` right after a `take_ready`). If the transfer
+//!    fails, call `core.snapshot_failed(node, now, &log)` on the master: it
+//!    probes again at once (otherwise after `snapshot_timeout`).
 //! 6. Apply every entry from the store's applied index + 1 up to
 //!    `rd.commit_index`, in order, reading them from the log. Entries with an
 //!    empty payload are the master's barriers: apply nothing, but advance the

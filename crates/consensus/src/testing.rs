@@ -70,12 +70,13 @@ impl MemLog {
     pub fn install_snapshot(&mut self, index: u64, term: u64) {
         if index <= self.last_index() && index >= self.base_index && self.term(index) == Ok(term) {
             self.compact(index);
+            self.synced_index = self.synced_index.min(self.last_index()).max(index);
         } else {
             self.entries.clear();
             self.base_index = index;
             self.base_term = term;
+            self.synced_index = index;
         }
-        self.synced_index = self.synced_index.max(index);
     }
 
     pub fn entry(&self, index: u64) -> Option<&Entry> {
@@ -182,6 +183,8 @@ pub struct Cluster {
     pub delivered: Vec<Message>,
     /// Every (term, master) observed taking office.
     pub masters: Vec<(u64, NodeId)>,
+    /// Snapshots installed by `serve_snapshots`.
+    pub snapshots_installed: u64,
 }
 
 /// Short default periods for tests: election 100–200 ms, heartbeat 10 ms,
@@ -194,6 +197,7 @@ pub fn test_config(id: NodeId, voters: Vec<NodeId>, learners: Vec<NodeId>, seed:
     c.heartbeat_interval = Duration::from_millis(10);
     c.lease_period = Duration::from_millis(100);
     c.max_clock_drift = Duration::from_millis(10);
+    c.snapshot_timeout = Duration::from_millis(500);
     c.seed = seed;
     c
 }
@@ -236,6 +240,7 @@ impl Cluster {
             cut: BTreeSet::new(),
             delivered: Vec::new(),
             masters: Vec::new(),
+            snapshots_installed: 0,
         }
     }
 
@@ -437,6 +442,75 @@ impl Cluster {
     pub fn pause(&mut self, id: u64, period: Duration) {
         let until = self.now.plus(period);
         self.node_mut(id).paused_until = Some(until);
+    }
+
+    /// Serves the snapshot requests of every node as its caller would: the
+    /// requesting node's store (its applied entries) at its applied index is
+    /// installed on the target, whose log is rebased on it, and the target's
+    /// core is told. Requests to nodes that are down or cut off, or that
+    /// would not move the target forward, are dropped.
+    pub fn serve_snapshots(&mut self) {
+        for from in self.ids() {
+            let requests =
+                std::mem::take(&mut self.nodes.get_mut(&from).expect("node").snapshot_requests);
+            for to in requests {
+                if !self.try_install_snapshot(from, to) {
+                    let now = self.now;
+                    let n = self.nodes.get_mut(&from).expect("node");
+                    if n.running(now) {
+                        let local = n.local_time(now);
+                        n.core
+                            .snapshot_failed(to, local, &n.log)
+                            .expect("snapshot_failed");
+                        self.process(from);
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_install_snapshot(&mut self, from: NodeId, to: NodeId) -> bool {
+        let now = self.now;
+        let (index, term, store) = {
+            let n = &self.nodes[&from];
+            if !n.running(now) {
+                return false;
+            }
+            let index = n.applied_index;
+            let Ok(term) = n.log.term(index) else {
+                return false;
+            };
+            (index, term, n.applied.clone())
+        };
+        if self.cut.contains(&(from, to)) {
+            return false;
+        }
+        let Some(t) = self.nodes.get_mut(&to) else {
+            return false;
+        };
+        if !t.running(now) || index <= t.core.commit_index() {
+            return false;
+        }
+        t.log.install_snapshot(index, term);
+        t.applied = store;
+        t.applied_index = index;
+        let local = t.local_time(now);
+        t.core
+            .snapshot_installed(index, term, local, &t.log)
+            .expect("snapshot_installed");
+        self.snapshots_installed += 1;
+        self.process(to);
+        true
+    }
+
+    /// Collapses a node's log up to its applied index (as a tlog collapse
+    /// would), keeping the last `keep` applied entries.
+    pub fn collapse(&mut self, id: u64, keep: u64) {
+        let n = self.node_mut(id);
+        let upto = n.applied_index.saturating_sub(keep).min(n.log.synced_index);
+        if upto > n.log.base_index {
+            n.log.compact(upto);
+        }
     }
 
     /// Cuts both directions between `id` and every other node.

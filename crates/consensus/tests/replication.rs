@@ -432,3 +432,38 @@ fn lost_acknowledgements_are_recovered() {
     c.run_for(Duration::from_millis(30));
     assert_eq!(c.nodes[&m].core.commit_index(), p.index);
 }
+
+/// A failed snapshot transfer, reported with `snapshot_failed`, makes the
+/// master probe again at once and ask for a new snapshot.
+#[test]
+fn failed_snapshot_is_requested_again() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    let s = c.ids().into_iter().find(|id| *id != m).unwrap();
+    c.isolate(s.0);
+    for k in 0..5u8 {
+        c.propose(m, &[k]).unwrap();
+    }
+    c.run_for(Duration::from_millis(20));
+    let applied = c.nodes[&m].applied_index;
+    c.nodes.get_mut(&m).unwrap().log.compact(applied);
+    c.heal();
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(c.nodes[&m].snapshot_requests, vec![s]);
+    c.nodes.get_mut(&m).unwrap().snapshot_requests.clear();
+    c.run_for(Duration::from_millis(50));
+    assert!(
+        c.nodes[&m].snapshot_requests.is_empty(),
+        "no retry before snapshot_timeout"
+    );
+    let now = c.now;
+    let n = c.nodes.get_mut(&m).unwrap();
+    n.core.snapshot_failed(s, now, &n.log).unwrap();
+    c.process(m);
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(
+        c.nodes[&m].snapshot_requests,
+        vec![s],
+        "asked again after the failure"
+    );
+}

@@ -62,6 +62,15 @@ fn assert_master_complete(c: &Cluster, seed: u64) {
     for (id, n) in &c.nodes {
         if n.up && n.core.role() == Role::Master && n.core.term() == newest_term {
             for (i, e) in &applied {
+                if *i <= n.log.base_index {
+                    // Collapsed into this master's store: it applied it.
+                    assert_eq!(
+                        n.applied.get(*i as usize - 1),
+                        Some(*e),
+                        "seed {seed}: master {id} store lacks {i}"
+                    );
+                    continue;
+                }
                 assert_eq!(
                     n.log.entry(*i),
                     Some(*e),
@@ -72,7 +81,7 @@ fn assert_master_complete(c: &Cluster, seed: u64) {
     }
 }
 
-fn run(seed: u64, voters: u64, steps: u64) -> (usize, u64) {
+fn run(seed: u64, voters: u64, steps: u64) -> (usize, u64, u64) {
     run_with(seed, voters, steps, |_| {})
 }
 
@@ -81,7 +90,7 @@ fn run_with(
     voters: u64,
     steps: u64,
     tweak: impl Fn(&mut consensus::Config),
-) -> (usize, u64) {
+) -> (usize, u64, u64) {
     let mut c = Cluster::new(voters, 1, |cfg| {
         cfg.seed = seed;
         cfg.max_inflight_appends = 3;
@@ -117,6 +126,11 @@ fn run_with(
                 let id = ids[rng.below(ids.len() as u64) as usize];
                 let n = c.node_mut(id);
                 n.auto_sync = !n.auto_sync;
+            }
+            142..=145 => {
+                // Collapse a node's tlog behind its applied index.
+                let id = ids[rng.below(ids.len() as u64) as usize];
+                c.collapse(id, rng.below(5));
             }
             141 => {
                 // A process pause of up to 400 ms.
@@ -155,6 +169,7 @@ fn run_with(
             }
             _ => {}
         }
+        c.serve_snapshots();
         c.tick(Duration::from_millis(1));
         // Deliver part of the queue: messages stay in flight across ticks.
         for _ in 0..rng.below(12) {
@@ -174,13 +189,19 @@ fn run_with(
         c.sync(*id);
     }
     // Stale masters (cut off, not yet stepped down) give way within a lease.
-    c.run_for(Duration::from_millis(500));
+    let quiet = |c: &mut Cluster, ms: u64| {
+        for _ in 0..ms {
+            c.serve_snapshots();
+            c.run_for(Duration::from_millis(1));
+        }
+    };
+    quiet(&mut c, 500);
     let m = c.elect();
     let term = c.nodes[&m].core.term();
     let p = c
         .propose(m, b"final")
         .unwrap_or_else(|e| panic!("seed {seed}: quiet master refused: {e}"));
-    c.run_for(Duration::from_millis(300));
+    quiet(&mut c, 300);
     assert_eq!(
         c.master(),
         Some(m),
@@ -188,6 +209,19 @@ fn run_with(
     );
     assert_eq!(c.nodes[&m].core.term(), term);
     for (id, n) in &c.nodes {
+        if n.applied_index < p.index && std::env::var("DEBUG_SEED").is_ok() {
+            let mn = &c.nodes[&m];
+            eprintln!("DBG master {m} {:?} progress {:?} base {} last {} | node base {} last {} synced {} auto {} reqs {:?} running {}", mn.core.status(), mn.core.peer_progress(*id), mn.log.base_index, mn.log.last_index(), n.log.base_index, n.log.last_index(), n.log.synced_index, n.auto_sync, mn.snapshot_requests, n.running(c.now));
+            for msg in c
+                .delivered
+                .iter()
+                .rev()
+                .filter(|x| x.to == *id || x.from == *id)
+                .take(8)
+            {
+                eprintln!("  {msg:?}");
+            }
+        }
         assert!(
             n.applied_index >= p.index,
             "seed {seed}: node {id} did not catch up ({:?})",
@@ -198,18 +232,24 @@ fn run_with(
     c.assert_applied_agree();
     assert_log_matching(&c, seed);
     assert_master_complete(&c, seed);
-    (c.masters.len(), proposed)
+    (c.masters.len(), proposed, c.snapshots_installed)
 }
 
 #[test]
 fn safety_under_random_faults_three_voters() {
     let mut masters = 0;
     let mut proposals = 0;
+    let mut snapshots = 0;
     for seed in 1..=40 {
-        let (m, p) = run(seed, 3, 2_000);
+        let (m, p, s) = run(seed, 3, 2_000);
         masters += m;
         proposals += p;
+        snapshots += s;
     }
+    assert!(
+        snapshots > 10,
+        "collapses should force snapshots: {snapshots}"
+    );
     assert!(masters > 80, "faults should cause re-elections: {masters}");
     assert!(proposals > 1_000, "too few proposals accepted: {proposals}");
 }
@@ -224,7 +264,7 @@ fn safety_under_random_faults_five_voters() {
 #[test]
 fn one_master_per_term_with_seven_voters() {
     for seed in 200..=205 {
-        let (m, _) = run(seed, 7, 1_500);
+        let (m, _, _) = run(seed, 7, 1_500);
         assert!(m >= 1);
     }
     let _ = NodeId(0);
@@ -279,4 +319,15 @@ fn safety_long() {
         let voters = [1, 2, 3, 4, 5, 7][(seed % 6) as usize];
         run(seed, voters, 3_000);
     }
+}
+
+#[test]
+#[ignore]
+fn debug_seed() {
+    let seed: u64 = std::env::var("DEBUG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let voters = [1, 2, 3, 4, 5, 7][(seed % 6) as usize];
+    run(seed, voters, 3_000);
 }

@@ -170,6 +170,29 @@ impl Core {
         Ok(true)
     }
 
+    /// On the master: the snapshot for `peer` could not be sent or installed
+    /// (the caller's transfer failed). The peer is probed again at once, which
+    /// asks for a new snapshot if it still needs one. Without this report the
+    /// master retries after `snapshot_timeout`.
+    pub fn snapshot_failed(
+        &mut self,
+        peer: NodeId,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        self.enter(now, log)?;
+        if self.role != Role::Master {
+            return Ok(());
+        }
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            if matches!(pr.state, FlowState::Snapshot { .. }) {
+                pr.become_probe();
+            }
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
     /// On the master: `--drop-master`. Hands mastership to the most
     /// caught-up responsive voter (see [`Core::hand_over_to`]). Returns the
     /// chosen node, or `None` if this node is not master, is already handing
