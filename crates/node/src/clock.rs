@@ -1,0 +1,28 @@
+//! The node's monotonic local clock, as the consensus core's [`Time`].
+
+use consensus::Time;
+use std::time::Instant;
+
+/// Nanoseconds since the node started (monotonic, never goes back).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Time {
+        Time(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}

@@ -1,0 +1,729 @@
+//! The driver: the one task that owns the consensus [`Core`] and the
+//! [`Tlog`], and runs the caller's loop of the consensus crate doc (the
+//! same loop as `crates/sim/src/node.rs`, over the real disk and network).
+//!
+//! It runs on a thread of its own (`Handle::block_on`): tlog appends, hard
+//! state fsyncs and store applies are blocking IO, and must not stall the
+//! runtime's workers that serve clients. The tlog fsync of appended entries
+//! runs on a blocking thread ([`tlog::SyncJob`]) while the driver goes on.
+//!
+//! # One round (after every input or batch of inputs)
+//!
+//! 1. Propose every queued update, in batches of at most
+//!    [`BATCH_TARGET_BYTES`], unless a tlog fsync is in flight: then they
+//!    wait for the next round (group commit: one fsync per batch).
+//! 2. `take_ready`; persist the hard state (durable, before any message);
+//!    truncate then append the entries (buffered).
+//! 3. Publish the state (role, lease, applied index) for readers, *then*
+//!    send the messages (see `state.rs` for why this order).
+//! 4. No longer master: every proposed update is answered
+//!    `NoLongerMaster`, every queued one `NotMaster`.
+//! 5. Start an fsync of what was appended if none is in flight; when it
+//!    completes, `entries_synced(i, n)` (the next round does the rest).
+//!    With `fsync = false`, entries count as synced at once (see lib.rs for
+//!    the weaker promise); a `synced_sequence` still fsyncs first.
+//! 6. Apply committed entries from the tlog to the store, in order; each
+//!    client whose proposal `(i, n)` was applied with term `n` gets its own
+//!    update's result; another term at `i` means it lost: `NoLongerMaster`.
+//!
+//! # Invariants
+//!
+//! - Hard state is durable before any message of the same `Ready` leaves.
+//! - A client is answered success only after its entry is applied, and the
+//!   entry is applied only after the core reported it committed (so after a
+//!   quorum fsynced it, this node included).
+//! - The driver never waits for the network: sends are `try_send` into
+//!   bounded per-peer queues.
+
+use crate::clock::Clock;
+use crate::error::NodeError;
+use crate::messaging::Transport;
+use crate::settings::{Settings, BATCH_MAX_UPDATES, BATCH_TARGET_BYTES};
+use crate::state::{DriverRequest, Lease, Published, Refused, UpdateAnswer};
+use crate::StopMode;
+use bytes::Bytes;
+use consensus::{Core, LogError, LogRead, Message, NodeId, ProposeError, Role, StepError, Time};
+use protocol::Update;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::Store;
+use tlog::{Synced, Tlog, TlogError};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Store checkpoint (one fsync of the store) at least every this many
+/// applied entries, bounding the replay after a crash.
+const CHECKPOINT_EVERY_ENTRIES: u64 = 10_000;
+/// ... and at least this often while entries are applied.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// Most inputs taken from one queue before a round is run.
+const INPUTS_PER_ROUND_MAX: usize = 256;
+/// Most bytes of entries read from the tlog at once to apply them.
+const APPLY_READ_MAX_BYTES: u64 = 8 << 20;
+/// Most rounds run back to back for one input (a round may produce work for
+/// the next one, e.g. entries counted as synced with `fsync = false`).
+const ROUNDS_PER_INPUT_MAX: usize = 8;
+/// Precision of the published lease expiry.
+const LEASE_PRECISION_NS: u64 = 100_000;
+
+/// The consensus core's view of a tlog (as in the simulator).
+pub struct TlogView<'a>(pub &'a Tlog);
+
+impl LogRead for TlogView<'_> {
+    fn first_index(&self) -> u64 {
+        self.0.first_index()
+    }
+
+    fn last_index(&self) -> u64 {
+        self.0.last_index()
+    }
+
+    fn term(&self, index: u64) -> Result<u64, LogError> {
+        if index + 1 < self.0.first_index() {
+            return Err(LogError::Compacted { index });
+        }
+        if index > self.0.last_index() {
+            return Err(LogError::Unavailable { index });
+        }
+        self.0.term(index).ok_or_else(|| LogError::Storage {
+            message: format!("tlog has no term for index {index}"),
+        })
+    }
+
+    fn entries(
+        &self,
+        from: u64,
+        to: u64,
+        max_bytes: u64,
+    ) -> Result<Vec<consensus::Entry>, LogError> {
+        if from < self.0.first_index() {
+            return Err(LogError::Compacted { index: from });
+        }
+        if to > self.0.last_index() {
+            return Err(LogError::Unavailable { index: to });
+        }
+        let entries = self
+            .0
+            .read(from, to + 1, max_bytes)
+            .map_err(|e| LogError::Storage {
+                message: e.to_string(),
+            })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| consensus::Entry {
+                index: e.index,
+                term: e.term,
+                payload: Bytes::from(e.payload),
+            })
+            .collect())
+    }
+}
+
+struct Queued {
+    update: Update,
+    encoded_len: usize,
+    reply: oneshot::Sender<UpdateAnswer>,
+}
+
+enum Event {
+    Stop,
+    Synced(Result<Result<Synced, TlogError>, oneshot::error::RecvError>),
+    Message(Option<Message>),
+    Request(Option<DriverRequest>),
+    Tick,
+}
+
+/// The channels and shared handles the driver runs with.
+pub struct DriverIo {
+    pub transport: Transport,
+    pub requests: mpsc::Receiver<DriverRequest>,
+    pub inbound: mpsc::Receiver<Message>,
+    pub published: watch::Sender<Published>,
+    pub stop: watch::Receiver<StopMode>,
+}
+
+pub struct Driver {
+    settings: Arc<Settings>,
+    clock: Clock,
+    core: Core,
+    tlog: Tlog,
+    store: Arc<Store>,
+    io: DriverIo,
+    fsync_rx: Option<oneshot::Receiver<Result<Synced, TlogError>>>,
+    queued: VecDeque<Queued>,
+    /// Proposed entries: index -> (term, the replies of its updates, in order).
+    pending: BTreeMap<u64, (u64, Vec<oneshot::Sender<UpdateAnswer>>)>,
+    applied_since_checkpoint: u64,
+    last_checkpoint: Instant,
+    logged_master: Option<(u64, NodeId)>,
+    /// `fsync = false` and a synced update was appended: fsync it for real.
+    force_sync: bool,
+    /// A round left work for another round.
+    again: bool,
+}
+
+fn fatal(what: &str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Driver(format!("{what}: {e}"))
+}
+
+impl Driver {
+    pub fn new(
+        settings: Arc<Settings>,
+        clock: Clock,
+        core: Core,
+        tlog: Tlog,
+        store: Arc<Store>,
+        io: DriverIo,
+    ) -> Driver {
+        Driver {
+            settings,
+            clock,
+            core,
+            tlog,
+            store,
+            io,
+            fsync_rx: None,
+            queued: VecDeque::new(),
+            pending: BTreeMap::new(),
+            applied_since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            logged_master: None,
+            force_sync: false,
+            again: false,
+        }
+    }
+
+    fn fsync_enabled(&self) -> bool {
+        self.settings.node().fsync
+    }
+
+    /// Runs until stopped (`StopMode::Graceful`: syncs and checkpoints;
+    /// `StopMode::Crash`: drops everything as it is, like `kill -9`) or
+    /// until the storage fails.
+    pub async fn run(mut self) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(self.settings.tick_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = self.run_loop(&mut ticker).await;
+        let mode = *self.io.stop.borrow();
+        match (result, mode) {
+            (Err(e), _) => {
+                tracing::error!(error = %e, "node stops: {e}");
+                self.fail_all(|proposed| Refused::GoingDown { proposed });
+                self.publish_going_down();
+                Err(e)
+            }
+            (Ok(()), StopMode::Crash) => Ok(()),
+            (Ok(()), _) => self.shutdown().await,
+        }
+    }
+
+    async fn run_loop(&mut self, ticker: &mut tokio::time::Interval) -> Result<(), NodeError> {
+        self.after_input()?;
+        loop {
+            let event = tokio::select! {
+                biased;
+                r = self.io.stop.changed() => match r {
+                    Ok(()) => Event::Stop,
+                    Err(_) => return Ok(()), // the node's handle is gone: stop
+                },
+                r = recv_opt(&mut self.fsync_rx) => Event::Synced(r),
+                m = self.io.inbound.recv() => Event::Message(m),
+                r = self.io.requests.recv() => Event::Request(r),
+                _ = ticker.tick() => Event::Tick,
+            };
+            match event {
+                Event::Stop => {
+                    if *self.io.stop.borrow() != StopMode::Running {
+                        return Ok(());
+                    }
+                }
+                Event::Synced(r) => {
+                    self.fsync_rx = None;
+                    let r = r.map_err(|e| fatal("the fsync thread vanished", e))?;
+                    self.on_synced(r)?;
+                }
+                Event::Message(None) | Event::Request(None) => return Ok(()),
+                Event::Message(Some(m)) => {
+                    self.on_message(m)?;
+                    for _ in 1..INPUTS_PER_ROUND_MAX {
+                        match self.io.inbound.try_recv() {
+                            Ok(m) => self.on_message(m)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Request(Some(r)) => {
+                    self.on_request(r)?;
+                    for _ in 1..INPUTS_PER_ROUND_MAX {
+                        match self.io.requests.try_recv() {
+                            Ok(r) => self.on_request(r)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Tick => self.on_tick()?,
+            }
+            self.after_input()?;
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        let from = msg.from;
+        let kind = msg.body.kind();
+        match self.core.step(msg, now, &TlogView(&self.tlog)) {
+            Ok(()) => Ok(()),
+            Err(StepError::Log(e)) => Err(fatal("tlog read", e)),
+            Err(e) => {
+                tracing::warn!(peer = %self.settings.name_of(from), kind, "message refused: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    fn on_tick(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        self.core
+            .tick(now, &TlogView(&self.tlog))
+            .map_err(|e| fatal("tick", e))?;
+        if self.store.applied_index() > self.store.durable_applied_index()
+            && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), NodeError> {
+        self.store.checkpoint()?;
+        self.applied_since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn on_request(&mut self, request: DriverRequest) -> Result<(), NodeError> {
+        match request {
+            DriverRequest::Update {
+                update,
+                encoded_len,
+                reply,
+            } => {
+                if self.settings.read_only() {
+                    let _ = reply.send(Err(Refused::ReadOnly));
+                } else if self.core.role() != Role::Master {
+                    let _ = reply.send(Err(Refused::NotMaster(self.core.master())));
+                } else {
+                    self.queued.push_back(Queued {
+                        update,
+                        encoded_len,
+                        reply,
+                    });
+                }
+            }
+            DriverRequest::DropMaster { reply } => {
+                let answer = self.drop_master()?;
+                let _ = reply.send(answer);
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_master(&mut self) -> Result<Result<(), String>, NodeError> {
+        if self.core.role() != Role::Master {
+            return Ok(Ok(()));
+        }
+        let now = self.clock.now();
+        let me = self.settings.id();
+        let voters: Vec<NodeId> = self.core.config().voters.clone();
+        for target in voters.into_iter().filter(|v| *v != me) {
+            let handed = self
+                .core
+                .hand_over_to(target, now, &TlogView(&self.tlog))
+                .map_err(|e| fatal("hand over", e))?;
+            if handed {
+                tracing::info!(target = %self.settings.name_of(target), "drop_master: handing mastership over");
+                return Ok(Ok(()));
+            }
+        }
+        Ok(Err(
+            "no caught-up voter to hand mastership to (or a hand-over is under way)".into(),
+        ))
+    }
+
+    fn on_synced(&mut self, result: Result<Synced, TlogError>) -> Result<(), NodeError> {
+        let synced = self
+            .tlog
+            .mark_synced(result)
+            .map_err(|e| self.tlog_error(e))?;
+        self.report_synced(synced)?;
+        self.tlog
+            .seal_full_segments()
+            .map_err(|e| self.tlog_error(e))?;
+        Ok(())
+    }
+
+    fn report_synced(&mut self, synced: u64) -> Result<(), NodeError> {
+        if synced == 0 || synced < self.tlog.first_index() {
+            return Ok(());
+        }
+        let Some(term) = self.tlog.term(synced) else {
+            return Err(fatal("fsync", format!("no term for synced index {synced}")));
+        };
+        let now = self.clock.now();
+        self.core
+            .entries_synced(synced, term, now, &TlogView(&self.tlog))
+            .map_err(|e| fatal("entries_synced", e))
+    }
+
+    fn tlog_error(&self, e: TlogError) -> NodeError {
+        NodeError::Tlog {
+            dir: self.tlog.dir().to_path_buf(),
+            source: e,
+        }
+    }
+
+    fn after_input(&mut self) -> Result<(), NodeError> {
+        for _ in 0..ROUNDS_PER_INPUT_MAX {
+            self.again = false;
+            self.flush_updates()?;
+            self.round()?;
+            if !self.again {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes the queued updates, a batch per entry, unless an fsync is in
+    /// flight (group commit).
+    fn flush_updates(&mut self) -> Result<(), NodeError> {
+        while !self.queued.is_empty() && self.fsync_rx.is_none() {
+            let mut bytes = 0usize;
+            let mut take = 0usize;
+            for q in &self.queued {
+                if take > 0
+                    && (bytes + q.encoded_len > BATCH_TARGET_BYTES || take >= BATCH_MAX_UPDATES)
+                {
+                    break;
+                }
+                bytes += q.encoded_len;
+                take += 1;
+            }
+            let batch: Vec<Queued> = self.queued.drain(..take).collect();
+            let updates: Vec<Update> = batch.iter().map(|q| q.update.clone()).collect();
+            let synced = updates.iter().any(Update::is_synced);
+            let mut payload = Vec::with_capacity(bytes + 8);
+            protocol::encode_batch(&updates, &mut payload);
+            let payload_len = payload.len();
+            let now = self.clock.now();
+            match self
+                .core
+                .propose(Bytes::from(payload), now, &TlogView(&self.tlog))
+            {
+                Ok(p) => {
+                    if synced && !self.fsync_enabled() {
+                        self.force_sync = true;
+                    }
+                    let replies = batch.into_iter().map(|q| q.reply).collect();
+                    self.pending.insert(p.index, (p.term, replies));
+                }
+                Err(ProposeError::Backpressure { .. }) => {
+                    // Too many uncommitted entries: keep them queued, in order.
+                    for q in batch.into_iter().rev() {
+                        self.queued.push_front(q);
+                    }
+                    return Ok(());
+                }
+                Err(ProposeError::Step(e)) => return Err(fatal("propose", e)),
+                Err(e) => {
+                    let refused = match e {
+                        ProposeError::NotMaster { master } => Refused::NotMaster(master),
+                        ProposeError::TransferInProgress { to } => Refused::NotMaster(Some(to)),
+                        ProposeError::TooLarge { limit, .. } => Refused::TooLarge {
+                            bytes: payload_len,
+                            limit,
+                        },
+                        _ => Refused::NotMaster(None),
+                    };
+                    for q in batch {
+                        let _ = q.reply.send(Err(refused.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of the caller's loop over a `Ready`.
+    fn round(&mut self) -> Result<(), NodeError> {
+        let ready = self
+            .core
+            .take_ready(&TlogView(&self.tlog))
+            .map_err(|e| fatal("take_ready", e))?;
+        if let Some(hs) = ready.hard_state {
+            self.tlog
+                .save_hard_state(tlog::HardState {
+                    term: hs.term,
+                    vote: hs.voted_for.map(|n| n.0),
+                })
+                .map_err(|e| self.tlog_error(e))?;
+        }
+        if let Some(after) = ready.truncate_after {
+            tracing::info!(after, "truncating the uncommitted tlog suffix");
+            self.tlog
+                .truncate_suffix(after + 1)
+                .map_err(|e| self.tlog_error(e))?;
+        }
+        if !ready.entries.is_empty() {
+            let entries: Vec<tlog::Entry> = ready
+                .entries
+                .iter()
+                .map(|e| tlog::Entry {
+                    index: e.index,
+                    term: e.term,
+                    payload: e.payload.to_vec(),
+                })
+                .collect();
+            self.tlog.append(&entries).map_err(|e| self.tlog_error(e))?;
+        }
+        self.publish();
+        for m in &ready.messages {
+            self.io.transport.send(m);
+        }
+        if !ready.snapshots_to_send.is_empty() {
+            tracing::warn!(
+                nodes = ?ready.snapshots_to_send,
+                "peers need a store snapshot (their entries were collapsed); snapshot transfer is not implemented in this build"
+            );
+        }
+        for rc in &ready.role_changes {
+            tracing::debug!(role = %rc.role, n = rc.term, master = ?rc.master.map(|m| self.settings.name_of(m)), i = rc.last_index, commit = rc.commit_index, "role change");
+            if let Some(master) = rc.master {
+                if self.logged_master != Some((rc.term, master)) {
+                    self.logged_master = Some((rc.term, master));
+                    tracing::info!(
+                        "master is {} (n = {}, i = {}, committed {}); this node is {}",
+                        self.settings.name_of(master),
+                        rc.term,
+                        rc.last_index,
+                        rc.commit_index,
+                        rc.role
+                    );
+                }
+            }
+        }
+        if self.core.role() != Role::Master {
+            let master = self.core.master();
+            for (_, (_, replies)) in std::mem::take(&mut self.pending) {
+                for r in replies {
+                    let _ = r.send(Err(Refused::NoLongerMaster));
+                }
+            }
+            for q in std::mem::take(&mut self.queued) {
+                let _ = q.reply.send(Err(Refused::NotMaster(master)));
+            }
+        }
+        self.start_sync()?;
+        self.apply_committed(ready.commit_index)?;
+        self.publish();
+        Ok(())
+    }
+
+    fn start_sync(&mut self) -> Result<(), NodeError> {
+        if self.tlog.last_index() <= self.tlog.synced_index() {
+            return Ok(());
+        }
+        if !self.fsync_enabled() {
+            // The weaker promise of `fsync = false`: appended counts as synced.
+            if std::mem::take(&mut self.force_sync) {
+                self.tlog.sync().map_err(|e| self.tlog_error(e))?;
+            }
+            let last = self.tlog.last_index();
+            self.report_synced(last)?;
+            self.again = true;
+            return Ok(());
+        }
+        if self.fsync_rx.is_some() {
+            return Ok(());
+        }
+        let Some(job) = self.tlog.take_sync_job().map_err(|e| self.tlog_error(e))? else {
+            return Ok(());
+        };
+        let (tx, rx) = oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(job.run());
+        });
+        self.fsync_rx = Some(rx);
+        Ok(())
+    }
+
+    fn apply_committed(&mut self, commit_index: u64) -> Result<(), NodeError> {
+        while self.store.applied_index() < commit_index {
+            let from = self.store.applied_index() + 1;
+            let entries = self
+                .tlog
+                .read(from, commit_index + 1, APPLY_READ_MAX_BYTES)
+                .map_err(|e| self.tlog_error(e))?;
+            if entries.is_empty() {
+                return Err(fatal(
+                    "apply",
+                    format!("committed entry {from} missing from the tlog"),
+                ));
+            }
+            for entry in entries {
+                self.apply_entry(entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_entry(&mut self, entry: tlog::Entry) -> Result<(), NodeError> {
+        let index = entry.index;
+        let updates = if entry.payload.is_empty() {
+            Vec::new() // the master's barrier entry of its term
+        } else {
+            protocol::decode_batch(&entry.payload, &self.settings.payload_limits)
+                .map_err(|e| fatal("apply", format!("entry {index}: {e}")))?
+        };
+        let results = self.store.apply(index, &updates)?;
+        if let Some((term, replies)) = self.pending.remove(&index) {
+            if term == entry.term {
+                assert_eq!(
+                    replies.len(),
+                    results.len(),
+                    "one result per update of our own entry {index}"
+                );
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
+                }
+            } else {
+                // Another master's entry won this index: ours never committed.
+                for reply in replies {
+                    let _ = reply.send(Err(Refused::NoLongerMaster));
+                }
+            }
+        }
+        self.applied_since_checkpoint += 1;
+        if self.applied_since_checkpoint >= CHECKPOINT_EVERY_ENTRIES {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// The first local time after `now` (within a lease period) at which the
+    /// core no longer grants `Consistent` reads, less a little precision.
+    fn lease_until(&self, now: Time) -> Time {
+        let holds = |t: u64| self.core.consistent_read_index(Time(t)).is_ok();
+        let mut lo = now.0;
+        let mut hi = now.plus(self.settings.consensus.lease_period).0;
+        if holds(hi) {
+            return Time(hi);
+        }
+        while hi - lo > LEASE_PRECISION_NS {
+            let mid = lo + (hi - lo) / 2;
+            if holds(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Time(lo)
+    }
+
+    fn publish(&mut self) {
+        let now = self.clock.now();
+        let role = self.core.role();
+        let lease = match self.core.consistent_read_index(now) {
+            Ok(read_index) => Some(Lease {
+                read_index,
+                until: self.lease_until(now),
+            }),
+            Err(_) => None,
+        };
+        let peers_match = if role == Role::Master {
+            (0..self.settings.cluster.nodes.len() as u64)
+                .map(NodeId)
+                .filter_map(|id| self.core.peer_progress(id).map(|(m, _)| (id, m)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let new = Published {
+            role,
+            term: self.core.term(),
+            master: self.core.master(),
+            lease,
+            commit_index: self.core.commit_index(),
+            applied_index: self.store.applied_index(),
+            tlog_last_index: self.tlog.last_index(),
+            peers_match,
+            going_down: false,
+        };
+        self.io.published.send_if_modified(|p| {
+            if *p != new {
+                *p = new;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn publish_going_down(&mut self) {
+        self.io.published.send_modify(|p| {
+            p.going_down = true;
+            p.lease = None;
+        });
+    }
+
+    fn fail_all(&mut self, refused: impl Fn(bool) -> Refused) {
+        for (_, (_, replies)) in std::mem::take(&mut self.pending) {
+            for r in replies {
+                let _ = r.send(Err(refused(true)));
+            }
+        }
+        for q in std::mem::take(&mut self.queued) {
+            let _ = q.reply.send(Err(refused(false)));
+        }
+        while let Ok(r) = self.io.requests.try_recv() {
+            match r {
+                DriverRequest::Update { reply, .. } => {
+                    let _ = reply.send(Err(refused(false)));
+                }
+                DriverRequest::DropMaster { reply } => {
+                    let _ = reply.send(Err("the node is going down".into()));
+                }
+            }
+        }
+    }
+
+    /// Graceful stop: readers and writers are told the node is going down,
+    /// the tlog is synced and the store checkpointed.
+    async fn shutdown(mut self) -> Result<(), NodeError> {
+        tracing::info!("stopping: failing in-flight requests with E_GOING_DOWN, syncing the tlog, checkpointing the store");
+        self.publish_going_down();
+        self.fail_all(|proposed| Refused::GoingDown { proposed });
+        if let Some(rx) = self.fsync_rx.take() {
+            if let Ok(r) = rx.await {
+                self.tlog.mark_synced(r).map_err(|e| self.tlog_error(e))?;
+            }
+        }
+        self.tlog.sync().map_err(|e| self.tlog_error(e))?;
+        let durable = self.store.checkpoint()?;
+        tracing::info!(
+            tlog_last = self.tlog.last_index(),
+            store_applied = durable,
+            "stopped cleanly"
+        );
+        Ok(())
+    }
+}
+
+async fn recv_opt<T>(
+    rx: &mut Option<oneshot::Receiver<T>>,
+) -> Result<T, oneshot::error::RecvError> {
+    match rx {
+        Some(rx) => rx.await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,463 @@
+//! `node`: the arakoon-rs server, one node of a cluster.
+//!
+//! [`run`] is what `arakoon --node NAME -config FILE` calls: it reads the
+//! config, opens the node's tlog and store, and serves until the shutdown
+//! future resolves (SIGTERM/SIGINT: [`shutdown_signal`]). [`Node::start`]
+//! starts a node from a parsed config, optionally on listeners the caller
+//! bound (tests), and gives a handle to stop it gracefully or to crash it.
+//!
+//! # Tasks
+//!
+//! - The **driver** (`driver.rs`), on a thread of its own: owns the
+//!   consensus core and the tlog; proposes batched updates, persists,
+//!   sends, applies, answers updates; publishes its state (`state.rs`).
+//! - **Client connections** (`service.rs`), one task each: decode requests,
+//!   send updates to the driver's bounded queue, serve reads from the store
+//!   directly (lease checked against the published state).
+//! - **Messaging** (`messaging.rs`): one sender task per peer (bounded
+//!   queue, reconnects with backoff), one receiver task per incoming
+//!   connection.
+//!
+//! Ids: a node's id is its position in the config's `cluster` list. Timing
+//! is derived from `lease_period` (see `settings.rs`).
+//!
+//! # What it promises
+//!
+//! - An update is acknowledged only once its entry is fsynced by a quorum
+//!   (this node included) and applied to this node's store; each client
+//!   gets its own update's result. Mastership lost with the update in
+//!   flight: `E_NO_LONGER_MASTER` (outcome unknown).
+//! - `Consistent` reads are answered only by a master holding its lease,
+//!   from a store that applied at least the lease's read index.
+//!   `AtLeast(i)`: from a store that applied at least `i`, else
+//!   `E_INCONSISTENT_READ`. `NoGuarantee`: the local store as it is.
+//! - Start after `kill -9`: the tlog recovers (torn tail cut), the store
+//!   reopens at its last checkpoint or later, and the committed entries
+//!   above the store's applied index are applied again as the commit
+//!   index becomes known (from the master, or by this node as master).
+//! - Graceful stop (SIGTERM/SIGINT): listeners close, queued and in-flight
+//!   requests are answered `E_GOING_DOWN`, the tlog is synced and the store
+//!   checkpointed.
+//!
+//! # `fsync = false`
+//!
+//! With `fsync = false` in the node's section, appended tlog entries count
+//! as durable at once (no fdatasync before the acknowledgement; rotation and
+//! the hard state are still synced). A crash of the *process* (`kill -9`)
+//! loses nothing, the data is in the OS page cache; a crash of the *machine*
+//! (power loss, kernel panic) may lose acknowledged updates of this node,
+//! and if a majority of nodes lose them together, they are lost for the
+//! cluster. `synced_sequence` is always fsynced before its answer.
+//!
+//! # Errors
+//!
+//! Nothing read from the network, the disk or the config is unwrapped:
+//! malformed client input is answered with Arakoon's result codes, bad peer
+//! input closes the connection with a logged reason, storage failures stop
+//! the node with a [`NodeError`] naming the file.
+
+mod clock;
+mod driver;
+mod error;
+mod messaging;
+mod service;
+mod settings;
+mod state;
+mod stats;
+
+pub use error::NodeError;
+pub use messaging::{HANDSHAKE_MAGIC, MESSAGING_VERSION};
+pub use settings::{
+    Settings, BATCH_TARGET_BYTES, DRIVER_QUEUE_CAPACITY, MAX_CLIENT_CONNECTIONS,
+    PEER_QUEUE_CAPACITY,
+};
+
+use clock::Clock;
+use config::{ClusterConfig, LogLevel};
+use consensus::{Core, HardState, NodeId, Role};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use store::{Store, StoreOptions};
+use tlog::{Tlog, TlogOptions};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How the node is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    Running,
+    /// Fail in-flight requests with `E_GOING_DOWN`, sync, checkpoint.
+    Graceful,
+    /// Stop at once, syncing nothing (as `kill -9`; for tests).
+    Crash,
+}
+
+/// Where a node listens, when the caller bound the sockets.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub client: Option<std::net::TcpListener>,
+    pub messaging: Option<std::net::TcpListener>,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    name: String,
+    client_address: SocketAddr,
+    stop: watch::Sender<StopMode>,
+    published: watch::Receiver<state::Published>,
+    done: Option<oneshot::Receiver<Result<(), NodeError>>>,
+    /// The accept loops, which hold the listeners.
+    listener_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A snapshot of a node's state, for tests and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub role: Role,
+    pub term: u64,
+    /// The master's name, if known (this node's name if it is master).
+    pub master: Option<String>,
+    pub lease_held: bool,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub tlog_last_index: u64,
+}
+
+async fn listen(
+    given: Option<std::net::TcpListener>,
+    address: &str,
+    what: &'static str,
+) -> Result<TcpListener, NodeError> {
+    let err = |source| NodeError::Listen {
+        address: address.to_string(),
+        what,
+        source,
+    };
+    match given {
+        Some(l) => {
+            l.set_nonblocking(true).map_err(err)?;
+            TcpListener::from_std(l).map_err(err)
+        }
+        None => {
+            let addr: SocketAddr = tokio::net::lookup_host(address)
+                .await
+                .map_err(err)?
+                .next()
+                .ok_or_else(|| {
+                    err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the address resolves to nothing",
+                    ))
+                })?;
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(err)?;
+            socket.set_reuseaddr(true).map_err(err)?;
+            socket.bind(addr).map_err(err)?;
+            socket.listen(1024).map_err(err)
+        }
+    }
+}
+
+fn tlog_options(cluster: &ClusterConfig, node: &config::NodeConfig) -> TlogOptions {
+    TlogOptions {
+        max_entries: cluster.tlog_max_entries.clamp(1, tlog::MAX_ENTRIES_LIMIT),
+        max_size: cluster
+            .tlog_max_size
+            .clamp(tlog::SEGMENT_HEADER_LEN + 1, tlog::MAX_SIZE_LIMIT),
+        compression: match node.tlog_compression {
+            config::TlogCompression::None => tlog::Compression::None,
+            config::TlogCompression::Snappy | config::TlogCompression::Lz4 => {
+                tlog::Compression::Lz4
+            }
+        },
+    }
+}
+
+impl Node {
+    /// Opens the node's tlog and store (recovering after a crash) and
+    /// starts serving. Needs a multi-thread tokio runtime.
+    pub async fn start(
+        cluster: ClusterConfig,
+        name: &str,
+        listeners: Listeners,
+    ) -> Result<Node, NodeError> {
+        let settings = Arc::new(Settings::new(cluster, name)?);
+        let node = settings.node().clone();
+        if node.tls_cert.is_some() || settings.cluster.tls.is_some() {
+            tracing::warn!("TLS settings are not supported by this build: serving plain TCP");
+        }
+        let client_listener =
+            listen(listeners.client, &node.client_address(), "client_port").await?;
+        let messaging_listener = listen(
+            listeners.messaging,
+            &node.messaging_address(),
+            "messaging_port",
+        )
+        .await?;
+        let client_address = client_listener
+            .local_addr()
+            .map_err(|source| NodeError::Listen {
+                address: node.client_address(),
+                what: "client_port",
+                source,
+            })?;
+
+        // Storage: blocking work, off the runtime's workers.
+        let settings2 = Arc::clone(&settings);
+        let (tlog, store) = tokio::task::spawn_blocking(move || open_storage(&settings2))
+            .await
+            .map_err(|e| NodeError::Driver(format!("opening storage: {e}")))??;
+        let store = Arc::new(store);
+        let clock = Clock::new();
+        let saved = tlog.hard_state();
+        let hard_state = HardState {
+            term: saved.term,
+            voted_for: saved.vote.map(NodeId),
+        };
+        let applied = store.applied_index();
+        let core = Core::new(
+            settings.consensus.clone(),
+            hard_state,
+            &driver::TlogView(&tlog),
+            applied,
+            clock.now(),
+        )?;
+        tracing::info!(
+            node = %node.name,
+            n = saved.term,
+            tlog_first = tlog.first_index(),
+            tlog_last = tlog.last_index(),
+            store_applied = applied,
+            client = %client_address,
+            "node starting"
+        );
+
+        let (stop_tx, stop_rx) = watch::channel(StopMode::Running);
+        let (published_tx, published_rx) = watch::channel(state::Published::initial(
+            core.role(),
+            core.term(),
+            applied,
+            tlog.last_index(),
+        ));
+        let (inbound_tx, inbound_rx) = mpsc::channel(settings::INBOUND_QUEUE_CAPACITY);
+        let (requests_tx, requests_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
+        let (transport, messaging_task) = messaging::start(
+            Arc::clone(&settings),
+            messaging_listener,
+            inbound_tx,
+            stop_rx.clone(),
+        );
+        let driver = driver::Driver::new(
+            Arc::clone(&settings),
+            clock,
+            core,
+            tlog,
+            Arc::clone(&store),
+            driver::DriverIo {
+                transport,
+                requests: requests_rx,
+                inbound: inbound_rx,
+                published: published_tx,
+                stop: stop_rx.clone(),
+            },
+        );
+        let (done_tx, done_rx) = oneshot::channel();
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name(format!("driver-{}", node.name))
+            .spawn(move || {
+                let result = handle.block_on(driver.run());
+                let _ = done_tx.send(result);
+            })
+            .map_err(NodeError::Thread)?;
+        let client_task = service::start(
+            service::Service {
+                settings: Arc::clone(&settings),
+                clock,
+                store,
+                published: published_rx.clone(),
+                requests: requests_tx,
+                stats: Arc::new(stats::Stats::new()),
+                stop: stop_rx,
+            },
+            client_listener,
+        );
+        Ok(Node {
+            name: node.name.clone(),
+            client_address,
+            stop: stop_tx,
+            published: published_rx,
+            done: Some(done_rx),
+            listener_tasks: vec![messaging_task, client_task],
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the client service listens.
+    pub fn client_address(&self) -> SocketAddr {
+        self.client_address
+    }
+
+    /// The node's state as the driver last published it.
+    pub fn status(&self, cluster: &ClusterConfig) -> NodeStatus {
+        let p = self.published.borrow();
+        let name_of = |id: NodeId| {
+            cluster
+                .nodes
+                .get(id.0 as usize)
+                .map(|n| n.name.clone())
+                .unwrap_or_default()
+        };
+        NodeStatus {
+            role: p.role,
+            term: p.term,
+            master: if p.role == Role::Master {
+                Some(self.name.clone())
+            } else {
+                p.master.map(name_of)
+            },
+            lease_held: p.lease.is_some(),
+            commit_index: p.commit_index,
+            applied_index: p.applied_index,
+            tlog_last_index: p.tlog_last_index,
+        }
+    }
+
+    /// Waits until the node stops by itself (a storage failure) or is
+    /// stopped; the driver's result.
+    pub async fn wait(&mut self) -> Result<(), NodeError> {
+        let result = match self.done.take() {
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(NodeError::Driver("the driver thread panicked".into()))),
+            None => Ok(()),
+        };
+        // The driver is gone: make sure nothing listens any more.
+        let running = *self.stop.borrow() == StopMode::Running;
+        if running {
+            let _ = self.stop.send(StopMode::Crash);
+        }
+        for task in self.listener_tasks.drain(..) {
+            let _ = task.await;
+        }
+        result
+    }
+
+    /// Graceful stop: see the crate doc.
+    pub async fn stop(mut self) -> Result<(), NodeError> {
+        let _ = self.stop.send(StopMode::Graceful);
+        self.wait().await
+    }
+
+    /// Stops at once, syncing nothing, as `kill -9` would (the data written
+    /// so far stays in the OS page cache). Returns when the driver thread
+    /// has let go of the tlog and store.
+    pub async fn crash(mut self) {
+        let _ = self.stop.send(StopMode::Crash);
+        let _ = self.wait().await;
+    }
+}
+
+fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
+    let node = settings.node();
+    let disk = disk::RealDisk::shared();
+    let options = tlog_options(&settings.cluster, node);
+    let tlog = Tlog::open(disk.clone(), node.tlog_dir.clone(), options).map_err(|source| {
+        NodeError::Tlog {
+            dir: node.tlog_dir.clone(),
+            source,
+        }
+    })?;
+    let store_path = node.home.join(format!("{}.db", node.name));
+    let store = Store::open(disk, &store_path, &StoreOptions::default())?;
+    Ok((tlog, store))
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sets up `tracing` logs to stderr at Arakoon's `level` (notice counts as
+/// info, fatal as error). `RUST_LOG`, if set, takes precedence. Does
+/// nothing if a subscriber is already installed.
+pub fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info | LogLevel::Notice => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error | LogLevel::Fatal => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs node `node_name` of the cluster in `config_path` until `shutdown`
+/// resolves, then stops gracefully. Logs at the node's `log_level`. Needs a
+/// multi-thread tokio runtime (see [`main`] for one that builds it).
+pub async fn run(
+    config_path: &Path,
+    node_name: &str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let loaded = config::load(config_path)
+        .map_err(|e| NodeError::Config(format!("{}: {e}", config_path.display())))?;
+    if let Some(node) = loaded.config.node(node_name) {
+        init_logging(node.log_level);
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("config {}: {warning}", config_path.display());
+    }
+    let mut node = Node::start(loaded.config, node_name, Listeners::default()).await?;
+    tokio::select! {
+        r = node.wait() => r,
+        _ = shutdown => {
+            tracing::info!("shutdown requested");
+            node.stop().await
+        }
+    }
+}
+
+/// [`run`] on a runtime of its own, stopping on SIGTERM/SIGINT: the whole
+/// of `arakoon --node NAME -config FILE`.
+pub fn main(config_path: &Path, node_name: &str) -> Result<(), NodeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("arakoon")
+        .build()
+        .map_err(|e| NodeError::Driver(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run(config_path, node_name, shutdown_signal()))
+}

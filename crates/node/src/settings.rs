@@ -1,0 +1,173 @@
+//! From the cluster config to what the node runs with: node ids, the
+//! consensus config (timing derived from `lease_period`), and every limit.
+//!
+//! # Timing, from `lease_period` (L)
+//!
+//! | what | value | why |
+//! |---|---|---|
+//! | heartbeat interval | L / 10 | ten renewals per lease: a few lost heartbeats do not cost the lease |
+//! | election timeout | random in [L, 2·L) | no slave campaigns while a lease it granted may run (the core's guard is L anyway) |
+//! | max clock drift margin | L / 10 | the master trusts its lease for 0.9·L after the acknowledged send time |
+//! | tick | heartbeat / 2 | the core asks for at least that |
+//!
+//! So a dead master is replaced after about L to 2·L (plus one pre-vote and
+//! one vote round trip), and a master cut off from its quorum stops serving
+//! `Consistent` reads within 0.9·L of its last acknowledged heartbeat.
+
+use crate::error::NodeError;
+use config::{ClusterConfig, MasterMode, NodeConfig};
+use consensus::NodeId;
+use std::time::Duration;
+
+/// Most client connections served at once; one more is answered
+/// `E_MAX_CONNECTIONS` and closed.
+pub const MAX_CLIENT_CONNECTIONS: usize = 1024;
+/// Target size of one group-commit batch (one tlog entry); a single update
+/// larger than this still goes alone.
+pub const BATCH_TARGET_BYTES: usize = 1 << 20;
+/// Most updates in one batch.
+pub const BATCH_MAX_UPDATES: usize = 10_000;
+/// Update requests queued for the driver (all connections together); a full
+/// queue makes connection tasks wait (back-pressure), never the driver.
+pub const DRIVER_QUEUE_CAPACITY: usize = 4096;
+/// Consensus messages received and not yet stepped.
+pub const INBOUND_QUEUE_CAPACITY: usize = 4096;
+/// Consensus messages queued for one peer; beyond it they are dropped
+/// (consensus tolerates loss; the driver never waits on the network).
+pub const PEER_QUEUE_CAPACITY: usize = 256;
+/// Room in an entry's payload above the largest client request (batch header).
+const ENTRY_OVERHEAD_BYTES: usize = 64 << 10;
+
+/// One node's view of the cluster config, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub cluster: ClusterConfig,
+    /// This node's position in `cluster.nodes`.
+    pub me: usize,
+    pub consensus: consensus::Config,
+    pub decode_limits: consensus::DecodeLimits,
+    /// Limits of the client protocol decoder (requests) and of entry payloads.
+    pub request_limits: protocol::Limits,
+    pub payload_limits: protocol::Limits,
+    pub tick_interval: Duration,
+}
+
+impl Settings {
+    /// Resolves `name` in `cluster` and derives the consensus config.
+    pub fn new(cluster: ClusterConfig, name: &str) -> Result<Settings, NodeError> {
+        let me = cluster
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| NodeError::UnknownNode {
+                name: name.to_string(),
+                known: cluster.nodes.iter().map(|n| n.name.clone()).collect(),
+            })?;
+        let id_of = |name: &str| -> Result<NodeId, NodeError> {
+            cluster
+                .nodes
+                .iter()
+                .position(|n| n.name == name)
+                .map(|p| NodeId(p as u64))
+                .ok_or_else(|| NodeError::Config(format!("[global] names unknown node {name}")))
+        };
+        let voters: Vec<NodeId> = (0..cluster.nodes.len())
+            .filter(|&p| !cluster.nodes[p].learner)
+            .map(|p| NodeId(p as u64))
+            .collect();
+        let learners: Vec<NodeId> = (0..cluster.nodes.len())
+            .filter(|&p| cluster.nodes[p].learner)
+            .map(|p| NodeId(p as u64))
+            .collect();
+        let lease = cluster.lease_period;
+        if lease < Duration::from_millis(100) {
+            return Err(NodeError::Config(format!(
+                "[global] lease_period = {lease:?}: at least 100 ms is needed"
+            )));
+        }
+        let heartbeat = lease / 10;
+        let mut c = consensus::Config::new(NodeId(me as u64), voters);
+        c.learners = learners;
+        c.lease_period = lease;
+        c.heartbeat_interval = heartbeat;
+        c.election_timeout_min = lease;
+        c.election_timeout_max = lease * 2;
+        c.max_clock_drift = lease / 10;
+        let max_entry_bytes =
+            (cluster.max_buffer_size + ENTRY_OVERHEAD_BYTES).min(tlog::PAYLOAD_LEN_MAX as usize);
+        c.max_entry_bytes = max_entry_bytes as u64;
+        c.quorum = cluster.quorum;
+        c.seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id());
+        match &cluster.master {
+            MasterMode::Elected | MasterMode::ReadOnly => {}
+            MasterMode::Forced(name) => c.forced_master = Some(id_of(name)?),
+            MasterMode::Preferred(names) => {
+                c.preferred_masters = names.iter().map(|n| id_of(n)).collect::<Result<_, _>>()?
+            }
+        }
+        if let Some(q) = cluster.quorum {
+            tracing::warn!(
+                quorum = q,
+                voters = c.voters.len(),
+                "quorum is overridden in the config: below a majority, two masters may exist at once"
+            );
+        }
+        c.validate()
+            .map_err(|e| NodeError::Config(format!("consensus: {e}")))?;
+        let decode_limits = consensus::DecodeLimits {
+            max_message_bytes: max_entry_bytes + c.max_append_bytes as usize + (64 << 10),
+            max_entries: consensus::DecodeLimits::default().max_entries,
+            max_payload_bytes: max_entry_bytes as u32,
+        };
+        let request_limits = protocol::Limits {
+            max_buffer_size: cluster.max_buffer_size,
+            ..protocol::Limits::default()
+        };
+        let payload_limits = protocol::Limits {
+            max_buffer_size: max_entry_bytes,
+            ..protocol::Limits::default()
+        };
+        Ok(Settings {
+            me,
+            consensus: c,
+            decode_limits,
+            request_limits,
+            payload_limits,
+            tick_interval: heartbeat / 2,
+            cluster,
+        })
+    }
+
+    pub fn node(&self) -> &NodeConfig {
+        &self.cluster.nodes[self.me]
+    }
+
+    pub fn id(&self) -> NodeId {
+        NodeId(self.me as u64)
+    }
+
+    /// The name of node `id` (its config section).
+    pub fn name_of(&self, id: NodeId) -> &str {
+        self.cluster
+            .nodes
+            .get(id.0 as usize)
+            .map(|n| n.name.as_str())
+            .unwrap_or("?")
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.cluster
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(|p| NodeId(p as u64))
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.cluster.master == MasterMode::ReadOnly
+    }
+}

@@ -1,0 +1,243 @@
+//! The node's statistics, encoded as Arakoon's `Statistics.to_buffer`
+//! named fields (see `protocol::NamedField` for the list of names).
+
+use protocol::{Command, NamedField, NamedValue};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Welford's running mean and variance of durations in seconds, with min/max.
+#[derive(Debug, Clone, Copy, Default)]
+struct Timing {
+    n: u64,
+    min: f64,
+    max: f64,
+    avg: f64,
+    m2: f64,
+}
+
+impl Timing {
+    fn add(&mut self, seconds: f64) {
+        self.n += 1;
+        if self.n == 1 {
+            self.min = seconds;
+            self.max = seconds;
+        } else {
+            self.min = self.min.min(seconds);
+            self.max = self.max.max(seconds);
+        }
+        let delta = seconds - self.avg;
+        self.avg += delta / self.n as f64;
+        self.m2 += delta * (seconds - self.avg);
+    }
+
+    fn field(&self, name: &str) -> NamedField {
+        let var = if self.n > 1 {
+            self.m2 / (self.n - 1) as f64
+        } else {
+            0.0
+        };
+        let n = i32::try_from(self.n).unwrap_or(i32::MAX);
+        NamedField::timing(name, n, self.min, self.max, self.m2, self.avg, var)
+    }
+}
+
+/// Average sizes (bytes or result counts) as Arakoon reports them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Average {
+    n: u64,
+    avg: f64,
+}
+
+impl Average {
+    fn add(&mut self, x: f64) {
+        self.n += 1;
+        self.avg += (x - self.avg) / self.n as f64;
+    }
+}
+
+/// Which of Arakoon's `*_info` lists an operation counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Set,
+    Get,
+    Delete,
+    Sequence,
+    MultiGet,
+    MultiGetOption,
+    TestAndSet,
+    Replace,
+    Range,
+    RangeEntries,
+    RevRangeEntries,
+    Prefix,
+    DeletePrefix,
+}
+
+const KINDS: [(Kind, &str); 13] = [
+    (Kind::Set, "set_info"),
+    (Kind::Get, "get_info"),
+    (Kind::Delete, "del_info"),
+    (Kind::Sequence, "seq_info"),
+    (Kind::MultiGet, "mget_info"),
+    (Kind::MultiGetOption, "mget_option_info"),
+    (Kind::TestAndSet, "tas_info"),
+    (Kind::Replace, "replace_info"),
+    (Kind::Range, "range_info"),
+    (Kind::RangeEntries, "range_entries_info"),
+    (Kind::RevRangeEntries, "rev_range_entries_info"),
+    (Kind::Prefix, "prefix_info"),
+    (Kind::DeletePrefix, "delete_prefix_info"),
+];
+
+fn kind_of(command: Command) -> Option<Kind> {
+    Some(match command {
+        Command::Set | Command::Confirm => Kind::Set,
+        Command::Get | Command::Exists => Kind::Get,
+        Command::Delete => Kind::Delete,
+        Command::Sequence | Command::SyncedSequence => Kind::Sequence,
+        Command::MultiGet => Kind::MultiGet,
+        Command::MultiGetOption => Kind::MultiGetOption,
+        Command::TestAndSet => Kind::TestAndSet,
+        Command::Replace => Kind::Replace,
+        Command::Range => Kind::Range,
+        Command::RangeEntries => Kind::RangeEntries,
+        Command::RevRangeEntries => Kind::RevRangeEntries,
+        Command::PrefixKeys => Kind::Prefix,
+        Command::DeletePrefix => Kind::DeletePrefix,
+        _ => return None,
+    })
+}
+
+#[derive(Debug)]
+struct Inner {
+    start: f64,
+    last: f64,
+    per_kind: [Timing; 13],
+    op: Timing,
+    set_size: Average,
+    get_size: Average,
+    range_size: Average,
+    range_entries_size: Average,
+    rev_range_entries_size: Average,
+    prefix_size: Average,
+    del_prefix_size: Average,
+}
+
+/// Statistics of one node since it started.
+#[derive(Debug)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        let now = unix_seconds();
+        Stats {
+            inner: Mutex::new(Inner {
+                start: now,
+                last: now,
+                per_kind: [Timing::default(); 13],
+                op: Timing::default(),
+                set_size: Average::default(),
+                get_size: Average::default(),
+                range_size: Average::default(),
+                range_entries_size: Average::default(),
+                rev_range_entries_size: Average::default(),
+                prefix_size: Average::default(),
+                del_prefix_size: Average::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Plain counters: a panic elsewhere leaves nothing half-updated that matters.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one operation that succeeded; `size` is the value size or
+    /// the result count, where Arakoon averages one.
+    pub fn record(&self, command: Command, took: Duration, size: Option<usize>) {
+        let seconds = took.as_secs_f64();
+        let mut s = self.lock();
+        s.last = unix_seconds();
+        s.op.add(seconds);
+        let Some(kind) = kind_of(command) else {
+            return;
+        };
+        if let Some(i) = KINDS.iter().position(|(k, _)| *k == kind) {
+            s.per_kind[i].add(seconds);
+        }
+        if let Some(size) = size {
+            let size = size as f64;
+            match kind {
+                Kind::Set => s.set_size.add(size),
+                Kind::Get => s.get_size.add(size),
+                Kind::Range => s.range_size.add(size),
+                Kind::RangeEntries => s.range_entries_size.add(size),
+                Kind::RevRangeEntries => s.rev_range_entries_size.add(size),
+                Kind::Prefix => s.prefix_size.add(size),
+                Kind::DeletePrefix => s.del_prefix_size.add(size),
+                _ => {}
+            }
+        }
+    }
+
+    /// The `arakoon_stats` field; `node_is` gives each node's tlog position.
+    pub fn to_field(&self, node_is: Vec<(String, u64)>) -> NamedField {
+        let s = self.lock();
+        let f = |name: &str, v: f64| NamedField::new(name, NamedValue::Float(v));
+        let mut fields = vec![
+            f("start", s.start),
+            f("last", s.last),
+            f("avg_set_size", s.set_size.avg),
+            f("avg_get_size", s.get_size.avg),
+            f("avg_range_size", s.range_size.avg),
+            f("avg_range_entries_size", s.range_entries_size.avg),
+            f("avg_rev_range_entries_size", s.rev_range_entries_size.avg),
+            f("avg_prefix_size", s.prefix_size.avg),
+            f("avg_del_prefix_size", s.del_prefix_size.avg),
+            NamedField::new("harvest_stats", NamedValue::List(Vec::new())),
+        ];
+        for (i, (_, name)) in KINDS.iter().enumerate() {
+            fields.push(s.per_kind[i].field(name));
+        }
+        fields.push(s.op.field("op_info"));
+        fields.push(f("mem_allocated", 0.0));
+        for name in [
+            "mem_maxrss",
+            "mem_minor_collections",
+            "mem_major_collections",
+            "mem_compactions",
+        ] {
+            fields.push(NamedField::new(name, NamedValue::Int32(0)));
+        }
+        fields.push(NamedField::new(
+            "node_is",
+            NamedValue::List(
+                node_is
+                    .into_iter()
+                    .map(|(name, i)| {
+                        NamedField::new(
+                            name,
+                            NamedValue::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
+                        )
+                    })
+                    .collect(),
+            ),
+        ));
+        NamedField::new("arakoon_stats", NamedValue::List(fields))
+    }
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}

@@ -1,0 +1,601 @@
+//! In-process clusters: real nodes (tokio tasks and driver threads) on
+//! loopback ports bound by the test, data in temporary directories, driven
+//! through the `client` crate. Every wait is for a condition, with a
+//! deadline; a failing test prints the data directory and ports.
+
+use client::{Client, ClientBuilder, Consistency, Error, KeyRange, RetryPolicy, Update};
+use config::ClusterConfig;
+use consensus::Role;
+use node::{Listeners, Node};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CLUSTER_ID: &str = "testcluster";
+/// Lease period of the test clusters: failover within about 1 to 2 s.
+const LEASE: &str = "1";
+const DEADLINE: Duration = Duration::from_secs(15);
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    config: ClusterConfig,
+    nodes: Vec<Option<Node>>,
+}
+
+fn free_listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port")
+}
+
+impl Cluster {
+    async fn start(n: usize) -> Cluster {
+        Self::start_with(n, "").await
+    }
+
+    async fn start_with(n: usize, global_extra: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut listeners = Vec::new();
+        let names: Vec<String> = (0..n).map(|i| format!("node_{i}")).collect();
+        let mut text = format!(
+            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n{global_extra}\n",
+            names.join(", ")
+        );
+        for name in &names {
+            let client = free_listener();
+            let messaging = free_listener();
+            text.push_str(&format!(
+                "[{name}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = {}\nlog_level = info\n\n",
+                client.local_addr().unwrap().port(),
+                messaging.local_addr().unwrap().port(),
+                dir.path().join(name).display()
+            ));
+            listeners.push((client, messaging));
+        }
+        let config = config::parse(&text).expect("test config").config;
+        let mut nodes = Vec::new();
+        for (name, (client, messaging)) in names.iter().zip(listeners) {
+            let node = Node::start(
+                config.clone(),
+                name,
+                Listeners {
+                    client: Some(client),
+                    messaging: Some(messaging),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("start {name} in {}: {e}", dir.path().display()));
+            nodes.push(Some(node));
+        }
+        eprintln!("cluster of {n} in {}", dir.path().display());
+        Cluster { dir, config, nodes }
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.config.nodes[i].name.clone()
+    }
+
+    fn client(&self) -> Client {
+        let mut b = ClientBuilder::new(CLUSTER_ID)
+            .request_timeout(Duration::from_secs(5))
+            .retry_policy(RetryPolicy {
+                max_attempts: 20,
+                backoff_initial: Duration::from_millis(50),
+                backoff_max: Duration::from_millis(500),
+            });
+        for n in &self.config.nodes {
+            b = b.node(&n.name, n.client_address());
+        }
+        b.build().expect("client")
+    }
+
+    /// The index of the node that is master with its lease, once there is one.
+    async fn wait_master(&self, among: &[usize]) -> usize {
+        let start = Instant::now();
+        loop {
+            for &i in among {
+                if let Some(node) = &self.nodes[i] {
+                    let s = node.status(&self.config);
+                    if s.role == Role::Master && s.lease_held {
+                        return i;
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no master with a lease among {among:?} within {DEADLINE:?} (data in {})",
+                self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn wait_applied(&self, i: usize, index: u64) {
+        let start = Instant::now();
+        loop {
+            let s = self.nodes[i]
+                .as_ref()
+                .expect("running")
+                .status(&self.config);
+            if s.applied_index >= index {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "node {i} applied {} < {index} after {DEADLINE:?}",
+                s.applied_index
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn crash(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.crash().await;
+        }
+    }
+
+    async fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        let name = self.name(i);
+        let node = Node::start(self.config.clone(), &name, Listeners::default())
+            .await
+            .unwrap_or_else(|e| panic!("restart {name}: {e}"));
+        self.nodes[i] = Some(node);
+    }
+
+    async fn stop_all(mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::take) {
+            node.stop().await.expect("graceful stop");
+        }
+    }
+}
+
+fn txid(c: Consistency) -> u64 {
+    match c {
+        Consistency::AtLeast(i) => i as u64,
+        other => panic!("get_txid answered {other:?}"),
+    }
+}
+
+fn all() -> KeyRange {
+    KeyRange {
+        first: None,
+        first_inclusive: true,
+        last: None,
+        last_inclusive: true,
+        max: -1,
+    }
+}
+
+/// Every command of the spec on a one-node cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_serves_every_command() {
+    let cluster = Cluster::start(1).await;
+    cluster.wait_master(&[0]).await;
+    let c = cluster.client();
+
+    c.set(b"a", b"1").await.unwrap();
+    assert_eq!(c.get(b"a").await.unwrap(), b"1");
+    assert!(c.exists(b"a").await.unwrap());
+    assert!(matches!(c.get(b"zz").await, Err(Error::NotFound { .. })));
+    c.delete(b"a").await.unwrap();
+    assert!(matches!(c.delete(b"a").await, Err(Error::NotFound { .. })));
+
+    // A sequence whose assert fails applies nothing.
+    c.set(b"x", b"old").await.unwrap();
+    let failed = c
+        .sequence(vec![
+            Update::Set {
+                key: b"y".to_vec(),
+                value: b"new".to_vec(),
+            },
+            Update::Assert {
+                key: b"x".to_vec(),
+                value: Some(b"other".to_vec()),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(failed, Err(Error::AssertionFailed { .. })),
+        "{failed:?}"
+    );
+    assert!(
+        !c.exists(b"y").await.unwrap(),
+        "nothing of a failed sequence is applied"
+    );
+    c.sequence(vec![
+        Update::Assert {
+            key: b"x".to_vec(),
+            value: Some(b"old".to_vec()),
+        },
+        Update::Set {
+            key: b"y".to_vec(),
+            value: b"new".to_vec(),
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(c.get(b"y").await.unwrap(), b"new");
+    c.synced_sequence(vec![Update::Set {
+        key: b"s".to_vec(),
+        value: b"synced".to_vec(),
+    }])
+    .await
+    .unwrap();
+
+    // test_and_set and replace answer the value before.
+    assert_eq!(c.test_and_set(b"t", None, Some(b"1")).await.unwrap(), None);
+    assert_eq!(
+        c.test_and_set(b"t", Some(b"2"), Some(b"3")).await.unwrap(),
+        Some(b"1".to_vec()),
+        "a failed test_and_set answers the current value"
+    );
+    assert_eq!(c.get(b"t").await.unwrap(), b"1");
+    assert_eq!(
+        c.replace(b"t", Some(b"r")).await.unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(c.get(b"t").await.unwrap(), b"r");
+
+    // Asserts.
+    c.assert(b"x", Some(b"old")).await.unwrap();
+    assert!(matches!(
+        c.assert(b"x", Some(b"no")).await,
+        Err(Error::AssertionFailed { .. })
+    ));
+    c.assert_exists(b"x").await.unwrap();
+    assert!(matches!(
+        c.assert_exists(b"nope").await,
+        Err(Error::AssertionFailed { .. })
+    ));
+
+    // Ranges and prefixes.
+    for k in ["p1", "p2", "p3", "q1"] {
+        c.set(k.as_bytes(), k.as_bytes()).await.unwrap();
+    }
+    assert_eq!(
+        c.prefix_keys(b"p", None).await.unwrap(),
+        vec![b"p1".to_vec(), b"p2".to_vec(), b"p3".to_vec()]
+    );
+    assert_eq!(c.prefix_keys(b"p", Some(2)).await.unwrap().len(), 2);
+    let range = KeyRange {
+        first: Some(b"p2".to_vec()),
+        first_inclusive: true,
+        last: Some(b"q1".to_vec()),
+        last_inclusive: false,
+        max: -1,
+    };
+    assert_eq!(
+        c.range(&range).await.unwrap(),
+        vec![b"p2".to_vec(), b"p3".to_vec()]
+    );
+    assert_eq!(
+        c.range_entries(&range).await.unwrap(),
+        vec![
+            (b"p2".to_vec(), b"p2".to_vec()),
+            (b"p3".to_vec(), b"p3".to_vec())
+        ]
+    );
+    let rev = KeyRange {
+        first: Some(b"q1".to_vec()),
+        first_inclusive: true,
+        last: Some(b"p2".to_vec()),
+        last_inclusive: true,
+        max: 2,
+    };
+    let rev_keys: Vec<Vec<u8>> = c
+        .rev_range_entries(&rev)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(rev_keys, vec![b"q1".to_vec(), b"p3".to_vec()]);
+    assert_eq!(
+        c.multi_get(&[b"p1", b"q1"]).await.unwrap(),
+        vec![b"p1".to_vec(), b"q1".to_vec()]
+    );
+    assert!(matches!(
+        c.multi_get(&[b"p1", b"zz"]).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        c.multi_get_option(&[b"p1", b"zz"]).await.unwrap(),
+        vec![Some(b"p1".to_vec()), None]
+    );
+    assert_eq!(c.delete_prefix(b"p").await.unwrap(), 3);
+    assert!(c.prefix_keys(b"p", None).await.unwrap().is_empty());
+    let count = c.get_key_count().await.unwrap();
+    assert_eq!(count, c.range(&all()).await.unwrap().len() as u64);
+
+    // Confirm, nop, txid, admin-ish commands.
+    c.confirm(b"x", b"old").await.unwrap();
+    c.confirm(b"x", b"newer").await.unwrap();
+    assert_eq!(c.get(b"x").await.unwrap(), b"newer");
+    c.nop().await.unwrap();
+    let i = txid(c.get_txid().await.unwrap());
+    assert!(i > 0);
+    assert_eq!(c.who_master().await.unwrap().as_deref(), Some("node_0"));
+    assert!(c.expect_progress_possible().await.unwrap());
+    let stats = c.statistics().await.unwrap();
+    assert_eq!(stats.name, "arakoon_stats");
+    assert!(stats.get("set_info").is_some() && stats.get("node_is").is_some());
+    let v = c.version().await.unwrap();
+    assert_eq!((v.major, v.minor), (0, 1));
+    assert!(c.current_state().await.unwrap().contains("master"));
+    // drop_master with no other voter: refused, the node stays master.
+    assert!(c.drop_master().await.is_err());
+
+    // max_value_size is enforced.
+    let big = vec![0u8; cluster.config.max_value_size + 1];
+    let too_big = c.set(b"big", &big).await;
+    assert!(too_big.is_err(), "a value above max_value_size is refused");
+    cluster.stop_all().await;
+}
+
+/// Raw connections: a wrong cluster id, a wrong magic, a huge declared
+/// length and a truncated frame get a clear error; the node serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_the_node_serves_on() {
+    let cluster = Cluster::start(1).await;
+    cluster.wait_master(&[0]).await;
+    let addr = cluster.config.nodes[0].client_address();
+
+    async fn exchange(addr: &str, bytes: &[u8]) -> (u32, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("the node answers and closes")
+            .unwrap();
+        assert!(out.len() >= 8, "answer too short: {out:?}");
+        let rc = u32::from_le_bytes(out[0..4].try_into().unwrap());
+        let len = u32::from_le_bytes(out[4..8].try_into().unwrap()) as usize;
+        let msg = String::from_utf8_lossy(&out[8..(8 + len).min(out.len())]).into_owned();
+        (rc, msg)
+    }
+    let mut prologue = Vec::new();
+    protocol::encode_prologue(b"other_cluster", &mut prologue);
+    let (rc, msg) = exchange(&addr, &prologue).await;
+    assert_eq!(rc, 0x06, "E_WRONG_CLUSTER: {msg}");
+    assert!(msg.contains("other_cluster"), "{msg}");
+
+    let (rc, msg) = exchange(&addr, &[0xde, 0xad, 0xbe, 0xef, 1, 0, 0, 0]).await;
+    assert_eq!(rc, 0x01, "E_NO_MAGIC: {msg}");
+
+    // A get whose key declares 1 GiB.
+    let mut huge = Vec::new();
+    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut huge);
+    huge.extend_from_slice(&(0xb1ff_0000u32 | 0x08).to_le_bytes());
+    huge.push(0x01);
+    huge.extend_from_slice(&(1u32 << 30).to_le_bytes());
+    let (rc, msg) = exchange(&addr, &huge).await;
+    assert_eq!(rc, 0x26, "E_BAD_INPUT: {msg}");
+
+    // A request word without the magic after a good prologue.
+    let mut nomagic = Vec::new();
+    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut nomagic);
+    nomagic.extend_from_slice(&0x0000_0008u32.to_le_bytes());
+    let (rc, _) = exchange(&addr, &nomagic).await;
+    assert_eq!(rc, 0x01, "E_NO_MAGIC for a request word");
+
+    // A truncated frame, then the client goes away: nothing to answer.
+    {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut bytes = Vec::new();
+        protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut bytes);
+        bytes.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes());
+        bytes.extend_from_slice(&10u32.to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        s.write_all(&bytes).await.unwrap();
+    }
+
+    // Messaging port: a wrong cluster id is refused with a reason.
+    let maddr = cluster.config.nodes[0].messaging_address();
+    let mut s = tokio::net::TcpStream::connect(&maddr).await.unwrap();
+    let mut hello = b"ARKRSMSG".to_vec();
+    hello.extend_from_slice(&1u32.to_le_bytes());
+    for field in ["wrong", "node_0", "node_0"] {
+        hello.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        hello.extend_from_slice(field.as_bytes());
+    }
+    s.write_all(&hello).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.first(), Some(&1u8), "handshake refused");
+    assert!(String::from_utf8_lossy(&out).contains("cluster id"));
+
+    let c = cluster.client();
+    c.set(b"still", b"here").await.unwrap();
+    assert_eq!(c.get(b"still").await.unwrap(), b"here");
+    cluster.stop_all().await;
+}
+
+/// Three nodes: writes on the master, NotMaster on a slave, AtLeast and
+/// NoGuarantee reads on a slave, failover when the master crashes, and the
+/// old master catching up after its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_fail_over_and_catch_up() {
+    let mut cluster = Cluster::start(3).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let c = cluster.client();
+    for k in 0..20u32 {
+        c.set(format!("k{k:02}").as_bytes(), &k.to_le_bytes())
+            .await
+            .unwrap();
+    }
+    let i = txid(c.get_txid().await.unwrap());
+    let slave = (master + 1) % 3;
+    let slave_name = cluster.name(slave);
+
+    // NotMaster on a slave, naming the master.
+    let on_slave = c.node(&slave_name).unwrap();
+    match on_slave.set(b"nope", b"x").await {
+        Err(Error::NotMaster { master: m, .. }) => {
+            assert_eq!(m.as_deref(), Some(cluster.name(master).as_str()))
+        }
+        other => panic!("set on a slave: {other:?}"),
+    }
+    match on_slave.get(b"k00").await {
+        Err(Error::NotMaster { .. }) => {}
+        other => panic!("Consistent get on a slave: {other:?}"),
+    }
+    // AtLeast(i) on the slave: wait for it to apply (the commit index rides
+    // on the next heartbeat), then the value is there.
+    let at_least = on_slave.with_consistency(Consistency::AtLeast(i as i64));
+    let start = Instant::now();
+    loop {
+        match at_least.get(b"k19").await {
+            Ok(v) => {
+                assert_eq!(v, 19u32.to_le_bytes());
+                break;
+            }
+            Err(Error::InconsistentRead { .. }) if start.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(e) => panic!("AtLeast({i}) on {slave_name}: {e}"),
+        }
+    }
+    let ng = on_slave.with_consistency(Consistency::NoGuarantee);
+    assert_eq!(ng.get(b"k00").await.unwrap(), 0u32.to_le_bytes());
+    let far = on_slave.with_consistency(Consistency::AtLeast(i as i64 + 1000));
+    assert!(matches!(
+        far.get(b"k00").await,
+        Err(Error::InconsistentRead { .. })
+    ));
+
+    // Failover: crash the master; the others elect a new one.
+    let crashed_at = Instant::now();
+    cluster.crash(master).await;
+    let rest: Vec<usize> = (0..3).filter(|&j| j != master).collect();
+    let new_master = cluster.wait_master(&rest).await;
+    eprintln!(
+        "failover: {} is master {:?} after the crash of {}",
+        cluster.name(new_master),
+        crashed_at.elapsed(),
+        cluster.name(master)
+    );
+    for k in 0..20u32 {
+        assert_eq!(
+            c.get(format!("k{k:02}").as_bytes()).await.unwrap(),
+            k.to_le_bytes(),
+            "acknowledged write k{k:02} survives the failover"
+        );
+    }
+    c.set(b"after", b"failover").await.unwrap();
+    let i2 = txid(c.get_txid().await.unwrap());
+
+    // The old master restarts on the same dirs and catches up.
+    cluster.restart(master).await;
+    cluster.wait_applied(master, i2).await;
+    let old = c
+        .node(&cluster.name(master))
+        .unwrap()
+        .with_consistency(Consistency::AtLeast(i2 as i64));
+    assert_eq!(old.get(b"after").await.unwrap(), b"failover");
+    assert_eq!(old.get(b"k07").await.unwrap(), 7u32.to_le_bytes());
+    cluster.stop_all().await;
+}
+
+/// A crash (no sync, no checkpoint) then a start on the same directories
+/// replays the tlog into the store; a graceful stop then start as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_crash_replays_the_tlog() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.wait_master(&[0]).await;
+    let c = cluster.client();
+    for k in 0..50u32 {
+        c.set(format!("r{k}").as_bytes(), &k.to_le_bytes())
+            .await
+            .unwrap();
+    }
+    c.delete(b"r3").await.unwrap();
+    let before = cluster.nodes[0].as_ref().unwrap().status(&cluster.config);
+    cluster.crash(0).await;
+    cluster.restart(0).await;
+    cluster.wait_master(&[0]).await;
+    let after = cluster.nodes[0].as_ref().unwrap().status(&cluster.config);
+    assert!(after.applied_index >= before.applied_index);
+    let c = cluster.client();
+    assert_eq!(c.get(b"r49").await.unwrap(), 49u32.to_le_bytes());
+    assert!(!c.exists(b"r3").await.unwrap());
+    assert_eq!(c.prefix_keys(b"r", None).await.unwrap().len(), 49);
+
+    // Graceful stop, then start again.
+    let node = cluster.nodes[0].take().unwrap();
+    node.stop().await.expect("graceful stop");
+    cluster.restart(0).await;
+    cluster.wait_master(&[0]).await;
+    assert_eq!(
+        cluster.client().get(b"r10").await.unwrap(),
+        10u32.to_le_bytes()
+    );
+    cluster.stop_all().await;
+}
+
+/// Many clients at once are each answered with their own result (group
+/// commit puts them in few entries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_each_get_their_own_result() {
+    let cluster = Cluster::start(3).await;
+    cluster.wait_master(&[0, 1, 2]).await;
+    let mut tasks = Vec::new();
+    for t in 0..16u32 {
+        let c = cluster.client();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..10u32 {
+                let key = format!("c{t}-{k}");
+                c.set(key.as_bytes(), key.as_bytes()).await.unwrap();
+                let before = c
+                    .test_and_set(key.as_bytes(), Some(key.as_bytes()), Some(b"done"))
+                    .await
+                    .unwrap();
+                assert_eq!(before.as_deref(), Some(key.as_bytes()));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let c = cluster.client();
+    assert_eq!(c.prefix_keys(b"c", None).await.unwrap().len(), 160);
+    cluster.stop_all().await;
+}
+
+/// A stopping node answers E_GOING_DOWN rather than hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_master_hands_over() {
+    let cluster = Cluster::start(3).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let c = cluster.client();
+    c.set(b"k", b"v").await.unwrap();
+    // Wait until every slave has applied it (so they are caught up).
+    let i = txid(c.get_txid().await.unwrap());
+    for j in 0..3 {
+        cluster.wait_applied(j, i).await;
+    }
+    c.node(&cluster.name(master))
+        .unwrap()
+        .drop_master()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let new_master = loop {
+        let m = cluster.wait_master(&[0, 1, 2]).await;
+        if m != master {
+            break m;
+        }
+        assert!(start.elapsed() < DEADLINE, "mastership was not handed over");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    eprintln!(
+        "handed over to {} in {:?}",
+        cluster.name(new_master),
+        start.elapsed()
+    );
+    assert_eq!(c.get(b"k").await.unwrap(), b"v");
+    cluster.stop_all().await;
+}
