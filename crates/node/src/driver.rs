@@ -63,6 +63,8 @@ const APPLY_READ_MAX_BYTES: u64 = 8 << 20;
 /// Most rounds run back to back for one input (a round may produce work for
 /// the next one, e.g. entries counted as synced with `fsync = false`).
 const ROUNDS_PER_INPUT_MAX: usize = 8;
+/// Least work of one sealing step (compressing full tlog segments), bytes.
+const SEAL_STEP_MIN_BYTES: u64 = 1 << 20;
 /// Precision of the published lease expiry.
 const LEASE_PRECISION_NS: u64 = 100_000;
 
@@ -160,6 +162,8 @@ pub struct Driver {
     force_sync: bool,
     /// A round left work for another round.
     again: bool,
+    /// Payload bytes appended since the last sealing step.
+    appended_bytes: u64,
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -190,6 +194,7 @@ impl Driver {
             logged_master: None,
             force_sync: false,
             again: false,
+            appended_bytes: 0,
         }
     }
 
@@ -356,8 +361,11 @@ impl Driver {
             .mark_synced(result)
             .map_err(|e| self.tlog_error(e))?;
         self.report_synced(synced)?;
+        // Seal full segments a step at a time, keeping up with the appends
+        // without stalling the loop for a whole segment.
+        let budget = SEAL_STEP_MIN_BYTES.max(2 * std::mem::take(&mut self.appended_bytes));
         self.tlog
-            .seal_full_segments()
+            .seal_some(budget)
             .map_err(|e| self.tlog_error(e))?;
         Ok(())
     }
@@ -484,6 +492,7 @@ impl Driver {
                     payload: e.payload.to_vec(),
                 })
                 .collect();
+            self.appended_bytes += entries.iter().map(|e| e.payload.len() as u64).sum::<u64>();
             self.tlog.append(&entries).map_err(|e| self.tlog_error(e))?;
         }
         self.publish();

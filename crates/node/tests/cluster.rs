@@ -599,3 +599,49 @@ async fn drop_master_hands_over() {
     assert_eq!(c.get(b"k").await.unwrap(), b"v");
     cluster.stop_all().await;
 }
+
+/// Two of three nodes crash: the master loses its lease and steps down, so
+/// an update fails within the lease period plus a margin (never hangs), and
+/// a `Consistent` read is refused; one node back: progress resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_updates_fail_fast_and_resume() {
+    let mut cluster = Cluster::start(3).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let c = cluster.client();
+    c.set(b"before", b"1").await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|&j| j != master).collect();
+    for &j in &others {
+        cluster.crash(j).await;
+    }
+    let direct = c
+        .node(&cluster.name(master))
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(10));
+    let lease = cluster.config.lease_period;
+    let margin = Duration::from_secs(1);
+    let started = Instant::now();
+    let result = direct.set(b"lost", b"?").await;
+    let took = started.elapsed();
+    eprintln!("update without a quorum failed after {took:?}: {result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(Error::NoLongerMaster { .. }) | Err(Error::NotMaster { .. })
+        ),
+        "{result:?}"
+    );
+    assert!(took < lease + margin, "took {took:?}, lease {lease:?}");
+    // No lease any more: a Consistent read is refused too.
+    assert!(matches!(
+        direct.get(b"before").await,
+        Err(Error::NotMaster { .. })
+    ));
+
+    cluster.restart(others[0]).await;
+    let m = cluster.wait_master(&[master, others[0]]).await;
+    eprintln!("master again: {}", cluster.name(m));
+    c.set(b"after", b"2").await.unwrap();
+    assert_eq!(c.get(b"before").await.unwrap(), b"1");
+    assert_eq!(c.get(b"after").await.unwrap(), b"2");
+    cluster.stop_all().await;
+}
