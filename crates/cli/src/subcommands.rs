@@ -31,7 +31,7 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "sim",
         about: "run the deterministic simulator for N seeds",
-        run: sim,
+        run: run_sim,
     },
 ];
 
@@ -46,7 +46,7 @@ fn not_yet(name: &str) -> ExitCode {
     ExitCode::from(crate::EXIT_FAILED)
 }
 
-// Placeholders until the node (for demo), the bench and the sim are wired in.
+// Placeholders until the node (for demo) and the bench are wired in.
 fn demo(_args: &[OsString]) -> ExitCode {
     not_yet("demo")
 }
@@ -55,6 +55,18 @@ fn bench(_args: &[OsString]) -> ExitCode {
     not_yet("bench")
 }
 
-fn sim(_args: &[OsString]) -> ExitCode {
-    not_yet("sim")
+/// `arakoon sim`: the deterministic simulator (`sim::command` parses and runs).
+fn run_sim(args: &[OsString]) -> ExitCode {
+    let mut text = Vec::with_capacity(args.len());
+    for a in args {
+        match a.to_str() {
+            Some(s) => text.push(s.to_string()),
+            None => {
+                eprintln!("arakoon sim: argument {a:?} is not valid UTF-8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let code = sim::command::main(&text);
+    ExitCode::from(u8::try_from(code).unwrap_or(crate::EXIT_FAILED))
 }
