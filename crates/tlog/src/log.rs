@@ -12,6 +12,7 @@ use crate::terms::TermRuns;
 use disk::{DiskFile, DiskRef, OpenMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One entry of the log.
@@ -167,6 +168,13 @@ pub struct Tlog {
 /// a few dozen syncs instead of stalling one of them.
 pub const SEAL_STEP_BYTES: u64 = 1 << 20;
 
+/// Epochs are unique in the process, so that a `Synced` from another `Tlog`
+/// (one dropped before a reopen) is never believed either.
+fn next_sync_epoch() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 fn has_room(options: &TlogOptions, entry_count: u64, len_bytes: u64, frame_len: u64) -> bool {
     entry_count < options.max_entries
         && (entry_count == 0 || len_bytes + frame_len <= options.max_size)
@@ -285,7 +293,7 @@ impl Tlog {
             segments,
             synced_index: terms.last_index(),
             terms,
-            sync_epoch: 0,
+            sync_epoch: next_sync_epoch(),
             hard_state,
             poisoned: None,
             sealing: None,
@@ -1003,7 +1011,7 @@ impl Tlog {
         }
         self.terms.truncate(from);
         self.synced_index = self.last_index();
-        self.sync_epoch += 1;
+        self.sync_epoch = next_sync_epoch();
         Ok(())
     }
 
@@ -1091,7 +1099,7 @@ impl Tlog {
         // From here on the old segments are leftovers of an older generation,
         // which an open would remove anyway.
         self.generation = generation;
-        self.sync_epoch += 1;
+        self.sync_epoch = next_sync_epoch();
         for old in self.segments.drain(..) {
             self.disk
                 .remove(&old.path)

@@ -477,9 +477,20 @@ fn a_sync_job_runs_elsewhere_while_appends_go_on() {
     assert!(matches!(tlog.take_sync_job(), Ok(None)));
     // What sync vouched for survives a crash.
     disk.crash(&mut chooser(11));
-    let tlog = open_sim(&disk, TlogOptions::default());
+    let mut tlog = open_sim(&disk, TlogOptions::default());
     assert_eq!(tlog.last_index(), 4);
     assert_eq!(tlog.term(3), Some(2));
+    // A job of a tlog since dropped vouches for nothing in the reopened one.
+    assert!(tlog
+        .append(&[entry(5, 2, 50, 50), entry(6, 2, 60, 50)])
+        .is_ok());
+    let Ok(Some(old_job)) = tlog.take_sync_job() else {
+        panic!("entries 5 and 6 are unsynced");
+    };
+    drop(tlog);
+    let mut tlog = open_sim(&disk, TlogOptions::default());
+    assert!(tlog.truncate_suffix(5).is_ok());
+    assert_eq!(tlog.mark_synced(old_job.run()).ok(), Some(4));
 }
 
 #[test]
