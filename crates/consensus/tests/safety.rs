@@ -321,6 +321,9 @@ fn safety_long() {
     }
 }
 
+/// Replays one seed of `safety_long` (same voter count), with diagnostics
+/// on a liveness failure: `DEBUG_SEED=1049 cargo test -p consensus --test
+/// safety debug_seed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn debug_seed() {
