@@ -584,7 +584,7 @@ fn run_case(options: TlogOptions, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn tlog_matches_a_vec_through_crashes(options in options(), ops in proptest::collection::vec(op(), 1..60)) {

@@ -305,7 +305,7 @@ fn a_header_flip_in_the_last_segment_is_an_error_not_a_torn_tail() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
 
     /// Bad input on disk: random bit flips in random files of the tlog
     /// directory, and a random cut of one of them. Opening never panics
