@@ -336,10 +336,15 @@ impl Node {
     /// Waits until the node stops by itself (a storage failure) or is
     /// stopped; the driver's result.
     pub async fn wait(&mut self) -> Result<(), NodeError> {
-        let result = match self.done.take() {
-            Some(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err(NodeError::Driver("the driver thread panicked".into()))),
+        // Cancel-safe: the receiver is dropped only once it has answered.
+        let result = match self.done.as_mut() {
+            Some(rx) => {
+                let r = rx.await.unwrap_or_else(|_| {
+                    Err(NodeError::Driver("the driver thread panicked".into()))
+                });
+                self.done = None;
+                r
+            }
             None => Ok(()),
         };
         // The driver is gone: make sure nothing listens any more.

@@ -79,8 +79,14 @@ impl Transport {
 
 /// Resolves when the node is told to stop (or its handle is gone).
 pub async fn stopped(stop: &mut watch::Receiver<StopMode>) {
+    stopped_as(stop, |mode| mode != StopMode::Running).await
+}
+
+/// Resolves when the node is told to stop in a way `matches` (or its
+/// handle is gone).
+pub async fn stopped_as(stop: &mut watch::Receiver<StopMode>, matches: impl Fn(StopMode) -> bool) {
     loop {
-        if *stop.borrow_and_update() != StopMode::Running {
+        if matches(*stop.borrow_and_update()) {
             return;
         }
         if stop.changed().await.is_err() {

@@ -19,7 +19,7 @@
 //!   read whole but unusable is answered and the connection goes on.
 
 use crate::clock::Clock;
-use crate::messaging::stopped;
+use crate::messaging::{stopped, stopped_as};
 use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
 use crate::state::{DriverRequest, Published, Refused, UpdateAnswer};
 use crate::stats::Stats;
@@ -83,6 +83,8 @@ async fn accept_loop(service: Service, listener: TcpListener) {
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {
+                    // A crash cuts the connection at once; a graceful stop
+                    // lets the request in hand be answered (E_GOING_DOWN).
                     let mut stop = service.stop.clone();
                     tokio::select! {
                         r = service.serve(stream) => {
@@ -90,7 +92,7 @@ async fn accept_loop(service: Service, listener: TcpListener) {
                                 tracing::info!(%addr, "client connection closed: {e}");
                             }
                         }
-                        _ = stopped(&mut stop) => {}
+                        _ = stopped_as(&mut stop, |m| m == StopMode::Crash) => {}
                     }
                     drop(permit);
                 });
@@ -271,8 +273,13 @@ impl Service {
             return Err(format!("refused: {message}"));
         }
         let mut decoder = RequestDecoder::new(limits);
+        let mut stop = self.stop.clone();
         loop {
-            let incoming = match read_frame(&mut stream, &mut buf, |b| decoder.decode(b)).await {
+            let read = tokio::select! {
+                r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
+                _ = stopped(&mut stop) => return Ok(()), // between requests: just close
+            };
+            let incoming = match read {
                 Ok(Some(incoming)) => incoming,
                 Ok(None) => return Ok(()),
                 Err(FrameError::Protocol(e)) => {

@@ -645,3 +645,46 @@ async fn without_a_quorum_updates_fail_fast_and_resume() {
     assert_eq!(c.get(b"after").await.unwrap(), b"2");
     cluster.stop_all().await;
 }
+
+/// A graceful stop answers an update in flight with E_GOING_DOWN (it cannot
+/// commit: both slaves are down) instead of dropping the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_stop_answers_in_flight_updates_going_down() {
+    let mut cluster = Cluster::start(3).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let c = cluster.client();
+    c.set(b"k", b"v").await.unwrap();
+    for j in (0..3).filter(|&j| j != master) {
+        cluster.crash(j).await;
+    }
+    let before = cluster.nodes[master]
+        .as_ref()
+        .unwrap()
+        .status(&cluster.config)
+        .tlog_last_index;
+    let direct = c.node(&cluster.name(master)).unwrap();
+    let update = tokio::spawn(async move { direct.set(b"pending", b"x").await });
+    // Wait until the update is proposed (appended to the master's tlog).
+    let start = Instant::now();
+    loop {
+        let s = cluster.nodes[master]
+            .as_ref()
+            .unwrap()
+            .status(&cluster.config);
+        if s.tlog_last_index > before {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the update was never proposed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let node = cluster.nodes[master].take().unwrap();
+    node.stop().await.expect("graceful stop");
+    let result = update.await.unwrap();
+    // The client reports E_GOING_DOWN on an update as an unknown outcome.
+    match &result {
+        Err(e @ Error::OutcomeUnknown { reason, .. }) => {
+            assert!(reason.contains("going down"), "{e}")
+        }
+        other => panic!("expected E_GOING_DOWN, got {other:?}"),
+    }
+}
