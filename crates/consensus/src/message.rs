@@ -11,11 +11,14 @@ use crate::types::{Entry, NodeId, Time};
 /// A message from one core to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The sender.
     pub from: NodeId,
+    /// The receiver.
     pub to: NodeId,
     /// The sender's term `n` (for `PreVote`, the term it would campaign in;
     /// for a granted `PreVoteResponse`, that same term).
     pub term: u64,
+    /// What the message says.
     pub body: Body,
 }
 

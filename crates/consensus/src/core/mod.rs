@@ -57,8 +57,11 @@ impl Ready {
 /// A change of role or of known master.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleChange {
+    /// The role taken.
     pub role: Role,
+    /// The term `n` it was taken in.
     pub term: u64,
+    /// The master known in that term, if any.
     pub master: Option<NodeId>,
     /// Last index of the local log at the change.
     pub last_index: u64,
@@ -69,12 +72,19 @@ pub struct RoleChange {
 /// A snapshot of the core's state, for statistics and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// This node.
     pub id: NodeId,
+    /// Its role.
     pub role: Role,
+    /// Its current term `n`.
     pub term: u64,
+    /// Its vote in that term.
     pub voted_for: Option<NodeId>,
+    /// The master it knows in that term.
     pub master: Option<NodeId>,
+    /// Highest index known committed.
     pub commit_index: u64,
+    /// Highest index known durable in its log.
     pub synced_index: u64,
 }
 
@@ -145,7 +155,9 @@ pub enum ReadError {
 /// `index` is applied *with this term* (another term there means it was lost).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proposed {
+    /// Index `i` of the new entry.
     pub index: u64,
+    /// Term `n` of the new entry (the master's current term).
     pub term: u64,
 }
 
@@ -311,14 +323,17 @@ impl Core {
 
     // ----- queries -------------------------------------------------------
 
+    /// This node's id.
     pub fn id(&self) -> NodeId {
         self.config.id
     }
 
+    /// The validated configuration.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The role this node plays now.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -348,6 +363,7 @@ impl Core {
         }
     }
 
+    /// A summary of the core's state.
     pub fn status(&self) -> Status {
         Status {
             id: self.config.id,
