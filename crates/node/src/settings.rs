@@ -171,3 +171,53 @@ impl Settings {
         self.cluster.master == MasterMode::ReadOnly
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(extra_global: &str) -> ClusterConfig {
+        let mut text = format!(
+            "[global]\ncluster = a, b, c\ncluster_id = t\nlease_period = 2\n{extra_global}\n"
+        );
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            text.push_str(&format!(
+                "[{n}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = /tmp/{n}\nlog_level = info\n",
+                4000 + i,
+                4100 + i
+            ));
+        }
+        config::parse(&text).expect("config").config
+    }
+
+    /// Timing is derived from lease_period as the module doc's table says.
+    #[test]
+    fn timing_follows_the_lease_period() {
+        let s = Settings::new(cluster(""), "b").unwrap();
+        assert_eq!(s.id(), NodeId(1));
+        let c = &s.consensus;
+        assert_eq!(c.voters, vec![NodeId(0), NodeId(1), NodeId(2)]);
+        assert_eq!(c.lease_period, Duration::from_secs(2));
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(c.election_timeout_min, Duration::from_secs(2));
+        assert_eq!(c.election_timeout_max, Duration::from_secs(4));
+        assert_eq!(c.max_clock_drift, Duration::from_millis(200));
+        assert_eq!(s.tick_interval, Duration::from_millis(100));
+        assert!(c.max_entry_bytes as usize > s.cluster.max_buffer_size);
+        assert!(s.decode_limits.max_message_bytes as u64 > c.max_entry_bytes);
+    }
+
+    #[test]
+    fn master_modes_map_to_node_ids() {
+        let s = Settings::new(cluster("master = c"), "a").unwrap();
+        assert_eq!(s.consensus.forced_master, Some(NodeId(2)));
+        let s = Settings::new(cluster("preferred_masters = c, b"), "a").unwrap();
+        assert_eq!(s.consensus.preferred_masters, vec![NodeId(2), NodeId(1)]);
+    }
+
+    #[test]
+    fn an_unknown_node_name_is_refused_with_the_known_ones() {
+        let e = Settings::new(cluster(""), "zz").unwrap_err().to_string();
+        assert!(e.contains("\"zz\"") && e.contains("a, b, c"), "{e}");
+    }
+}

@@ -31,19 +31,20 @@ impl Cluster {
         Self::start_with(n, "").await
     }
 
-    async fn start_with(n: usize, global_extra: &str) -> Cluster {
+    /// `node_extra` is added to every node's section.
+    async fn start_with(n: usize, node_extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut listeners = Vec::new();
         let names: Vec<String> = (0..n).map(|i| format!("node_{i}")).collect();
         let mut text = format!(
-            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n{global_extra}\n",
+            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n\n",
             names.join(", ")
         );
         for name in &names {
             let client = free_listener();
             let messaging = free_listener();
             text.push_str(&format!(
-                "[{name}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = {}\nlog_level = info\n\n",
+                "[{name}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = {}\nlog_level = info\n{node_extra}\n",
                 client.local_addr().unwrap().port(),
                 messaging.local_addr().unwrap().port(),
                 dir.path().join(name).display()
@@ -687,4 +688,67 @@ async fn graceful_stop_answers_in_flight_updates_going_down() {
         }
         other => panic!("expected E_GOING_DOWN, got {other:?}"),
     }
+}
+
+/// `fsync = false`: the same answers (a synced_sequence still fsyncs), and
+/// a crashed process loses nothing (the data is in the page cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_false_serves_and_survives_a_process_crash() {
+    let mut cluster = Cluster::start_with(3, "fsync = false\n").await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let c = cluster.client();
+    for k in 0..20u32 {
+        c.set(format!("f{k}").as_bytes(), b"v").await.unwrap();
+    }
+    c.synced_sequence(vec![Update::Set {
+        key: b"synced".to_vec(),
+        value: b"yes".to_vec(),
+    }])
+    .await
+    .unwrap();
+    cluster.crash(master).await;
+    cluster.restart(master).await;
+    cluster.wait_master(&[0, 1, 2]).await;
+    let i = txid(c.get_txid().await.unwrap());
+    cluster.wait_applied(master, i).await;
+    let on_old = c
+        .node(&cluster.name(master))
+        .unwrap()
+        .with_consistency(Consistency::AtLeast(i as i64));
+    assert_eq!(on_old.get(b"synced").await.unwrap(), b"yes");
+    assert_eq!(on_old.prefix_keys(b"f", None).await.unwrap().len(), 20);
+    cluster.stop_all().await;
+}
+
+/// Throughput of small sets from many clients against 3 nodes (a figure,
+/// not a check): `cargo test -p node --release -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput_of_small_sets() {
+    let cluster = Cluster::start(3).await;
+    cluster.wait_master(&[0, 1, 2]).await;
+    let clients = 64u32;
+    let per_client = 200u32;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let c = cluster.client();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per_client {
+                c.set(format!("t{t}-{k}").as_bytes(), b"0123456789")
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = start.elapsed();
+    let n = clients * per_client;
+    eprintln!(
+        "{n} sets from {clients} clients in {took:?}: {:.0} sets/s",
+        f64::from(n) / took.as_secs_f64()
+    );
+    cluster.stop_all().await;
 }
