@@ -121,12 +121,14 @@
 //! blocking thread while it goes on appending, and passes the result to
 //! [`Tlog::mark_synced`]. A rotation in the meantime syncs the full segment
 //! itself; a truncation or reset in the meantime makes the job's result
-//! ignored (it carries an epoch). Sealing is then left to
-//! [`Tlog::seal_some`], which compresses about as many bytes as it is told
-//! (a few milliseconds per MiB) and can finish a seal over many calls;
-//! [`Tlog::sync`] calls it with at least [`SEAL_STEP_BYTES`] and twice what
-//! it synced, so sealing keeps up without stalling one sync for a whole
-//! segment. A truncation, collapse or reset cancels a seal in progress.
+//! ignored (it carries an epoch). Sealing is then the node's to call:
+//! [`Tlog::seal_pending`] after each `mark_synced` (as [`Tlog::sync`] does
+//! itself). It compresses at least [`SEAL_STEP_BYTES`] and twice what was
+//! appended since its previous call (a few milliseconds per MiB), so a seal
+//! is spread over many calls and keeps up with the appends, instead of
+//! stalling one call for a whole segment ([`Tlog::seal_some`] takes an
+//! explicit budget; [`Tlog::seal_full_segments`] does everything at once).
+//! A truncation, collapse or reset cancels a seal in progress.
 
 mod error;
 mod format;

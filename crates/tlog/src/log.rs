@@ -158,9 +158,9 @@ pub struct Tlog {
     /// The seal in progress, if any: always of the oldest plain segment
     /// that is not the active one. Cancelled by truncate, collapse, reset.
     sealing: Option<segment::SealProgress>,
-    /// Frame bytes appended since the last `sync`, which then seals at least
-    /// twice as much, so that sealing keeps up with appending.
-    appended_bytes_since_sync: u64,
+    /// Frame bytes appended since the last `seal_pending`, which then seals
+    /// at least twice as much, so that sealing keeps up with appending.
+    appended_bytes_since_seal_step: u64,
 }
 
 /// Frame bytes a `sync` compresses at least, when a full segment waits to
@@ -297,7 +297,7 @@ impl Tlog {
             hard_state,
             poisoned: None,
             sealing: None,
-            appended_bytes_since_sync: 0,
+            appended_bytes_since_seal_step: 0,
         };
         tlog.assert_invariants();
         Ok(tlog)
@@ -727,7 +727,7 @@ impl Tlog {
             *len_bytes = start + buf.len() as u64;
             active.entry_count += taken as u64;
             active.last_term = entries[taken - 1].term;
-            self.appended_bytes_since_sync += buf.len() as u64;
+            self.appended_bytes_since_seal_step += buf.len() as u64;
             for entry in &entries[..taken] {
                 self.terms.push(entry.index, entry.term);
             }
@@ -815,10 +815,20 @@ impl Tlog {
             let result = job.run();
             self.mark_synced(result)?;
         }
-        let budget_bytes = SEAL_STEP_BYTES.max(2 * self.appended_bytes_since_sync);
-        self.appended_bytes_since_sync = 0;
-        self.seal_some(budget_bytes)?;
+        self.seal_pending()?;
         Ok(self.synced_index)
+    }
+
+    /// One step of sealing, sized to keep up with the appends: at least
+    /// [`SEAL_STEP_BYTES`] and twice the bytes appended since the previous
+    /// step. [`Tlog::sync`] calls it; a node that syncs through
+    /// [`SyncJob`]s calls it after each [`Tlog::mark_synced`].
+    /// Returns how many segments were sealed.
+    pub fn seal_pending(&mut self) -> Result<usize, TlogError> {
+        let budget_bytes = SEAL_STEP_BYTES.max(2 * self.appended_bytes_since_seal_step);
+        let sealed = self.seal_some(budget_bytes)?;
+        self.appended_bytes_since_seal_step = 0;
+        Ok(sealed)
     }
 
     /// Compresses every full (not active) segment that is still plain, if
@@ -829,10 +839,10 @@ impl Tlog {
     }
 
     /// Advances the sealing of full segments by about `budget_bytes` of
-    /// frames (at least one block when there is work): [`Tlog::sync`] calls
-    /// it with a step that keeps up with the appends; a node that syncs
-    /// through [`SyncJob`]s calls it when it has a moment. Crash-safe at any
-    /// point (see [`Tlog::open`]). Returns how many segments were sealed.
+    /// frames (at least one block when there is work); see
+    /// [`Tlog::seal_pending`] for the step that keeps up with the appends.
+    /// Crash-safe at any point (see [`Tlog::open`]). Returns how many
+    /// segments were sealed.
     pub fn seal_some(&mut self, budget_bytes: u64) -> Result<usize, TlogError> {
         self.check_usable()?;
         if self.options.compression == Compression::None {

@@ -315,6 +315,8 @@ impl Harness {
                     assert!(synced >= covered);
                     self.model.synced = self.model.synced.max(covered);
                 }
+                // As the node does after each job.
+                self.tlog().seal_pending()?;
             }
             Op::Truncate { back } => {
                 let from = (self.model.last_index() + 1)
