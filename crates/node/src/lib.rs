@@ -35,6 +35,8 @@
 //!   reopens at its last checkpoint or later, and the committed entries
 //!   above the store's applied index are applied again as the commit
 //!   index becomes known (from the master, or by this node as master).
+//! - Logs (`tracing`) at the node's `log_level` go to stderr and to
+//!   `<log_dir>/<name>.log`; one info line per master change, with `n` and `i`.
 //! - Graceful stop (SIGTERM/SIGINT): listeners close, queued and in-flight
 //!   requests are answered `E_GOING_DOWN`, the tlog is synced and the store
 //!   checkpointed.
@@ -277,6 +279,12 @@ impl Node {
                 let _ = done_tx.send(result);
             })
             .map_err(NodeError::Thread)?;
+        spawn_reporter(
+            node.reporting,
+            published_rx.clone(),
+            Arc::clone(&settings),
+            stop_rx.clone(),
+        );
         let client_task = service::start(
             service::Service {
                 settings: Arc::clone(&settings),
@@ -373,6 +381,38 @@ impl Node {
     }
 }
 
+/// Logs one line about the node's state every `reporting` (Arakoon's key).
+fn spawn_reporter(
+    every: std::time::Duration,
+    published: watch::Receiver<state::Published>,
+    settings: Arc<Settings>,
+    mut stop: watch::Receiver<StopMode>,
+) {
+    if every.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = messaging::stopped(&mut stop) => return,
+            }
+            let p = published.borrow().clone();
+            tracing::info!(
+                role = %p.role,
+                n = p.term,
+                master = p.master.map(|m| settings.name_of(m)).unwrap_or("unknown"),
+                tlog_last = p.tlog_last_index,
+                committed = p.commit_index,
+                applied = p.applied_index,
+                "report"
+            );
+        }
+    });
+}
+
 fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     let node = settings.node();
     let disk = disk::RealDisk::shared();
@@ -412,10 +452,14 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Sets up `tracing` logs to stderr at Arakoon's `level` (notice counts as
-/// info, fatal as error). `RUST_LOG`, if set, takes precedence. Does
-/// nothing if a subscriber is already installed.
-pub fn init_logging(level: LogLevel) {
+/// Sets up `tracing` logs at Arakoon's `level` (notice counts as info, fatal
+/// as error) to stderr and, if `log_file` is given and can be opened for
+/// appending, to that file too (a warning on stderr otherwise). `RUST_LOG`,
+/// if set, takes precedence. Does nothing if a subscriber is already
+/// installed.
+pub fn init_logging(level: LogLevel, log_file: Option<&Path>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match level {
         LogLevel::Debug => "debug",
         LogLevel::Info | LogLevel::Notice => "info",
@@ -424,10 +468,33 @@ pub fn init_logging(level: LogLevel) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let mut file_error = None;
+    let file = log_file.and_then(|path| {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| file_error = Some(format!("{}: {e}", path.display())))
+            .ok()
+    });
+    let file_layer = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+    });
+    let stderr_layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init()
+        .is_ok();
+    if let (true, Some(e)) = (installed, file_error) {
+        tracing::warn!("cannot open the log file, logging to stderr only: {e}");
+    }
 }
 
 /// Runs node `node_name` of the cluster in `config_path` until `shutdown`
@@ -441,7 +508,8 @@ pub async fn run(
     let loaded = config::load(config_path)
         .map_err(|e| NodeError::Config(format!("{}: {e}", config_path.display())))?;
     if let Some(node) = loaded.config.node(node_name) {
-        init_logging(node.log_level);
+        let log_file = node.log_dir.join(format!("{node_name}.log"));
+        init_logging(node.log_level, Some(&log_file));
     }
     for warning in &loaded.warnings {
         tracing::warn!("config {}: {warning}", config_path.display());

@@ -300,7 +300,7 @@ async fn read_str(stream: &mut TcpStream, field: &str) -> Result<String, String>
     String::from_utf8(buf).map_err(|_| format!("handshake {field}: not UTF-8"))
 }
 
-/// Reads and checks a handshake; `Err((reason, answer))`: refuse.
+/// Reads and checks a handshake; `Err(reason)`: refuse it.
 async fn read_handshake(settings: &Settings, stream: &mut TcpStream) -> Result<NodeId, String> {
     let mut magic = [0u8; 8];
     stream

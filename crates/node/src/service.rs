@@ -5,7 +5,9 @@
 //! - The prologue comes first: a wrong magic or version is answered
 //!   `E_NO_MAGIC`, a wrong cluster id `E_WRONG_CLUSTER`, and the connection
 //!   is closed (the reason is logged).
-//! - Requests of one connection are served one at a time, in order; every
+//! - Requests of one connection are served one at a time, in order (so at
+//!   most one is queued per connection, within Arakoon's
+//!   `client_buffer_capacity`; the rest wait in the socket); every
 //!   connection is its own task, so a slow or dead client only holds its
 //!   own task (writes have a timeout, [`WRITE_TIMEOUT`]).
 //! - Updates go to the driver's bounded queue and wait for their own
