@@ -150,7 +150,10 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
             put_u64(out, *commit);
             put_u64(out, sent_at.0);
         }
-        Body::HeartbeatResponse { sent_at } => put_u64(out, sent_at.0),
+        Body::HeartbeatResponse { sent_at, commit } => {
+            put_u64(out, sent_at.0);
+            put_u64(out, *commit);
+        }
         Body::TimeoutNow => {}
     }
 }
@@ -300,6 +303,7 @@ pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<Message, DecodeError>
         },
         8 => Body::HeartbeatResponse {
             sent_at: Time(r.u64("sent_at")?),
+            commit: r.u64("commit")?,
         },
         9 => Body::TimeoutNow,
         kind => return Err(DecodeError::UnknownKind { kind }),

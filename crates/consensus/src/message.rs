@@ -64,6 +64,11 @@ pub enum Body {
     },
     HeartbeatResponse {
         sent_at: Time,
+        /// The slave's commit index. Below the master's, the slave holds
+        /// entries it has not yet verified against this term's master (after
+        /// a restart, say): the master then sends an append (empty if nothing
+        /// is new) so the slave can verify them and advance.
+        commit: u64,
     },
     /// "Campaign now": the master hands mastership to the receiver.
     TimeoutNow,

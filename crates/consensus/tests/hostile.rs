@@ -64,8 +64,9 @@ fn body() -> impl Strategy<Value = Body> {
             commit,
             sent_at: Time(sent_at)
         }),
-        any::<u64>().prop_map(|sent_at| Body::HeartbeatResponse {
-            sent_at: Time(sent_at)
+        (any::<u64>(), any::<u64>()).prop_map(|(sent_at, commit)| Body::HeartbeatResponse {
+            sent_at: Time(sent_at),
+            commit,
         }),
         Just(Body::TimeoutNow),
     ]

@@ -99,7 +99,7 @@ mod broken {
     fn caught_within(bug: Broken, limit: u64) -> (u64, String) {
         let mut scenario = Scenario::standard(3, OPS_PER_CLIENT);
         scenario.broken = Some(bug);
-        let summary = sweep(1, limit, &scenario, threads(), 20);
+        let summary = sweep(1, limit, &scenario, threads(), limit as usize);
         let caught = summary.failures.iter().find_map(|f| {
             f.violations
                 .iter()

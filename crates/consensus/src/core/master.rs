@@ -224,22 +224,33 @@ impl Core {
         Ok(Some(target))
     }
 
-    pub(super) fn on_heartbeat_response(&mut self, from: NodeId, sent_at: Time, last_index: u64) {
+    pub(super) fn on_heartbeat_response(
+        &mut self,
+        from: NodeId,
+        sent_at: Time,
+        slave_commit: u64,
+        last_index: u64,
+    ) {
         if self.role != Role::Master {
             return;
         }
         let now = self.now;
         let max_inflight = self.config.max_inflight_appends;
         let heartbeat_interval = self.config.heartbeat_interval;
+        let commit_index = self.commit_index;
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         if sent_at <= now {
             pr.record_ack_sent_at(sent_at);
         }
-        if pr.state == FlowState::Replicate && pr.match_index < last_index {
-            // Acknowledgements may have been lost: an append (empty if
-            // nothing new) makes the slave acknowledge again.
+        if pr.state == FlowState::Replicate
+            && (pr.match_index < last_index || slave_commit < commit_index)
+        {
+            // Acknowledgements may have been lost, or the slave holds entries
+            // it has not verified against this term (it restarted after
+            // acknowledging them, so its commit is capped): an append (empty
+            // if nothing new) makes it verify and acknowledge again.
             pr.empty_append_due = true;
         }
         match pr.state {

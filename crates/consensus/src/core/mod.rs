@@ -994,7 +994,8 @@ impl Core {
                     },
                 ),
                 Body::Heartbeat { sent_at, .. } => {
-                    self.send(msg.from, Body::HeartbeatResponse { sent_at })
+                    let commit = self.commit_index;
+                    self.send(msg.from, Body::HeartbeatResponse { sent_at, commit })
                 }
                 Body::Vote { .. } if self.is_voter => {
                     self.send(msg.from, Body::VoteResponse { granted: false })
@@ -1034,7 +1035,8 @@ impl Core {
                 self.accept_master(from, sent_at, log)?;
                 let verified = self.verified_index;
                 self.set_commit(commit.min(verified));
-                self.send(from, Body::HeartbeatResponse { sent_at });
+                let commit = self.commit_index;
+                self.send(from, Body::HeartbeatResponse { sent_at, commit });
                 self.guard_lease();
                 // E.g. after a snapshot installed while no master was known.
                 self.maybe_ack();
@@ -1043,9 +1045,9 @@ impl Core {
             Body::AppendResponse { sent_at, result } => {
                 self.on_append_response(from, sent_at, result, log)
             }
-            Body::HeartbeatResponse { sent_at } => {
+            Body::HeartbeatResponse { sent_at, commit } => {
                 let last_index = self.pending.last_index(log);
-                self.on_heartbeat_response(from, sent_at, last_index);
+                self.on_heartbeat_response(from, sent_at, commit, last_index);
                 Ok(())
             }
             Body::TimeoutNow => self.on_timeout_now(from, log),
