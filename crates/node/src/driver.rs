@@ -339,8 +339,17 @@ impl Driver {
         }
         let now = self.clock.now();
         let me = self.settings.id();
-        let voters: Vec<NodeId> = self.core.config().voters.clone();
-        for target in voters.into_iter().filter(|v| *v != me) {
+        // The most caught-up other voter first.
+        let mut voters: Vec<(u64, NodeId)> = self
+            .core
+            .config()
+            .voters
+            .iter()
+            .filter(|v| **v != me)
+            .map(|v| (self.core.peer_progress(*v).map_or(0, |(m, _)| m), *v))
+            .collect();
+        voters.sort_by(|a, b| b.cmp(a));
+        for (_, target) in voters {
             let handed = self
                 .core
                 .hand_over_to(target, now, &TlogView(&self.tlog))
