@@ -9,6 +9,10 @@ pub enum NodeError {
     /// The config file could not be read or is invalid.
     #[error("config: {0}")]
     Config(String),
+    /// The config file could not be read or parsed (the message names the
+    /// file, section, key and value).
+    #[error("{0}")]
+    ConfigFile(String),
     /// The node name is not a section of the config.
     #[error("node {name:?} is not in the config (nodes: {})", known.join(", "))]
     UnknownNode { name: String, known: Vec<String> },

@@ -505,8 +505,10 @@ pub async fn run(
     node_name: &str,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let loaded = config::load(config_path)
-        .map_err(|e| NodeError::Config(format!("{}: {e}", config_path.display())))?;
+    let loaded = config::load(config_path).map_err(|e| match e {
+        config::ConfigError::Io { .. } => NodeError::ConfigFile(e.to_string()),
+        e => NodeError::ConfigFile(format!("{}: {e}", config_path.display())),
+    })?;
     if let Some(node) = loaded.config.node(node_name) {
         let log_file = node.log_dir.join(format!("{node_name}.log"));
         init_logging(node.log_level, Some(&log_file));

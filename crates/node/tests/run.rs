@@ -61,7 +61,7 @@ async fn run_serves_from_a_config_file_until_shutdown() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, node::NodeError::Config(_)) && e.to_string().contains("cfg.ini"),
+        matches!(e, node::NodeError::ConfigFile(_)) && e.to_string().contains("cfg.ini"),
         "{e}"
     );
 }
