@@ -15,8 +15,10 @@
 //! Client actions log to stderr at the level named by `ARAKOON_LOG`
 //! (default `warn`); `ARAKOON_LOG=debug` shows master discovery and retries.
 //!
-//! Not yet in this build: `--node` (running a server) and the subcommands
-//! answer "not yet implemented in this build" with status 1.
+//! `--node NAME -config FILE` runs a node ([`node::main`]) until SIGTERM or
+//! SIGINT; it exits 0 after a clean stop, 1 with one line if the node could
+//! not start or failed. Not yet in this build: the `demo` and `bench`
+//! subcommands answer "not yet implemented in this build" with status 1.
 
 pub mod actions;
 pub mod args;
@@ -113,10 +115,15 @@ fn init_client_logging(level: Option<OsString>) -> Result<(), args::UsageError> 
     Ok(())
 }
 
-/// `--node NAME -config FILE`. The node crate plugs in here.
-fn run_node(name: &str, _config: &std::path::Path) -> ExitCode {
-    eprintln!("arakoon: --node {name}: running a node is not yet implemented in this build");
-    ExitCode::from(EXIT_FAILED)
+/// `--node NAME -config FILE`: runs the node until SIGTERM/SIGINT.
+fn run_node(name: &str, config: &std::path::Path) -> ExitCode {
+    match node::main(config, name) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arakoon: --node {name}: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 fn run_client_action(config: &std::path::Path, action: &args::ClientAction) -> ExitCode {

@@ -1,0 +1,451 @@
+//! Real-process tests: `arakoon --node NAME -config FILE` processes on
+//! loopback ports, killed with SIGKILL, driven with the `client` crate and
+//! the binary's own client actions. Every child is killed when the test
+//! ends, also when it fails (`Processes`' `Drop`). A failing test prints the
+//! data directory (with each node's stderr) and the ports.
+
+use client::{Client, ClientBuilder, Consistency, Error, KeyRange, RetryPolicy, Update};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CLUSTER_ID: &str = "proc_test";
+/// Lease period of the test clusters, seconds.
+const LEASE_SECS: u64 = 1;
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A cluster of `arakoon` processes; kills them all when dropped.
+struct Processes {
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    names: Vec<String>,
+    client_addresses: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Processes {
+    fn start(n: usize) -> Processes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
+        let mut text = format!(
+            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE_SECS}\n\n",
+            names.join(", ")
+        );
+        let mut client_addresses = Vec::new();
+        for name in &names {
+            let (cp, mp) = (free_port(), free_port());
+            client_addresses.push(format!("127.0.0.1:{cp}"));
+            text.push_str(&format!(
+                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n\n",
+                dir.path().join(name).display()
+            ));
+        }
+        let config_path = dir.path().join("arakoon.ini");
+        std::fs::write(&config_path, &text).expect("write the config");
+        eprintln!("cluster in {}:\n{text}", dir.path().display());
+        let mut p = Processes {
+            dir,
+            config_path,
+            names,
+            client_addresses,
+            children: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            p.spawn(i);
+        }
+        p
+    }
+
+    fn spawn(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node {i} is running");
+        let stderr_path = self.dir.path().join(format!("{}.stderr", self.names[i]));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .arg("--node")
+            .arg(&self.names[i])
+            .arg("-config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn arakoon --node");
+        self.children[i] = Some(child);
+    }
+
+    /// SIGKILL, and reap.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn client(&self) -> Client {
+        let mut b = ClientBuilder::new(CLUSTER_ID)
+            .request_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_millis(500))
+            .discovery_timeout(Duration::from_millis(500))
+            .retry_policy(RetryPolicy {
+                max_attempts: 4,
+                backoff_initial: Duration::from_millis(50),
+                backoff_max: Duration::from_millis(200),
+            });
+        for (name, addr) in self.names.iter().zip(&self.client_addresses) {
+            b = b.node(name, addr);
+        }
+        b.build().expect("client")
+    }
+
+    fn stderr_of(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.stderr", self.names[i])))
+            .unwrap_or_default()
+    }
+
+    /// Runs a client action of the binary (`-config FILE` + `args`).
+    fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .arg("-config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("run arakoon");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Waits until some node names itself master and takes a write.
+async fn wait_for_master(c: &Client, p: &Processes) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(m) = c.master().await {
+            if c.nop().await.is_ok() {
+                return m;
+            }
+        }
+        if start.elapsed() > DEADLINE {
+            for i in 0..p.names.len() {
+                eprintln!("--- {} stderr:\n{}", p.names[i], p.stderr_of(i));
+            }
+            panic!("no master within {DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn index_of(p: &Processes, name: &str) -> usize {
+    p.names.iter().position(|n| n == name).expect("a node name")
+}
+
+fn txid(c: Consistency) -> i64 {
+    match c {
+        Consistency::AtLeast(i) => i,
+        other => panic!("get_txid answered {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_against_three_processes() {
+    let p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+
+    c.set(b"a", b"1").await.unwrap();
+    assert_eq!(c.get(b"a").await.unwrap(), b"1");
+    assert!(c.exists(b"a").await.unwrap());
+    c.delete(b"a").await.unwrap();
+    assert!(matches!(c.delete(b"a").await, Err(Error::NotFound { .. })));
+    c.set(b"x", b"old").await.unwrap();
+    let failed = c
+        .sequence(vec![
+            Update::Set {
+                key: b"y".to_vec(),
+                value: b"new".to_vec(),
+            },
+            Update::Assert {
+                key: b"x".to_vec(),
+                value: Some(b"other".to_vec()),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(failed, Err(Error::AssertionFailed { .. })),
+        "{failed:?}"
+    );
+    assert!(
+        !c.exists(b"y").await.unwrap(),
+        "nothing of a failed sequence applied"
+    );
+    c.synced_sequence(vec![Update::Set {
+        key: b"y".to_vec(),
+        value: b"new".to_vec(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(c.test_and_set(b"t", None, Some(b"1")).await.unwrap(), None);
+    assert_eq!(
+        c.replace(b"t", Some(b"2")).await.unwrap(),
+        Some(b"1".to_vec())
+    );
+    c.assert(b"t", Some(b"2")).await.unwrap();
+    c.assert_exists(b"t").await.unwrap();
+    for k in ["p1", "p2", "p3"] {
+        c.set(k.as_bytes(), b"v").await.unwrap();
+    }
+    assert_eq!(c.prefix_keys(b"p", None).await.unwrap().len(), 3);
+    let all = KeyRange {
+        first: None,
+        first_inclusive: true,
+        last: None,
+        last_inclusive: true,
+        max: -1,
+    };
+    assert_eq!(
+        c.range(&all).await.unwrap().len() as u64,
+        c.get_key_count().await.unwrap()
+    );
+    assert_eq!(c.range_entries(&all).await.unwrap().len(), 6);
+    assert_eq!(c.rev_range_entries(&all).await.unwrap()[0].0, b"y");
+    assert_eq!(c.multi_get_option(&[b"p1", b"zz"]).await.unwrap()[1], None);
+    assert_eq!(c.delete_prefix(b"p").await.unwrap(), 3);
+    c.confirm(b"x", b"old").await.unwrap();
+    c.nop().await.unwrap();
+    assert!(c.expect_progress_possible().await.unwrap());
+    assert_eq!(
+        c.who_master().await.unwrap().as_deref(),
+        Some(master.as_str())
+    );
+    assert_eq!(c.statistics().await.unwrap().name, "arakoon_stats");
+    c.version().await.unwrap();
+
+    // NotMaster on a slave; AtLeast and NoGuarantee reads there.
+    let slave = p.names.iter().find(|n| **n != master).unwrap().clone();
+    let on_slave = c.node(&slave).unwrap();
+    assert!(matches!(
+        on_slave.set(b"n", b"m").await,
+        Err(Error::NotMaster { .. })
+    ));
+    let i = txid(c.get_txid().await.unwrap());
+    let at_least = on_slave.with_consistency(Consistency::AtLeast(i));
+    let start = Instant::now();
+    let got = loop {
+        match at_least.get(b"x").await {
+            Err(Error::InconsistentRead { .. }) if start.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(got.unwrap(), b"old");
+    let ng = on_slave.with_consistency(Consistency::NoGuarantee);
+    assert_eq!(ng.get(b"y").await.unwrap(), b"new");
+
+    // The binary's own client actions against the cluster.
+    let (ok, _, err) = p.cli(&["--set", "cli_key", "cli_value"]);
+    assert!(ok, "--set: {err}");
+    let (ok, out, err) = p.cli(&["--get", "cli_key"]);
+    assert!(ok && out.contains("cli_value"), "--get: {out} {err}");
+    let (ok, out, err) = p.cli(&["--who-master"]);
+    assert!(ok && out.contains(&master), "--who-master: {out} {err}");
+}
+
+/// kill -9 of the master under a write load: a new master within a few
+/// lease periods, no acknowledged write lost, the old master restarts and
+/// catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_master_under_writes() {
+    let mut p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4u32 {
+        let c = c.clone();
+        let stop = Arc::clone(&stop);
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut k = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("w{w}-{k:06}");
+                match c.set(key.as_bytes(), key.as_bytes()).await {
+                    Ok(()) => acked.push((key, Instant::now())),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+                k += 1;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the load run
+    let killed_at = Instant::now();
+    let m = index_of(&p, &master);
+    p.kill(m);
+    let new_master = wait_for_master(&c, &p).await;
+    let failover = killed_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await; // writes on the new master
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    let after_kill = acked.iter().filter(|(_, t)| *t > killed_at).count();
+    eprintln!(
+        "failover: {new_master} took over from {master} {failover:?} after kill -9; \
+         {} writes acknowledged, {after_kill} of them after the kill",
+        acked.len()
+    );
+    assert_ne!(new_master, master);
+    assert!(
+        failover < Duration::from_secs(4 * LEASE_SECS + 2),
+        "{failover:?}"
+    );
+    for (key, _) in &acked {
+        assert_eq!(
+            c.get(key.as_bytes()).await.unwrap(),
+            key.as_bytes(),
+            "acknowledged write {key} lost"
+        );
+    }
+    // The old master restarts on its directories and catches up.
+    p.spawn(m);
+    let i = txid(c.get_txid().await.unwrap());
+    let old = c
+        .node(&master)
+        .unwrap()
+        .with_consistency(Consistency::AtLeast(i));
+    let (last_key, _) = acked.last().expect("some writes were acknowledged");
+    let start = Instant::now();
+    loop {
+        match old.get(last_key.as_bytes()).await {
+            Ok(v) => {
+                assert_eq!(v, last_key.as_bytes());
+                break;
+            }
+            Err(e) if start.elapsed() < DEADLINE => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{master} did not catch up: {e}\n{}", p.stderr_of(m)),
+        }
+    }
+    eprintln!(
+        "{master} caught up to {i} {:?} after its restart",
+        start.elapsed()
+    );
+}
+
+/// Two of three killed: updates fail fast (no hang past the lease plus a
+/// margin); one back: progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_killed_updates_fail_fast_then_resume() {
+    let mut p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    c.set(b"before", b"1").await.unwrap();
+    let m = index_of(&p, &master);
+    let others: Vec<usize> = (0..3).filter(|&j| j != m).collect();
+    for &j in &others {
+        p.kill(j);
+    }
+    let direct = c
+        .node(&master)
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(30));
+    let started = Instant::now();
+    let result = direct.set(b"lost", b"?").await;
+    let took = started.elapsed();
+    eprintln!("update without a quorum: {result:?} after {took:?}");
+    assert!(result.is_err(), "an update cannot succeed without a quorum");
+    assert!(
+        took < Duration::from_secs(LEASE_SECS) + Duration::from_secs(2),
+        "hung for {took:?}"
+    );
+    // A client of the whole cluster also fails, within its own bounds.
+    let started = Instant::now();
+    assert!(c.set(b"lost2", b"?").await.is_err());
+    eprintln!("cluster client failed after {:?}", started.elapsed());
+
+    p.spawn(others[0]);
+    let back = wait_for_master(&c, &p).await;
+    eprintln!("progress again with {back} as master");
+    c.set(b"after", b"2").await.unwrap();
+    assert_eq!(c.get(b"before").await.unwrap(), b"1");
+}
+
+/// Wrong cluster id, wrong magic, a truncated frame, a 1 GiB declared
+/// length: each gets a clear error and the node serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_error_and_the_node_is_unharmed() {
+    let p = Processes::start(1);
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+    let addr = p.client_addresses[0].clone();
+
+    async fn answer(addr: &str, bytes: &[u8]) -> (u32, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("the node answers and closes")
+            .unwrap();
+        assert!(out.len() >= 8, "short answer {out:?}");
+        let rc = u32::from_le_bytes(out[0..4].try_into().unwrap());
+        (rc, String::from_utf8_lossy(&out[8..]).into_owned())
+    }
+    let mut wrong_cluster = Vec::new();
+    protocol::encode_prologue(b"not_this_one", &mut wrong_cluster);
+    let (rc, msg) = answer(&addr, &wrong_cluster).await;
+    assert_eq!(rc, 0x06, "E_WRONG_CLUSTER: {msg}");
+    let (rc, msg) = answer(&addr, &[1, 2, 3, 4, 1, 0, 0, 0]).await;
+    assert_eq!(rc, 0x01, "E_NO_MAGIC: {msg}");
+    let mut huge = Vec::new();
+    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut huge);
+    huge.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes()); // set
+    huge.extend_from_slice(&(1u32 << 30).to_le_bytes()); // key of 1 GiB
+    let (rc, msg) = answer(&addr, &huge).await;
+    assert_eq!(rc, 0x26, "E_BAD_INPUT: {msg}");
+    {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut truncated = Vec::new();
+        protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut truncated);
+        truncated.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes());
+        truncated.extend_from_slice(&100u32.to_le_bytes());
+        truncated.extend_from_slice(b"only a few");
+        s.write_all(&truncated).await.unwrap();
+    } // closed mid-frame
+    c.set(b"unharmed", b"yes").await.unwrap();
+    assert_eq!(c.get(b"unharmed").await.unwrap(), b"yes");
+    let stderr = p.stderr_of(0);
+    assert!(
+        stderr.contains("wrong cluster id"),
+        "the refusal is logged:\n{stderr}"
+    );
+}
