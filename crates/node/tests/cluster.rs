@@ -33,6 +33,13 @@ impl Cluster {
 
     /// `node_extra` is added to every node's section.
     async fn start_with(n: usize, node_extra: &str) -> Cluster {
+        let extras = vec![node_extra.to_string(); n];
+        Self::start_custom(&extras).await
+    }
+
+    /// One node per item of `extras`, which is added to its section.
+    async fn start_custom(extras: &[String]) -> Cluster {
+        let n = extras.len();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut listeners = Vec::new();
         let names: Vec<String> = (0..n).map(|i| format!("node_{i}")).collect();
@@ -40,7 +47,7 @@ impl Cluster {
             "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n\n",
             names.join(", ")
         );
-        for name in &names {
+        for (name, node_extra) in names.iter().zip(extras) {
             let client = free_listener();
             let messaging = free_listener();
             text.push_str(&format!(
@@ -750,5 +757,32 @@ async fn throughput_of_small_sets() {
         "{n} sets from {clients} clients in {took:?}: {:.0} sets/s",
         f64::from(n) / took.as_secs_f64()
     );
+    cluster.stop_all().await;
+}
+
+/// A learner receives the log and applies it, never votes: the three voters
+/// elect a master among themselves and the learner serves AtLeast reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_follows_and_serves_at_least_reads() {
+    let mut extras = vec![String::new(); 3];
+    extras.push("learner = true\ntargets = node_0, node_1, node_2\n".to_string());
+    let cluster = Cluster::start_custom(&extras).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    assert_ne!(master, 3);
+    let learner = cluster.nodes[3].as_ref().unwrap().status(&cluster.config);
+    assert_eq!(learner.role, Role::Learner);
+    let c = cluster.client();
+    c.set(b"learned", b"yes").await.unwrap();
+    let i = txid(c.get_txid().await.unwrap());
+    cluster.wait_applied(3, i).await;
+    let on_learner = c
+        .node("node_3")
+        .unwrap()
+        .with_consistency(Consistency::AtLeast(i as i64));
+    assert_eq!(on_learner.get(b"learned").await.unwrap(), b"yes");
+    assert!(matches!(
+        c.node("node_3").unwrap().set(b"x", b"y").await,
+        Err(Error::NotMaster { .. })
+    ));
     cluster.stop_all().await;
 }
