@@ -39,7 +39,7 @@ use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::messaging::Transport;
 use crate::settings::{Settings, BATCH_MAX_UPDATES, BATCH_TARGET_BYTES};
-use crate::state::{DriverRequest, Lease, Published, Refused, UpdateAnswer};
+use crate::state::{DriverRequest, Lease, Published, Refused, SharedStore, UpdateAnswer};
 use crate::StopMode;
 use bytes::Bytes;
 use consensus::{Core, LogError, LogRead, Message, NodeId, ProposeError, Role, StepError, Time};
@@ -47,7 +47,6 @@ use protocol::Update;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::Store;
 use tlog::{Synced, Tlog, TlogError};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -149,7 +148,7 @@ pub struct Driver {
     clock: Clock,
     core: Core,
     tlog: Tlog,
-    store: Arc<Store>,
+    store: Arc<SharedStore>,
     io: DriverIo,
     fsync_rx: Option<oneshot::Receiver<Result<Synced, TlogError>>>,
     queued: VecDeque<Queued>,
@@ -176,7 +175,7 @@ impl Driver {
         clock: Clock,
         core: Core,
         tlog: Tlog,
-        store: Arc<Store>,
+        store: Arc<SharedStore>,
         io: DriverIo,
     ) -> Driver {
         Driver {
@@ -442,7 +441,14 @@ impl Driver {
                         self.force_sync = true;
                     }
                     let replies = batch.into_iter().map(|q| q.reply).collect();
-                    self.pending.insert(p.index, (p.term, replies));
+                    // A lost mastership clears `pending` in the next round;
+                    // should a new term reuse the index before that, the old
+                    // proposal there has lost.
+                    if let Some((_, lost)) = self.pending.insert(p.index, (p.term, replies)) {
+                        for reply in lost {
+                            let _ = reply.send(Err(Refused::NoLongerMaster));
+                        }
+                    }
                 }
                 Err(ProposeError::Backpressure { .. }) => {
                     // Too many uncommitted entries: keep them queued, in order.

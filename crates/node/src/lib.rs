@@ -113,7 +113,13 @@ pub struct Node {
     done: Option<oneshot::Receiver<Result<(), NodeError>>>,
     /// The accept loops, which hold the listeners.
     listener_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Answers (closed) once the store file is closed.
+    store_released: Option<oneshot::Receiver<()>>,
 }
+
+/// Longest wait, after the driver stopped, for connection tasks to let go
+/// of the store (they finish the request in hand, or are cut by a crash).
+const STORE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// A snapshot of a node's state, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +199,12 @@ impl Node {
         let settings = Arc::new(Settings::new(cluster, name)?);
         let node = settings.node().clone();
         if node.tls_cert.is_some() || settings.cluster.tls.is_some() {
-            tracing::warn!("TLS settings are not supported by this build: serving plain TCP");
+            // Serving plain TCP where the config asks for TLS would expose
+            // what the operator meant to protect: refuse to start.
+            return Err(NodeError::Config(
+                "TLS (tls_ca_cert, tls_cert, ...) is not supported by this build;                  remove the TLS settings to run without it"
+                    .into(),
+            ));
         }
         let client_listener =
             listen(listeners.client, &node.client_address(), "client_port").await?;
@@ -216,6 +227,7 @@ impl Node {
         let (tlog, store) = tokio::task::spawn_blocking(move || open_storage(&settings2))
             .await
             .map_err(|e| NodeError::Driver(format!("opening storage: {e}")))??;
+        let (store, store_released) = state::SharedStore::new(store);
         let store = Arc::new(store);
         let clock = Clock::new();
         let saved = tlog.hard_state();
@@ -304,6 +316,7 @@ impl Node {
             published: published_rx,
             done: Some(done_rx),
             listener_tasks: vec![messaging_task, client_task],
+            store_released: Some(store_released),
         })
     }
 
@@ -362,6 +375,20 @@ impl Node {
         }
         for task in self.listener_tasks.drain(..) {
             let _ = task.await;
+        }
+        // The store file must be closed before anyone (a restart in this
+        // process) opens it again: wait for the last task holding it.
+        if let Some(released) = self.store_released.as_mut() {
+            if tokio::time::timeout(STORE_RELEASE_TIMEOUT, released)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "connection tasks still hold the store after {STORE_RELEASE_TIMEOUT:?}"
+                );
+            } else {
+                self.store_released = None;
+            }
         }
         result
     }

@@ -23,7 +23,7 @@
 use crate::clock::Clock;
 use crate::messaging::{stopped, stopped_as};
 use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
-use crate::state::{DriverRequest, Published, Refused, UpdateAnswer};
+use crate::state::{DriverRequest, Published, Refused, SharedStore, UpdateAnswer};
 use crate::stats::Stats;
 use crate::StopMode;
 use consensus::Role;
@@ -33,7 +33,7 @@ use protocol::{
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::{ReadView, Store, StoreError, UpdateFailure, UpdateOk};
+use store::{ReadView, StoreError, UpdateFailure, UpdateOk};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -50,7 +50,7 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 pub struct Service {
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    pub store: Arc<Store>,
+    pub store: Arc<SharedStore>,
     pub published: watch::Receiver<Published>,
     pub requests: mpsc::Sender<DriverRequest>,
     pub stats: Arc<Stats>,

@@ -94,3 +94,34 @@ pub enum DriverRequest {
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
+
+/// The store, shared by the driver and the connection tasks, that says when
+/// it is closed: `released` is dropped after `store` (fields drop in
+/// order), so its receiver learns that the file is closed (redb's own drop
+/// writes to it) and may be opened again, e.g. by a restart in-process.
+#[derive(Debug)]
+pub struct SharedStore {
+    store: store::Store,
+    _released: oneshot::Sender<()>,
+}
+
+impl SharedStore {
+    pub fn new(store: store::Store) -> (SharedStore, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            SharedStore {
+                store,
+                _released: tx,
+            },
+            rx,
+        )
+    }
+}
+
+impl std::ops::Deref for SharedStore {
+    type Target = store::Store;
+
+    fn deref(&self) -> &store::Store {
+        &self.store
+    }
+}
