@@ -146,6 +146,20 @@ impl Workload {
         self.key(rng.below(self.keys))
     }
 
+    /// `count` distinct keys (all keys if the space is smaller): etcd
+    /// refuses a transaction that puts one key twice.
+    fn distinct_random_keys(&self, count: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
+        let count = usize::try_from(self.keys).map_or(count, |keys| count.min(keys));
+        let mut indexes: Vec<u64> = Vec::with_capacity(count);
+        while indexes.len() < count {
+            let index = rng.below(self.keys);
+            if !indexes.contains(&index) {
+                indexes.push(index);
+            }
+        }
+        indexes.into_iter().map(|i| self.key(i)).collect()
+    }
+
     fn set(&self, rng: &mut Rng) -> Op {
         Op::Set {
             key: self.random_key(rng),
@@ -165,7 +179,7 @@ impl Workload {
                 max: RANGE_MAX_KEYS,
             },
             Scenario::Sequence => Op::Sequence {
-                keys: (0..SEQUENCE_SETS).map(|_| self.random_key(rng)).collect(),
+                keys: self.distinct_random_keys(SEQUENCE_SETS, rng),
                 value: Arc::clone(&self.value),
             },
             Scenario::Mixed => {
@@ -246,5 +260,19 @@ mod tests {
             .filter(|_| w.op(Scenario::Mixed, &mut rng).is_read())
             .count();
         assert!((400..600).contains(&reads), "{reads} reads of 1000");
+        for keys in [1000, 3] {
+            let w = Workload::with(16, keys, 1, 1);
+            let Op::Sequence {
+                keys: mut drawn, ..
+            } = w.op(Scenario::Sequence, &mut rng)
+            else {
+                panic!("a sequence");
+            };
+            let n = drawn.len();
+            assert_eq!(n as u64, keys.min(SEQUENCE_SETS as u64));
+            drawn.sort();
+            drawn.dedup();
+            assert_eq!(drawn.len(), n, "distinct keys in a sequence");
+        }
     }
 }

@@ -42,9 +42,13 @@ async fn start_cluster(dir: &Path, n: usize) -> Vec<Node> {
     let config = config::parse(&text).expect("test config").config;
     let mut nodes = Vec::new();
     for (name, (client, messaging)) in names.iter().zip(listeners) {
-        let listeners = Listeners {
-            client: Some(client),
-            messaging: Some(messaging),
+        // Field by field: the node crate may add listeners (all optional).
+        #[allow(clippy::field_reassign_with_default)]
+        let listeners = {
+            let mut listeners = Listeners::default();
+            listeners.client = Some(client);
+            listeners.messaging = Some(messaging);
+            listeners
         };
         let node = Node::start(config.clone(), name, listeners)
             .await
