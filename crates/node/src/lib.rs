@@ -17,6 +17,8 @@
 //! - **Messaging** (`messaging.rs`): one sender task per peer (bounded
 //!   queue, reconnects with backoff), one receiver task per incoming
 //!   connection.
+//! - **Metrics** (`metrics.rs`), if the node's section sets `metrics_port`:
+//!   Prometheus text format on `GET /metrics`.
 //!
 //! Ids: a node's id is its position in the config's `cluster` list. Timing
 //! is derived from `lease_period` (see `settings.rs`).
@@ -62,6 +64,7 @@ mod clock;
 mod driver;
 mod error;
 mod messaging;
+mod metrics;
 mod service;
 mod settings;
 mod state;
@@ -101,6 +104,8 @@ pub enum StopMode {
 pub struct Listeners {
     pub client: Option<std::net::TcpListener>,
     pub messaging: Option<std::net::TcpListener>,
+    /// Used only if the node's section sets `metrics_port`.
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 /// A running node.
@@ -297,6 +302,21 @@ impl Node {
             Arc::clone(&settings),
             stop_rx.clone(),
         );
+        let stats = Arc::new(stats::Stats::new());
+        let mut listener_tasks = vec![messaging_task];
+        if let Some(port) = node.metrics_port {
+            let address = format!("{}:{port}", node.ips[0]);
+            let listener = listen(listeners.metrics, &address, "metrics_port").await?;
+            listener_tasks.push(metrics::start(
+                metrics::Metrics {
+                    settings: Arc::clone(&settings),
+                    published: published_rx.clone(),
+                    stats: Arc::clone(&stats),
+                },
+                listener,
+                stop_rx.clone(),
+            ));
+        }
         let client_task = service::start(
             service::Service {
                 settings: Arc::clone(&settings),
@@ -304,7 +324,7 @@ impl Node {
                 store,
                 published: published_rx.clone(),
                 requests: requests_tx,
-                stats: Arc::new(stats::Stats::new()),
+                stats,
                 stop: stop_rx,
             },
             client_listener,
@@ -315,7 +335,10 @@ impl Node {
             stop: stop_tx,
             published: published_rx,
             done: Some(done_rx),
-            listener_tasks: vec![messaging_task, client_task],
+            listener_tasks: {
+                listener_tasks.push(client_task);
+                listener_tasks
+            },
             store_released: Some(store_released),
         })
     }

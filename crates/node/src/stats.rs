@@ -189,6 +189,19 @@ impl Stats {
         }
     }
 
+    /// Successful operations per family (Arakoon's `*_info` names without
+    /// `_info`), and all of them as `op`.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let s = self.lock();
+        let mut counts: Vec<(&'static str, u64)> = KINDS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name))| (name.trim_end_matches("_info"), s.per_kind[i].n))
+            .collect();
+        counts.push(("op", s.op.n));
+        counts
+    }
+
     /// The `arakoon_stats` field; `node_is` gives each node's tlog position.
     pub fn to_field(&self, node_is: Vec<(String, u64)>) -> NamedField {
         let s = self.lock();

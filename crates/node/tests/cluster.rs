@@ -67,6 +67,7 @@ impl Cluster {
                 Listeners {
                     client: Some(client),
                     messaging: Some(messaging),
+                    ..Listeners::default()
                 },
             )
             .await
@@ -784,5 +785,40 @@ async fn a_learner_follows_and_serves_at_least_reads() {
         c.node("node_3").unwrap().set(b"x", b"y").await,
         Err(Error::NotMaster { .. })
     ));
+    cluster.stop_all().await;
+}
+
+/// `metrics_port`: Prometheus text on GET /metrics, 404 elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_serves_prometheus_text() {
+    let port = free_listener().local_addr().unwrap().port();
+    let cluster = Cluster::start_custom(&[format!("metrics_port = {port}\n")]).await;
+    cluster.wait_master(&[0]).await;
+    cluster.client().set(b"m", b"1").await.unwrap();
+    async fn http_get(port: u16, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        out
+    }
+    let page = http_get(port, "/metrics").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("arakoon_is_master{node=\"node_0\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("arakoon_requests_total{node=\"node_0\",family=\"set\"} 1"),
+        "{page}"
+    );
+    assert!(http_get(port, "/other").await.starts_with("HTTP/1.1 404"));
     cluster.stop_all().await;
 }
