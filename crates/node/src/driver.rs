@@ -163,6 +163,9 @@ pub struct Driver {
     again: bool,
     /// Payload bytes appended since the last sealing step.
     appended_bytes: u64,
+    /// The highest index reported to the core as synced (with `fsync =
+    /// false`, the tlog's own synced index stays behind).
+    reported_synced: u64,
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -178,6 +181,8 @@ impl Driver {
         store: Arc<SharedStore>,
         io: DriverIo,
     ) -> Driver {
+        // Open synced everything it recovered.
+        let reported_synced = tlog.last_index();
         Driver {
             settings,
             clock,
@@ -194,6 +199,7 @@ impl Driver {
             force_sync: false,
             again: false,
             appended_bytes: 0,
+            reported_synced,
         }
     }
 
@@ -231,9 +237,11 @@ impl Driver {
                     Err(_) => return Ok(()), // the node's handle is gone: stop
                 },
                 r = recv_opt(&mut self.fsync_rx) => Event::Synced(r),
+                // Ticks before the queues: heartbeats and elections must
+                // not starve under load (a tick is cheap and rare).
+                _ = ticker.tick() => Event::Tick,
                 m = self.io.inbound.recv() => Event::Message(m),
                 r = self.io.requests.recv() => Event::Request(r),
-                _ = ticker.tick() => Event::Tick,
             };
             match event {
                 Event::Stop => {
@@ -369,8 +377,12 @@ impl Driver {
             .mark_synced(result)
             .map_err(|e| self.tlog_error(e))?;
         self.report_synced(synced)?;
-        // Seal full segments a step at a time, keeping up with the appends
-        // without stalling the loop for a whole segment.
+        self.seal_step()
+    }
+
+    /// Seals full segments a step at a time, keeping up with the appends
+    /// without stalling the loop for a whole segment.
+    fn seal_step(&mut self) -> Result<(), NodeError> {
         let budget = SEAL_STEP_MIN_BYTES.max(2 * std::mem::take(&mut self.appended_bytes));
         self.tlog
             .seal_some(budget)
@@ -388,7 +400,9 @@ impl Driver {
         let now = self.clock.now();
         self.core
             .entries_synced(synced, term, now, &TlogView(&self.tlog))
-            .map_err(|e| fatal("entries_synced", e))
+            .map_err(|e| fatal("entries_synced", e))?;
+        self.reported_synced = self.reported_synced.max(synced);
+        Ok(())
     }
 
     fn tlog_error(&self, e: TlogError) -> NodeError {
@@ -496,6 +510,7 @@ impl Driver {
             self.tlog
                 .truncate_suffix(after + 1)
                 .map_err(|e| self.tlog_error(e))?;
+            self.reported_synced = self.reported_synced.min(after);
         }
         if !ready.entries.is_empty() {
             let entries: Vec<tlog::Entry> = ready
@@ -554,17 +569,21 @@ impl Driver {
     }
 
     fn start_sync(&mut self) -> Result<(), NodeError> {
-        if self.tlog.last_index() <= self.tlog.synced_index() {
-            return Ok(());
-        }
         if !self.fsync_enabled() {
             // The weaker promise of `fsync = false`: appended counts as synced.
+            let last = self.tlog.last_index();
+            if last <= self.reported_synced {
+                return Ok(());
+            }
             if std::mem::take(&mut self.force_sync) {
                 self.tlog.sync().map_err(|e| self.tlog_error(e))?;
             }
-            let last = self.tlog.last_index();
             self.report_synced(last)?;
+            self.seal_step()?;
             self.again = true;
+            return Ok(());
+        }
+        if self.tlog.last_index() <= self.tlog.synced_index() {
             return Ok(());
         }
         if self.fsync_rx.is_some() {
