@@ -46,13 +46,25 @@ fn not_yet(name: &str) -> ExitCode {
     ExitCode::from(crate::EXIT_FAILED)
 }
 
-// Placeholders until the node (for demo) and the bench are wired in.
+// Placeholder until the node is wired in for demo.
 fn demo(_args: &[OsString]) -> ExitCode {
     not_yet("demo")
 }
 
-fn bench(_args: &[OsString]) -> ExitCode {
-    not_yet("bench")
+/// `arakoon bench`: load against a cluster (`bench::main` parses and runs).
+fn bench(args: &[OsString]) -> ExitCode {
+    let mut text = Vec::with_capacity(args.len());
+    for a in args {
+        match a.to_str() {
+            Some(s) => text.push(s.to_string()),
+            None => {
+                eprintln!("arakoon bench: argument {a:?} is not valid UTF-8");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let code = bench::main(&text);
+    ExitCode::from(u8::try_from(code).unwrap_or(crate::EXIT_FAILED))
 }
 
 /// `arakoon sim`: the deterministic simulator (`sim::command` parses and runs).
