@@ -822,3 +822,43 @@ async fn metrics_endpoint_serves_prometheus_text() {
     assert!(http_get(port, "/other").await.starts_with("HTTP/1.1 404"));
     cluster.stop_all().await;
 }
+
+/// A known peer's frame declaring 1 GiB, or one that is not a message: the
+/// connection is closed (nothing allocated) and the cluster serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peer_frames_close_the_connection() {
+    let cluster = Cluster::start(2).await;
+    cluster.wait_master(&[0, 1]).await;
+    let maddr = cluster.config.nodes[0].messaging_address();
+    // A peer's frame declaring 1 GiB, or one that is not a message: the
+    // connection is closed (nothing allocated), the node serves on.
+    for frame in [
+        (1u32 << 30).to_le_bytes().to_vec(),
+        [5u32.to_le_bytes().to_vec(), b"junk!".to_vec()].concat(),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&maddr).await.unwrap();
+        let mut hello = b"ARKRSMSG".to_vec();
+        hello.extend_from_slice(&1u32.to_le_bytes());
+        for field in [CLUSTER_ID, "node_1", "node_0"] {
+            hello.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            hello.extend_from_slice(field.as_bytes());
+        }
+        s.write_all(&hello).await.unwrap();
+        assert_eq!(
+            s.read_u8().await.unwrap(),
+            0,
+            "handshake of a known peer accepted"
+        );
+        s.write_all(&frame).await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "the node closes the connection after a bad frame"
+        );
+    }
+    let c = cluster.client();
+    c.set(b"still", b"here").await.unwrap();
+    assert_eq!(c.get(b"still").await.unwrap(), b"here");
+    cluster.stop_all().await;
+}
