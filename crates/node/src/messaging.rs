@@ -175,8 +175,13 @@ async fn sender(settings: Arc<Settings>, peer: NodeId, mut queue: mpsc::Receiver
                 }
             }
             Err(e) => {
+                // Logged once per distinct reason, not at every retry.
                 if e != last_error {
-                    tracing::debug!(peer = %peer_name, %address, "cannot connect: {e}");
+                    if e.starts_with("refused") {
+                        tracing::warn!(peer = %peer_name, %address, "peer refused our handshake: {e}");
+                    } else {
+                        tracing::debug!(peer = %peer_name, %address, "cannot connect: {e}");
+                    }
                     last_error = e;
                 }
             }
@@ -221,10 +226,7 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
     .map_err(|e| format!("handshake: {e}"))?;
     match answer {
         None => Ok(stream),
-        Some(reason) => {
-            tracing::warn!(peer = %peer_name, %address, "peer refused our handshake: {reason}");
-            Err(format!("refused: {reason}"))
-        }
+        Some(reason) => Err(format!("refused: {reason}")),
     }
 }
 
