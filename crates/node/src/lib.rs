@@ -21,7 +21,9 @@
 //!   Prometheus text format on `GET /metrics`.
 //!
 //! Ids: a node's id is its position in the config's `cluster` list. Timing
-//! is derived from `lease_period` (see `settings.rs`).
+//! is derived from `lease_period` (see `settings.rs`). Files: the store in
+//! [`store_path`] (`<home>/<name>.db`), the tlog in [`tlog_path`]
+//! (`<tlog_dir>/tlog/`), the log in `<log_dir>/<name>.log`.
 //!
 //! # What it promises
 //!
@@ -463,18 +465,26 @@ fn spawn_reporter(
     });
 }
 
+/// Where a node keeps its tlog segments: the `tlog` directory inside its
+/// `tlog_dir` (which defaults to `home`, where the store file and the log
+/// file also live; the tlog directory holds nothing but the tlog's files).
+pub fn tlog_path(node: &config::NodeConfig) -> std::path::PathBuf {
+    node.tlog_dir.join("tlog")
+}
+
+/// Where a node keeps its store: `<home>/<name>.db`.
+pub fn store_path(node: &config::NodeConfig) -> std::path::PathBuf {
+    node.home.join(format!("{}.db", node.name))
+}
+
 fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     let node = settings.node();
     let disk = disk::RealDisk::shared();
     let options = tlog_options(&settings.cluster, node);
-    let tlog = Tlog::open(disk.clone(), node.tlog_dir.clone(), options).map_err(|source| {
-        NodeError::Tlog {
-            dir: node.tlog_dir.clone(),
-            source,
-        }
-    })?;
-    let store_path = node.home.join(format!("{}.db", node.name));
-    let store = Store::open(disk, &store_path, &StoreOptions::default())?;
+    let dir = tlog_path(node);
+    let tlog = Tlog::open(disk.clone(), dir.clone(), options)
+        .map_err(|source| NodeError::Tlog { dir, source })?;
+    let store = Store::open(disk, &store_path(node), &StoreOptions::default())?;
     Ok((tlog, store))
 }
 
@@ -535,7 +545,9 @@ pub fn init_logging(level: LogLevel, log_file: Option<&Path>) {
             .with_ansi(false)
             .with_writer(std::sync::Mutex::new(f))
     });
-    let stderr_layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let installed = tracing_subscriber::registry()
         .with(filter)
         .with(stderr_layer)
