@@ -22,6 +22,7 @@
 
 pub mod actions;
 pub mod args;
+pub mod demo;
 pub mod subcommands;
 
 use std::ffi::OsString;

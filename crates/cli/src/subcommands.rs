@@ -40,45 +40,43 @@ pub fn find(name: &str) -> Option<&'static Subcommand> {
     SUBCOMMANDS.iter().find(|s| s.name == name)
 }
 
-/// Exit code and message of a subcommand this build does not have yet.
-fn not_yet(name: &str) -> ExitCode {
-    eprintln!("arakoon: {name}: not yet implemented in this build");
-    ExitCode::from(crate::EXIT_FAILED)
+/// The arguments as UTF-8 text, or the exit code of a one-line refusal.
+fn utf8_args(name: &str, args: &[OsString]) -> Result<Vec<String>, ExitCode> {
+    args.iter()
+        .map(|a| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                eprintln!("arakoon {name}: argument {a:?} is not valid UTF-8");
+                ExitCode::from(crate::EXIT_USAGE)
+            })
+        })
+        .collect()
 }
 
-// Placeholder until the node is wired in for demo.
-fn demo(_args: &[OsString]) -> ExitCode {
-    not_yet("demo")
+/// An `i32` exit code from a subcommand's `main`, as the process's.
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(crate::EXIT_FAILED))
+}
+
+/// `arakoon demo`: see [`crate::demo`].
+fn demo(args: &[OsString]) -> ExitCode {
+    match utf8_args("demo", args) {
+        Ok(text) => crate::demo::main(&text),
+        Err(code) => code,
+    }
 }
 
 /// `arakoon bench`: load against a cluster (`bench::main` parses and runs).
 fn bench(args: &[OsString]) -> ExitCode {
-    let mut text = Vec::with_capacity(args.len());
-    for a in args {
-        match a.to_str() {
-            Some(s) => text.push(s.to_string()),
-            None => {
-                eprintln!("arakoon bench: argument {a:?} is not valid UTF-8");
-                return ExitCode::from(2);
-            }
-        }
+    match utf8_args("bench", args) {
+        Ok(text) => exit_code(bench::main(&text)),
+        Err(code) => code,
     }
-    let code = bench::main(&text);
-    ExitCode::from(u8::try_from(code).unwrap_or(crate::EXIT_FAILED))
 }
 
 /// `arakoon sim`: the deterministic simulator (`sim::command` parses and runs).
 fn run_sim(args: &[OsString]) -> ExitCode {
-    let mut text = Vec::with_capacity(args.len());
-    for a in args {
-        match a.to_str() {
-            Some(s) => text.push(s.to_string()),
-            None => {
-                eprintln!("arakoon sim: argument {a:?} is not valid UTF-8");
-                return ExitCode::from(2);
-            }
-        }
+    match utf8_args("sim", args) {
+        Ok(text) => exit_code(sim::command::main(&text)),
+        Err(code) => code,
     }
-    let code = sim::command::main(&text);
-    ExitCode::from(u8::try_from(code).unwrap_or(crate::EXIT_FAILED))
 }

@@ -226,11 +226,11 @@ async fn failures_exit_non_zero_with_one_line() {
     assert!(text(&out.stderr).starts_with("arakoon: --node n0: "));
     assert!(text(&out.stderr).contains("x.ini"), "{}", text(&out.stderr));
 
-    let out = arakoon(&["demo"]).await;
-    assert_eq!(out.status.code(), Some(1));
+    let out = arakoon(&["demo", "--nodes", "5"]).await;
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "arakoon: demo: not yet implemented in this build\n"
+        "arakoon demo: unknown argument '--nodes' (usage: arakoon demo [--dir DIR])\n"
     );
 
     let out = arakoon(&["--version"]).await;
