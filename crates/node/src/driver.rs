@@ -563,6 +563,13 @@ impl Driver {
             }
         }
         self.start_sync()?;
+        // The core hands out only what is committed *and* in the local log.
+        assert!(
+            ready.commit_index <= self.tlog.last_index(),
+            "commit index {} past the tlog's last index {}",
+            ready.commit_index,
+            self.tlog.last_index()
+        );
         self.apply_committed(ready.commit_index)?;
         self.publish();
         Ok(())
@@ -629,6 +636,13 @@ impl Driver {
                 .map_err(|e| fatal("apply", format!("entry {index}: {e}")))?
         };
         let results = self.store.apply(index, &updates)?;
+        // One result per update, and the store moved exactly to this entry.
+        assert_eq!(results.len(), updates.len(), "results of entry {index}");
+        assert_eq!(
+            self.store.applied_index(),
+            index,
+            "store applied entry {index}"
+        );
         if let Some((term, replies)) = self.pending.remove(&index) {
             if term == entry.term {
                 assert_eq!(

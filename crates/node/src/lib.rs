@@ -307,7 +307,8 @@ impl Node {
         let stats = Arc::new(stats::Stats::new());
         let mut listener_tasks = vec![messaging_task];
         if let Some(port) = node.metrics_port {
-            let address = format!("{}:{port}", node.ips[0]);
+            let ip = node.ips.first().map_or("127.0.0.1", String::as_str);
+            let address = format!("{ip}:{port}");
             let listener = listen(listeners.metrics, &address, "metrics_port").await?;
             listener_tasks.push(metrics::start(
                 metrics::Metrics {
