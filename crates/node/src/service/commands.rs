@@ -1,181 +1,15 @@
-//! The client service on `client_port`: Arakoon's client protocol.
-//!
-//! - At most [`MAX_CLIENT_CONNECTIONS`] connections; one more is answered
-//!   `E_MAX_CONNECTIONS` and closed.
-//! - The prologue comes first: a wrong magic or version is answered
-//!   `E_NO_MAGIC`, a wrong cluster id `E_WRONG_CLUSTER`, and the connection
-//!   is closed (the reason is logged).
-//! - Requests of one connection are served one at a time, in order (so at
-//!   most one is queued per connection, within Arakoon's
-//!   `client_buffer_capacity`; the rest wait in the socket); every
-//!   connection is its own task, so a slow or dead client only holds its
-//!   own task (writes have a timeout, [`WRITE_TIMEOUT`]).
-//! - Updates go to the driver's bounded queue and wait for their own
-//!   result. Reads never go through the driver: `NoGuarantee` and
-//!   `AtLeast(i)` read the store at once (`E_INCONSISTENT_READ` when it has
-//!   not applied `i`); `Consistent` reads check the lease the driver
-//!   publishes, wait until the store has applied the lease's read index,
-//!   then read. Store reads run on blocking threads.
-//! - A request the decoder cannot read is answered with its error
-//!   (`E_BAD_INPUT`, `E_NO_MAGIC`) and the connection closed; a request
-//!   read whole but unusable is answered and the connection goes on.
+//! The commands: what each request does (reads from the store under the
+//! asked consistency, updates through the driver, the node's own state),
+//! and the result codes of every failure.
 
-use crate::clock::Clock;
-use crate::messaging::{stopped, stopped_as};
-use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
-use crate::state::{DriverRequest, Published, Refused, SharedStore, UpdateAnswer};
-use crate::stats::Stats;
-use crate::StopMode;
+use super::Service;
+use crate::state::{DriverRequest, Published, Refused, UpdateAnswer};
 use consensus::Role;
-use protocol::{
-    Consistency, Decoded, ErrorResponse, Incoming, ProtocolError, Reply, Request, RequestDecoder,
-    Response, ResultCode, Update,
-};
+use protocol::{Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use store::{ReadView, StoreError, UpdateFailure, UpdateOk};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
-
-/// Longest wait for a new connection's prologue.
-pub const PROLOGUE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest wait for one response to be written.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes read from a socket at once.
-const READ_CHUNK_BYTES: usize = 64 << 10;
-
-/// Everything a connection task needs; cheap to clone.
-#[derive(Clone)]
-pub struct Service {
-    pub settings: Arc<Settings>,
-    pub clock: Clock,
-    pub store: Arc<SharedStore>,
-    pub published: watch::Receiver<Published>,
-    pub requests: mpsc::Sender<DriverRequest>,
-    pub stats: Arc<Stats>,
-    pub stop: watch::Receiver<StopMode>,
-}
-
-/// Starts the accept loop; its task (which holds the listener) ends when
-/// the node stops.
-pub fn start(service: Service, listener: TcpListener) -> tokio::task::JoinHandle<()> {
-    let mut stop = service.stop.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = accept_loop(service, listener) => {}
-            _ = stopped(&mut stop) => {}
-        }
-    })
-}
-
-async fn accept_loop(service: Service, listener: TcpListener) {
-    let connections = Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS));
-    loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("client accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        match Arc::clone(&connections).try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(async move {
-                    // A crash cuts the connection at once; a graceful stop
-                    // lets the request in hand be answered (E_GOING_DOWN).
-                    let mut stop = service.stop.clone();
-                    tokio::select! {
-                        r = service.serve(stream) => {
-                            if let Err(e) = r {
-                                tracing::info!(%addr, "client connection closed: {e}");
-                            }
-                        }
-                        _ = stopped_as(&mut stop, |m| m == StopMode::Crash) => {}
-                    }
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                tracing::warn!(%addr, limit = MAX_CLIENT_CONNECTIONS, "connection refused: too many client connections");
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let e = ErrorResponse::new(
-                        ResultCode::MaxConnections,
-                        format!("too many connections (at most {MAX_CLIENT_CONNECTIONS})"),
-                    );
-                    let _ = write_response(&mut stream, &Response::Error(e)).await;
-                });
-            }
-        }
-    }
-}
-
-async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), String> {
-    let mut out = Vec::new();
-    protocol::encode_response(response, &mut out);
-    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out))
-        .await
-        .map_err(|_| format!("client did not take the answer within {WRITE_TIMEOUT:?}"))?
-        .map_err(|e| format!("write: {e}"))
-}
-
-/// Reads from `stream` into `buf` until `decode` finds a whole frame.
-/// `Ok(None)`: the client closed the connection between frames.
-async fn read_frame<T>(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    mut decode: impl FnMut(&[u8]) -> Result<Decoded<T>, ProtocolError>,
-) -> Result<Option<T>, FrameError> {
-    loop {
-        if !buf.is_empty() {
-            match decode(buf).map_err(FrameError::Protocol)? {
-                Decoded::Complete { value, consumed } => {
-                    buf.drain(..consumed);
-                    return Ok(Some(value));
-                }
-                Decoded::Incomplete { needed } => {
-                    buf.reserve((needed - buf.len()).min(READ_CHUNK_BYTES));
-                }
-            }
-        }
-        if buf.capacity() == buf.len() {
-            buf.reserve(READ_CHUNK_BYTES);
-        }
-        let n = stream.read_buf(buf).await.map_err(FrameError::Io)?;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated(buf.len()))
-            };
-        }
-    }
-}
-
-enum FrameError {
-    Protocol(ProtocolError),
-    Io(std::io::Error),
-    Truncated(usize),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Protocol(e) => write!(f, "{e}"),
-            FrameError::Io(e) => write!(f, "read: {e}"),
-            FrameError::Truncated(n) => {
-                write!(
-                    f,
-                    "the client closed the connection inside a frame ({n} bytes)"
-                )
-            }
-        }
-    }
-}
+use tokio::sync::oneshot;
 
 fn error(rc: ResultCode, message: impl Into<Vec<u8>>) -> ErrorResponse {
     ErrorResponse::new(rc, message)
@@ -239,82 +73,11 @@ impl Service {
         )
     }
 
-    fn going_down() -> ErrorResponse {
+    pub(super) fn going_down() -> ErrorResponse {
         error(ResultCode::GoingDown, "the node is going down")
     }
 
-    async fn serve(self, mut stream: TcpStream) -> Result<(), String> {
-        let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
-        let limits = self.settings.request_limits;
-        let prologue = tokio::time::timeout(
-            PROLOGUE_TIMEOUT,
-            read_frame(&mut stream, &mut buf, |b| {
-                protocol::decode_prologue(b, &limits)
-            }),
-        )
-        .await
-        .map_err(|_| format!("no prologue within {PROLOGUE_TIMEOUT:?}"))?;
-        let prologue = match prologue {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(()),
-            Err(FrameError::Protocol(e)) => {
-                let _ = write_response(&mut stream, &Response::Error(e.to_error_response())).await;
-                return Err(format!("refused: bad prologue: {e}"));
-            }
-            Err(e) => return Err(format!("prologue: {e}")),
-        };
-        let ours = self.settings.cluster.cluster_id.as_bytes();
-        if prologue.cluster_id != ours {
-            let message = format!(
-                "wrong cluster id {:?}: this node is in cluster {:?}",
-                String::from_utf8_lossy(&prologue.cluster_id),
-                self.settings.cluster.cluster_id
-            );
-            let e = error(ResultCode::WrongCluster, message.clone());
-            let _ = write_response(&mut stream, &Response::Error(e)).await;
-            return Err(format!("refused: {message}"));
-        }
-        let mut decoder = RequestDecoder::new(limits);
-        let mut stop = self.stop.clone();
-        loop {
-            let read = tokio::select! {
-                r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
-                _ = stopped(&mut stop) => return Ok(()), // between requests: just close
-            };
-            let incoming = match read {
-                Ok(Some(incoming)) => incoming,
-                Ok(None) => return Ok(()),
-                Err(FrameError::Protocol(e)) => {
-                    let _ =
-                        write_response(&mut stream, &Response::Error(e.to_error_response())).await;
-                    return Err(format!("bad request: {e}"));
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            match incoming {
-                Incoming::Request(request) => {
-                    let response = self.handle(request).await;
-                    write_response(&mut stream, &response).await?;
-                }
-                Incoming::Rejected { command, error } => {
-                    tracing::debug!(%command, "request rejected: {error}");
-                    write_response(&mut stream, &Response::Error(error.to_error_response()))
-                        .await?;
-                }
-                Incoming::Unsupported(u) => {
-                    write_response(&mut stream, &Response::Error(u.error_response())).await?;
-                    if !u.stream_in_sync {
-                        return Err(format!(
-                            "unsupported command 0x{:02x} of unknown layout: closing",
-                            u.code
-                        ));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn handle(&self, request: Request) -> Response {
+    pub(super) async fn handle(&self, request: Request) -> Response {
         let command = request.command();
         let started = Instant::now();
         let result = self.dispatch(request).await;
