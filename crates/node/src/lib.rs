@@ -11,7 +11,7 @@
 //! - The **driver** (`driver.rs`), on a thread of its own: owns the
 //!   consensus core and the tlog; proposes batched updates, persists,
 //!   sends, applies, answers updates; publishes its state (`state.rs`).
-//! - **Client connections** (`service.rs`), one task each: decode requests,
+//! - **Client connections** (`service/`), one task each: decode requests,
 //!   send updates to the driver's bounded queue, serve reads from the store
 //!   directly (lease checked against the published state).
 //! - **Messaging** (`messaging.rs`): one sender task per peer (bounded
