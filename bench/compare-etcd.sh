@@ -181,12 +181,20 @@ start_arakoon() {
 }
 
 # ---- the runs, one cluster at a time -------------------------------------
-mkdir -p "$WORK/disk"
-log "raw fdatasync of $WORK (write ${VALUE_SIZE}-ish bytes + fdatasync, 2000 times)"
-"$ETCD_LOAD" fdatasync "$WORK/disk" 2000 \
-    | python3 -c 'import json,sys
+# fdatasync_probe LABEL: the raw fdatasync rate of the data directory's
+# disk (128 bytes appended + fdatasync, 2000 times), and the load average
+# (other work on the machine skews every figure).
+fdatasync_probe() {
+    mkdir -p "$WORK/disk"
+    log "raw fdatasync of $WORK ($1)"
+    "$ETCD_LOAD" fdatasync "$WORK/disk" 2000 \
+        | python3 -c 'import json,sys
 for l in sys.stdin:
-    r=json.loads(l); r.update(system="disk", nodes=1, label="fdatasync"); print(json.dumps(r))' >> "$RESULTS"
+    r=json.loads(l); r.update(system="disk", nodes=1, label=sys.argv[1], loadavg=open("/proc/loadavg").read().split()[:3]); print(json.dumps(r))' "$1" >> "$RESULTS"
+    rm -rf "$WORK/disk"
+}
+
+fdatasync_probe "fdatasync before"
 
 start_etcd 3
 workloads etcd 3 --target "$ETCD_TARGET"
@@ -203,6 +211,7 @@ stop_all; rm -rf "$WORK/etcd-1"
 start_arakoon 1
 single_node_workloads arakoon -config "$ARAKOON_CONFIG"
 stop_all; rm -rf "$WORK/arakoon-1"
+fdatasync_probe "fdatasync after"
 
 # ---- the table -----------------------------------------------------------
 python3 - "$RESULTS" "$JSON_OUT" <<'EOF'
@@ -228,9 +237,11 @@ for r in rows:
     ratio = f"{a['ops_per_sec']/e['ops_per_sec']:>11.2f}" if a and e and e["ops_per_sec"] else f"{'-':>11}"
     p50 = f"{a['latency_us']['p50']/e['latency_us']['p50']:>9.2f}" if a and e and e["latency_us"]["p50"] else f"{'-':>9}"
     print(f"{str(key[0]) + ' node(s), ' + key[1]:<28} {cells(a)} {cells(e)[1:]} {ratio} {p50}")
-d = find("disk", 1, "fdatasync")
-if d:
-    print(f"\nraw fdatasync of the data directory: {d['ops_per_sec']:,.0f}/s, p50 {us(d['latency_us']['p50'])}, p99 {us(d['latency_us']['p99'])}")
+print()
+for label in ("fdatasync before", "fdatasync after"):
+    d = find("disk", 1, label)
+    if d:
+        print(f"raw {label} (data directory's disk): {d['ops_per_sec']:,.0f}/s, p50 {us(d['latency_us']['p50'])}, p99 {us(d['latency_us']['p99'])}; load average {' '.join(d['loadavg'])}")
 doc = {
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "cpu": next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")},
