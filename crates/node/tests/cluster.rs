@@ -862,3 +862,63 @@ async fn bad_peer_frames_close_the_connection() {
     assert_eq!(c.get(b"still").await.unwrap(), b"here");
     cluster.stop_all().await;
 }
+
+/// A client that never reads its (large) answer, and one that sent half a
+/// request and went quiet, hold only their own connections: other clients
+/// are served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_dead_clients_do_not_block_others() {
+    let cluster = Cluster::start(1).await;
+    cluster.wait_master(&[0]).await;
+    let c = cluster.client();
+    let value = vec![b'x'; 4096];
+    let mut updates = Vec::new();
+    for k in 0..1000u32 {
+        updates.push(Update::Set {
+            key: format!("big{k:04}").into_bytes(),
+            value: value.clone(),
+        });
+    }
+    c.sequence(updates).await.unwrap();
+    let addr = cluster.config.nodes[0].client_address();
+    // Slow: asks for ~4 MB and never reads.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut req = Vec::new();
+    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut req);
+    for _ in 0..4 {
+        protocol::encode_request(
+            &protocol::Request::RangeEntries {
+                consistency: Consistency::NoGuarantee,
+                range: all(),
+            },
+            &mut req,
+        );
+    }
+    slow.write_all(&req).await.unwrap();
+    // Dead: half a request, then silence.
+    let mut dead = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut half = Vec::new();
+    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut half);
+    half.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes());
+    half.extend_from_slice(&100u32.to_le_bytes());
+    dead.write_all(&half).await.unwrap();
+    let start = Instant::now();
+    for k in 0..20u32 {
+        c.set(format!("fast{k}").as_bytes(), b"v").await.unwrap();
+        assert_eq!(c.get(format!("fast{k}").as_bytes()).await.unwrap(), b"v");
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "20 sets and gets took {took:?}"
+    );
+    // Nor do they hold up a graceful stop for long.
+    let stopping = Instant::now();
+    cluster.stop_all().await;
+    let stop_took = stopping.elapsed();
+    assert!(
+        stop_took < Duration::from_secs(5),
+        "stop took {stop_took:?}"
+    );
+    drop((slow, dead));
+}

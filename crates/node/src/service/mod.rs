@@ -41,6 +41,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 pub const PROLOGUE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for one response to be written.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful stop lets a connection finish the request in hand.
+pub const GRACEFUL_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Bytes read from a socket at once.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
@@ -87,6 +89,7 @@ async fn accept_loop(service: Service, listener: TcpListener) {
                     // A crash cuts the connection at once; a graceful stop
                     // lets the request in hand be answered (E_GOING_DOWN).
                     let mut stop = service.stop.clone();
+                    let mut graceful = service.stop.clone();
                     tokio::select! {
                         r = service.serve(stream) => {
                             if let Err(e) = r {
@@ -94,6 +97,12 @@ async fn accept_loop(service: Service, listener: TcpListener) {
                             }
                         }
                         _ = stopped_as(&mut stop, |m| m == StopMode::Crash) => {}
+                        // A client that does not take its answer does not
+                        // hold up a graceful stop for long.
+                        _ = async {
+                            stopped(&mut graceful).await;
+                            tokio::time::sleep(GRACEFUL_STOP_GRACE).await;
+                        } => {}
                     }
                     drop(permit);
                 });
