@@ -126,7 +126,7 @@ pub struct Node {
 
 /// Longest wait, after the driver stopped, for connection tasks to let go
 /// of the store (they finish the request in hand, or are cut by a crash).
-const STORE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(35);
+const STORE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A snapshot of a node's state, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
