@@ -57,6 +57,8 @@ const CHECKPOINT_EVERY_ENTRIES: u64 = 10_000;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Most inputs taken from one queue before a round is run.
 const INPUTS_PER_ROUND_MAX: usize = 256;
+/// Most entries applied in one round.
+const APPLY_PER_ROUND_MAX: u64 = 1024;
 /// Most bytes of entries read from the tlog at once to apply them.
 const APPLY_READ_MAX_BYTES: u64 = 8 << 20;
 /// Most rounds run back to back for one input (a round may produce work for
@@ -607,12 +609,19 @@ impl Driver {
         Ok(())
     }
 
+    /// Applies committed entries, at most [`APPLY_PER_ROUND_MAX`] per round
+    /// (a long replay or catch-up must not keep the loop from heartbeats
+    /// and acknowledgements); the rest in the next rounds.
     fn apply_committed(&mut self, commit_index: u64) -> Result<(), NodeError> {
-        while self.store.applied_index() < commit_index {
+        let stop_at = commit_index.min(self.store.applied_index() + APPLY_PER_ROUND_MAX);
+        if stop_at < commit_index {
+            self.again = true;
+        }
+        while self.store.applied_index() < stop_at {
             let from = self.store.applied_index() + 1;
             let entries = self
                 .tlog
-                .read(from, commit_index + 1, APPLY_READ_MAX_BYTES)
+                .read(from, stop_at + 1, APPLY_READ_MAX_BYTES)
                 .map_err(|e| self.tlog_error(e))?;
             if entries.is_empty() {
                 return Err(fatal(

@@ -516,7 +516,8 @@ async fn restart_after_crash_replays_the_tlog() {
     let mut cluster = Cluster::start(1).await;
     cluster.wait_master(&[0]).await;
     let c = cluster.client();
-    for k in 0..50u32 {
+    // More entries than one round applies (APPLY_PER_ROUND_MAX), one each.
+    for k in 0..1100u32 {
         c.set(format!("r{k}").as_bytes(), &k.to_le_bytes())
             .await
             .unwrap();
@@ -529,9 +530,9 @@ async fn restart_after_crash_replays_the_tlog() {
     let after = cluster.nodes[0].as_ref().unwrap().status(&cluster.config);
     assert!(after.applied_index >= before.applied_index);
     let c = cluster.client();
-    assert_eq!(c.get(b"r49").await.unwrap(), 49u32.to_le_bytes());
+    assert_eq!(c.get(b"r1099").await.unwrap(), 1099u32.to_le_bytes());
     assert!(!c.exists(b"r3").await.unwrap());
-    assert_eq!(c.prefix_keys(b"r", None).await.unwrap().len(), 49);
+    assert_eq!(c.prefix_keys(b"r", None).await.unwrap().len(), 1099);
 
     // Graceful stop, then start again.
     let node = cluster.nodes[0].take().unwrap();
