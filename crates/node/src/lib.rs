@@ -60,7 +60,17 @@
 //! Nothing read from the network, the disk or the config is unwrapped:
 //! malformed client input is answered with Arakoon's result codes, bad peer
 //! input closes the connection with a logged reason, storage failures stop
-//! the node with a [`NodeError`] naming the file.
+//! the node with a [`NodeError`] naming the file (a failed fdatasync
+//! poisons the tlog: the node stops rather than acknowledge what may not be
+//! on disk; restarted, it recovers what is).
+//!
+//! # Not yet
+//!
+//! Tlog collapse and the store snapshot a slave would then need to catch up
+//! (`collapse_tlogs` answers `E_NOT_SUPPORTED`; the core's
+//! `snapshots_to_send` is logged, never served: nothing is collapsed, so no
+//! slave needs one); TLS (a config with TLS settings is refused at start);
+//! user functions. Requests of one connection are served one at a time.
 
 mod clock;
 mod driver;
