@@ -39,12 +39,17 @@ impl Cluster {
 
     /// One node per item of `extras`, which is added to its section.
     async fn start_custom(extras: &[String]) -> Cluster {
+        Self::start_full("", extras).await
+    }
+
+    /// `global` is added to `[global]`, `extras[i]` to node i's section.
+    async fn start_full(global: &str, extras: &[String]) -> Cluster {
         let n = extras.len();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut listeners = Vec::new();
         let names: Vec<String> = (0..n).map(|i| format!("node_{i}")).collect();
         let mut text = format!(
-            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n\n",
+            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE}\n{global}\n",
             names.join(", ")
         );
         for (name, node_extra) in names.iter().zip(extras) {
@@ -112,6 +117,25 @@ impl Cluster {
                 start.elapsed() < DEADLINE,
                 "no master with a lease among {among:?} within {DEADLINE:?} (data in {})",
                 self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until node `i` is master with its lease.
+    async fn wait_until_master(&self, i: usize) {
+        let start = Instant::now();
+        loop {
+            let s = self.nodes[i]
+                .as_ref()
+                .expect("running")
+                .status(&self.config);
+            if s.role == Role::Master && s.lease_held {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "node {i} is not master after {DEADLINE:?}: {s:?}"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -922,4 +946,37 @@ async fn slow_and_dead_clients_do_not_block_others() {
         "stop took {stop_took:?}"
     );
     drop((slow, dead));
+}
+
+/// `master = X` (forced): only X is ever master. `preferred_master = true`:
+/// X takes over once caught up, also after another node was master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_and_preferred_masters_from_the_config() {
+    let three = vec![String::new(); 3];
+    let forced = Cluster::start_full("master = node_1\n", &three).await;
+    assert_eq!(forced.wait_master(&[0, 1, 2]).await, 1, "the forced master");
+    forced.client().set(b"f", b"1").await.unwrap();
+    forced.stop_all().await;
+
+    let mut preferred =
+        Cluster::start_full("master = node_2\npreferred_master = true\n", &three).await;
+    // Whoever wins the first election hands over to the preferred master.
+    preferred.wait_master(&[0, 1, 2]).await;
+    preferred.wait_until_master(2).await;
+    let c = preferred.client();
+    c.set(b"p", b"1").await.unwrap();
+    // Another node takes over while node_2 is down, and hands mastership
+    // back once node_2 is back and caught up.
+    preferred.crash(2).await;
+    let interim = preferred.wait_master(&[0, 1]).await;
+    c.set(b"p", b"2").await.unwrap();
+    preferred.restart(2).await;
+    let start = Instant::now();
+    preferred.wait_until_master(2).await;
+    eprintln!(
+        "node_2 took mastership back from node_{interim} in {:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.get(b"p").await.unwrap(), b"2");
+    preferred.stop_all().await;
 }
