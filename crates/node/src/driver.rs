@@ -42,7 +42,7 @@ use crate::settings::{Settings, BATCH_MAX_UPDATES, BATCH_TARGET_BYTES};
 use crate::state::{DriverRequest, Lease, Published, Refused, SharedStore, UpdateAnswer};
 use crate::StopMode;
 use bytes::Bytes;
-use consensus::{Core, LogError, LogRead, Message, NodeId, ProposeError, Role, StepError, Time};
+use consensus::{Core, Message, NodeId, ProposeError, Role, StepError, Time};
 use protocol::Update;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -68,59 +68,6 @@ const ROUNDS_PER_INPUT_MAX: usize = 8;
 const SEAL_STEP_MIN_BYTES: u64 = 1 << 20;
 /// Precision of the published lease expiry.
 const LEASE_PRECISION_NS: u64 = 100_000;
-
-/// The consensus core's view of a tlog (as in the simulator).
-pub struct TlogView<'a>(pub &'a Tlog);
-
-impl LogRead for TlogView<'_> {
-    fn first_index(&self) -> u64 {
-        self.0.first_index()
-    }
-
-    fn last_index(&self) -> u64 {
-        self.0.last_index()
-    }
-
-    fn term(&self, index: u64) -> Result<u64, LogError> {
-        if index + 1 < self.0.first_index() {
-            return Err(LogError::Compacted { index });
-        }
-        if index > self.0.last_index() {
-            return Err(LogError::Unavailable { index });
-        }
-        self.0.term(index).ok_or_else(|| LogError::Storage {
-            message: format!("tlog has no term for index {index}"),
-        })
-    }
-
-    fn entries(
-        &self,
-        from: u64,
-        to: u64,
-        max_bytes: u64,
-    ) -> Result<Vec<consensus::Entry>, LogError> {
-        if from < self.0.first_index() {
-            return Err(LogError::Compacted { index: from });
-        }
-        if to > self.0.last_index() {
-            return Err(LogError::Unavailable { index: to });
-        }
-        let entries = self
-            .0
-            .read(from, to + 1, max_bytes)
-            .map_err(|e| LogError::Storage {
-                message: e.to_string(),
-            })?;
-        Ok(entries
-            .into_iter()
-            .map(|e| consensus::Entry {
-                index: e.index,
-                term: e.term,
-                payload: Bytes::from(e.payload),
-            })
-            .collect())
-    }
-}
 
 struct Queued {
     update: Update,
@@ -285,7 +232,7 @@ impl Driver {
         let now = self.clock.now();
         let from = msg.from;
         let kind = msg.body.kind();
-        match self.core.step(msg, now, &TlogView(&self.tlog)) {
+        match self.core.step(msg, now, &self.tlog) {
             Ok(()) => Ok(()),
             Err(StepError::Log(e)) => Err(fatal("tlog read", e)),
             Err(e) => {
@@ -298,7 +245,7 @@ impl Driver {
     fn on_tick(&mut self) -> Result<(), NodeError> {
         let now = self.clock.now();
         self.core
-            .tick(now, &TlogView(&self.tlog))
+            .tick(now, &self.tlog)
             .map_err(|e| fatal("tick", e))?;
         if self.store.applied_index() > self.store.durable_applied_index()
             && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
@@ -361,7 +308,7 @@ impl Driver {
         for (_, target) in voters {
             let handed = self
                 .core
-                .hand_over_to(target, now, &TlogView(&self.tlog))
+                .hand_over_to(target, now, &self.tlog)
                 .map_err(|e| fatal("hand over", e))?;
             if handed {
                 tracing::info!(target = %self.settings.name_of(target), "drop_master: handing mastership over");
@@ -401,7 +348,7 @@ impl Driver {
         };
         let now = self.clock.now();
         self.core
-            .entries_synced(synced, term, now, &TlogView(&self.tlog))
+            .entries_synced(synced, term, now, &self.tlog)
             .map_err(|e| fatal("entries_synced", e))?;
         self.reported_synced = self.reported_synced.max(synced);
         Ok(())
@@ -448,10 +395,7 @@ impl Driver {
             protocol::encode_batch(&updates, &mut payload);
             let payload_len = payload.len();
             let now = self.clock.now();
-            match self
-                .core
-                .propose(Bytes::from(payload), now, &TlogView(&self.tlog))
-            {
+            match self.core.propose(Bytes::from(payload), now, &self.tlog) {
                 Ok(p) => {
                     if synced && !self.fsync_enabled() {
                         self.force_sync = true;
@@ -497,7 +441,7 @@ impl Driver {
     fn round(&mut self) -> Result<(), NodeError> {
         let ready = self
             .core
-            .take_ready(&TlogView(&self.tlog))
+            .take_ready(&self.tlog)
             .map_err(|e| fatal("take_ready", e))?;
         if let Some(hs) = ready.hard_state {
             self.tlog
@@ -515,15 +459,7 @@ impl Driver {
             self.reported_synced = self.reported_synced.min(after);
         }
         if !ready.entries.is_empty() {
-            let entries: Vec<tlog::Entry> = ready
-                .entries
-                .iter()
-                .map(|e| tlog::Entry {
-                    index: e.index,
-                    term: e.term,
-                    payload: e.payload.to_vec(),
-                })
-                .collect();
+            let entries: Vec<tlog::Entry> = ready.entries.iter().map(tlog::Entry::from).collect();
             self.appended_bytes += entries.iter().map(|e| e.payload.len() as u64).sum::<u64>();
             self.tlog.append(&entries).map_err(|e| self.tlog_error(e))?;
         }

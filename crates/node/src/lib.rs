@@ -256,7 +256,7 @@ impl Node {
         let core = Core::new(
             settings.consensus.clone(),
             hard_state,
-            &driver::TlogView(&tlog),
+            &tlog,
             applied,
             clock.now(),
         )?;

@@ -10,7 +10,7 @@ use crate::clock::NodeClock;
 use crate::net::Network;
 use crate::observe::Observer;
 use crate::rng::Rng;
-use crate::storage::{Storage, TlogView};
+use crate::storage::Storage;
 use crate::workload::{ClientReply, ClientRequest, ReadKind};
 use bytes::Bytes;
 use consensus::{Config, Core, HardState, NodeId, ProposeError, ReadError, Role, Time};
@@ -222,7 +222,7 @@ impl SimNode {
         let core = match Core::new(
             self.config.clone(),
             hard_state,
-            &TlogView(&storage.tlog),
+            &storage.tlog,
             applied,
             self.local(ctx.now_ns),
         ) {
@@ -271,7 +271,7 @@ impl SimNode {
         let Some(r) = self.running.as_mut() else {
             return;
         };
-        let result = r.core.tick(now, &TlogView(&r.storage.tlog));
+        let result = r.core.tick(now, &r.storage.tlog);
         self.after_input(ctx, result.map_err(|e| e.to_string()));
     }
 
@@ -291,7 +291,7 @@ impl SimNode {
                 return;
             }
         };
-        let result = r.core.step(msg, now, &TlogView(&r.storage.tlog));
+        let result = r.core.step(msg, now, &r.storage.tlog);
         self.after_input(ctx, result.map_err(|e| e.to_string()));
     }
 
@@ -305,7 +305,7 @@ impl SimNode {
             Ok(synced) => match r.storage.tlog.term(synced) {
                 Some(term) => r
                     .core
-                    .entries_synced(synced, term, now, &TlogView(&r.storage.tlog))
+                    .entries_synced(synced, term, now, &r.storage.tlog)
                     .map_err(|e| e.to_string()),
                 None if synced == 0 => Ok(()),
                 None => Err(format!("no term for synced index {synced}")),
@@ -415,10 +415,7 @@ impl SimNode {
             .collect();
         let mut payload = Vec::new();
         protocol::encode_batch(&updates, &mut payload);
-        match r
-            .core
-            .propose(Bytes::from(payload), now, &TlogView(&r.storage.tlog))
-        {
+        match r.core.propose(Bytes::from(payload), now, &r.storage.tlog) {
             Ok(p) => {
                 let id = self.id;
                 ctx.obs.trace(ctx.now_ns, || {
@@ -472,7 +469,7 @@ impl SimNode {
         };
         let ready = r
             .core
-            .take_ready(&TlogView(&r.storage.tlog))
+            .take_ready(&r.storage.tlog)
             .map_err(|e| format!("take_ready: {e}"))?;
         // 1. Hard state, durably, before any message of this Ready leaves.
         if let Some(hs) = ready.hard_state {
@@ -495,15 +492,7 @@ impl SimNode {
                 .map_err(|e| format!("truncate: {e}"))?;
         }
         if !ready.entries.is_empty() {
-            let entries: Vec<tlog::Entry> = ready
-                .entries
-                .iter()
-                .map(|e| tlog::Entry {
-                    index: e.index,
-                    term: e.term,
-                    payload: e.payload.to_vec(),
-                })
-                .collect();
+            let entries: Vec<tlog::Entry> = ready.entries.iter().map(tlog::Entry::from).collect();
             r.storage
                 .tlog
                 .append(&entries)

@@ -130,6 +130,7 @@
 //! explicit budget; [`Tlog::seal_full_segments`] does everything at once).
 //! A truncation, collapse or reset cancels a seal in progress.
 
+mod consensus_log;
 mod error;
 mod format;
 mod log;
