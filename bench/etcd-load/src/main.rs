@@ -274,8 +274,9 @@ fn fdatasync_probe(argv: &[String], out: &mut dyn Write, err: &mut dyn Write) ->
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Unlocked handles: the progress bar draws on stderr from other threads.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let code = match argv.split_first() {
         Some((first, rest)) if first == "fdatasync" => fdatasync_probe(rest, &mut out, &mut err),
         _ => run(&argv, &mut out, &mut err),

@@ -58,9 +58,10 @@ pub const ETCD_RUNNER_NAME: &str = "arakoon-bench-etcd";
 
 /// `arakoon bench ARGS`, printing to stdout and stderr; the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
-    run(args, &mut out, &mut err)
+    // Unlocked handles (each write locks): the progress bar draws on
+    // stderr from other threads, which would wait forever on a lock held
+    // here for the whole run.
+    run(args, &mut std::io::stdout(), &mut std::io::stderr())
 }
 
 /// `arakoon bench ARGS` with the report to `out` and messages to `err`.

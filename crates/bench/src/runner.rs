@@ -124,7 +124,7 @@ fn progress_bar(plan: &Plan, visible: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(plan.ops);
     if let Ok(style) =
-        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} ops  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{msg:>9} [{wide_bar}] {pos}/{len} ops  {per_sec}  eta {eta}")
     {
         bar.set_style(style.progress_chars("=> "));
     }
