@@ -152,3 +152,18 @@ fn exit_statuses() {
     assert_eq!(code, 1);
     assert!(String::from_utf8_lossy(&err).contains("/nonexistent/cfg.ini"));
 }
+
+/// `--target etcd://` without the separate etcd load generator: one line
+/// saying how to build it, status 2.
+#[test]
+fn etcd_target_without_its_runner() {
+    if std::env::var_os(bench::ETCD_RUNNER_ENV).is_some() {
+        return; // a runner is configured: this is not the case under test
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = bench::run(&args("--target etcd://127.0.0.1:1"), &mut out, &mut err);
+    assert_eq!(code, 2);
+    let err = String::from_utf8_lossy(&err).to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bench/etcd-load/Cargo.toml"), "{err}");
+}
