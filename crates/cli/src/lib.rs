@@ -17,8 +17,8 @@
 //!
 //! `--node NAME -config FILE` runs a node ([`node::main`]) until SIGTERM or
 //! SIGINT; it exits 0 after a clean stop, 1 with one line if the node could
-//! not start or failed. Not yet in this build: the `demo` and `bench`
-//! subcommands answer "not yet implemented in this build" with status 1.
+//! not start or failed. `demo` starts a local 3-node cluster; `bench`
+//! loads a cluster (the `bench` crate); `sim` runs the simulator.
 
 pub mod actions;
 pub mod args;
