@@ -115,7 +115,8 @@
 //! On restart: `Core::new(config, persisted_hard_state, &recovered_log,
 //! store_applied_index, now)`; the recovered log must hold only durable
 //! entries. A restarted node will not vote for another node or campaign for
-//! `lease_period` (it may have granted a lease just before stopping).
+//! `lease_period` (it may have granted a lease just before stopping), unless
+//! its persisted term is 0: it never acknowledged or voted for anyone.
 //!
 //! The recovered log must be durable: fsync it at startup (a process crash
 //! leaves written but unsynced entries in the page cache, and the core
@@ -178,7 +179,8 @@
 //! at `s`) sets a *lease guard* until `a + lease_period`: until then it
 //! ignores vote requests from other nodes (without raising its term), refuses
 //! pre-votes, and does not campaign. A master that steps down guards itself
-//! from the moment it stops; a node that (re)starts guards from its start.
+//! from the moment it stops; a node that (re)starts guards from its start
+//! (unless its persisted term is 0: it never answered any master).
 //! The only exception is a vote request flagged `transfer`, sent by a node
 //! the master handed mastership to; that master forfeited its lease for the
 //! rest of its term before sending `TimeoutNow`.
@@ -196,7 +198,8 @@
 //!    `T < S + lease_period - max_clock_drift / 2`; q's guard lasts a local
 //!    `lease_period`, i.e. until real `>= A + lease_period - max_clock_drift /
 //!    2 > T`. M itself, in Q, ignores vote requests while master and guards
-//!    from the moment it steps down. A restart starts a fresh guard.
+//!    from the moment it steps down. A restart starts a fresh guard (a node
+//!    restarting at term 0 acknowledged nothing, so it is in no Q).
 //! 2. *No node became master of a term above `n` before `T`.* Otherwise let
 //!    M' be the first (in real time) to do so, at `V < T`, in term `n'`. Its
 //!    electing quorum meets Q in some q. All of q's acknowledgements counted

@@ -184,3 +184,37 @@ fn drop_master_hands_over() {
     assert_eq!(c.nodes[&target].core.term(), term + 1);
     c.assert_one_master_per_term();
 }
+
+/// §6.2 and the lease guard: a brand-new cluster (persisted term 0 on every
+/// node) has granted no lease, so it elects a master within the election
+/// timeouts, not after a lease period; a restarted node that did take part
+/// (term >= 1) still waits out the lease guard before it campaigns or votes.
+#[test]
+fn fresh_cluster_elects_without_waiting_a_lease_period() {
+    let lease = Duration::from_secs(10);
+    let mut c = Cluster::new(3, 0, |cfg| {
+        cfg.lease_period = lease;
+        cfg.max_clock_drift = Duration::from_millis(500);
+    });
+    let elected = c.run_until(Duration::from_secs(2), |c| c.master().is_some());
+    assert!(
+        elected,
+        "no master within 2 s with a 10 s lease on a fresh cluster"
+    );
+    let m = c.master().unwrap();
+    // Restart every node: each persisted a term >= 1, so each guards a lease
+    // it may have granted, and nobody is master for a while.
+    for id in c.ids() {
+        c.crash(id.0);
+    }
+    for id in c.ids() {
+        c.restart(id.0);
+    }
+    let too_early = c.run_until(Duration::from_secs(5), |c| c.master().is_some());
+    assert!(
+        !too_early,
+        "a master was elected inside the restart lease guard (was {m})"
+    );
+    assert!(c.run_until(Duration::from_secs(30), |c| c.master().is_some()));
+    c.assert_one_master_per_term();
+}

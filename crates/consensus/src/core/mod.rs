@@ -281,7 +281,15 @@ impl Core {
         let is_voter = config.voters.contains(&config.id);
         let seed = config.seed ^ config.id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let quorum = config.quorum_size();
-        let lease_guard_until = now.plus(config.lease_period);
+        // A node whose persisted term is 0 never acknowledged a master nor
+        // voted (either needs a term >= 1 made durable before the answer
+        // leaves), so no lease it granted can be running: a brand-new
+        // cluster elects at once instead of after a lease period.
+        let lease_guard_until = if hard_state.term == 0 {
+            now
+        } else {
+            now.plus(config.lease_period)
+        };
         let mut core = Core {
             quorum,
             is_voter,
