@@ -49,33 +49,9 @@ impl Op {
     }
 }
 
-/// A small, fast, seeded generator (SplitMix64): the bench needs
-/// reproducible uniform draws, not cryptographic ones.
-#[derive(Debug, Clone)]
-pub struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound` > 0), by widening multiplication
-    /// (bias below 2^-32 for the bounds used here).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "an empty range to draw from");
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-}
+/// The bench's seeded generator: the project's SplitMix64 (reproducible
+/// uniform draws, not cryptographic ones).
+pub use consensus::rng::SplitMix64 as Rng;
 
 /// The key space and the value of a run.
 #[derive(Debug, Clone)]

@@ -242,7 +242,7 @@ mod core;
 mod log;
 mod message;
 mod progress;
-mod rng;
+pub mod rng;
 pub mod testing;
 mod types;
 
