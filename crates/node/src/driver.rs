@@ -565,47 +565,62 @@ impl Driver {
                     format!("committed entry {from} missing from the tlog"),
                 ));
             }
-            for entry in entries {
-                self.apply_entry(entry)?;
-            }
+            self.apply_entries(entries)?;
         }
         Ok(())
     }
 
-    fn apply_entry(&mut self, entry: tlog::Entry) -> Result<(), NodeError> {
-        let index = entry.index;
-        let updates = if entry.payload.is_empty() {
-            Vec::new() // the master's barrier entry of its term
-        } else {
-            protocol::decode_batch(&entry.payload, &self.settings.payload_limits)
-                .map_err(|e| fatal("apply", format!("entry {index}: {e}")))?
+    /// Applies consecutive committed entries to the store in one
+    /// transaction, then answers the clients of our own entries among them.
+    fn apply_entries(&mut self, entries: Vec<tlog::Entry>) -> Result<(), NodeError> {
+        let Some(first) = entries.first().map(|e| e.index) else {
+            return Ok(());
         };
-        let results = self.store.apply(index, &updates)?;
-        // One result per update, and the store moved exactly to this entry.
-        assert_eq!(results.len(), updates.len(), "results of entry {index}");
+        let mut batches = Vec::with_capacity(entries.len());
+        for (k, entry) in entries.iter().enumerate() {
+            assert_eq!(entry.index, first + k as u64, "tlog read out of order");
+            batches.push(if entry.payload.is_empty() {
+                Vec::new() // the master's barrier entry of its term
+            } else {
+                protocol::decode_batch(&entry.payload, &self.settings.payload_limits)
+                    .map_err(|e| fatal("apply", format!("entry {}: {e}", entry.index)))?
+            });
+        }
+        let all_results = self.store.apply_entries(first, &batches)?;
+        let last = first + entries.len() as u64 - 1;
+        // One result list per entry, and the store moved exactly to the last.
+        assert_eq!(
+            all_results.len(),
+            entries.len(),
+            "results of entries {first}..={last}"
+        );
         assert_eq!(
             self.store.applied_index(),
-            index,
-            "store applied entry {index}"
+            last,
+            "store applied entries {first}..={last}"
         );
-        if let Some((term, replies)) = self.pending.remove(&index) {
-            if term == entry.term {
-                assert_eq!(
-                    replies.len(),
-                    results.len(),
-                    "one result per update of our own entry {index}"
-                );
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(result));
-                }
-            } else {
-                // Another master's entry won this index: ours never committed.
-                for reply in replies {
-                    let _ = reply.send(Err(Refused::NoLongerMaster));
+        for ((entry, updates), results) in entries.iter().zip(&batches).zip(all_results) {
+            let index = entry.index;
+            assert_eq!(results.len(), updates.len(), "results of entry {index}");
+            if let Some((term, replies)) = self.pending.remove(&index) {
+                if term == entry.term {
+                    assert_eq!(
+                        replies.len(),
+                        results.len(),
+                        "one result per update of our own entry {index}"
+                    );
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                } else {
+                    // Another master's entry won this index: ours never committed.
+                    for reply in replies {
+                        let _ = reply.send(Err(Refused::NoLongerMaster));
+                    }
                 }
             }
         }
-        self.applied_since_checkpoint += 1;
+        self.applied_since_checkpoint += entries.len() as u64;
         if self.applied_since_checkpoint >= CHECKPOINT_EVERY_ENTRIES {
             self.checkpoint()?;
         }

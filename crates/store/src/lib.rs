@@ -367,6 +367,25 @@ impl Store {
     /// transaction, with the new applied index. Not durable until the next
     /// [`Self::checkpoint`]. Returns one result per update, in order.
     pub fn apply(&self, index: u64, updates: &[Update]) -> Result<Vec<UpdateResult>, StoreError> {
+        let mut results = self.apply_entries(index, &[updates])?;
+        assert_eq!(results.len(), 1, "one entry applied, one list of results");
+        Ok(results.pop().unwrap_or_default())
+    }
+
+    /// Applies the consecutive entries `first_index, first_index + 1, …` in
+    /// ONE write transaction: the same results as [`Store::apply`] for each
+    /// in turn (a failed update still affects only itself, a failed sequence
+    /// only itself), at the cost of one commit. For replay and catch-up,
+    /// where many committed entries are applied at once. A crash keeps all
+    /// of them or none (the durability contract above is unchanged).
+    pub fn apply_entries<U: AsRef<[Update]>>(
+        &self,
+        first_index: u64,
+        entries: &[U],
+    ) -> Result<Vec<Vec<UpdateResult>>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let _writer = self.lock_writer();
         let mut txn = self.begin_write()?;
         txn.set_durability(Durability::None)
@@ -374,26 +393,41 @@ impl Store {
         let results = {
             let mut meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
             let applied_index = read_applied_index(&self.path, &meta)?;
-            if applied_index.checked_add(1) != Some(index) {
-                return Err(StoreError::IndexMismatch {
-                    path: self.path.to_path_buf(),
-                    applied_index,
-                    index,
-                });
-            }
+            let last_index = first_index.checked_add(entries.len() as u64 - 1);
+            let last_index = match last_index {
+                Some(last) if applied_index.checked_add(1) == Some(first_index) => last,
+                _ => {
+                    return Err(StoreError::IndexMismatch {
+                        path: self.path.to_path_buf(),
+                        applied_index,
+                        index: first_index,
+                    })
+                }
+            };
             let mut user = txn.open_table(USER_TABLE).map_err(|e| self.err(e))?;
-            let mut results = Vec::with_capacity(updates.len());
-            for update in updates {
-                results.push(apply::apply_update(&mut user, update).map_err(|e| self.err(e))?);
+            let mut results = Vec::with_capacity(entries.len());
+            for updates in entries {
+                let updates = updates.as_ref();
+                let mut entry_results = Vec::with_capacity(updates.len());
+                for update in updates {
+                    entry_results
+                        .push(apply::apply_update(&mut user, update).map_err(|e| self.err(e))?);
+                }
+                results.push(entry_results);
             }
-            meta.insert(META_APPLIED_INDEX, index.to_le_bytes().as_slice())
+            meta.insert(META_APPLIED_INDEX, last_index.to_le_bytes().as_slice())
                 .map_err(|e| self.err(e))?;
-            results
+            (results, last_index)
         };
+        let (results, last_index) = results;
         txn.commit().map_err(|e| self.err(e))?;
         // Writers hold `writer` from the index check above until here.
-        let previous = self.applied_index.swap(index, Ordering::AcqRel);
-        assert_eq!(previous + 1, index, "applied index moved under a writer");
+        let previous = self.applied_index.swap(last_index, Ordering::AcqRel);
+        assert_eq!(
+            previous + 1,
+            first_index,
+            "applied index moved under a writer"
+        );
         Ok(results)
     }
 

@@ -316,3 +316,37 @@ proptest! {
         prop_assert_eq!(contents(&store), state_after);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// `apply_entries` (many entries, one transaction: replay and catch-up)
+    /// gives exactly what `apply` of each entry in turn gives: the same
+    /// results per update, the same content, the same applied index.
+    #[test]
+    fn apply_entries_equals_applying_one_by_one(
+        entries in proptest::collection::vec(proptest::collection::vec(update(), 0..5), 1..25),
+        chunk in 1usize..8,
+    ) {
+        let disk_a = SimDisk::new();
+        let one_by_one = Store::open(disk_a.shared(), sim_path(), &options()).unwrap();
+        let mut expected = Vec::new();
+        for (k, updates) in entries.iter().enumerate() {
+            expected.push(one_by_one.apply(k as u64 + 1, updates).unwrap());
+        }
+        let disk_b = SimDisk::new();
+        let batched = Store::open(disk_b.shared(), sim_path(), &options()).unwrap();
+        let mut got = Vec::new();
+        for (c, group) in entries.chunks(chunk).enumerate() {
+            let first = (c * chunk) as u64 + 1;
+            got.extend(batched.apply_entries(first, group).unwrap());
+        }
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(batched.applied_index(), entries.len() as u64);
+        prop_assert_eq!(contents(&batched), contents(&one_by_one));
+        // A gap is refused and changes nothing.
+        let next = entries.len() as u64 + 2;
+        prop_assert!(batched.apply_entries(next, &[Vec::<Update>::new()]).is_err());
+        prop_assert_eq!(batched.applied_index(), entries.len() as u64);
+    }
+}
