@@ -447,25 +447,9 @@ fn answer(name: &str, state: &mut State, request: Request) -> Response {
             Reply::Nop
         }
         update_request => {
-            let update = match update_request {
-                Request::Set { key, value } => Update::Set { key, value },
-                Request::Confirm { key, value } => Update::Set { key, value },
-                Request::Delete { key } => Update::Delete { key },
-                Request::TestAndSet {
-                    key,
-                    expected,
-                    wanted,
-                } => Update::TestAndSet {
-                    key,
-                    expected,
-                    wanted,
-                },
-                Request::Replace { key, wanted } => Update::Replace { key, wanted },
-                Request::DeletePrefix { prefix } => Update::DeletePrefix { prefix },
-                Request::Sequence { updates } | Request::SyncedSequence { updates } => {
-                    Update::Sequence(updates)
-                }
-                _ => {
+            let update = match update_request.into_update() {
+                Ok(update) => update,
+                Err(_) => {
                     let message = format!("{} is not supported by the fake node", command.name());
                     return refuse(ResultCode::NotSupported, message.as_bytes());
                 }
