@@ -390,7 +390,7 @@ impl Store {
         let mut txn = self.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| self.err(e))?;
-        let results = {
+        let (results, last_index) = {
             let mut meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
             let applied_index = read_applied_index(&self.path, &meta)?;
             let last_index = first_index.checked_add(entries.len() as u64 - 1);
@@ -419,7 +419,6 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             (results, last_index)
         };
-        let (results, last_index) = results;
         txn.commit().map_err(|e| self.err(e))?;
         // Writers hold `writer` from the index check above until here.
         let previous = self.applied_index.swap(last_index, Ordering::AcqRel);
