@@ -16,7 +16,6 @@
 //! kept (its path is printed) so that logs and tlogs can be read afterwards.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,19 +74,11 @@ pub fn config_text(dir: &Path, ports: &[(u16, u16)]) -> String {
     text
 }
 
-/// Free loopback ports, all held until the list is complete so that no two
-/// are the same (released before the nodes bind them: a tiny race, reported
-/// by the node as "address in use" if lost).
+/// Free loopback ports (see `node::loopback_ports`: outside the kernel's
+/// ephemeral range, so no outgoing connection takes one before its node
+/// binds it).
 fn free_ports(count: usize) -> Result<Vec<u16>, String> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot find a free loopback port: {e}"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read a port: {e}"))
+    node::loopback_ports(count).map_err(|e| format!("cannot find a free loopback port: {e}"))
 }
 
 /// The node processes; killed (SIGKILL) if still running when dropped.

@@ -17,11 +17,10 @@ const CLUSTER_ID: &str = "proc_test";
 const LEASE_SECS: u64 = 1;
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// See `node::loopback_ports`: outside the ephemeral range, so that no
+/// outgoing connection of a parallel test takes one before its node binds.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    node::loopback_ports(1).expect("a free loopback port")[0]
 }
 
 /// A cluster of `arakoon` processes; kills them all when dropped.

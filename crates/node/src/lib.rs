@@ -16,7 +16,10 @@
 //!   directly (lease checked against the published state).
 //! - **Messaging** (`messaging.rs`): one sender task per peer (bounded
 //!   queue, reconnects with backoff), one receiver task per incoming
-//!   connection.
+//!   connection; they run on the driver's thread, on a current-thread
+//!   runtime of its own, so that no thread hop lies between the network
+//!   and the consensus core (client connections run on the multi-thread
+//!   runtime's workers).
 //! - **Metrics** (`metrics.rs`), if the node's section sets `metrics_port`:
 //!   Prometheus text format on `GET /metrics`.
 //!
@@ -77,6 +80,7 @@ mod driver;
 mod error;
 mod messaging;
 mod metrics;
+mod ports;
 mod service;
 mod settings;
 mod state;
@@ -91,7 +95,8 @@ pub use settings::{
 
 use clock::Clock;
 use config::{ClusterConfig, LogLevel};
-use consensus::{Core, HardState, NodeId, Role};
+use consensus::{Core, HardState, Message, NodeId, Role};
+pub use ports::loopback_ports;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -205,6 +210,64 @@ fn tlog_options(cluster: &ClusterConfig, node: &config::NodeConfig) -> TlogOptio
     }
 }
 
+/// What the driver's thread starts with.
+struct DriverParts {
+    settings: Arc<Settings>,
+    clock: Clock,
+    core: Core,
+    tlog: Tlog,
+    store: Arc<state::SharedStore>,
+    messaging_listener: std::net::TcpListener,
+    inbound: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
+    requests: mpsc::Receiver<state::DriverRequest>,
+    published: watch::Sender<state::Published>,
+    stop: watch::Receiver<StopMode>,
+}
+
+impl DriverParts {
+    /// Runs the driver and the node-to-node messaging on a current-thread
+    /// runtime of their own, on this thread, until the driver stops: a
+    /// peer's message wakes this thread directly (its socket is in this
+    /// runtime's epoll) and the driver's messages are written by this
+    /// thread, so no thread hop lies between the network and the consensus
+    /// core. Dropping the runtime at the end ends the messaging tasks and
+    /// closes their sockets and the listener.
+    fn run(self) -> Result<(), NodeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| NodeError::Driver(format!("cannot start the driver's runtime: {e}")))?;
+        let result = runtime.block_on(async move {
+            let listener = TcpListener::from_std(self.messaging_listener)
+                .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?;
+            let (inbound_tx, inbound_rx) = self.inbound;
+            let (transport, _accept) = messaging::start(
+                Arc::clone(&self.settings),
+                listener,
+                inbound_tx,
+                self.stop.clone(),
+            );
+            let driver = driver::Driver::new(
+                self.settings,
+                self.clock,
+                self.core,
+                self.tlog,
+                self.store,
+                driver::DriverIo {
+                    transport,
+                    requests: self.requests,
+                    inbound: inbound_rx,
+                    published: self.published,
+                    stop: self.stop,
+                },
+            );
+            driver.run().await
+        });
+        drop(runtime);
+        result
+    }
+}
+
 impl Node {
     /// Opens the node's tlog and store (recovering after a crash) and
     /// starts serving. Needs a multi-thread tokio runtime.
@@ -279,33 +342,27 @@ impl Node {
         ));
         let (inbound_tx, inbound_rx) = mpsc::channel(settings::INBOUND_QUEUE_CAPACITY);
         let (requests_tx, requests_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
-        let (transport, messaging_task) = messaging::start(
-            Arc::clone(&settings),
-            messaging_listener,
-            inbound_tx,
-            stop_rx.clone(),
-        );
-        let driver = driver::Driver::new(
-            Arc::clone(&settings),
+        // The messaging listener moves to the driver's own runtime.
+        let messaging_listener = messaging_listener
+            .into_std()
+            .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?;
+        let driver_parts = DriverParts {
+            settings: Arc::clone(&settings),
             clock,
             core,
             tlog,
-            Arc::clone(&store),
-            driver::DriverIo {
-                transport,
-                requests: requests_rx,
-                inbound: inbound_rx,
-                published: published_tx,
-                stop: stop_rx.clone(),
-            },
-        );
+            store: Arc::clone(&store),
+            messaging_listener,
+            inbound: (inbound_tx, inbound_rx),
+            requests: requests_rx,
+            published: published_tx,
+            stop: stop_rx.clone(),
+        };
         let (done_tx, done_rx) = oneshot::channel();
-        let handle = tokio::runtime::Handle::current();
         std::thread::Builder::new()
             .name(format!("driver-{}", node.name))
             .spawn(move || {
-                let result = handle.block_on(driver.run());
-                let _ = done_tx.send(result);
+                let _ = done_tx.send(driver_parts.run());
             })
             .map_err(NodeError::Thread)?;
         spawn_reporter(
@@ -315,7 +372,7 @@ impl Node {
             stop_rx.clone(),
         );
         let stats = Arc::new(stats::Stats::new());
-        let mut listener_tasks = vec![messaging_task];
+        let mut listener_tasks = Vec::new();
         if let Some(port) = node.metrics_port {
             let ip = node.ips.first().map_or("127.0.0.1", String::as_str);
             let address = format!("{ip}:{port}");

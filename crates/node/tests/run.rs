@@ -7,16 +7,8 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_from_a_config_file_until_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let client_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let messaging_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ports = node::loopback_ports(2).unwrap();
+    let (client_port, messaging_port) = (ports[0], ports[1]);
     let home = dir.path().join("n0");
     let text = format!(
         "[global]\ncluster = n0\ncluster_id = runtest\nlease_period = 0.5\n\n\

@@ -155,7 +155,7 @@ impl Service {
             ),
             Request::GetKeyCount => {
                 let n = self
-                    .read(Consistency::NoGuarantee, |v| v.key_count())
+                    .read(Consistency::NoGuarantee, ReadCost::Scan, |v| v.key_count())
                     .await?;
                 (
                     Reply::GetKeyCount(i64::try_from(n).unwrap_or(i64::MAX)),
@@ -175,12 +175,14 @@ impl Service {
                 }
             }
             Request::Exists { consistency, key } => {
-                let b = self.read(consistency, move |v| v.exists(&key)).await?;
+                let b = self
+                    .read(consistency, ReadCost::Point, move |v| v.exists(&key))
+                    .await?;
                 (Reply::Exists(b), None)
             }
             Request::Get { consistency, key } => {
                 let value = self
-                    .read(consistency, move |v| {
+                    .read(consistency, ReadCost::Point, move |v| {
                         v.get(&key)?.ok_or(StoreError::KeyNotFound { key })
                     })
                     .await?;
@@ -193,7 +195,9 @@ impl Service {
                 value,
             } => {
                 let (found, key) = self
-                    .read(consistency, move |v| Ok((v.get(&key)?, key)))
+                    .read(consistency, ReadCost::Point, move |v| {
+                        Ok((v.get(&key)?, key))
+                    })
                     .await?;
                 if found != value {
                     return Err(error(ResultCode::AssertionFailed, key));
@@ -202,7 +206,9 @@ impl Service {
             }
             Request::AssertExists { consistency, key } => {
                 let (found, key) = self
-                    .read(consistency, move |v| Ok((v.exists(&key)?, key)))
+                    .read(consistency, ReadCost::Point, move |v| {
+                        Ok((v.exists(&key)?, key))
+                    })
                     .await?;
                 if !found {
                     return Err(error(ResultCode::AssertionFailed, key));
@@ -210,20 +216,24 @@ impl Service {
                 (Reply::AssertExists, None)
             }
             Request::MultiGet { consistency, keys } => {
-                let values = self.read(consistency, move |v| v.multi_get(&keys)).await?;
+                let cost = ReadCost::of_keys(keys.len());
+                let values = self
+                    .read(consistency, cost, move |v| v.multi_get(&keys))
+                    .await?;
                 let n = values.len();
                 (Reply::MultiGet(values), Some(n))
             }
             Request::MultiGetOption { consistency, keys } => {
+                let cost = ReadCost::of_keys(keys.len());
                 let values = self
-                    .read(consistency, move |v| v.multi_get_option(&keys))
+                    .read(consistency, cost, move |v| v.multi_get_option(&keys))
                     .await?;
                 let n = values.len();
                 (Reply::MultiGetOption(values), Some(n))
             }
             Request::Range { consistency, range } => {
                 let keys = self
-                    .read(consistency, move |v| {
+                    .read(consistency, ReadCost::Scan, move |v| {
                         v.range(
                             range.first.as_deref(),
                             range.first_inclusive,
@@ -238,7 +248,7 @@ impl Service {
             }
             Request::RangeEntries { consistency, range } => {
                 let entries = self
-                    .read(consistency, move |v| {
+                    .read(consistency, ReadCost::Scan, move |v| {
                         v.range_entries(
                             range.first.as_deref(),
                             range.first_inclusive,
@@ -253,7 +263,7 @@ impl Service {
             }
             Request::RevRangeEntries { consistency, range } => {
                 let entries = self
-                    .read(consistency, move |v| {
+                    .read(consistency, ReadCost::Scan, move |v| {
                         v.rev_range_entries(
                             range.first.as_deref(),
                             range.first_inclusive,
@@ -272,7 +282,9 @@ impl Service {
                 max,
             } => {
                 let keys = self
-                    .read(consistency, move |v| v.prefix_keys(&prefix, i64::from(max)))
+                    .read(consistency, ReadCost::Scan, move |v| {
+                        v.prefix_keys(&prefix, i64::from(max))
+                    })
                     .await?;
                 let n = keys.len();
                 (Reply::PrefixKeys(keys), Some(n))
@@ -282,7 +294,9 @@ impl Service {
                 // (checked with a Consistent read, so it is linearizable).
                 let (k, v) = (key.clone(), value.clone());
                 let found = self
-                    .read(Consistency::Consistent, move |view| view.get(&k))
+                    .read(Consistency::Consistent, ReadCost::Point, move |view| {
+                        view.get(&k)
+                    })
                     .await?;
                 if found.as_deref() != Some(v.as_slice()) {
                     self.update(Update::Set { key, value }).await?;
@@ -459,10 +473,13 @@ impl Service {
         }
     }
 
-    /// A read at `consistency`, on a blocking thread, from one view.
+    /// A read at `consistency` from one view of the store: a
+    /// [`ReadCost::Point`] read on this task, a [`ReadCost::Scan`] on a
+    /// blocking thread.
     async fn read<R: Send + 'static>(
         &self,
         consistency: Consistency,
+        cost: ReadCost,
         f: impl FnOnce(&ReadView) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ErrorResponse> {
         if self.published.borrow().going_down {
@@ -473,7 +490,7 @@ impl Service {
         }
         let at_least = consistency.at_least_index();
         let store = Arc::clone(&self.store);
-        let result = tokio::task::spawn_blocking(move || {
+        let read = move || {
             let view = store.read().map_err(store_error)?;
             if let Some(i) = at_least {
                 let applied = view.applied_index();
@@ -485,11 +502,39 @@ impl Service {
                 }
             }
             f(&view).map_err(store_error)
-        })
-        .await;
-        match result {
-            Ok(r) => r,
-            Err(e) => Err(internal("read task", e)),
+        };
+        match cost {
+            ReadCost::Point => read(),
+            ReadCost::Scan => match tokio::task::spawn_blocking(read).await {
+                Ok(r) => r,
+                Err(e) => Err(internal("read task", e)),
+            },
+        }
+    }
+}
+
+/// Most keys of a `multi_get` served as a point read.
+const POINT_READ_KEYS_MAX: usize = 16;
+
+/// Where a read runs. A point read (a few keys: tens of microseconds from
+/// the store's cache) runs on the connection's task: handing it to a
+/// blocking thread and back cost more than the read (a `get` took 78 µs
+/// p50 that way and 61 µs inline, and 64 clients read 2.2 times as much
+/// per second, on the 2-core test machine). A scan, whose size the client
+/// chooses, runs on a blocking thread so that it never holds up the
+/// runtime's workers and the other connections on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadCost {
+    Point,
+    Scan,
+}
+
+impl ReadCost {
+    fn of_keys(n: usize) -> ReadCost {
+        if n <= POINT_READ_KEYS_MAX {
+            ReadCost::Point
+        } else {
+            ReadCost::Scan
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   `AtLeast(i)` read the store at once (`E_INCONSISTENT_READ` when it has
 //!   not applied `i`); `Consistent` reads check the lease the driver
 //!   publishes, wait until the store has applied the lease's read index,
-//!   then read. Store reads run on blocking threads.
+//!   then read. Point reads (a few keys) run on the connection's task,
+//!   scans (ranges, prefixes, key counts, many keys) on blocking threads
+//!   (see `commands.rs`, `ReadCost`).
 //! - A request the decoder cannot read is answered with its error
 //!   (`E_BAD_INPUT`, `E_NO_MAGIC`) and the connection closed; a request
 //!   read whole but unusable is answered and the connection goes on.
