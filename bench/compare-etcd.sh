@@ -111,10 +111,22 @@ for line in open(path):
 EOF
 }
 
+# warm_up SYSTEM TARGET_ARGS...: 2,000 writes from 16 clients, not
+# measured, so that neither system's first measured run pays for its
+# start (connections, first file growth, caches).
+warm_up() {
+    local system=$1; shift
+    log "$system: warming up (not measured)"
+    "$ARAKOON" bench "$@" --scenario set --clients 16 --ops 2000 --value-size "$VALUE_SIZE" \
+        --key-size "$KEY_SIZE" --keys "$KEYS" --max-seconds "$MAX_SECONDS" > /dev/null \
+        || log "$system: the warm-up failed"
+}
+
 # workloads SYSTEM NODES TARGET_ARGS... : the whole set against one cluster.
 workloads() {
     local system=$1 nodes=$2; shift 2
     local clients ops
+    warm_up "$system" "$@"
     for clients in "${WRITE_CLIENTS[@]}"; do
         ops=$OPS; [ "$clients" -eq 1 ] && ops=$OPS_ONE_CLIENT
         run_bench "$system" "$nodes" "write c=$clients" "$@" --scenario set --clients "$clients" --ops "$ops"
@@ -129,6 +141,7 @@ workloads() {
 # single_node_workloads SYSTEM TARGET_ARGS...
 single_node_workloads() {
     local system=$1; shift
+    warm_up "$system" "$@"
     run_bench "$system" 1 "write c=1" "$@" --scenario set --clients 1 --ops "$OPS_ONE_CLIENT"
     run_bench "$system" 1 "write c=64" "$@" --scenario set --clients 64 --ops "$OPS"
 }
@@ -181,6 +194,17 @@ start_arakoon() {
 }
 
 # ---- the runs, one cluster at a time -------------------------------------
+# rtt_probe: the loopback round trip (128 bytes each way between two
+# threads of one process, blocking sockets, 20,000 times), for the bound
+# "single-client write p50 within 3x of fdatasync p50 + two round trips".
+rtt_probe() {
+    log "loopback round trip"
+    "$ETCD_LOAD" rtt 20000 \
+        | python3 -c 'import json,sys
+for l in sys.stdin:
+    r=json.loads(l); r.update(system="loopback", nodes=1, label="rtt", loadavg=open("/proc/loadavg").read().split()[:3]); print(json.dumps(r))' >> "$RESULTS"
+}
+
 # fdatasync_probe LABEL: the raw fdatasync rate of the data directory's
 # disk (128 bytes appended + fdatasync, 2000 times), and the load average
 # (other work on the machine skews every figure).
@@ -195,6 +219,7 @@ for l in sys.stdin:
 }
 
 fdatasync_probe "fdatasync before"
+rtt_probe
 
 start_etcd 3
 workloads etcd 3 --target "$ETCD_TARGET"
@@ -227,7 +252,7 @@ print(f"{'workload':<28} {'arakoon ops/s':>13} {'p50':>9} {'p99':>9} {'etcd ops/
 seen = []
 for r in rows:
     key = (r["nodes"], r["label"])
-    if r["system"] == "disk" or key in seen: continue
+    if r["system"] in ("disk", "loopback") or key in seen: continue
     seen.append(key)
     a, e = find("arakoon", *key), find("etcd", *key)
     def cells(x):
@@ -242,6 +267,15 @@ for label in ("fdatasync before", "fdatasync after"):
     d = find("disk", 1, label)
     if d:
         print(f"raw {label} (data directory's disk): {d['ops_per_sec']:,.0f}/s, p50 {us(d['latency_us']['p50'])}, p99 {us(d['latency_us']['p99'])}; load average {' '.join(d['loadavg'])}")
+rtt = find("loopback", 1, "rtt")
+if rtt:
+    print(f"loopback round trip: p50 {us(rtt['latency_us']['p50'])}, p99 {us(rtt['latency_us']['p99'])}")
+disk = find("disk", 1, "fdatasync before")
+write1 = find("arakoon", 3, "write c=1")
+if rtt and disk and write1:
+    bound = 3 * (disk["latency_us"]["p50"] + 2 * rtt["latency_us"]["p50"])
+    w = write1["latency_us"]["p50"]
+    print(f"single-client write p50 {us(w)} vs 3 x (fdatasync p50 + 2 round trips) = {us(bound)}: {'within' if w <= bound else 'NOT within'}")
 doc = {
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "machine": {"cores": os.cpu_count(), "kernel": platform.release(), "cpu": next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")},

@@ -242,11 +242,29 @@ fn fdatasync_probe(argv: &[String], out: &mut dyn Write, err: &mut dyn Write) ->
             return bench::EXIT_FAILED;
         }
     };
-    let latency = tally.latency();
+    print_probe(
+        "disk",
+        "fdatasync",
+        FDATASYNC_PROBE_BYTES,
+        &tally,
+        elapsed,
+        out,
+    )
+}
+
+/// Prints one probe's measurements as a scenario report (JSON).
+fn print_probe(
+    target: &str,
+    scenario: &str,
+    bytes: usize,
+    tally: &bench::report::Tally,
+    elapsed: Duration,
+    out: &mut dyn Write,
+) -> i32 {
     let seconds = elapsed.as_secs_f64();
     let report = bench::ScenarioReport {
-        target: "disk".into(),
-        scenario: "fdatasync".into(),
+        target: target.into(),
+        scenario: scenario.into(),
         consistency: String::new(),
         clients: 1,
         ops: tally.ok,
@@ -259,8 +277,8 @@ fn fdatasync_probe(argv: &[String], out: &mut dyn Write, err: &mut dyn Write) ->
         } else {
             0.0
         },
-        latency_us: latency,
-        value_size: FDATASYNC_PROBE_BYTES,
+        latency_us: tally.latency(),
+        value_size: bytes,
         key_size: 0,
         keys: 0,
         error_kinds: Default::default(),
@@ -272,6 +290,76 @@ fn fdatasync_probe(argv: &[String], out: &mut dyn Write, err: &mut dyn Write) ->
     }
 }
 
+/// Most round trips of one probe.
+const RTT_PROBE_MAX: u64 = 10_000_000;
+/// Bytes sent each way per round trip (about one small request).
+const RTT_PROBE_BYTES: usize = 128;
+
+/// `rtt COUNT`: the loopback round trip of the comparison's bound. A
+/// thread echoes `RTT_PROBE_BYTES` over a TCP connection on 127.0.0.1
+/// (`TCP_NODELAY` on both ends, blocking sockets, two processes' worth of
+/// kernel work but no async runtime), COUNT times; prints one JSON report.
+fn rtt_probe(argv: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    use std::io::Read;
+    let count = match argv {
+        [count] => match count.parse::<u64>() {
+            Ok(n) if (1..=RTT_PROBE_MAX).contains(&n) => n,
+            _ => {
+                let _ = writeln!(
+                    err,
+                    "rtt: COUNT {count:?}: a whole number from 1 to {RTT_PROBE_MAX}"
+                );
+                return bench::EXIT_USAGE;
+            }
+        },
+        _ => {
+            let _ = writeln!(err, "usage: arakoon-bench-etcd rtt COUNT");
+            return bench::EXIT_USAGE;
+        }
+    };
+    let result = (|| -> std::io::Result<(bench::report::Tally, Duration)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let echo = std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut stream, _) = listener.accept()?;
+            stream.set_nodelay(true)?;
+            let mut buf = [0u8; RTT_PROBE_BYTES];
+            loop {
+                match stream.read_exact(&mut buf) {
+                    Ok(()) => stream.write_all(&buf)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_nodelay(true)?;
+        let mut buf = [b'x'; RTT_PROBE_BYTES];
+        let mut tally = bench::report::Tally::new();
+        let start = std::time::Instant::now();
+        for _ in 0..count {
+            let sent = std::time::Instant::now();
+            stream.write_all(&buf)?;
+            stream.read_exact(&mut buf)?;
+            tally.record_ok(sent.elapsed(), false);
+        }
+        let elapsed = start.elapsed();
+        drop(stream);
+        echo.join()
+            .map_err(|_| std::io::Error::other("the echo thread panicked"))??;
+        Ok((tally, elapsed))
+    })();
+    match result {
+        Ok((tally, elapsed)) => {
+            print_probe("loopback", "rtt", RTT_PROBE_BYTES, &tally, elapsed, out)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "rtt probe: {e}");
+            bench::EXIT_FAILED
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Unlocked handles: the progress bar draws on stderr from other threads.
@@ -279,6 +367,7 @@ fn main() -> ExitCode {
     let mut err = std::io::stderr();
     let code = match argv.split_first() {
         Some((first, rest)) if first == "fdatasync" => fdatasync_probe(rest, &mut out, &mut err),
+        Some((first, rest)) if first == "rtt" => rtt_probe(rest, &mut out, &mut err),
         _ => run(&argv, &mut out, &mut err),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
