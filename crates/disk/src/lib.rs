@@ -2,7 +2,7 @@
 //!
 //! Two implementations of [`Disk`]:
 //! - [`RealDisk`]: the operating system's files (`pread`/`pwrite`,
-//!   `fdatasync`, `rename`, directory fsync).
+//!   `fdatasync`, `fallocate`, `rename`, directory fsync).
 //! - [`SimDisk`]: an in-memory disk for the deterministic simulator, with the
 //!   crash semantics of a POSIX file system that promises only what it must.
 //!
@@ -13,6 +13,8 @@
 //! - *Names* (create, rename, remove) are durable only after
 //!   [`Disk::sync_dir`] of the directory that holds them. A file created and
 //!   synced, but whose directory was never synced, is gone after a crash.
+//! - [`DiskFile::allocate`] and [`DiskFile::set_len`] are ordered with the
+//!   writes: a crash keeps them if it keeps every write before them.
 //! - Directories made by [`Disk::create_dir_all`] are durable at once (the
 //!   tlog and store create their directories once, at start, and sync the
 //!   parent themselves on a real disk).
@@ -81,6 +83,17 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Cuts or extends (with zeros) the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file at least `len` bytes long, the new bytes reading as
+    /// zeros, with real blocks allocated where the file system can: never
+    /// shrinks the file and never changes a byte it already holds.
+    /// Like a write, the new length is durable after the next
+    /// [`DiskFile::sync_data`], and a crash before it keeps it or not.
+    ///
+    /// Why: `fdatasync` after a write *inside* the allocated size need not
+    /// write the file's size and block map (on ext4 this saves about a third
+    /// of the latency of a small append + fdatasync); a sparse extension
+    /// (`set_len`) or an allocation that keeps the size does not give that.
+    fn allocate(&self, len: u64) -> io::Result<()>;
     /// Makes the contents durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
 }

@@ -1,4 +1,10 @@
 //! The operating system's file system.
+//!
+//! [`DiskFile::allocate`] is `fallocate(fd, 0, 0, len)` on Linux. Where the
+//! file system answers that it cannot (`EOPNOTSUPP`, `ENOSYS`, `EINVAL`),
+//! and on other systems, it falls back to extending the file with
+//! `ftruncate` (`set_len`): the same bytes (zeros), the same durability,
+//! only without the speed gain.
 
 use crate::{Disk, DiskFile, OpenMode};
 use std::fs::{self, File, OpenOptions};
@@ -94,7 +100,69 @@ impl DiskFile for RealFile {
         self.file.set_len(len)
     }
 
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        match fallocate(&self.file, len) {
+            Ok(()) => Ok(()),
+            // The file system cannot allocate (some network and older file
+            // systems): extend it sparsely instead. The bytes read as zeros
+            // just the same, only an fdatasync after a write into them may
+            // still have to write the size.
+            Err(err) if allocation_unsupported(&err) => {
+                if self.file.metadata()?.len() < len {
+                    self.file.set_len(len)?;
+                }
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+}
+
+/// Whether `fallocate` failed because the file system (or kernel) does not
+/// offer it, rather than for lack of space or an IO error.
+fn allocation_unsupported(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL)
+    )
+}
+
+/// `fallocate(fd, 0, 0, len)`: allocates blocks for the first `len` bytes
+/// and extends the size to `len` if it is smaller (mode 0, not
+/// `FALLOC_FL_KEEP_SIZE`); bytes already there keep their contents.
+#[cfg(target_os = "linux")]
+fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot allocate {len} bytes: above the largest file offset"),
+        )
+    })?;
+    loop {
+        // SAFETY: `fallocate` takes a file descriptor and three integers and
+        // touches no memory of ours; the descriptor is open for as long as
+        // `file` is borrowed.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Elsewhere there is no `fallocate`: the caller extends sparsely.
+#[cfg(not(target_os = "linux"))]
+fn fallocate(_file: &File, _len: u64) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
 }

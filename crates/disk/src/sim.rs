@@ -6,6 +6,8 @@
 //! the durable one (updated per directory by `sync_dir`). A crash rebuilds
 //! the disk from the durable namespace; each inode keeps its durable bytes
 //! plus an in-order prefix of its pending writes, the next one possibly torn.
+//! Length changes (`set_len`, `allocate`) are pending operations in the same
+//! order: a crash keeps one only together with every write before it.
 
 use crate::{Disk, DiskFile, OpenMode};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,34 +17,72 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Clone)]
 enum PendingOp {
-    Write { offset: u64, data: Vec<u8> },
+    Write {
+        offset: u64,
+        data: Vec<u8>,
+    },
     SetLen(u64),
+    /// Grows the file to at least this length with zeros (never shrinks).
+    Allocate(u64),
 }
 
-#[derive(Debug, Default)]
-struct Inode {
-    current: Vec<u8>,
-    durable: Vec<u8>,
-    pending: Vec<PendingOp>,
+/// A file's bytes: `head`, then zeros up to `len`. Extensions (`set_len`,
+/// `allocate`) cost no memory, so a preallocated 32 MiB segment is cheap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Contents {
+    head: Vec<u8>,
+    /// Never below `head.len()`.
+    len: usize,
 }
 
-fn apply(bytes: &mut Vec<u8>, op: &PendingOp) {
+impl Contents {
+    fn flip_bit(&mut self, at: usize, bit: u8) {
+        debug_assert!(at < self.len);
+        if self.head.len() <= at {
+            self.head.resize(at + 1, 0);
+        }
+        self.head[at] ^= 1 << (bit % 8);
+    }
+
+    /// Fills `buf` from `start`; the caller checked it is within `len`.
+    fn read(&self, start: usize, buf: &mut [u8]) {
+        debug_assert!(start + buf.len() <= self.len);
+        let in_head = self.head.len().saturating_sub(start).min(buf.len());
+        if in_head > 0 {
+            buf[..in_head].copy_from_slice(&self.head[start..start + in_head]);
+        }
+        buf[in_head..].fill(0);
+    }
+}
+
+fn apply(bytes: &mut Contents, op: &PendingOp) {
     match op {
         PendingOp::Write { offset, data } => {
             let start = usize::try_from(*offset).expect("simulated files fit in memory");
             let end = start + data.len();
-            if bytes.len() < end {
-                bytes.resize(end, 0);
+            if bytes.head.len() < end {
+                bytes.head.resize(end, 0);
             }
-            bytes[start..end].copy_from_slice(data);
+            bytes.head[start..end].copy_from_slice(data);
+            bytes.len = bytes.len.max(end);
         }
         PendingOp::SetLen(len) => {
-            bytes.resize(
-                usize::try_from(*len).expect("simulated files fit in memory"),
-                0,
-            );
+            let len = usize::try_from(*len).expect("simulated files fit in memory");
+            bytes.head.truncate(len);
+            bytes.len = len;
+        }
+        PendingOp::Allocate(len) => {
+            let len = usize::try_from(*len).expect("simulated files fit in memory");
+            bytes.len = bytes.len.max(len);
         }
     }
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    current: Contents,
+    durable: Contents,
+    pending: Vec<PendingOp>,
 }
 
 #[derive(Debug, Default)]
@@ -155,12 +195,12 @@ impl SimDisk {
         let Ok(at) = usize::try_from(offset) else {
             return false;
         };
-        if at >= inode.current.len() {
+        if at >= inode.current.len {
             return false;
         }
-        inode.current[at] ^= 1 << (bit % 8);
-        if at < inode.durable.len() {
-            inode.durable[at] ^= 1 << (bit % 8);
+        inode.current.flip_bit(at, bit);
+        if at < inode.durable.len {
+            inode.durable.flip_bit(at, bit);
         }
         true
     }
@@ -324,7 +364,7 @@ impl DiskFile for SimFile {
             .inodes
             .get(&self.ino)
             .ok_or_else(|| not_found(&self.path))?;
-        Ok(inode.current.len() as u64)
+        Ok(inode.current.len as u64)
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -335,18 +375,18 @@ impl DiskFile for SimFile {
             .ok_or_else(|| not_found(&self.path))?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(buf.len());
-        if end > inode.current.len() {
+        if end > inode.current.len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
                     "{}: read of {} bytes at {offset} past the end ({} bytes)",
                     self.path.display(),
                     buf.len(),
-                    inode.current.len()
+                    inode.current.len
                 ),
             ));
         }
-        buf.copy_from_slice(&inode.current[start..end]);
+        inode.current.read(start, buf);
         Ok(())
     }
 
@@ -359,6 +399,12 @@ impl DiskFile for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.modify(PendingOp::SetLen(len))
+    }
+
+    /// Like a `set_len` that only grows: a pending operation, ordered with
+    /// the writes, kept by a crash only with every write before it.
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.modify(PendingOp::Allocate(len))
     }
 
     fn sync_data(&self) -> io::Result<()> {

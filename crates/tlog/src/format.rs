@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 pub const SEGMENT_HEADER_LEN: u64 = 36;
 /// Bytes of a frame's `length` and `crc` fields.
 pub const FRAME_PREFIX_LEN: u64 = 8;
+/// Bytes of a frame's `length` field (never zero in an intact frame: it
+/// counts at least `index` and `term`).
+pub const FRAME_LEN_FIELD_LEN: u64 = 4;
 /// Bytes of an entry's fixed part inside a frame: `index` and `term`.
 pub const ENTRY_FIXED_LEN: u64 = 16;
 /// Bytes a frame adds to its payload.

@@ -21,7 +21,8 @@
 //! (sealed) | generation u64 | first_index u64 | prev_term u64 (the term of
 //! entry `first_index - 1`) | crc u32 of the 32 bytes before it.
 //!
-//! A plain segment is its header, then frames back to back:
+//! A plain segment is its header, then frames back to back, then zero bytes
+//! up to its preallocated size:
 //!
 //! ```text
 //! length u32 | crc u32 | index u64 | term u64 | payload (length - 16 bytes)
@@ -29,7 +30,23 @@
 //!
 //! `length` counts index, term and payload and is at most
 //! 16 + [`PAYLOAD_LEN_MAX`] (a larger one is damage, never an allocation);
-//! `crc` covers the length field and everything after it in the frame.
+//! `crc` covers the length field and everything after it in the frame. An
+//! intact frame's `length` is never zero, so the zeros cannot be a frame.
+//!
+//! **Preallocation.** Every plain segment file is allocated (with real
+//! blocks, `fallocate`; see [`disk::DiskFile::allocate`]) to
+//! [`TlogOptions::max_size`] bytes when it is created (at an open of an
+//! empty log, at rotation, at a reset, when a truncation unseals a segment)
+//! and when open finds it shorter, before its header and the allocation are
+//! synced. Appends then write inside the file's size, and the `fdatasync` on
+//! every write's path need not write the file's size (measured on this
+//! project's ext4 test machine, 150 bytes + fdatasync: p50 119 µs at the
+//! end of a file, 84 µs inside an allocated one; a sparse extension or
+//! `FALLOC_FL_KEEP_SIZE` gives nothing). The tlog keeps where the
+//! frames end (the next frame's offset) apart from the file's length; a
+//! frame that does not fit in the allocated space extends the file (an entry
+//! alone may exceed `max_size`). Sealing reads only the frames; sealed files
+//! are not preallocated.
 //!
 //! A sealed segment is its header, then blocks, then an end marker:
 //!
@@ -66,16 +83,17 @@
 //!   nothing.
 //! - Rotation (the active segment is full) is durable at once: the full
 //!   segment is fdatasynced, the next one is created under a temporary name
-//!   with its header, synced, renamed, and the directory synced. So every
-//!   segment but the last is whole on disk, and only the last segment's tail
-//!   can be torn.
+//!   with its header and its allocation, synced, renamed, and the directory
+//!   synced. So every segment but the last is whole on disk, and only the
+//!   last segment's tail can be torn.
 //! - Sealing writes the compressed file under a temporary name, syncs it,
 //!   renames it, syncs the directory, and only then removes the plain file
 //!   (and syncs the directory). If both exist at open, the plain one wins.
 //! - [`Tlog::truncate_suffix`] is durable before it returns (it is rare: a
-//!   slave whose uncommitted suffix conflicts with the master). Dropped
-//!   entries never come back after it returns; a crash during it leaves a
-//!   prefix of the log as it was before.
+//!   slave whose uncommitted suffix conflicts with the master). The cut is
+//!   `set_len` then `allocate` back to `max_size`, so the dropped frames
+//!   become zeros. Dropped entries never come back after it returns; a crash
+//!   during it leaves a prefix of the log as it was before.
 //! - [`Tlog::collapse`] commits by replacing the `base` file atomically (new
 //!   base position); the segments below are then removed (and at open, if a
 //!   crash came first).
@@ -86,13 +104,23 @@
 //!
 //! # Recovery
 //! [`Tlog::open`] reads every segment and checks every frame and block.
-//! In the last segment, a bad frame (short, impossible length, bad crc)
-//! with no intact frame of a later index anywhere after it is a torn tail:
-//! it is cut away and a warning names the file, offset and damage. Any other
-//! damage (an earlier frame, a sealed segment, a header, a gap in indices or
-//! terms going backwards) is [`TlogError::Corrupt`] naming the file and byte
-//! offset: the tlog never skips an entry silently. Open finishes with one
-//! fdatasync of the active segment, so everything it found is durable.
+//! In a plain segment, where the intact frames stop, bytes that are all
+//! zero up to the end of the file are free preallocated space: a clean end,
+//! no warning, nothing cut (a torn write that left only zeros is the same
+//! thing). In the last segment, a bad frame (short, impossible length, bad
+//! crc; a non-zero byte in the zero tail counts as one) with no intact frame
+//! of a later index anywhere after it is a torn tail: it is cut away
+//! (`set_len`, then the segment is allocated to `max_size` again, synced, so
+//! the torn bytes are zeros) and a warning names the file, offset and
+//! damage. Any other damage (an earlier frame, non-zero bytes after the
+//! frames of a segment that is not the last, a sealed segment, a header, a
+//! gap in indices or terms going backwards) is [`TlogError::Corrupt`]
+//! naming the file and byte offset: the tlog never skips an entry silently.
+//! The search for a later intact frame skips runs of zeros 64 bytes at a
+//! time, so a 32 MiB zero tail costs a read, not a parse per offset. Open
+//! allocates the active segment to `max_size` if it is shorter and finishes
+//! with one fdatasync of it, so everything it found, and the allocation,
+//! is durable.
 //!
 //! The torn-tail rule assumes what the simulated disk models: unsynced
 //! writes reach the disk as an in-order prefix, the last one possibly torn

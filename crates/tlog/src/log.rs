@@ -42,6 +42,7 @@ pub struct TlogOptions {
     pub max_entries: u64,
     /// A segment is rotated before an append would take it above this many
     /// bytes (Arakoon's `tlog_max_size`); an entry alone may exceed it.
+    /// Every plain segment file is preallocated to this size.
     pub max_size: u64,
     /// What full segments are sealed into.
     pub compression: Compression,
@@ -248,6 +249,7 @@ impl Tlog {
             let segment = Self::load_segment(
                 &disk,
                 &dir,
+                &options,
                 &base,
                 first_index,
                 kind,
@@ -274,13 +276,19 @@ impl Tlog {
             Some(_) => None,
         };
         if let Some(header) = active_header {
-            segments.push(segment::create_plain(disk.as_ref(), &dir, header)?);
+            segments.push(segment::create_plain(
+                disk.as_ref(),
+                &dir,
+                header,
+                options.max_size,
+            )?);
         }
         let Some(active) = segments.last() else {
             unreachable!("an active segment was created above if there was none");
         };
         // What we read may sit only in the page cache (after a process crash,
-        // not a power loss); one fdatasync makes `synced_index` true.
+        // not a power loss); one fdatasync makes `synced_index` true, and the
+        // active segment's preallocation (see `load_segment`) durable.
         active
             .plain_file()
             .sync_data()
@@ -401,6 +409,7 @@ impl Tlog {
     fn load_segment(
         disk: &DiskRef,
         dir: &Path,
+        options: &TlogOptions,
         base: &Base,
         first_index: u64,
         kind: SegmentKind,
@@ -508,8 +517,18 @@ impl Tlog {
                         dropped_bytes = file_len - offset,
                         "tlog: cutting away a torn final frame"
                     );
+                    // Cut, then allocate again: the torn bytes become zeros
+                    // (free space), never mistaken for a frame later.
                     file.set_len(*offset).map_err(io_err(&path, "truncate"))?;
+                    file.allocate(options.max_size)
+                        .map_err(io_err(&path, "allocate"))?;
                     file.sync_data().map_err(io_err(&path, "fdatasync"))?;
+                } else if is_last {
+                    // The active segment is preallocated (a no-op unless it
+                    // was written by a version that did not, or `max_size`
+                    // grew); open's final fdatasync makes it durable.
+                    file.allocate(options.max_size)
+                        .map_err(io_err(&path, "allocate"))?;
                 }
                 Segment {
                     path,
@@ -768,7 +787,8 @@ impl Tlog {
             prev_term: active.last_term,
         };
         self.synced_index = self.synced_index.max(synced);
-        let segment = segment::create_plain(self.disk.as_ref(), &self.dir, header)?;
+        let segment =
+            segment::create_plain(self.disk.as_ref(), &self.dir, header, self.options.max_size)?;
         self.segments.push(segment);
         Ok(())
     }
@@ -1006,8 +1026,13 @@ impl Tlog {
             let cut = offsets
                 .get(keep as usize)
                 .map_or(*len_bytes, |&o| u64::from(o));
+            // Cut, then allocate again: the dropped frames become zeros
+            // (free space) and later appends keep writing into allocated
+            // blocks.
             file.set_len(cut)
                 .map_err(io_err(&segment.path, "truncate"))?;
+            file.allocate(self.options.max_size)
+                .map_err(io_err(&segment.path, "allocate"))?;
             file.sync_data()
                 .map_err(io_err(&segment.path, "fdatasync"))?;
             offsets.truncate(keep as usize);
@@ -1015,7 +1040,13 @@ impl Tlog {
             segment.entry_count = keep;
             segment.last_term = kept_last_term;
         } else {
-            let plain = segment::unseal_prefix(self.disk.as_ref(), &self.dir, segment, from)?;
+            let plain = segment::unseal_prefix(
+                self.disk.as_ref(),
+                &self.dir,
+                segment,
+                from,
+                self.options.max_size,
+            )?;
             assert_eq!(plain.last_term, kept_last_term);
             *segment = plain;
         }
@@ -1128,6 +1159,7 @@ impl Tlog {
             self.disk.as_ref(),
             &self.dir,
             header,
+            self.options.max_size,
         )?);
         self.terms = TermRuns::new(after_index, after_term);
         self.synced_index = after_index;

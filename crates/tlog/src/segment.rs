@@ -5,8 +5,8 @@ use crate::error::{corrupt, io_err, TlogError};
 use crate::format::{
     check_frame, encode_frame, frame_body_len, frame_payload, segment_path, tmp_path, BlockHeader,
     FrameCheck, SegmentHeader, SegmentKind, BLOCK_HEADER_LEN, BLOCK_TARGET_LEN,
-    BLOCK_UNCOMPRESSED_LEN_MAX, FRAME_BODY_LEN_MAX, FRAME_OVERHEAD_LEN, FRAME_PREFIX_LEN,
-    SEGMENT_HEADER_LEN,
+    BLOCK_UNCOMPRESSED_LEN_MAX, FRAME_BODY_LEN_MAX, FRAME_LEN_FIELD_LEN, FRAME_OVERHEAD_LEN,
+    FRAME_PREFIX_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::Entry;
 use disk::{Disk, DiskFile, OpenMode};
@@ -24,8 +24,9 @@ pub struct BlockRef {
 #[derive(Debug)]
 pub enum Body {
     /// The open file, the byte offset of every frame (4 bytes per entry;
-    /// plain segments are below 4 GiB by the options' bounds), and the
-    /// file's logical length.
+    /// plain segments are below 4 GiB by the options' bounds), and where
+    /// the frames end: the offset of the next frame, not the file's length
+    /// (the file is preallocated with zeros past it).
     Plain {
         file: Arc<dyn DiskFile>,
         offsets: Vec<u32>,
@@ -120,6 +121,29 @@ impl<'a> WindowReader<'a> {
         Ok(&self.window[at..at + want as usize])
     }
 
+    /// The offset of the first non-zero byte at or after `from`, if any
+    /// before the end of the file. Compares 64 bytes at a time, so a
+    /// preallocated tail of zeros costs a read at memory speed, not a
+    /// parse at every offset.
+    fn next_nonzero(&mut self, from: u64) -> Result<Option<u64>, TlogError> {
+        let mut pos = from;
+        while pos < self.file_len {
+            // From the current window if it holds `pos`, else a new one.
+            let window_end = self.window_start + self.window.len() as u64;
+            let want = if self.window_start <= pos && pos < window_end {
+                window_end - pos
+            } else {
+                WINDOW_LEN
+            };
+            let chunk = self.get(pos, want)?;
+            if let Some(at) = first_nonzero(chunk) {
+                return Ok(Some(pos + at as u64));
+            }
+            pos += chunk.len() as u64;
+        }
+        Ok(None)
+    }
+
     /// Checks the frame at `pos`.
     fn check_frame_at(&mut self, pos: u64) -> Result<FrameCheck, TlogError> {
         let prefix = self.get(pos, FRAME_PREFIX_LEN)?;
@@ -133,11 +157,26 @@ impl<'a> WindowReader<'a> {
     }
 }
 
+/// The position of the first non-zero byte of `bytes`.
+fn first_nonzero(bytes: &[u8]) -> Option<usize> {
+    const ZEROS: [u8; 64] = [0; 64];
+    let mut start = 0usize;
+    for chunk in bytes.chunks(ZEROS.len()) {
+        if chunk != &ZEROS[..chunk.len()] {
+            return chunk.iter().position(|&b| b != 0).map(|at| start + at);
+        }
+        start += chunk.len();
+    }
+    None
+}
+
 /// What a scan of a plain segment found.
 #[derive(Debug)]
 pub struct PlainScan {
     pub offsets: Vec<u32>,
-    /// Where the last good frame ends (the file is cut here if `torn`).
+    /// Where the last good frame ends: where the next frame goes (the file
+    /// is cut here if `torn`). Only zero bytes, if any, follow it unless
+    /// `torn`.
     pub len_bytes: u64,
     pub entry_count: u64,
     pub last_term: u64,
@@ -146,9 +185,11 @@ pub struct PlainScan {
 }
 
 /// Scans a plain segment, checking every frame. `on_entry(index, term)` is
-/// called for each good frame in order. In the last segment (`is_last`) a
-/// bad frame with no intact later frame after it is a torn tail, reported in
-/// the result; anything else bad is an error.
+/// called for each good frame in order. Where the frames stop, zero bytes
+/// up to the end of the file are free preallocated space: a clean end. In
+/// the last segment (`is_last`) a bad frame (with a non-zero byte from it
+/// on) with no intact later frame after it is a torn tail, reported in the
+/// result; anything else bad is an error.
 pub fn scan_plain(
     file: &dyn DiskFile,
     path: &Path,
@@ -206,6 +247,12 @@ pub fn scan_plain(
                 scan.len_bytes = pos;
             }
             bad => {
+                // Nothing but zeros from here on: preallocated space never
+                // written (or a torn write that left only zeros, which is
+                // the same thing: the next append overwrites it).
+                if reader.next_nonzero(pos)?.is_none() {
+                    break;
+                }
                 let what = bad.describe();
                 if !is_last {
                     return Err(corrupt(
@@ -241,7 +288,22 @@ fn find_later_frame(
     let file_len = reader.file_len;
     let frames_max = (file_len - broken_pos) / FRAME_OVERHEAD_LEN;
     let mut pos = broken_pos + 1;
+    // A frame's length field is at least 16, so a frame starting at `p`
+    // has a non-zero byte in `p..p + 4`: runs of zeros (the preallocated
+    // tail) are skipped at memory speed rather than parsed at every offset.
+    // `nonzero_at` is the first non-zero byte at or after some earlier `pos`.
+    let mut nonzero_at = 0u64;
     while pos + FRAME_OVERHEAD_LEN <= file_len {
+        if nonzero_at < pos {
+            match reader.next_nonzero(pos)? {
+                Some(at) => nonzero_at = at,
+                None => break,
+            }
+        }
+        pos = pos.max(nonzero_at.saturating_sub(FRAME_LEN_FIELD_LEN - 1));
+        if pos + FRAME_OVERHEAD_LEN > file_len {
+            break;
+        }
         let bytes = reader.get(pos, FRAME_OVERHEAD_LEN)?;
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[8..16]);
@@ -629,11 +691,13 @@ pub fn install_file(
     Ok(Arc::from(file))
 }
 
-/// Creates a new empty plain segment, durable (header synced, name synced).
+/// Creates a new empty plain segment, durable (header synced, name synced),
+/// preallocated with zeros to `max_size` bytes (synced with the header).
 pub fn create_plain(
     disk: &dyn Disk,
     dir: &Path,
     header: SegmentHeader,
+    max_size: u64,
 ) -> Result<Segment, TlogError> {
     assert_eq!(header.kind, SegmentKind::Plain);
     let path = segment_path(
@@ -644,7 +708,8 @@ pub fn create_plain(
     );
     let file = install_file(disk, dir, &path, OpenMode::ReadWrite, |file, tmp| {
         file.write_all_at(0, &header.encode())
-            .map_err(io_err(tmp, "write"))
+            .map_err(io_err(tmp, "write"))?;
+        file.allocate(max_size).map_err(io_err(tmp, "allocate"))
     })?;
     Ok(Segment {
         path,
@@ -839,7 +904,8 @@ pub fn seal_finish(
 
 /// Rewrites a sealed segment as a plain one holding only its entries below
 /// `keep_below`: the truncation of a suffix that reaches into a sealed
-/// segment. Crash-safe like [`seal_finish`]: the plain file is installed (synced,
+/// segment (preallocated to `max_size`, as it becomes the active segment).
+/// Crash-safe like [`seal_finish`]: the plain file is installed (synced,
 /// renamed, directory synced) before the sealed one is removed, and at open
 /// a plain file wins over a sealed one of the same name.
 pub fn unseal_prefix(
@@ -847,6 +913,7 @@ pub fn unseal_prefix(
     dir: &Path,
     sealed: &Segment,
     keep_below: u64,
+    max_size: u64,
 ) -> Result<Segment, TlogError> {
     assert!(!sealed.is_plain());
     assert!(sealed.first_index() <= keep_below && keep_below <= sealed.next_index());
@@ -877,7 +944,8 @@ pub fn unseal_prefix(
         SegmentKind::Plain,
     );
     let file = install_file(disk, dir, &path, OpenMode::ReadWrite, |file, tmp| {
-        file.write_all_at(0, &bytes).map_err(io_err(tmp, "write"))
+        file.write_all_at(0, &bytes).map_err(io_err(tmp, "write"))?;
+        file.allocate(max_size).map_err(io_err(tmp, "allocate"))
     })?;
     disk.remove(&sealed.path)
         .map_err(io_err(&sealed.path, "remove"))?;

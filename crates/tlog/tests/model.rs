@@ -106,6 +106,10 @@ impl DiskFile for TripFile {
         self.wire.check(true)?;
         self.inner.set_len(len)
     }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.wire.check(true)?;
+        self.inner.allocate(len)
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.wire.check(true)?;
         self.inner.sync_data()

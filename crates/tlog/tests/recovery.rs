@@ -10,12 +10,15 @@ use tlog::{Entry, Tlog, TlogError, TlogOptions, FRAME_OVERHEAD_LEN, SEGMENT_HEAD
 
 const SYNCED: u64 = 10;
 const UNSYNCED: u64 = 5;
+/// `max_size` of the logs `write_log` writes: every plain segment file is
+/// preallocated to it.
+const MAX_SIZE: u64 = 1 << 20;
 
 /// Writes SYNCED entries (synced) then UNSYNCED more (appended one call
 /// each, not synced) into a single segment. Returns the entries, the active
 /// segment's path and the byte offset where each frame ends.
 fn write_log(disk: DiskRef, dir: PathBuf) -> (Vec<Entry>, PathBuf, Vec<u64>) {
-    let options = small_options(1000, 1 << 20);
+    let options = small_options(1000, MAX_SIZE);
     let mut tlog = open_on(disk, dir, options);
     let entries: Vec<_> = (1..=SYNCED + UNSYNCED)
         .map(|i| entry(i, 1 + i / 6, i, 10 + i as usize * 7))
@@ -67,7 +70,7 @@ fn cut_at_every_offset(
         let (entries, path, ends) = write_log(disk.clone(), dir.clone());
         cut_file(&disk, &path, cut, zeros_after);
         let whole = ends.iter().filter(|&&end| end <= cut).count();
-        let tlog = match Tlog::open(disk.clone(), dir.clone(), small_options(1000, 1 << 20)) {
+        let tlog = match Tlog::open(disk.clone(), dir.clone(), small_options(1000, MAX_SIZE)) {
             Ok(tlog) => tlog,
             Err(err) => panic!("cut at {cut} (+{zeros_after} zeros): {err}"),
         };
@@ -82,8 +85,8 @@ fn cut_at_every_offset(
             whole as u64,
             "what open found is durable"
         );
-        let Ok(file) = disk.open(&path, OpenMode::Read) else {
-            panic!("reopen {}", path.display());
+        let Ok(bytes) = disk::read_all(disk.as_ref(), &path) else {
+            panic!("reread {}", path.display());
         };
         let kept = if whole == 0 {
             SEGMENT_HEADER_LEN
@@ -91,9 +94,13 @@ fn cut_at_every_offset(
             ends[whole - 1]
         };
         assert_eq!(
-            file.len().ok(),
-            Some(kept),
-            "the torn tail is cut off the file"
+            bytes.len() as u64,
+            MAX_SIZE,
+            "the segment is preallocated again after the cut"
+        );
+        assert!(
+            bytes[kept as usize..].iter().all(|&b| b == 0),
+            "cut at {cut}: the torn tail is cut off the file (zeros after the kept frames)"
         );
         // The log continues after the cut, and that too survives a reopen.
         let mut tlog = tlog;
@@ -101,7 +108,7 @@ fn cut_at_every_offset(
         assert!(tlog.append(std::slice::from_ref(&next)).is_ok());
         assert!(tlog.sync().is_ok());
         drop(tlog);
-        let tlog = open_on(disk, dir, small_options(1000, 1 << 20));
+        let tlog = open_on(disk, dir, small_options(1000, MAX_SIZE));
         let mut expected = entries[..whole].to_vec();
         expected.push(next);
         assert_eq!(
@@ -173,7 +180,7 @@ fn a_flipped_bit_in_any_non_final_frame_of_the_last_segment_names_file_and_frame
                 assert!(disk.flip_bit(&path, offset, bit));
                 let context = format!("bit {bit} of byte {offset}");
                 expect_corrupt(
-                    Tlog::open(disk.shared(), dir(), small_options(1000, 1 << 20)),
+                    Tlog::open(disk.shared(), dir(), small_options(1000, MAX_SIZE)),
                     &path,
                     frame_start,
                     &context,
@@ -193,7 +200,7 @@ fn a_flipped_bit_in_the_final_frame_cuts_only_that_frame_with_a_warning() {
         let disk = SimDisk::new();
         write_log(disk.shared(), dir());
         assert!(disk.flip_bit(&path, offset, 3));
-        let tlog = open_sim(&disk, small_options(1000, 1 << 20));
+        let tlog = open_sim(&disk, small_options(1000, MAX_SIZE));
         assert_eq!(
             all_entries(&tlog),
             entries[..entries.len() - 1],
@@ -320,7 +327,10 @@ proptest::proptest! {
         cut in proptest::option::of((proptest::sample::select(vec![0usize, 1, 2, 3, 4, 5, 6, 7]), proptest::prelude::any::<u64>())),
     ) {
         let disk = SimDisk::new();
-        let options = small_options(max_entries, 1 << 20);
+        // Segments rotate by entry count (six frames take under 700
+        // bytes); the active segment is preallocated to 1 KiB, so flips and
+        // cuts land in its frames and in its zero tail alike.
+        let options = small_options(max_entries, 1024);
         let mut tlog = open_sim(&disk, options);
         let entries: Vec<_> = (1..=count).map(|i| entry(i, 1 + i / 5, i, 5 + (i as usize * 13) % 70)).collect();
         proptest::prop_assert!(tlog.append(&entries).is_ok());
