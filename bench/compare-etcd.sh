@@ -194,6 +194,8 @@ start_arakoon() {
 }
 
 # ---- the runs, one cluster at a time -------------------------------------
+# After each cluster, `sync` writes back what it left dirty in the page
+# cache, so that the next cluster's fsyncs do not pay for it.
 # rtt_probe: the loopback round trip (128 bytes each way between two
 # threads of one process, blocking sockets, 20,000 times), for the bound
 # "single-client write p50 within 3x of fdatasync p50 + two round trips".
@@ -223,19 +225,19 @@ rtt_probe
 
 start_etcd 3
 workloads etcd 3 --target "$ETCD_TARGET"
-stop_all; rm -rf "$WORK/etcd-3"
+stop_all; rm -rf "$WORK/etcd-3"; sync
 
 start_arakoon 3
 workloads arakoon 3 -config "$ARAKOON_CONFIG"
-stop_all; rm -rf "$WORK/arakoon-3"
+stop_all; rm -rf "$WORK/arakoon-3"; sync
 
 start_etcd 1
 single_node_workloads etcd --target "$ETCD_TARGET"
-stop_all; rm -rf "$WORK/etcd-1"
+stop_all; rm -rf "$WORK/etcd-1"; sync
 
 start_arakoon 1
 single_node_workloads arakoon -config "$ARAKOON_CONFIG"
-stop_all; rm -rf "$WORK/arakoon-1"
+stop_all; rm -rf "$WORK/arakoon-1"; sync
 fdatasync_probe "fdatasync after"
 
 # ---- the table -----------------------------------------------------------

@@ -55,7 +55,7 @@ use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::messaging::Transport;
 use crate::settings::{Settings, BATCH_MAX_UPDATES, BATCH_TARGET_BYTES};
-use crate::state::{DriverRequest, Lease, Published, Refused, SharedStore, UpdateAnswer};
+use crate::state::{Answered, DirectReply, DriverRequest, Lease, Published, Refused, SharedStore};
 use crate::StopMode;
 use bytes::Bytes;
 use consensus::{Core, Message, NodeId, ProposeError, Role, StepError, Time};
@@ -63,6 +63,7 @@ use protocol::Update;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::{UpdateOk, UpdateResult};
 use tlog::{Synced, Tlog, TlogError};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -88,7 +89,33 @@ const LEASE_PRECISION_NS: u64 = 100_000;
 struct Queued {
     update: Update,
     encoded_len: usize,
-    reply: oneshot::Sender<UpdateAnswer>,
+    waiter: Waiter,
+}
+
+/// A connection waiting for its update's answer.
+struct Waiter {
+    reply: oneshot::Sender<Answered>,
+    direct: Option<DirectReply>,
+}
+
+impl Waiter {
+    fn refuse(self, refused: Refused) {
+        let _ = self.reply.send(Answered::new(Err(refused)));
+    }
+
+    /// The update's result; a plain success is written to the client's
+    /// socket right here when the connection allowed it (see
+    /// [`DirectReply`]), saving the hop back to the connection's thread.
+    fn answer(self, result: UpdateResult) {
+        let written = match (&result, &self.direct) {
+            (Ok(UpdateOk::Done), Some(direct)) => direct.write_done(),
+            _ => 0,
+        };
+        let _ = self.reply.send(Answered {
+            answer: Ok(result),
+            written,
+        });
+    }
 }
 
 enum Event {
@@ -115,8 +142,8 @@ pub struct Driver {
     store: Arc<SharedStore>,
     io: DriverIo,
     queued: VecDeque<Queued>,
-    /// Proposed entries: index -> (term, the replies of its updates, in order).
-    pending: BTreeMap<u64, (u64, Vec<oneshot::Sender<UpdateAnswer>>)>,
+    /// Proposed entries: index -> (term, the waiters of its updates, in order).
+    pending: BTreeMap<u64, (u64, Vec<Waiter>)>,
     applied_since_checkpoint: u64,
     last_checkpoint: Instant,
     logged_master: Option<(u64, NodeId)>,
@@ -281,16 +308,18 @@ impl Driver {
                 update,
                 encoded_len,
                 reply,
+                direct,
             } => {
+                let waiter = Waiter { reply, direct };
                 if self.settings.read_only() {
-                    let _ = reply.send(Err(Refused::ReadOnly));
+                    waiter.refuse(Refused::ReadOnly);
                 } else if self.core.role() != Role::Master {
-                    let _ = reply.send(Err(Refused::NotMaster(self.core.master())));
+                    waiter.refuse(Refused::NotMaster(self.core.master()));
                 } else {
                     self.queued.push_back(Queued {
                         update,
                         encoded_len,
-                        reply,
+                        waiter,
                     });
                 }
             }
@@ -425,13 +454,13 @@ impl Driver {
                     if synced && !self.fsync_enabled() {
                         self.force_sync = true;
                     }
-                    let replies = batch.into_iter().map(|q| q.reply).collect();
+                    let waiters = batch.into_iter().map(|q| q.waiter).collect();
                     // A lost mastership clears `pending` in the next round;
                     // should a new term reuse the index before that, the old
                     // proposal there has lost.
-                    if let Some((_, lost)) = self.pending.insert(p.index, (p.term, replies)) {
-                        for reply in lost {
-                            let _ = reply.send(Err(Refused::NoLongerMaster));
+                    if let Some((_, lost)) = self.pending.insert(p.index, (p.term, waiters)) {
+                        for waiter in lost {
+                            waiter.refuse(Refused::NoLongerMaster);
                         }
                     }
                 }
@@ -454,7 +483,7 @@ impl Driver {
                         _ => Refused::NotMaster(None),
                     };
                     for q in batch {
-                        let _ = q.reply.send(Err(refused.clone()));
+                        q.waiter.refuse(refused.clone());
                     }
                 }
             }
@@ -518,13 +547,13 @@ impl Driver {
         }
         if self.core.role() != Role::Master {
             let master = self.core.master();
-            for (_, (_, replies)) in std::mem::take(&mut self.pending) {
-                for r in replies {
-                    let _ = r.send(Err(Refused::NoLongerMaster));
+            for (_, (_, waiters)) in std::mem::take(&mut self.pending) {
+                for waiter in waiters {
+                    waiter.refuse(Refused::NoLongerMaster);
                 }
             }
             for q in std::mem::take(&mut self.queued) {
-                let _ = q.reply.send(Err(Refused::NotMaster(master)));
+                q.waiter.refuse(Refused::NotMaster(master));
             }
         }
         // The core hands out only what is committed *and* in the local log.
@@ -617,20 +646,20 @@ impl Driver {
         for ((entry, updates), results) in entries.iter().zip(&batches).zip(all_results) {
             let index = entry.index;
             assert_eq!(results.len(), updates.len(), "results of entry {index}");
-            if let Some((term, replies)) = self.pending.remove(&index) {
+            if let Some((term, waiters)) = self.pending.remove(&index) {
                 if term == entry.term {
                     assert_eq!(
-                        replies.len(),
+                        waiters.len(),
                         results.len(),
                         "one result per update of our own entry {index}"
                     );
-                    for (reply, result) in replies.into_iter().zip(results) {
-                        let _ = reply.send(Ok(result));
+                    for (waiter, result) in waiters.into_iter().zip(results) {
+                        waiter.answer(result);
                     }
                 } else {
                     // Another master's entry won this index: ours never committed.
-                    for reply in replies {
-                        let _ = reply.send(Err(Refused::NoLongerMaster));
+                    for waiter in waiters {
+                        waiter.refuse(Refused::NoLongerMaster);
                     }
                 }
             }
@@ -709,18 +738,18 @@ impl Driver {
     }
 
     fn fail_all(&mut self, refused: impl Fn(bool) -> Refused) {
-        for (_, (_, replies)) in std::mem::take(&mut self.pending) {
-            for r in replies {
-                let _ = r.send(Err(refused(true)));
+        for (_, (_, waiters)) in std::mem::take(&mut self.pending) {
+            for waiter in waiters {
+                waiter.refuse(refused(true));
             }
         }
         for q in std::mem::take(&mut self.queued) {
-            let _ = q.reply.send(Err(refused(false)));
+            q.waiter.refuse(refused(false));
         }
         while let Ok(r) = self.io.requests.try_recv() {
             match r {
                 DriverRequest::Update { reply, .. } => {
-                    let _ = reply.send(Err(refused(false)));
+                    let _ = reply.send(Answered::new(Err(refused(false))));
                 }
                 DriverRequest::DropMaster { reply } => {
                     let _ = reply.send(Err("the node is going down".into()));

@@ -80,6 +80,56 @@ pub enum Refused {
 /// The answer to an update: the store's result once its entry is applied.
 pub type UpdateAnswer = Result<UpdateResult, Refused>;
 
+/// An answer as the driver hands it back to the connection.
+#[derive(Debug)]
+pub struct Answered {
+    pub answer: UpdateAnswer,
+    /// How many bytes of the encoded success answer the driver already
+    /// wrote to the client's socket (see [`DirectReply`]); the connection
+    /// writes the rest. Zero unless the answer is `Ok(Ok(store::UpdateOk::Done))`.
+    pub written: usize,
+}
+
+impl Answered {
+    pub fn new(answer: UpdateAnswer) -> Answered {
+        Answered { answer, written: 0 }
+    }
+}
+
+/// The driver's way to answer an update on the client's socket without a
+/// hop back to the connection's thread: the connection hands over a
+/// duplicate of its socket (`dup`, so it stays valid whatever the
+/// connection does) and the bytes of the answer it would send if the
+/// update succeeds with `store::UpdateOk::Done`. After the entry is applied with
+/// that result, the driver writes what the socket takes without blocking
+/// and reports how much in [`Answered::written`]. The connection writes
+/// nothing while it waits for the answer, so the bytes on the wire are
+/// exactly what it would have written itself, in order.
+#[derive(Debug)]
+pub struct DirectReply {
+    pub socket: std::sync::Arc<std::net::TcpStream>,
+    pub done: Vec<u8>,
+}
+
+impl DirectReply {
+    /// Writes as much of the success answer as the socket takes now.
+    pub fn write_done(&self) -> usize {
+        use std::io::Write;
+        let mut written = 0;
+        while written < self.done.len() {
+            match (&*self.socket).write(&self.done[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // WouldBlock, or a broken connection: the connection's own
+                // write finishes the answer or reports the error.
+                Err(_) => break,
+            }
+        }
+        written
+    }
+}
+
 /// What a connection asks of the driver.
 #[derive(Debug)]
 pub enum DriverRequest {
@@ -87,7 +137,9 @@ pub enum DriverRequest {
         update: Update,
         /// Size of the update in a batch (cached, for batching limits).
         encoded_len: usize,
-        reply: oneshot::Sender<UpdateAnswer>,
+        reply: oneshot::Sender<Answered>,
+        /// Where the driver may write the success answer itself.
+        direct: Option<DirectReply>,
     },
     /// Give up mastership to a caught-up voter (`drop_master`).
     DropMaster {
@@ -123,5 +175,55 @@ impl std::ops::Deref for SharedStore {
 
     fn deref(&self) -> &store::Store {
         &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::Arc;
+
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    }
+
+    #[test]
+    fn a_direct_answer_is_written_whole_when_the_socket_takes_it() {
+        let (server, mut client) = pair();
+        server.set_nonblocking(true).unwrap();
+        let direct = DirectReply {
+            socket: Arc::new(server),
+            done: vec![0, 0, 0, 0],
+        };
+        assert_eq!(direct.write_done(), 4);
+        let mut got = [9u8; 4];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_full_socket_takes_a_prefix_and_the_write_never_blocks() {
+        // More than any socket buffer: the non-blocking write stops early
+        // and says how much went, so the connection can write the rest.
+        let (server, mut client) = pair();
+        server.set_nonblocking(true).unwrap();
+        let done: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+        let direct = DirectReply {
+            socket: Arc::new(server),
+            done: done.clone(),
+        };
+        let written = direct.write_done();
+        assert!(written > 0 && written < done.len(), "wrote {written}");
+        let mut got = vec![0u8; written];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(
+            got,
+            done[..written],
+            "the bytes written are the answer's prefix"
+        );
     }
 }

@@ -753,39 +753,6 @@ async fn fsync_false_serves_and_survives_a_process_crash() {
     cluster.stop_all().await;
 }
 
-/// Throughput of small sets from many clients against 3 nodes (a figure,
-/// not a check): `cargo test -p node --release -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn throughput_of_small_sets() {
-    let cluster = Cluster::start(3).await;
-    cluster.wait_master(&[0, 1, 2]).await;
-    let clients = 64u32;
-    let per_client = 200u32;
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..clients {
-        let c = cluster.client();
-        tasks.push(tokio::spawn(async move {
-            for k in 0..per_client {
-                c.set(format!("t{t}-{k}").as_bytes(), b"0123456789")
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let took = start.elapsed();
-    let n = clients * per_client;
-    eprintln!(
-        "{n} sets from {clients} clients in {took:?}: {:.0} sets/s",
-        f64::from(n) / took.as_secs_f64()
-    );
-    cluster.stop_all().await;
-}
-
 /// A learner receives the log and applies it, never votes: the three voters
 /// elect a master among themselves and the learner serves AtLeast reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 //! and the result codes of every failure.
 
 use super::Service;
-use crate::state::{DriverRequest, Published, Refused, UpdateAnswer};
+use crate::state::{Answered, DirectReply, DriverRequest, Published, Refused};
 use consensus::Role;
 use protocol::{Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{ReadView, StoreError, UpdateFailure, UpdateOk};
@@ -77,10 +78,10 @@ impl Service {
         error(ResultCode::GoingDown, "the node is going down")
     }
 
-    pub(super) async fn handle(&self, request: Request) -> Response {
+    pub(super) async fn handle(&self, request: Request, direct: &DirectSlot) -> Response {
         let command = request.command();
         let started = Instant::now();
-        let result = self.dispatch(request).await;
+        let result = self.dispatch(request, direct).await;
         match result {
             Ok((reply, size)) => {
                 self.stats.record(command, started.elapsed(), size);
@@ -91,7 +92,11 @@ impl Service {
     }
 
     /// Serves one request; the size is what statistics average, if any.
-    async fn dispatch(&self, request: Request) -> Result<(Reply, Option<usize>), ErrorResponse> {
+    async fn dispatch(
+        &self,
+        request: Request,
+        direct: &DirectSlot,
+    ) -> Result<(Reply, Option<usize>), ErrorResponse> {
         let p = self.published.borrow().clone();
         Ok(match request {
             Request::Ping { .. } => (
@@ -299,7 +304,7 @@ impl Service {
                     })
                     .await?;
                 if found.as_deref() != Some(v.as_slice()) {
-                    self.update(Update::Set { key, value }).await?;
+                    self.update(Update::Set { key, value }, None).await?;
                 }
                 (Reply::Confirm, None)
             }
@@ -324,15 +329,13 @@ impl Service {
                 };
                 let size = largest_value(&update);
                 let kind = update.tag();
-                let result = self.update(update).await?;
+                let result = self.update(update, Some(direct)).await?;
                 let reply = match result {
-                    UpdateOk::Done => match kind {
-                        1 => Reply::Set,
-                        2 => Reply::Delete,
-                        5 => Reply::Sequence,
-                        13 => Reply::SyncedSequence,
-                        6 => Reply::Nop,
-                        _ => return Err(internal("update", format!("{name}: unexpected answer"))),
+                    UpdateOk::Done => match done_reply(kind) {
+                        Some(reply) => reply,
+                        None => {
+                            return Err(internal("update", format!("{name}: unexpected answer")))
+                        }
                     },
                     UpdateOk::Previous(v) => match kind {
                         3 => Reply::TestAndSet(v),
@@ -347,7 +350,13 @@ impl Service {
     }
 
     /// Proposes one update through the driver and waits for its own result.
-    async fn update(&self, update: Update) -> Result<UpdateOk, ErrorResponse> {
+    /// With `direct`, a plain success may be written to the client by the
+    /// driver itself; `direct.written` then says how much of it.
+    async fn update(
+        &self,
+        update: Update,
+        direct: Option<&DirectSlot>,
+    ) -> Result<UpdateOk, ErrorResponse> {
         {
             let p = self.published.borrow();
             if p.going_down {
@@ -369,16 +378,30 @@ impl Service {
             ));
         }
         let encoded_len = update.encoded_len();
+        let direct_reply = direct.and_then(|slot| {
+            let socket = slot.socket.as_ref()?;
+            let reply = done_reply(update.tag())?;
+            let mut done = Vec::new();
+            protocol::encode_response(&Response::Ok(reply), &mut done);
+            Some(DirectReply {
+                socket: Arc::clone(socket),
+                done,
+            })
+        });
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(DriverRequest::Update {
                 update,
                 encoded_len,
                 reply: tx,
+                direct: direct_reply,
             })
             .await
             .map_err(|_| Self::going_down())?;
-        let answer: UpdateAnswer = rx.await.map_err(|_| Self::going_down())?;
+        let Answered { answer, written } = rx.await.map_err(|_| Self::going_down())?;
+        if let Some(slot) = direct {
+            slot.written.store(written, Ordering::Relaxed);
+        }
         match answer {
             Ok(Ok(ok)) => Ok(ok),
             Ok(Err(failure)) => Err(failure_response(failure)),
@@ -511,6 +534,29 @@ impl Service {
             },
         }
     }
+}
+
+/// The reply to an update of `kind` (its [`Update::tag`]) that succeeded
+/// with [`UpdateOk::Done`]; `None` for kinds that answer something else.
+fn done_reply(kind: i32) -> Option<Reply> {
+    Some(match kind {
+        1 => Reply::Set,
+        2 => Reply::Delete,
+        5 => Reply::Sequence,
+        13 => Reply::SyncedSequence,
+        6 => Reply::Nop,
+        _ => return None,
+    })
+}
+
+/// A connection's side of [`DirectReply`]: a duplicate of its socket for
+/// the driver (`None` if `dup` failed: the connection then answers
+/// everything itself), and how many bytes of the current answer the
+/// driver already wrote.
+#[derive(Debug, Default)]
+pub(super) struct DirectSlot {
+    pub socket: Option<Arc<std::net::TcpStream>>,
+    pub written: AtomicUsize,
 }
 
 /// Most keys of a `multi_get` served as a point read.

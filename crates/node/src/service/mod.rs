@@ -33,6 +33,7 @@ use crate::StopMode;
 use protocol::{
     Decoded, ErrorResponse, Incoming, ProtocolError, RequestDecoder, Response, ResultCode,
 };
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -125,9 +126,24 @@ async fn accept_loop(service: Service, listener: TcpListener) {
 }
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), String> {
+    write_response_after(stream, response, 0).await
+}
+
+/// Writes `response` but its first `skip` bytes (already written by the
+/// driver: see `state::DirectReply`).
+async fn write_response_after(
+    stream: &mut TcpStream,
+    response: &Response,
+    skip: usize,
+) -> Result<(), String> {
     let mut out = Vec::new();
     protocol::encode_response(response, &mut out);
-    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&out))
+    debug_assert!(skip <= out.len(), "the driver wrote more than the answer");
+    let rest = out.get(skip..).unwrap_or_default();
+    if rest.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(rest))
         .await
         .map_err(|_| format!("client did not take the answer within {WRITE_TIMEOUT:?}"))?
         .map_err(|e| format!("write: {e}"))
@@ -221,6 +237,18 @@ impl Service {
         }
         let mut decoder = RequestDecoder::new(limits);
         let mut stop = self.stop.clone();
+        // A duplicate of the socket (same connection, own descriptor) for
+        // the driver to answer plain successful updates directly.
+        let direct = commands::DirectSlot {
+            socket: match stream.as_fd().try_clone_to_owned() {
+                Ok(fd) => Some(Arc::new(std::net::TcpStream::from(fd))),
+                Err(e) => {
+                    tracing::debug!("no direct answers on this connection: dup failed: {e}");
+                    None
+                }
+            },
+            written: Default::default(),
+        };
         loop {
             let read = tokio::select! {
                 r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
@@ -238,8 +266,9 @@ impl Service {
             };
             match incoming {
                 Incoming::Request(request) => {
-                    let response = self.handle(request).await;
-                    write_response(&mut stream, &response).await?;
+                    let response = self.handle(request, &direct).await;
+                    let skip = direct.written.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    write_response_after(&mut stream, &response, skip).await?;
                 }
                 Incoming::Rejected { command, error } => {
                     tracing::debug!(%command, "request rejected: {error}");
