@@ -24,6 +24,9 @@
 //! 5. Yield, so that the messaging tasks write the queued messages: the
 //!    master's appends leave before its own fsync (the slaves' fsyncs run
 //!    in parallel with it), a slave's acknowledgement before anything else.
+//!    A master's round without new entries (only heartbeats, such as the
+//!    one that carries a new commit index to the slaves) yields after step
+//!    7 instead, so that the clients are answered first.
 //! 6. If entries were appended, fsync them here, on this thread, then
 //!    `entries_synced(i, n)` and back to 2 (the acknowledgement leaves at
 //!    once). With `fsync = false`, entries count as synced at once (see
@@ -417,8 +420,14 @@ impl Driver {
             self.again = false;
             self.flush_updates()?;
             let sent = self.round()?;
-            if sent {
-                // The messaging tasks share this thread: let them write.
+            // The messaging tasks share this thread: a yield lets them
+            // write. Appends (before an fsync) and a slave's
+            // acknowledgements leave before anything else; a master's round
+            // without new entries carries only heartbeats (the commit index
+            // after an acknowledgement, or a periodic one), which wait until
+            // the clients the commit concerns have their answers.
+            let messages_first = self.sync_due || self.core.role() != Role::Master;
+            if sent && messages_first {
                 tokio::task::yield_now().await;
             }
             if std::mem::take(&mut self.sync_due) {
@@ -427,6 +436,9 @@ impl Driver {
             }
             self.apply_committed()?;
             self.publish();
+            if sent && !messages_first {
+                tokio::task::yield_now().await;
+            }
             if !self.again {
                 break;
             }

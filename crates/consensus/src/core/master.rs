@@ -387,6 +387,7 @@ impl Core {
         if candidate > self.commit_index && self.pending.term(log, candidate)? == self.term {
             tracing::debug!(node = %self.config.id, n = self.term, i = candidate, "committed");
             self.set_commit(candidate);
+            self.commit_advanced = true;
         }
         Ok(())
     }

@@ -245,6 +245,7 @@ pub struct Core {
     heartbeat_due: Time,
     transfer: Option<Transfer>,
     lease_forfeited: bool,
+    commit_advanced: bool,
 }
 
 impl Core {
@@ -321,6 +322,7 @@ impl Core {
             heartbeat_due: now,
             transfer: None,
             lease_forfeited: false,
+            commit_advanced: false,
             config,
         };
         core.reset_election_deadline();
@@ -606,14 +608,22 @@ impl Core {
         self.check_log(log)?;
         if self.role == Role::Master {
             let peers: Vec<NodeId> = self.progress.keys().copied().collect();
-            // The commit index rides on the next append or heartbeat, not
-            // on a message of its own: a slave learns that an entry is
-            // committed with the next write or within a heartbeat interval
-            // (as Arakoon's slaves learn it from the next accept or lease
-            // renewal). That saves a message each way per write.
+            let mut reached = Vec::new();
             for peer in peers {
-                self.send_appends(peer, log)?;
+                if self.send_appends(peer, log)? {
+                    reached.push(peer);
+                }
             }
+            if self.commit_advanced {
+                // The commit index rides on the next message; peers that got
+                // no append now get a heartbeat carrying it.
+                for peer in self.progress.keys().copied().collect::<Vec<_>>() {
+                    if !reached.contains(&peer) {
+                        self.send_heartbeat(peer);
+                    }
+                }
+            }
+            self.commit_advanced = false;
         }
         let last_index = self.pending.last_index(log);
         // The slave's acknowledgement bookkeeping never runs ahead of its log:
