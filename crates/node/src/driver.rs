@@ -600,6 +600,12 @@ impl Driver {
             return self.seal_step();
         }
         let Some(job) = self.tlog.take_sync_job().map_err(|e| self.tlog_error(e))? else {
+            // Everything appended is synced already (by a rotation, say):
+            // make sure the core knows, so that `sync_due` cannot stay set.
+            let synced = self.tlog.synced_index();
+            if synced > self.reported_synced {
+                self.report_synced(synced)?;
+            }
             return Ok(());
         };
         let result = job.run();
