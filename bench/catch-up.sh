@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Catch-up and memory with 1,000,000 keys (issue 5's targets): a 3-node
+# arakoon cluster (fsync = true) in a fresh temporary directory; two nodes
+# take 1,000,000 keys of 100 bytes (the fill of `arakoon bench --scenario
+# get --keys 1000000`: 10,000 sequences of 100 sets from 16 clients), their
+# VmRSS is read; then the third node starts empty and the time until it has
+# applied as far as the master is measured (from the nodes' `reporting = 1`
+# log lines, so to about a second). Everything it starts is stopped and
+# removed, also on failure.
+#
+#   bench/catch-up.sh        (CARGO_TARGET_DIR is honoured)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+(cd "$ROOT" && cargo build --release -q -p cli --bin arakoon)
+ARAKOON="$TARGET_DIR/release/arakoon"
+WORK=$(mktemp -d -t arakoon-catch-up.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MiB ", $1, $2 / 1024}' "/proc/$1/status"; }
+applied() { { grep -o 'applied=[0-9]*' "$WORK/n$1.log" || true; } | tail -1 | cut -d= -f2; }
+
+CONFIG="$WORK/arakoon.ini"
+{
+    printf '[global]\ncluster = n0, n1, n2\ncluster_id = catch_up\n\n'
+    for i in 0 1 2; do
+        mkdir -p "$WORK/n$i"
+        printf '[n%d]\nip = 127.0.0.1\nclient_port = %s\nmessaging_port = %s\nhome = %s\nlog_level = info\nfsync = true\nreporting = 1\n\n' \
+            "$i" "$(free_port)" "$(free_port)" "$WORK/n$i"
+    done
+} > "$CONFIG"
+start() {
+    "$ARAKOON" --node "n$1" -config "$CONFIG" > "$WORK/n$1.log" 2>&1 &
+    PIDS[$1]=$!
+}
+
+start 0
+start 1
+for _ in $(seq 150); do "$ARAKOON" -config "$CONFIG" --who-master > /dev/null 2>&1 && break; sleep 0.2; done
+MASTER=$("$ARAKOON" -config "$CONFIG" --who-master)
+M=${MASTER#n}
+t=$(now)
+"$ARAKOON" bench -config "$CONFIG" --scenario get --keys 1000000 --ops 1000 --clients 16 | tail -1
+echo "fill of 1,000,000 keys (and 1,000 gets): $(since "$t") s"
+for i in 0 1; do echo "n$i: $(rss "${PIDS[$i]}")"; done
+du -sh "$WORK/n$M" | awk '{print "on disk per node: " $1}'
+
+t=$(now)
+start 2
+target=""
+for _ in $(seq 1200); do
+    target=$(applied "$M")
+    got=$(applied 2)
+    if [ -n "$target" ] && [ -n "$got" ] && [ "$got" -ge "$target" ]; then
+        echo "n2 (started empty) applied $got entries, as far as the master, $(since "$t") s after its start"
+        echo "n2: $(rss "${PIDS[2]}")"
+        exit 0
+    fi
+    sleep 0.1
+done
+echo "n2 did not catch up within 120 s (master applied ${target:-?})" >&2
+exit 1
