@@ -783,7 +783,9 @@ async fn a_learner_follows_and_serves_at_least_reads() {
 /// `metrics_port`: Prometheus text on GET /metrics, 404 elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_serves_prometheus_text() {
-    let port = free_listener().local_addr().unwrap().port();
+    // Bound by the node later: from outside the ephemeral range, so that
+    // no outgoing connection takes it meanwhile (see node::loopback_ports).
+    let port = node::loopback_ports(1).unwrap()[0];
     let cluster = Cluster::start_custom(&[format!("metrics_port = {port}\n")]).await;
     cluster.wait_master(&[0]).await;
     cluster.client().set(b"m", b"1").await.unwrap();
