@@ -292,6 +292,29 @@ fn frame_of(index: u64, count: u64) -> Vec<u8> {
     file_bytes(&disk, &path)[start as usize..ends[index as usize - 1] as usize].to_vec()
 }
 
+/// `result` is corruption of `path` at `offset`, naming the intact later
+/// frame found at byte `later`.
+fn expect_corrupt_at(
+    result: Result<Tlog, TlogError>,
+    path: &Path,
+    offset: u64,
+    later: u64,
+    context: &str,
+) {
+    match result {
+        Err(TlogError::Corrupt {
+            path: p,
+            offset: o,
+            what,
+        }) => {
+            assert_eq!(p, path, "{context}");
+            assert_eq!(o, offset, "{context}: {what}");
+            assert!(what.contains(&format!("byte {later}")), "{context}: {what}");
+        }
+        other => panic!("{context}: expected corruption, got {other:?}"),
+    }
+}
+
 #[test]
 fn damage_then_zeros_then_an_intact_later_frame_is_corruption_even_far_into_the_tail() {
     let later = frame_of(12, 12);
@@ -303,18 +326,9 @@ fn damage_then_zeros_then_an_intact_later_frame_is_corruption_even_far_into_the_
             assert!(disk.flip_bit(&path, ends[9] + 5, 1));
         }
         write_at(&shared, &path, at, &later);
-        match Tlog::open(shared.clone(), dir(), options()) {
-            Err(TlogError::Corrupt {
-                path: p,
-                offset,
-                what,
-            }) => {
-                assert_eq!(p, path);
-                assert_eq!(offset, ends[9], "{what}");
-                assert!(what.contains(&format!("byte {at}")), "{what}");
-            }
-            other => panic!("flip {flip}, frame at {at}: expected corruption, got {other:?}"),
-        }
+        let result = Tlog::open(shared.clone(), dir(), options());
+        let context = format!("flip {flip}, frame at {at}");
+        expect_corrupt_at(result, &path, ends[9], at, &context);
     }
 }
 
@@ -345,18 +359,7 @@ fn the_later_frame_search_over_a_32_mib_zero_tail_on_the_real_disk() {
     let started = std::time::Instant::now();
     let result = Tlog::open(disk.clone(), dir.clone(), options);
     eprintln!("open finding a frame at byte {at}: {:?}", started.elapsed());
-    match result {
-        Err(TlogError::Corrupt {
-            path: p,
-            offset,
-            what,
-        }) => {
-            assert_eq!(p, path);
-            assert_eq!(offset, ends[9], "{what}");
-            assert!(what.contains(&format!("byte {at}")), "{what}");
-        }
-        other => panic!("expected corruption, got {other:?}"),
-    }
+    expect_corrupt_at(result, &path, ends[9], at, "real disk");
 }
 
 #[test]
