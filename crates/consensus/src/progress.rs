@@ -33,6 +33,8 @@ pub(crate) struct Progress {
     pub(crate) slot_freed_at: Option<Time>,
     /// Send an append even with no new entry (acknowledgements may be lost).
     pub(crate) empty_append_due: bool,
+    /// The highest commit index any message of this term told the peer.
+    pub(crate) commit_sent: u64,
 }
 
 impl Progress {
@@ -45,6 +47,7 @@ impl Progress {
             acked_sent_at: None,
             slot_freed_at: None,
             empty_append_due: false,
+            commit_sent: 0,
         }
     }
 

@@ -515,3 +515,83 @@ fn restarted_slave_catches_up_on_commit_while_idle() {
     );
     c.assert_applied_agree();
 }
+
+/// Heartbeats of `from` that carry `commit` (or more), delivered so far.
+fn commit_heartbeats(c: &Cluster, from: NodeId, commit: u64) -> usize {
+    c.delivered
+        .iter()
+        .filter(|m| {
+            m.from == from && matches!(m.body, Body::Heartbeat { commit: k, .. } if k >= commit)
+        })
+        .count()
+}
+
+/// `commit_announce_delay`: a new commit index waits for the next append to
+/// carry it; only when none goes within the delay does a heartbeat tell the
+/// slaves. With no delay the heartbeat goes at once.
+#[test]
+fn commit_announcement_rides_on_appends_within_the_delay() {
+    let mut c = Cluster::new(3, 0, |cfg| {
+        cfg.commit_announce_delay = Duration::from_millis(5);
+    });
+    let m = c.elect();
+    c.run_for(Duration::from_millis(30));
+    let first = c.propose(m, b"one").unwrap().index;
+    c.deliver_all(); // appended, acknowledged, committed on the master
+    assert_eq!(c.node(m.0).core.commit_index(), first);
+    assert_eq!(commit_heartbeats(&c, m, first), 0, "announced at once");
+    for s in c.ids().into_iter().filter(|s| *s != m) {
+        assert!(
+            c.node(s.0).core.commit_index() < first,
+            "slave {s} told early"
+        );
+    }
+    // A proposal within the delay: its appends carry the commit.
+    c.advance(Duration::from_millis(2));
+    let second = c.propose(m, b"two").unwrap().index;
+    c.deliver_all();
+    for s in c.ids().into_iter().filter(|s| *s != m) {
+        assert!(
+            c.node(s.0).core.commit_index() >= first,
+            "slave {s} not told by the append"
+        );
+    }
+    assert_eq!(
+        commit_heartbeats(&c, m, first),
+        0,
+        "heartbeat despite the append"
+    );
+    // Nothing more to send: once the delay passes, heartbeats tell the rest.
+    let due = c
+        .node(m.0)
+        .core
+        .commit_announce_due()
+        .expect("an announcement is owed");
+    c.run_for(Duration::from_millis(4));
+    assert_eq!(
+        commit_heartbeats(&c, m, second),
+        0,
+        "announced before the delay"
+    );
+    c.run_for(Duration::from_millis(2));
+    assert_eq!(
+        commit_heartbeats(&c, m, second),
+        2,
+        "not announced at {due:?}"
+    );
+    assert_eq!(c.node(m.0).core.commit_announce_due(), None);
+    for s in c.ids() {
+        assert_eq!(c.node(s.0).applied_index, second, "node {s}");
+    }
+
+    // No delay: the heartbeat leaves with the round that committed.
+    let mut c = Cluster::new(3, 0, |cfg| cfg.commit_announce_delay = Duration::ZERO);
+    let m = c.elect();
+    c.run_for(Duration::from_millis(30));
+    let third = c.propose(m, b"three").unwrap().index;
+    c.deliver_all();
+    assert_eq!(commit_heartbeats(&c, m, third), 2);
+    for s in c.ids() {
+        assert_eq!(c.node(s.0).applied_index, third, "node {s}");
+    }
+}

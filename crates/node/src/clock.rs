@@ -19,6 +19,11 @@ impl Clock {
     pub fn now(&self) -> Time {
         Time(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
+
+    /// The instant this clock reads `t`.
+    pub fn instant_at(&self, t: Time) -> Instant {
+        self.start + std::time::Duration::from_nanos(t.0)
+    }
 }
 
 impl Default for Clock {

@@ -38,6 +38,10 @@ pub struct Published {
     pub lease: Option<Lease>,
     pub commit_index: u64,
     pub applied_index: u64,
+    /// The highest index of an update this node answered, possibly before
+    /// the store applied it (see the driver's `answer_before_apply`): no
+    /// read is served here from a store that has not applied it.
+    pub answered_index: u64,
     pub tlog_last_index: u64,
     /// On the master: each peer's match index (`node_is` in statistics).
     pub peers_match: Vec<(NodeId, u64)>,
@@ -54,6 +58,7 @@ impl Published {
             lease: None,
             commit_index: applied_index,
             applied_index,
+            answered_index: 0,
             tlog_last_index,
             peers_match: Vec::new(),
             going_down: false,

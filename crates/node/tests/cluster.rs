@@ -599,6 +599,67 @@ async fn concurrent_clients_each_get_their_own_result() {
     cluster.stop_all().await;
 }
 
+/// The master answers a plain `set` once it is committed, ahead of the
+/// store's apply, and the commit index reaches the slaves with the next
+/// message (or after `commit_announce_delay`). Neither may show: right after
+/// each answer, a read on another connection to the master sees the value
+/// whatever its consistency, `get_txid` covers the write, and `AtLeast` of
+/// that index on a slave that holds the entry (one at least: the commit
+/// quorum) waits for the commit and sees the value rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_ahead_of_the_apply_are_read_back_at_once() {
+    let cluster = Cluster::start(3).await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let writer = cluster.client();
+    let reader = cluster.client();
+    let on_master = reader.node(&cluster.name(master)).unwrap();
+    let slaves: Vec<_> = (0..3)
+        .filter(|&j| j != master)
+        .map(|j| (cluster.name(j), reader.node(&cluster.name(j)).unwrap()))
+        .collect();
+    let mut slave_reads_served = 0;
+    for n in 0..200u32 {
+        let value = n.to_le_bytes();
+        writer.set(b"counter", &value).await.unwrap();
+        let i = txid(on_master.get_txid().await.unwrap());
+        let mut served = 0;
+        for (name, slave) in &slaves {
+            let at_least = slave.with_consistency(Consistency::AtLeast(i as i64));
+            match at_least.get(b"counter").await {
+                Ok(v) => {
+                    assert_eq!(v, value, "AtLeast({i}) on {name} after set #{n}");
+                    served += 1;
+                }
+                // Allowed only for a slave whose tlog lacks the entry.
+                Err(Error::InconsistentRead { .. }) => {}
+                Err(e) => panic!("AtLeast({i}) on {name} after set #{n}: {e}"),
+            }
+        }
+        assert!(served >= 1, "no slave served AtLeast({i}) after set #{n}");
+        slave_reads_served += served;
+        // On the master, every read sees every answered update.
+        for (k, consistency) in [
+            Consistency::NoGuarantee,
+            Consistency::Consistent,
+            Consistency::AtLeast(i as i64),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let value = format!("{n}-{k}");
+            writer.set(b"other", value.as_bytes()).await.unwrap();
+            let got = on_master.with_consistency(consistency).get(b"other").await;
+            assert_eq!(
+                got.unwrap(),
+                value.as_bytes(),
+                "{consistency:?} read after set #{n}"
+            );
+        }
+    }
+    eprintln!("slaves served {slave_reads_served} of 400 AtLeast reads at once");
+    cluster.stop_all().await;
+}
+
 /// A stopping node answers E_GOING_DOWN rather than hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_master_hands_over() {

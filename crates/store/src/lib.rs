@@ -129,6 +129,29 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// The result of one update of an applied entry.
 pub type UpdateResult = Result<UpdateOk, UpdateFailure>;
 
+/// The result applying `update` gives whatever the store holds, if the
+/// store cannot change it: `Set`, `Nop`, and sequences of only those (they
+/// neither read nor fail). The master answers such an update as soon as its
+/// entry is committed, before the store applies it (see the node's driver).
+pub fn result_before_apply(update: &Update) -> Option<UpdateResult> {
+    fn store_independent(update: &Update) -> bool {
+        match update {
+            Update::Set { .. } | Update::Nop => true,
+            Update::Sequence(inner) | Update::SyncedSequence(inner) => {
+                inner.iter().all(store_independent)
+            }
+            Update::Delete { .. }
+            | Update::TestAndSet { .. }
+            | Update::UserFunction { .. }
+            | Update::Assert { .. }
+            | Update::DeletePrefix { .. }
+            | Update::AssertExists { .. }
+            | Update::Replace { .. } => false,
+        }
+    }
+    store_independent(update).then_some(Ok(UpdateOk::Done))
+}
+
 /// How a store is opened.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {

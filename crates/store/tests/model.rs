@@ -217,6 +217,11 @@ fn run(ops: Vec<Op>) {
                 let want: Vec<_> = updates.iter().map(|u| model_apply(&mut model, u)).collect();
                 let got = store.apply(applied_index, &updates).unwrap();
                 assert_eq!(got, want, "results of {updates:?}");
+                for (update, result) in updates.iter().zip(&got) {
+                    if let Some(known) = store::result_before_apply(update) {
+                        assert_eq!(&known, result, "result_before_apply({update:?})");
+                    }
+                }
                 assert_eq!(store.applied_index(), applied_index);
                 history.insert(applied_index, model.clone());
             }

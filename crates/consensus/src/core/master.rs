@@ -39,6 +39,28 @@ impl Core {
         Ok(())
     }
 
+    /// Sends the commit index to the slaves no message has told it yet, once
+    /// `commit_announce_due` has come (and forgets it off master).
+    pub(super) fn announce_commit_if_due(&mut self) {
+        if self.role != Role::Master {
+            self.commit_announce_due = None;
+            return;
+        }
+        if self.commit_announce_due.is_none_or(|due| self.now < due) {
+            return;
+        }
+        self.commit_announce_due = None;
+        let behind: Vec<NodeId> = self
+            .progress
+            .iter()
+            .filter(|(_, pr)| pr.commit_sent < self.commit_index)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in behind {
+            self.send_heartbeat(peer);
+        }
+    }
+
     pub(super) fn send_heartbeat(&mut self, peer: NodeId) {
         let commit = self.commit_index;
         let sent_at = self.now;
@@ -387,7 +409,6 @@ impl Core {
         if candidate > self.commit_index && self.pending.term(log, candidate)? == self.term {
             tracing::debug!(node = %self.config.id, n = self.term, i = candidate, "committed");
             self.set_commit(candidate);
-            self.commit_advanced = true;
         }
         Ok(())
     }

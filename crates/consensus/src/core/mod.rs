@@ -245,7 +245,9 @@ pub struct Core {
     heartbeat_due: Time,
     transfer: Option<Transfer>,
     lease_forfeited: bool,
-    commit_advanced: bool,
+    /// When the slaves that no message told the commit index yet get a
+    /// heartbeat carrying it (`Config::commit_announce_delay`).
+    commit_announce_due: Option<Time>,
 }
 
 impl Core {
@@ -322,7 +324,7 @@ impl Core {
             heartbeat_due: now,
             transfer: None,
             lease_forfeited: false,
-            commit_advanced: false,
+            commit_announce_due: None,
             config,
         };
         core.reset_election_deadline();
@@ -389,6 +391,14 @@ impl Core {
         self.progress
             .get(&peer)
             .map(|p| (p.match_index, p.next_index))
+    }
+
+    /// On a master, when a slave still to be told the latest commit index
+    /// gets a heartbeat carrying it (call `tick` then); `None` when none is
+    /// owed. See `Config::commit_announce_delay`.
+    pub fn commit_announce_due(&self) -> Option<Time> {
+        self.commit_announce_due
+            .filter(|_| self.role == Role::Master)
     }
 
     /// The index the caller must have applied before serving a `Consistent`
@@ -608,22 +618,18 @@ impl Core {
         self.check_log(log)?;
         if self.role == Role::Master {
             let peers: Vec<NodeId> = self.progress.keys().copied().collect();
-            let mut reached = Vec::new();
             for peer in peers {
-                if self.send_appends(peer, log)? {
-                    reached.push(peer);
-                }
+                self.send_appends(peer, log)?;
             }
-            if self.commit_advanced {
-                // The commit index rides on the next message; peers that got
-                // no append now get a heartbeat carrying it.
-                for peer in self.progress.keys().copied().collect::<Vec<_>>() {
-                    if !reached.contains(&peer) {
-                        self.send_heartbeat(peer);
-                    }
-                }
+            // The commit index rides on the next message; peers that get
+            // none within the delay get a heartbeat carrying it.
+            let commit = self.commit_index;
+            if self.progress.values().all(|pr| pr.commit_sent >= commit) {
+                self.commit_announce_due = None;
+            } else if self.commit_announce_due.is_none() {
+                self.commit_announce_due = Some(self.now.plus(self.config.commit_announce_delay));
             }
-            self.commit_advanced = false;
+            self.announce_commit_if_due();
         }
         let last_index = self.pending.last_index(log);
         // The slave's acknowledgement bookkeeping never runs ahead of its log:
@@ -721,6 +727,11 @@ impl Core {
 
     fn send_with_term(&mut self, to: NodeId, term: u64, body: Body) {
         assert_ne!(to, self.config.id, "message to self");
+        if let Body::Append { commit, .. } | Body::Heartbeat { commit, .. } = body {
+            if let Some(pr) = self.progress.get_mut(&to) {
+                pr.commit_sent = pr.commit_sent.max(commit);
+            }
+        }
         self.messages.push(Message {
             from: self.config.id,
             to,

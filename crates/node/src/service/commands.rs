@@ -153,8 +153,10 @@ impl Service {
                 (Reply::CurrentState(state.into_bytes()), None)
             }
             Request::GetTxid => (
+                // Covers every update answered here, applied or not yet.
                 Reply::GetTxid(Consistency::AtLeast(
-                    i64::try_from(self.store.applied_index()).unwrap_or(i64::MAX),
+                    i64::try_from(self.store.applied_index().max(p.answered_index))
+                        .unwrap_or(i64::MAX),
                 )),
                 None,
             ),
@@ -496,6 +498,72 @@ impl Service {
         }
     }
 
+    /// Waits until the store applied every update this node has answered
+    /// (the driver answers some at commit, ahead of the apply: see
+    /// `Published::answered_index`). On a master this is at most one apply
+    /// away; elsewhere it holds already.
+    async fn answers_applied(&self) -> Result<(), ErrorResponse> {
+        let answered = self.published.borrow().answered_index;
+        if self.store.applied_index() >= answered {
+            return Ok(());
+        }
+        self.wait_for_applied(answered, self.settings.consensus.lease_period)
+            .await
+            .map_err(|applied| {
+                error(
+                    ResultCode::NoLongerMaster,
+                    format!("the store did not apply the answered index {answered} in time (applied {applied})"),
+                )
+            })
+    }
+
+    /// `AtLeast(i)`: a node whose tlog holds `i` but has not applied it yet
+    /// (it has not learnt the commit yet: the master tells it with its next
+    /// message, within `commit_announce_delay` when it has nothing else to
+    /// send) waits for it, up to one heartbeat interval; a node that does
+    /// not even hold `i` answers `E_INCONSISTENT_READ` at once, as does one
+    /// still short of `i` after the wait.
+    async fn at_least_gate(&self, i: u64) -> Result<(), ErrorResponse> {
+        let (applied, tlog_last) = {
+            let p = self.published.borrow();
+            (
+                p.applied_index.max(self.store.applied_index()),
+                p.tlog_last_index,
+            )
+        };
+        if applied >= i {
+            return Ok(());
+        }
+        let inconsistent = |applied: u64| {
+            error(
+                ResultCode::InconsistentRead,
+                format!("this node has applied up to {applied}, not yet {i}"),
+            )
+        };
+        if i > tlog_last {
+            return Err(inconsistent(applied));
+        }
+        self.wait_for_applied(i, self.settings.consensus.heartbeat_interval)
+            .await
+            .map_err(inconsistent)
+    }
+
+    /// Waits until the store has applied `index`, for at most `limit`;
+    /// `Err(applied)` when it did not (or the node is going down).
+    async fn wait_for_applied(&self, index: u64, limit: std::time::Duration) -> Result<(), u64> {
+        let mut rx = self.published.clone();
+        let reached = tokio::time::timeout(
+            limit,
+            rx.wait_for(|p| p.applied_index >= index || p.going_down),
+        )
+        .await;
+        let applied = self.store.applied_index();
+        match reached {
+            Ok(Ok(_)) if applied >= index => Ok(()),
+            _ => Err(applied),
+        }
+    }
+
     /// A read at `consistency` from one view of the store: a
     /// [`ReadCost::Point`] read on this task, a [`ReadCost::Scan`] on a
     /// blocking thread.
@@ -508,10 +576,14 @@ impl Service {
         if self.published.borrow().going_down {
             return Err(Self::going_down());
         }
+        self.answers_applied().await?;
         if consistency == Consistency::Consistent {
             self.consistent_gate().await?;
         }
         let at_least = consistency.at_least_index();
+        if let Some(i) = at_least {
+            self.at_least_gate(i).await?;
+        }
         let store = Arc::clone(&self.store);
         let read = move || {
             let view = store.read().map_err(store_error)?;
