@@ -118,7 +118,17 @@ pub struct NodeConfig {
     pub reporting: Duration,
     /// Our key: port of the Prometheus `/metrics` endpoint (none by default).
     pub metrics_port: Option<u16>,
+    /// Our key (`slave_apply_delay`, milliseconds): how long a node that is
+    /// not master may leave committed entries unapplied, to apply several in
+    /// one store transaction. Default [`SLAVE_APPLY_DELAY_DEFAULT`]; 0
+    /// applies at once.
+    pub slave_apply_delay: Duration,
 }
+
+/// Default of `slave_apply_delay`.
+pub const SLAVE_APPLY_DELAY_DEFAULT: Duration = Duration::from_millis(10);
+/// Largest `slave_apply_delay`, milliseconds.
+pub const SLAVE_APPLY_DELAY_MAX_MS: u64 = 60_000;
 
 impl NodeConfig {
     /// `ip:client_port` of the first address.
@@ -725,6 +735,18 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         None => None,
         Some(p) => Some(in_range(name, "metrics_port", p, 1)?),
     };
+    let slave_apply_delay = match r.int(name, "slave_apply_delay")? {
+        None => SLAVE_APPLY_DELAY_DEFAULT,
+        Some(ms) if ms > SLAVE_APPLY_DELAY_MAX_MS => {
+            return Err(invalid(
+                name,
+                "slave_apply_delay",
+                ms,
+                format!("at most {SLAVE_APPLY_DELAY_MAX_MS} (milliseconds)"),
+            ))
+        }
+        Some(ms) => Duration::from_millis(ms),
+    };
     Ok(NodeConfig {
         name: name.to_string(),
         ips,
@@ -752,6 +774,7 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         optimize_db_slowdown,
         reporting,
         metrics_port,
+        slave_apply_delay,
     })
 }
 

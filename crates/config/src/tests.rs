@@ -57,6 +57,47 @@ fn arakoon_quickstart_parses_with_arakoon_defaults() {
     assert_eq!(n2.tlog_compression, TlogCompression::Snappy);
     assert_eq!(c.node("arakoon_1").unwrap().log_level, LogLevel::Debug);
     assert_eq!(n2.client_address(), "127.0.0.1:4002");
+    assert_eq!(n2.slave_apply_delay, SLAVE_APPLY_DELAY_DEFAULT);
+}
+
+#[test]
+fn slave_apply_delay_in_milliseconds_bounded() {
+    let zero = QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nslave_apply_delay = 0",
+    );
+    let loaded = parse(&zero).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(
+        c.node("arakoon_1").unwrap().slave_apply_delay,
+        Duration::ZERO
+    );
+    assert_eq!(
+        c.node("arakoon_0").unwrap().slave_apply_delay,
+        SLAVE_APPLY_DELAY_DEFAULT
+    );
+    let long = QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nslave_apply_delay = 60000",
+    );
+    assert_eq!(
+        parse(&long)
+            .unwrap()
+            .config
+            .node("arakoon_1")
+            .unwrap()
+            .slave_apply_delay,
+        Duration::from_secs(60)
+    );
+    let too_long = QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nslave_apply_delay = 60001",
+    );
+    assert_eq!(
+        err(&too_long),
+        "config: [arakoon_1] slave_apply_delay = '60001': at most 60000 (milliseconds)"
+    );
 }
 
 #[test]

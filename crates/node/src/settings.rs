@@ -9,6 +9,7 @@
 //! | election timeout | random in [L, 2·L) | no slave campaigns while a lease it granted may run (the core's guard is L anyway) |
 //! | max clock drift margin | L / 10 | the master trusts its lease for 0.9·L after the acknowledged send time |
 //! | tick | heartbeat / 2 | the core asks for at least that |
+//! | slave apply delay | `slave_apply_delay` (10 ms) | a slave applies committed entries in batches, at the latest then (at once for an `AtLeast` read): fewer store transactions, off the master's critical moments |
 //! | commit announcement delay | 1 ms (the core's default) | a new commit index waits that long for an append to carry it before a heartbeat does: one slave wake-up per write saved; an `AtLeast(i)` read on a slave whose tlog holds `i` waits for the commit (up to one heartbeat interval) rather than failing |
 //!
 //! So a dead master is replaced after about L to 2·L (plus one pre-vote and

@@ -660,6 +660,90 @@ async fn answers_ahead_of_the_apply_are_read_back_at_once() {
     cluster.stop_all().await;
 }
 
+/// A node that is not master holds committed entries back for
+/// `slave_apply_delay` (a minute here) to apply several in one store
+/// transaction. An `AtLeast(i)` read of an index it holds asks it to apply
+/// at once: served, where waiting for the delay would have failed it with
+/// `E_INCONSISTENT_READ` after a heartbeat interval. Without such a read it
+/// does hold the entries back; a graceful stop applies them before its last
+/// checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_holds_applies_back_but_not_from_an_at_least_read() {
+    let mut cluster = Cluster::start_with(3, "slave_apply_delay = 60000").await;
+    let master = cluster.wait_master(&[0, 1, 2]).await;
+    let writer = cluster.client();
+    let reader = cluster.client();
+    let on_master = reader.node(&cluster.name(master)).unwrap();
+    let slaves: Vec<usize> = (0..3).filter(|&j| j != master).collect();
+    for n in 0..20u32 {
+        let value = n.to_le_bytes();
+        writer.set(b"k", &value).await.unwrap();
+        let i = txid(on_master.get_txid().await.unwrap());
+        let mut served = 0;
+        for &j in &slaves {
+            let name = cluster.name(j);
+            let at_least = reader
+                .node(&name)
+                .unwrap()
+                .with_consistency(Consistency::AtLeast(i as i64));
+            match at_least.get(b"k").await {
+                Ok(v) => {
+                    assert_eq!(v, value, "AtLeast({i}) on {name} after set #{n}");
+                    served += 1;
+                }
+                // Allowed only for a slave whose tlog lacks the entry.
+                Err(Error::InconsistentRead { .. }) => {}
+                Err(e) => panic!("AtLeast({i}) on {name} after set #{n}: {e}"),
+            }
+        }
+        assert!(served >= 1, "no slave served AtLeast({i}) after set #{n}");
+    }
+    // Writes nobody reads on the slaves: they stay unapplied there (fewer
+    // than the 64 entries that are applied whatever the delay).
+    for n in 0..10u32 {
+        writer.set(b"quiet", &n.to_le_bytes()).await.unwrap();
+    }
+    let last = txid(on_master.get_txid().await.unwrap());
+    let slave = slaves[0];
+    let start = Instant::now();
+    loop {
+        let s = cluster.nodes[slave]
+            .as_ref()
+            .unwrap()
+            .status(&cluster.config);
+        if s.commit_index >= last {
+            assert!(
+                s.applied_index < last,
+                "{} applied {} of {last} committed well within slave_apply_delay",
+                cluster.name(slave),
+                s.applied_index
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} never learnt commit {last}",
+            cluster.name(slave)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A graceful stop applies them: the store opens at `last` after it.
+    let node = cluster.nodes[slave].take().unwrap();
+    node.stop().await.expect("graceful stop");
+    cluster.restart(slave).await;
+    let s = cluster.nodes[slave]
+        .as_ref()
+        .unwrap()
+        .status(&cluster.config);
+    assert!(
+        s.applied_index >= last,
+        "{} reopened with {} applied, not {last}",
+        cluster.name(slave),
+        s.applied_index
+    );
+    cluster.stop_all().await;
+}
+
 /// A stopping node answers E_GOING_DOWN rather than hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_master_hands_over() {

@@ -520,9 +520,11 @@ impl Service {
     /// `AtLeast(i)`: a node whose tlog holds `i` but has not applied it yet
     /// (it has not learnt the commit yet: the master tells it with its next
     /// message, within `commit_announce_delay` when it has nothing else to
-    /// send) waits for it, up to one heartbeat interval; a node that does
-    /// not even hold `i` answers `E_INCONSISTENT_READ` at once, as does one
-    /// still short of `i` after the wait.
+    /// send; or, not master, it holds committed entries back for
+    /// `slave_apply_delay`, and is asked to apply them now) waits for it, up
+    /// to one heartbeat interval; a node that does not even hold `i` answers
+    /// `E_INCONSISTENT_READ` at once, as does one still short of `i` after
+    /// the wait.
     async fn at_least_gate(&self, i: u64) -> Result<(), ErrorResponse> {
         let (applied, tlog_last) = {
             let p = self.published.borrow();
@@ -543,6 +545,9 @@ impl Service {
         if i > tlog_last {
             return Err(inconsistent(applied));
         }
+        // Not master, this node may be holding committed entries back to
+        // apply several at once (`slave_apply_delay`): not for a reader.
+        self.apply_wanted.notify_one();
         self.wait_for_applied(i, self.settings.consensus.heartbeat_interval)
             .await
             .map_err(inconsistent)

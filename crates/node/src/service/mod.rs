@@ -59,6 +59,9 @@ pub struct Service {
     pub requests: mpsc::Sender<DriverRequest>,
     pub stats: Arc<Stats>,
     pub stop: watch::Receiver<StopMode>,
+    /// Tells the driver that a reader waits for an index this node holds
+    /// but has not applied (see `Driver::apply_due`).
+    pub apply_wanted: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the accept loop; its task (which holds the listener) ends when
