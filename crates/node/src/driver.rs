@@ -68,6 +68,7 @@
 //! - The driver never waits for the network: sends are `try_send` into
 //!   bounded per-peer queues.
 
+use crate::answer::AnswerSender;
 use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::messaging::Transport;
@@ -82,7 +83,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{UpdateOk, UpdateResult};
 use tlog::{Synced, Tlog, TlogError};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Store checkpoint (one fsync of the store) at least every this many
 /// applied entries, bounding the replay after a crash.
@@ -120,7 +121,7 @@ struct Queued {
 
 /// A connection waiting for its update's answer.
 struct Waiter {
-    reply: oneshot::Sender<Answered>,
+    reply: AnswerSender,
     direct: Option<DirectReply>,
     /// The update's result, if the store cannot change it
     /// ([`store::result_before_apply`]): answered once committed.
@@ -129,21 +130,31 @@ struct Waiter {
 
 impl Waiter {
     fn refuse(self, refused: Refused) {
-        let _ = self.reply.send(Answered::new(Err(refused)));
+        self.reply.send(Answered::new(Err(refused)), false);
     }
 
     /// The update's result. With `direct`, a plain success is written to
     /// the client's socket right here when the connection allowed it (see
     /// [`DirectReply`]), saving the hop back to the connection's thread.
+    /// A whole answer written here is handed over quietly: the connection
+    /// picks it up when the client's next request arrives, without a
+    /// wake-up of its own (see `answer.rs`).
     fn answer(self, result: UpdateResult, direct: bool) {
-        let written = match (&result, &self.direct) {
-            (Ok(UpdateOk::Done), Some(reply)) if direct => reply.write_done(),
-            _ => 0,
+        let (written, whole) = match (&result, &self.direct) {
+            (Ok(UpdateOk::Done), Some(reply)) if direct => {
+                let written = reply.write_done();
+                (written, written == reply.done.len())
+            }
+            _ => (0, false),
         };
-        let _ = self.reply.send(Answered {
-            answer: Ok(result),
-            written,
-        });
+        self.reply.send(
+            Answered {
+                answer: Ok(result),
+                written,
+                quiet_at: whole.then(Instant::now),
+            },
+            whole,
+        );
     }
 }
 
@@ -929,7 +940,7 @@ impl Driver {
         while let Ok(r) = self.io.requests.try_recv() {
             match r {
                 DriverRequest::Update { reply, .. } => {
-                    let _ = reply.send(Answered::new(Err(refused(false))));
+                    reply.send(Answered::new(Err(refused(false))), false);
                 }
                 DriverRequest::DropMaster { reply } => {
                     let _ = reply.send(Err("the node is going down".into()));

@@ -75,6 +75,7 @@
 //! slave needs one); TLS (a config with TLS settings is refused at start);
 //! user functions. Requests of one connection are served one at a time.
 
+mod answer;
 mod clock;
 mod driver;
 mod error;

@@ -93,11 +93,18 @@ pub struct Answered {
     /// wrote to the client's socket (see [`DirectReply`]); the connection
     /// writes the rest. Zero unless the answer is `Ok(Ok(store::UpdateOk::Done))`.
     pub written: usize,
+    /// When the driver handed over an answer it wrote whole (quietly: the
+    /// connection picks it up later, see `answer.rs`).
+    pub quiet_at: Option<std::time::Instant>,
 }
 
 impl Answered {
     pub fn new(answer: UpdateAnswer) -> Answered {
-        Answered { answer, written: 0 }
+        Answered {
+            answer,
+            written: 0,
+            quiet_at: None,
+        }
     }
 }
 
@@ -105,11 +112,12 @@ impl Answered {
 /// hop back to the connection's thread: the connection hands over a
 /// duplicate of its socket (`dup`, so it stays valid whatever the
 /// connection does) and the bytes of the answer it would send if the
-/// update succeeds with `store::UpdateOk::Done`. After the entry is applied with
-/// that result, the driver writes what the socket takes without blocking
-/// and reports how much in [`Answered::written`]. The connection writes
-/// nothing while it waits for the answer, so the bytes on the wire are
-/// exactly what it would have written itself, in order.
+/// update succeeds with `store::UpdateOk::Done`. Once the entry is committed
+/// (or applied) with that result, the driver writes what the socket takes
+/// without blocking and reports how much in [`Answered::written`]; an
+/// answer it wrote whole it hands over quietly (`answer.rs`). The
+/// connection writes nothing while it waits for the answer, so the bytes on
+/// the wire are exactly what it would have written itself, in order.
 #[derive(Debug)]
 pub struct DirectReply {
     pub socket: std::sync::Arc<std::net::TcpStream>,
@@ -142,7 +150,7 @@ pub enum DriverRequest {
         update: Update,
         /// Size of the update in a batch (cached, for batching limits).
         encoded_len: usize,
-        reply: oneshot::Sender<Answered>,
+        reply: crate::answer::AnswerSender,
         /// Where the driver may write the success answer itself.
         direct: Option<DirectReply>,
     },

@@ -365,6 +365,48 @@ async fn one_node_serves_every_command() {
     cluster.stop_all().await;
 }
 
+/// A client that sends several requests without waiting for the answers
+/// (pipelining) gets every answer, in order. The connection then holds the
+/// next requests' bytes while the driver writes an answer itself, so the
+/// answer must wake it (the socket stays quiet: the client waits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_updates_are_all_answered_in_order() {
+    for nodes in [1, 3] {
+        let cluster = Cluster::start(nodes).await;
+        let master = cluster.wait_master(&(0..nodes).collect::<Vec<_>>()).await;
+        let addr = cluster.config.nodes[master].client_address();
+        let mut requests = Vec::new();
+        let mut expected = Vec::new();
+        protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut requests);
+        for n in 0..10u8 {
+            let set = protocol::Request::Set {
+                key: b"piped".to_vec(),
+                value: vec![n],
+            };
+            protocol::encode_request(&set, &mut requests);
+            protocol::encode_response(&protocol::Response::Ok(protocol::Reply::Set), &mut expected);
+        }
+        let get = protocol::Request::Get {
+            consistency: protocol::Consistency::Consistent,
+            key: b"piped".to_vec(),
+        };
+        protocol::encode_request(&get, &mut requests);
+        protocol::encode_response(
+            &protocol::Response::Ok(protocol::Reply::Get(vec![9])),
+            &mut expected,
+        );
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(&requests).await.unwrap();
+        let mut got = vec![0u8; expected.len()];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("{nodes} node(s): not every pipelined request was answered"))
+            .unwrap();
+        assert_eq!(got, expected, "{nodes} node(s): the answers, in order");
+        cluster.stop_all().await;
+    }
+}
+
 /// Raw connections: a wrong cluster id, a wrong magic, a huge declared
 /// length and a truncated frame get a clear error; the node serves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

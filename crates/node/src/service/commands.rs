@@ -3,6 +3,7 @@
 //! and the result codes of every failure.
 
 use super::Service;
+use crate::messaging::stopped;
 use crate::state::{Answered, DirectReply, DriverRequest, Published, Refused};
 use consensus::Role;
 use protocol::{Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
@@ -78,13 +79,21 @@ impl Service {
         error(ResultCode::GoingDown, "the node is going down")
     }
 
-    pub(super) async fn handle(&self, request: Request, direct: &DirectSlot) -> Response {
+    pub(super) async fn handle(&self, request: Request, direct: Direct<'_>) -> Response {
         let command = request.command();
         let started = Instant::now();
         let result = self.dispatch(request, direct).await;
         match result {
             Ok((reply, size)) => {
-                self.stats.record(command, started.elapsed(), size);
+                // An answer the driver wrote itself was the client's when
+                // the driver handed it over (see `answer.rs`), not when
+                // this task picked it up.
+                let answered_at = direct.slot.take_answered_at().unwrap_or_else(Instant::now);
+                self.stats.record(
+                    command,
+                    answered_at.saturating_duration_since(started),
+                    size,
+                );
                 Response::Ok(reply)
             }
             Err(e) => Response::Error(e),
@@ -95,7 +104,7 @@ impl Service {
     async fn dispatch(
         &self,
         request: Request,
-        direct: &DirectSlot,
+        direct: Direct<'_>,
     ) -> Result<(Reply, Option<usize>), ErrorResponse> {
         let p = self.published.borrow().clone();
         Ok(match request {
@@ -357,7 +366,7 @@ impl Service {
     async fn update(
         &self,
         update: Update,
-        direct: Option<&DirectSlot>,
+        direct: Option<Direct<'_>>,
     ) -> Result<UpdateOk, ErrorResponse> {
         {
             let p = self.published.borrow();
@@ -380,8 +389,8 @@ impl Service {
             ));
         }
         let encoded_len = update.encoded_len();
-        let direct_reply = direct.and_then(|slot| {
-            let socket = slot.socket.as_ref()?;
+        let direct_reply = direct.and_then(|d| {
+            let socket = d.slot.socket.as_ref()?;
             let reply = done_reply(update.tag())?;
             let mut done = Vec::new();
             protocol::encode_response(&Response::Ok(reply), &mut done);
@@ -390,7 +399,7 @@ impl Service {
                 done,
             })
         });
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = crate::answer::channel();
         self.requests
             .send(DriverRequest::Update {
                 update,
@@ -400,9 +409,23 @@ impl Service {
             })
             .await
             .map_err(|_| Self::going_down())?;
-        let Answered { answer, written } = rx.await.map_err(|_| Self::going_down())?;
-        if let Some(slot) = direct {
-            slot.written.store(written, Ordering::Relaxed);
+        // A quiet answer (the driver wrote it whole to the client) is picked
+        // up when the client's next request makes the socket readable, or
+        // when the node stops.
+        let mut stop = self.stop.clone();
+        let answered = tokio::select! {
+            biased;
+            a = rx.recv(direct.and_then(|d| d.stream)) => a,
+            () = stopped(&mut stop) => rx.recv(None).await,
+        };
+        let Answered {
+            answer,
+            written,
+            quiet_at,
+        } = answered.ok_or_else(Self::going_down)?;
+        if let Some(d) = direct {
+            d.slot.written.store(written, Ordering::Relaxed);
+            d.slot.set_answered_at(quiet_at);
         }
         match answer {
             Ok(Ok(ok)) => Ok(ok),
@@ -628,12 +651,45 @@ fn done_reply(kind: i32) -> Option<Reply> {
 
 /// A connection's side of [`DirectReply`]: a duplicate of its socket for
 /// the driver (`None` if `dup` failed: the connection then answers
-/// everything itself), and how many bytes of the current answer the
-/// driver already wrote.
+/// everything itself), how many bytes of the current answer the driver
+/// already wrote, and when it handed over an answer it wrote whole.
 #[derive(Debug, Default)]
 pub(super) struct DirectSlot {
     pub socket: Option<Arc<std::net::TcpStream>>,
     pub written: AtomicUsize,
+    answered_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl DirectSlot {
+    pub fn new(socket: Option<Arc<std::net::TcpStream>>) -> DirectSlot {
+        DirectSlot {
+            socket,
+            ..DirectSlot::default()
+        }
+    }
+
+    fn set_answered_at(&self, at: Option<Instant>) {
+        *self.answered_at.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    fn take_answered_at(&self) -> Option<Instant> {
+        self.answered_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// What a request's handler gets of its connection for direct answers: the
+/// slot, and the client's socket, through which the client's next request
+/// picks up a quiet answer (see `answer.rs`). `None` when the connection
+/// already holds bytes of a next request (a pipelining client): the socket
+/// may then stay quiet while the client waits for its answers, so every
+/// answer wakes the connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Direct<'a> {
+    pub slot: &'a DirectSlot,
+    pub stream: Option<&'a tokio::net::TcpStream>,
 }
 
 /// Most keys of a `multi_get` served as a point read.

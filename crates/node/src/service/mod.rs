@@ -242,16 +242,13 @@ impl Service {
         let mut stop = self.stop.clone();
         // A duplicate of the socket (same connection, own descriptor) for
         // the driver to answer plain successful updates directly.
-        let direct = commands::DirectSlot {
-            socket: match stream.as_fd().try_clone_to_owned() {
-                Ok(fd) => Some(Arc::new(std::net::TcpStream::from(fd))),
-                Err(e) => {
-                    tracing::debug!("no direct answers on this connection: dup failed: {e}");
-                    None
-                }
-            },
-            written: Default::default(),
-        };
+        let direct = commands::DirectSlot::new(match stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(Arc::new(std::net::TcpStream::from(fd))),
+            Err(e) => {
+                tracing::debug!("no direct answers on this connection: dup failed: {e}");
+                None
+            }
+        });
         loop {
             let read = tokio::select! {
                 r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
@@ -269,7 +266,15 @@ impl Service {
             };
             match incoming {
                 Incoming::Request(request) => {
-                    let response = self.handle(request, &direct).await;
+                    let response = self
+                        .handle(
+                            request,
+                            commands::Direct {
+                                slot: &direct,
+                                stream: buf.is_empty().then_some(&stream),
+                            },
+                        )
+                        .await;
                     let skip = direct.written.swap(0, std::sync::atomic::Ordering::Relaxed);
                     write_response_after(&mut stream, &response, skip).await?;
                 }
