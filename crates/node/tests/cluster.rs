@@ -182,6 +182,33 @@ impl Cluster {
     }
 }
 
+/// `AtLeast(i)` reads of `key` on every slave (name, client bound to it),
+/// after set #`n` wrote `value`: each sees `value`, or, allowed only for a
+/// slave whose tlog lacks `i`, answers `E_INCONSISTENT_READ`; at least one
+/// (one of the commit quorum) serves. Returns how many served.
+async fn read_at_least_on_slaves(
+    slaves: &[(String, Client)],
+    i: u64,
+    key: &[u8],
+    value: &[u8],
+    n: u32,
+) -> usize {
+    let mut served = 0;
+    for (name, slave) in slaves {
+        let at_least = slave.with_consistency(Consistency::AtLeast(i as i64));
+        match at_least.get(key).await {
+            Ok(v) => {
+                assert_eq!(v, value, "AtLeast({i}) on {name} after set #{n}");
+                served += 1;
+            }
+            Err(Error::InconsistentRead { .. }) => {}
+            Err(e) => panic!("AtLeast({i}) on {name} after set #{n}: {e}"),
+        }
+    }
+    assert!(served >= 1, "no slave served AtLeast({i}) after set #{n}");
+    served
+}
+
 fn txid(c: Consistency) -> u64 {
     match c {
         Consistency::AtLeast(i) => i as u64,
@@ -664,21 +691,7 @@ async fn answers_ahead_of_the_apply_are_read_back_at_once() {
         let value = n.to_le_bytes();
         writer.set(b"counter", &value).await.unwrap();
         let i = txid(on_master.get_txid().await.unwrap());
-        let mut served = 0;
-        for (name, slave) in &slaves {
-            let at_least = slave.with_consistency(Consistency::AtLeast(i as i64));
-            match at_least.get(b"counter").await {
-                Ok(v) => {
-                    assert_eq!(v, value, "AtLeast({i}) on {name} after set #{n}");
-                    served += 1;
-                }
-                // Allowed only for a slave whose tlog lacks the entry.
-                Err(Error::InconsistentRead { .. }) => {}
-                Err(e) => panic!("AtLeast({i}) on {name} after set #{n}: {e}"),
-            }
-        }
-        assert!(served >= 1, "no slave served AtLeast({i}) after set #{n}");
-        slave_reads_served += served;
+        slave_reads_served += read_at_least_on_slaves(&slaves, i, b"counter", &value, n).await;
         // On the master, every read sees every answered update.
         for (k, consistency) in [
             Consistency::NoGuarantee,
@@ -717,28 +730,15 @@ async fn a_slave_holds_applies_back_but_not_from_an_at_least_read() {
     let reader = cluster.client();
     let on_master = reader.node(&cluster.name(master)).unwrap();
     let slaves: Vec<usize> = (0..3).filter(|&j| j != master).collect();
+    let slave_readers: Vec<_> = slaves
+        .iter()
+        .map(|&j| (cluster.name(j), reader.node(&cluster.name(j)).unwrap()))
+        .collect();
     for n in 0..20u32 {
         let value = n.to_le_bytes();
         writer.set(b"k", &value).await.unwrap();
         let i = txid(on_master.get_txid().await.unwrap());
-        let mut served = 0;
-        for &j in &slaves {
-            let name = cluster.name(j);
-            let at_least = reader
-                .node(&name)
-                .unwrap()
-                .with_consistency(Consistency::AtLeast(i as i64));
-            match at_least.get(b"k").await {
-                Ok(v) => {
-                    assert_eq!(v, value, "AtLeast({i}) on {name} after set #{n}");
-                    served += 1;
-                }
-                // Allowed only for a slave whose tlog lacks the entry.
-                Err(Error::InconsistentRead { .. }) => {}
-                Err(e) => panic!("AtLeast({i}) on {name} after set #{n}: {e}"),
-            }
-        }
-        assert!(served >= 1, "no slave served AtLeast({i}) after set #{n}");
+        read_at_least_on_slaves(&slave_readers, i, b"k", &value, n).await;
     }
     // Writes nobody reads on the slaves: they stay unapplied there (fewer
     // than the 64 entries that are applied whatever the delay).
