@@ -75,13 +75,14 @@ pub fn channel() -> (AnswerSender, AnswerReceiver) {
 }
 
 impl AnswerSender {
-    /// Hands over the answer. `quiet`: the client has the whole answer on
-    /// its socket already, so the waiter need not be woken for it (see the
-    /// module doc).
-    pub fn send(mut self, answered: Answered, quiet: bool) {
+    /// Hands over the answer. A quiet one (`Answered::quiet_at`: the client
+    /// has the whole answer on its socket already) need not wake the waiter
+    /// (see the module doc).
+    pub fn send(mut self, answered: Answered) {
         let Some(shared) = self.shared.take() else {
             return;
         };
+        let quiet = answered.quiet_at.is_some();
         let waker = {
             let mut slot = shared.lock();
             slot.answer = Some(answered);
@@ -162,11 +163,12 @@ mod tests {
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
 
-    fn done() -> Answered {
+    /// A success of which the driver wrote 3 bytes; `quiet`: all of it.
+    fn done(quiet: bool) -> Answered {
         Answered {
             answer: Ok(Ok(store::UpdateOk::Done)),
             written: 3,
-            quiet_at: None,
+            quiet_at: quiet.then(std::time::Instant::now),
         }
     }
 
@@ -177,39 +179,53 @@ mod tests {
         (client.unwrap(), server.unwrap().0)
     }
 
-    /// Whether `recv` is still pending after the runtime had every chance to
-    /// run it (a current-thread runtime: yielding lets the task run).
+    /// Lets a spawned task run as far as it can (a current-thread runtime:
+    /// yielding runs it).
     async fn settle() {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
     }
 
+    /// `rx.recv(socket)` on a task of its own, run until it waits; its
+    /// result is the answer's `written`.
+    async fn waiting(
+        rx: AnswerReceiver,
+        socket: Option<TcpStream>,
+    ) -> tokio::task::JoinHandle<Option<usize>> {
+        let waiter = tokio::spawn(async move { rx.recv(socket.as_ref()).await.map(|a| a.written) });
+        settle().await;
+        assert!(!waiter.is_finished(), "done before any answer");
+        waiter
+    }
+
+    /// The waiter's result, once `why` woke it (within a generous bound).
+    async fn woken(waiter: tokio::task::JoinHandle<Option<usize>>, why: &str) -> Option<usize> {
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        got.unwrap_or_else(|_| panic!("not woken by {why}"))
+            .unwrap()
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_loud_answer_wakes_the_waiter() {
         let (_client, server) = socket_pair().await;
         let (tx, rx) = channel();
-        let waiter = tokio::spawn(async move { rx.recv(Some(&server)).await.map(|a| a.written) });
-        settle().await;
-        assert!(!waiter.is_finished());
-        tx.send(done(), false);
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert_eq!(got.expect("woken").unwrap(), Some(3));
+        let waiter = waiting(rx, Some(server)).await;
+        tx.send(done(false));
+        assert_eq!(woken(waiter, "the answer").await, Some(3));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_quiet_answer_waits_for_the_socket() {
         let (mut client, server) = socket_pair().await;
         let (tx, rx) = channel();
-        let waiter = tokio::spawn(async move { rx.recv(Some(&server)).await.map(|a| a.written) });
-        settle().await;
-        tx.send(done(), true);
+        let waiter = waiting(rx, Some(server)).await;
+        tx.send(done(true));
         settle().await;
         assert!(!waiter.is_finished(), "a quiet answer woke the waiter");
         // The client's next request: now the waiter picks the answer up.
         client.write_all(b"next").await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert_eq!(got.expect("woken by the socket").unwrap(), Some(3));
+        assert_eq!(woken(waiter, "the socket").await, Some(3));
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -219,39 +235,32 @@ mod tests {
         // The client sends before the answer is handed over (a pipelining
         // client, or the driver between its write and its send).
         client.write_all(b"early").await.unwrap();
-        let waiter = tokio::spawn(async move { rx.recv(Some(&server)).await.map(|a| a.written) });
-        settle().await;
-        assert!(!waiter.is_finished());
-        tx.send(done(), true);
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert_eq!(got.expect("woken by the answer").unwrap(), Some(3));
+        let waiter = waiting(rx, Some(server)).await;
+        tx.send(done(true));
+        assert_eq!(woken(waiter, "the answer").await, Some(3));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn without_a_socket_every_answer_wakes() {
         let (tx, rx) = channel();
-        let waiter = tokio::spawn(async move { rx.recv(None).await.map(|a| a.written) });
-        settle().await;
-        tx.send(done(), true);
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert_eq!(got.expect("woken").unwrap(), Some(3));
+        let waiter = waiting(rx, None).await;
+        tx.send(done(true));
+        assert_eq!(woken(waiter, "the answer").await, Some(3));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_dropped_sender_wakes_with_none() {
         let (_client, server) = socket_pair().await;
         let (tx, rx) = channel();
-        let waiter = tokio::spawn(async move { rx.recv(Some(&server)).await.is_none() });
-        settle().await;
+        let waiter = waiting(rx, Some(server)).await;
         drop(tx);
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert!(got.expect("woken").unwrap());
+        assert_eq!(woken(waiter, "the drop").await, None);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_answer_sent_before_the_wait_is_there_at_once() {
         let (tx, rx) = channel();
-        tx.send(Answered::new(Err(Refused::ReadOnly)), true);
+        tx.send(Answered::new(Err(Refused::ReadOnly)));
         let got = rx.recv(None).await.expect("the answer");
         assert!(matches!(got.answer, Err(Refused::ReadOnly)));
     }

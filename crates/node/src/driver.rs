@@ -130,7 +130,7 @@ struct Waiter {
 
 impl Waiter {
     fn refuse(self, refused: Refused) {
-        self.reply.send(Answered::new(Err(refused)), false);
+        self.reply.send(Answered::new(Err(refused)));
     }
 
     /// The update's result. With `direct`, a plain success is written to
@@ -147,14 +147,11 @@ impl Waiter {
             }
             _ => (0, false),
         };
-        self.reply.send(
-            Answered {
-                answer: Ok(result),
-                written,
-                quiet_at: whole.then(Instant::now),
-            },
-            whole,
-        );
+        self.reply.send(Answered {
+            answer: Ok(result),
+            written,
+            quiet_at: whole.then(Instant::now),
+        });
     }
 }
 
@@ -214,6 +211,14 @@ pub struct Driver {
     apply_deadline: Option<Instant>,
     /// A reader asked for the committed entries to be applied now.
     apply_wanted: bool,
+}
+
+/// Sleeps until `at`; never ends without one.
+async fn sleep_until_if(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -284,25 +289,13 @@ impl Driver {
         loop {
             // A commit index the slaves are owed (no append carried it
             // within `commit_announce_delay`): tick the core then.
-            let announce_at = self
-                .core
-                .commit_announce_due()
-                .map(|t| tokio::time::Instant::from_std(self.clock.instant_at(t)));
-            let announce = async move {
-                match announce_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let announce = sleep_until_if(
+                self.core
+                    .commit_announce_due()
+                    .map(|t| self.clock.instant_at(t)),
+            );
             // Committed entries a slave holds back (`slave_apply_delay`).
-            let apply_at = self.apply_deadline.map(tokio::time::Instant::from_std);
-            let apply_due = async move {
-                match apply_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let apply_wanted = Arc::clone(&self.io.apply_wanted);
+            let apply_due = sleep_until_if(self.apply_deadline);
             let event = tokio::select! {
                 biased;
                 r = self.io.stop.changed() => match r {
@@ -314,7 +307,7 @@ impl Driver {
                 _ = ticker.tick() => Event::Tick,
                 () = announce => Event::Tick,
                 () = apply_due => Event::Apply { wanted: false },
-                () = apply_wanted.notified() => Event::Apply { wanted: true },
+                () = self.io.apply_wanted.notified() => Event::Apply { wanted: true },
                 m = self.io.inbound.recv() => Event::Message(m),
                 r = self.io.requests.recv() => Event::Request(r),
             };
@@ -940,7 +933,7 @@ impl Driver {
         while let Ok(r) = self.io.requests.try_recv() {
             match r {
                 DriverRequest::Update { reply, .. } => {
-                    reply.send(Answered::new(Err(refused(false))), false);
+                    reply.send(Answered::new(Err(refused(false))));
                 }
                 DriverRequest::DropMaster { reply } => {
                     let _ = reply.send(Err("the node is going down".into()));
