@@ -1,176 +1,16 @@
 //! Real-process tests: `arakoon --node NAME -config FILE` processes on
 //! loopback ports, killed with SIGKILL, driven with the `client` crate and
-//! the binary's own client actions. Every child is killed when the test
-//! ends, also when it fails (`Processes`' `Drop`). A failing test prints the
-//! data directory (with each node's stderr) and the ports.
+//! the binary's own client actions (harness: `common/mod.rs`).
 
-use client::{Client, ClientBuilder, Consistency, Error, KeyRange, RetryPolicy, Update};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use client::{Consistency, Error, KeyRange, Update};
+use common::*;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const CLUSTER_ID: &str = "proc_test";
-/// Lease period of the test clusters, seconds.
-const LEASE_SECS: u64 = 1;
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// See `node::loopback_ports`: outside the ephemeral range, so that no
-/// outgoing connection of a parallel test takes one before its node binds.
-fn free_port() -> u16 {
-    node::loopback_ports(1).expect("a free loopback port")[0]
-}
-
-/// A cluster of `arakoon` processes; kills them all when dropped.
-struct Processes {
-    dir: tempfile::TempDir,
-    config_path: PathBuf,
-    names: Vec<String>,
-    client_addresses: Vec<String>,
-    children: Vec<Option<Child>>,
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Processes {
-    fn start(n: usize) -> Processes {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
-        let mut text = format!(
-            "[global]\ncluster = {}\ncluster_id = {CLUSTER_ID}\nlease_period = {LEASE_SECS}\n\n",
-            names.join(", ")
-        );
-        let mut client_addresses = Vec::new();
-        for name in &names {
-            let (cp, mp) = (free_port(), free_port());
-            client_addresses.push(format!("127.0.0.1:{cp}"));
-            text.push_str(&format!(
-                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n\n",
-                dir.path().join(name).display()
-            ));
-        }
-        let config_path = dir.path().join("arakoon.ini");
-        std::fs::write(&config_path, &text).expect("write the config");
-        eprintln!("cluster in {}:\n{text}", dir.path().display());
-        let mut p = Processes {
-            dir,
-            config_path,
-            names,
-            client_addresses,
-            children: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            p.spawn(i);
-        }
-        p
-    }
-
-    fn spawn(&mut self, i: usize) {
-        assert!(self.children[i].is_none(), "node {i} is running");
-        let stderr_path = self.dir.path().join(format!("{}.stderr", self.names[i]));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr_path)
-            .expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
-            .arg("--node")
-            .arg(&self.names[i])
-            .arg("-config")
-            .arg(&self.config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn arakoon --node");
-        self.children[i] = Some(child);
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn client(&self) -> Client {
-        let mut b = ClientBuilder::new(CLUSTER_ID)
-            .request_timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_millis(500))
-            .discovery_timeout(Duration::from_millis(500))
-            .retry_policy(RetryPolicy {
-                max_attempts: 4,
-                backoff_initial: Duration::from_millis(50),
-                backoff_max: Duration::from_millis(200),
-            });
-        for (name, addr) in self.names.iter().zip(&self.client_addresses) {
-            b = b.node(name, addr);
-        }
-        b.build().expect("client")
-    }
-
-    fn stderr_of(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{}.stderr", self.names[i])))
-            .unwrap_or_default()
-    }
-
-    /// Runs a client action of the binary (`-config FILE` + `args`).
-    fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
-            .arg("-config")
-            .arg(&self.config_path)
-            .args(args)
-            .output()
-            .expect("run arakoon");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-/// Waits until some node names itself master and takes a write (a paused
-/// node costs at most half a second per try).
-async fn wait_for_master(c: &Client, p: &Processes) -> String {
-    let c = c.with_request_timeout(Duration::from_millis(500));
-    let start = Instant::now();
-    loop {
-        if let Ok(m) = c.master().await {
-            if c.nop().await.is_ok() {
-                return m;
-            }
-        }
-        if start.elapsed() > DEADLINE {
-            for i in 0..p.names.len() {
-                eprintln!("--- {} stderr:\n{}", p.names[i], p.stderr_of(i));
-            }
-            panic!("no master within {DEADLINE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn index_of(p: &Processes, name: &str) -> usize {
-    p.names.iter().position(|n| n == name).expect("a node name")
-}
-
-fn txid(c: Consistency) -> i64 {
-    match c {
-        Consistency::AtLeast(i) => i,
-        other => panic!("get_txid answered {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_against_three_processes() {
@@ -428,7 +268,7 @@ async fn bad_input_gets_a_clear_error_and_the_node_is_unharmed() {
     let (rc, msg) = answer(&addr, &[1, 2, 3, 4, 1, 0, 0, 0]).await;
     assert_eq!(rc, 0x01, "E_NO_MAGIC: {msg}");
     let mut huge = Vec::new();
-    protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut huge);
+    protocol::encode_prologue(p.cluster_id.as_bytes(), &mut huge);
     huge.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes()); // set
     huge.extend_from_slice(&(1u32 << 30).to_le_bytes()); // key of 1 GiB
     let (rc, msg) = answer(&addr, &huge).await;
@@ -436,7 +276,7 @@ async fn bad_input_gets_a_clear_error_and_the_node_is_unharmed() {
     {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let mut truncated = Vec::new();
-        protocol::encode_prologue(CLUSTER_ID.as_bytes(), &mut truncated);
+        protocol::encode_prologue(p.cluster_id.as_bytes(), &mut truncated);
         truncated.extend_from_slice(&(0xb1ff_0000u32 | 0x09).to_le_bytes());
         truncated.extend_from_slice(&100u32.to_le_bytes());
         truncated.extend_from_slice(b"only a few");
@@ -449,16 +289,6 @@ async fn bad_input_gets_a_clear_error_and_the_node_is_unharmed() {
         stderr.contains("wrong cluster id"),
         "the refusal is logged:\n{stderr}"
     );
-}
-
-fn signal(p: &Processes, i: usize, sig: &str) {
-    let pid = p.children[i].as_ref().expect("running").id();
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{sig} {pid}");
 }
 
 /// SIGTERM: the node stops cleanly (exit 0, tlog synced, store

@@ -1,7 +1,7 @@
 //! Wire encoding of [`Message`]: versioned, compact, little-endian, for the
 //! node to send over TCP (framing, e.g. a length prefix, is the caller's).
 //!
-//! Layout (version 1): `version u8 = 1`, `kind u8`, `from u64`, `to u64`,
+//! Layout (version 2): `version u8 = 2`, `kind u8`, `from u64`, `to u64`,
 //! `term u64`, then the body:
 //!
 //! | kind | body |
@@ -10,22 +10,24 @@
 //! | 2 pre_vote_response | granted u8 |
 //! | 3 vote | last_index u64, last_term u64, transfer u8 |
 //! | 4 vote_response | granted u8 |
-//! | 5 append | prev_index u64, prev_term u64, commit u64, sent_at u64, count u32, count × (index u64, term u64, len u32, payload) |
-//! | 6 append_response | sent_at u64, 0 u8 + match_index u64, or 1 u8 + rejected_prev_index u64 + hint_index u64 + hint_term u64 |
-//! | 7 heartbeat | commit u64, sent_at u64 |
-//! | 8 heartbeat_response | sent_at u64 |
+//! | 5 append | prev_index u64, prev_term u64, commit u64, sent_at u64, slave_incarnation u64, count u32, count × (index u64, term u64, len u32, payload) |
+//! | 6 append_response | sent_at u64, incarnation u64, recovering u8, then 0 u8 + match_index u64, or 1 u8 + rejected_prev_index u64 + hint_index u64 + hint_term u64 |
+//! | 7 heartbeat | commit u64, sent_at u64, slave_incarnation u64 |
+//! | 8 heartbeat_response | sent_at u64, commit u64, incarnation u64, recovering u8 |
 //! | 9 timeout_now | (nothing) |
+//! | 10 recovery_query | asked_at u64 |
+//! | 11 recovery_reply | asked_at u64, standing u8 (0 trusted, 1 recovering, 2 unknown), last_index u64 |
 //!
 //! The decoder never panics, rejects trailing bytes, booleans other than 0/1,
 //! and counts or lengths beyond [`DecodeLimits`] before allocating anything
 //! for them; it allocates at most about the input's length.
 
 use crate::message::{AppendResult, Body, Message};
-use crate::types::{Entry, NodeId, Time};
+use crate::types::{Entry, NodeId, Standing, Time};
 use bytes::Bytes;
 
 /// The encoding version this code writes and reads.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Bounds the decoder enforces on hostile input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,12 +113,14 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
             prev_term,
             commit,
             sent_at,
+            slave_incarnation,
             entries,
         } => {
             put_u64(out, *prev_index);
             put_u64(out, *prev_term);
             put_u64(out, *commit);
             put_u64(out, sent_at.0);
+            put_u64(out, *slave_incarnation);
             // Entry counts and payload lengths are bounded by the config's
             // limits (max_entry_bytes < 4 GiB); saturating keeps encode total.
             put_u32(out, u32::try_from(entries.len()).unwrap_or(u32::MAX));
@@ -127,8 +131,15 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
                 out.extend_from_slice(&e.payload);
             }
         }
-        Body::AppendResponse { sent_at, result } => {
+        Body::AppendResponse {
+            sent_at,
+            result,
+            incarnation,
+            recovering,
+        } => {
             put_u64(out, sent_at.0);
+            put_u64(out, *incarnation);
+            out.push(u8::from(*recovering));
             match result {
                 AppendResult::Accepted { match_index } => {
                     out.push(0);
@@ -146,15 +157,37 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) {
                 }
             }
         }
-        Body::Heartbeat { commit, sent_at } => {
+        Body::Heartbeat {
+            commit,
+            sent_at,
+            slave_incarnation,
+        } => {
             put_u64(out, *commit);
             put_u64(out, sent_at.0);
+            put_u64(out, *slave_incarnation);
         }
-        Body::HeartbeatResponse { sent_at, commit } => {
+        Body::HeartbeatResponse {
+            sent_at,
+            commit,
+            incarnation,
+            recovering,
+        } => {
             put_u64(out, sent_at.0);
             put_u64(out, *commit);
+            put_u64(out, *incarnation);
+            out.push(u8::from(*recovering));
         }
         Body::TimeoutNow => {}
+        Body::RecoveryQuery { asked_at } => put_u64(out, asked_at.0),
+        Body::RecoveryReply {
+            asked_at,
+            standing,
+            last_index,
+        } => {
+            put_u64(out, asked_at.0);
+            out.push(standing.code());
+            put_u64(out, *last_index);
+        }
     }
 }
 
@@ -176,6 +209,8 @@ fn kind_of(body: &Body) -> u8 {
         Body::Heartbeat { .. } => 7,
         Body::HeartbeatResponse { .. } => 8,
         Body::TimeoutNow => 9,
+        Body::RecoveryQuery { .. } => 10,
+        Body::RecoveryReply { .. } => 11,
     }
 }
 
@@ -277,6 +312,8 @@ pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<Message, DecodeError>
         5 => decode_append(&mut r, limits)?,
         6 => {
             let sent_at = Time(r.u64("sent_at")?);
+            let incarnation = r.u64("incarnation")?;
+            let recovering = r.bool("recovering")?;
             let offset = r.offset;
             let result = match r.u8("append_result")? {
                 0 => AppendResult::Accepted {
@@ -295,17 +332,43 @@ pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<Message, DecodeError>
                     })
                 }
             };
-            Body::AppendResponse { sent_at, result }
+            Body::AppendResponse {
+                sent_at,
+                result,
+                incarnation,
+                recovering,
+            }
         }
         7 => Body::Heartbeat {
             commit: r.u64("commit")?,
             sent_at: Time(r.u64("sent_at")?),
+            slave_incarnation: r.u64("slave_incarnation")?,
         },
         8 => Body::HeartbeatResponse {
             sent_at: Time(r.u64("sent_at")?),
             commit: r.u64("commit")?,
+            incarnation: r.u64("incarnation")?,
+            recovering: r.bool("recovering")?,
         },
         9 => Body::TimeoutNow,
+        10 => Body::RecoveryQuery {
+            asked_at: Time(r.u64("asked_at")?),
+        },
+        11 => {
+            let asked_at = Time(r.u64("asked_at")?);
+            let offset = r.offset;
+            let code = r.u8("standing")?;
+            let standing = Standing::from_code(code).ok_or(DecodeError::InvalidValue {
+                field: "standing",
+                offset,
+                value: u64::from(code),
+            })?;
+            Body::RecoveryReply {
+                asked_at,
+                standing,
+                last_index: r.u64("last_index")?,
+            }
+        }
         kind => return Err(DecodeError::UnknownKind { kind }),
     };
     if r.remaining() != 0 {
@@ -329,6 +392,7 @@ fn decode_append(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Body, Deco
     let prev_term = r.u64("prev_term")?;
     let commit = r.u64("commit")?;
     let sent_at = Time(r.u64("sent_at")?);
+    let slave_incarnation = r.u64("slave_incarnation")?;
     let count = r.u32("entry_count")?;
     if count > limits.max_entries {
         return Err(DecodeError::LimitExceeded {
@@ -373,6 +437,7 @@ fn decode_append(r: &mut Reader<'_>, limits: &DecodeLimits) -> Result<Body, Deco
         prev_term,
         commit,
         sent_at,
+        slave_incarnation,
         entries,
     })
 }

@@ -22,6 +22,10 @@ pub enum Broken {
     VoteForStaleCandidate,
     /// A slave acknowledges appended entries before the fsync event covers them.
     AckBeforeFsync,
+    /// A node that lost its disk (or cannot read its hard state) trusts its
+    /// empty state at once: it votes and counts as if it had never promised
+    /// anything.
+    WipedNodeVotes,
 }
 
 /// Configuration of one node. Every period is a `Duration`; every limit is
@@ -129,6 +133,36 @@ impl Config {
     /// Voters needed for a quorum (the override, or a majority).
     pub fn quorum_size(&self) -> usize {
         self.quorum.unwrap_or(self.voters.len() / 2 + 1)
+    }
+
+    /// How long a node that cannot vouch for its state waits, from its
+    /// start, before it asks the other voters for their terms: by then every
+    /// election its earlier incarnation may have voted in is over (a
+    /// candidate counts votes for at most `election_timeout_max` of its own
+    /// clock) and every lease it may have granted has run out. The longer of
+    /// the two periods, stretched for clock-rate drift (rates within
+    /// `max_clock_drift / (2 lease_period)` of real time, as the lease
+    /// argument assumes): `period * (2L + drift) / (2L - drift)`, rounded up.
+    pub fn recovery_wait(&self) -> Duration {
+        let period = self.election_timeout_max.max(self.lease_period).as_nanos();
+        let two_lease = 2 * self.lease_period.as_nanos();
+        let drift = self.max_clock_drift.as_nanos();
+        // validate(): drift < lease_period, so the divisor is above L.
+        let divisor = two_lease.saturating_sub(drift).max(1);
+        let nanos = (period * (two_lease + drift)).div_ceil(divisor);
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// Answers from other voters (trusted ones, given after
+    /// [`Config::recovery_wait`]) a recovering node needs before it knows a
+    /// term at least as high as any its earlier incarnation took part in:
+    /// enough to meet every quorum's other members (`voters - quorum + 1`),
+    /// and never more than there are other voters.
+    pub fn recovery_answers_needed(&self) -> usize {
+        let voters = self.voters.len();
+        (voters + 1)
+            .saturating_sub(self.quorum_size())
+            .min(voters.saturating_sub(1))
     }
 
     /// Checks every field; the first problem is returned.

@@ -6,7 +6,7 @@
 //! its responses, and only the master that produced it ever interprets it
 //! (for its lease). No node compares its clock with another node's.
 
-use crate::types::{Entry, NodeId, Time};
+use crate::types::{Entry, NodeId, Standing, Time};
 
 /// A message from one core to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,22 +45,31 @@ pub enum Body {
         granted: bool,
     },
     /// Entries `prev_index + 1 ..` (possibly none: a probe), if the receiver's
-    /// entry at `prev_index` has `prev_term`.
+    /// entry at `prev_index` has `prev_term`. `slave_incarnation`: the
+    /// receiver's incarnation as the master knows it in this term (0 if it
+    /// has heard none); a recovering slave takes its catch-up target only
+    /// from a master that knows its new incarnation.
     Append {
         prev_index: u64,
         prev_term: u64,
         commit: u64,
         sent_at: Time,
+        slave_incarnation: u64,
         entries: Vec<Entry>,
     },
+    /// `incarnation`: the sender's; `recovering`: the sender does not count
+    /// toward a commit or a lease (it is not `Trusted`).
     AppendResponse {
         sent_at: Time,
         result: AppendResult,
+        incarnation: u64,
+        recovering: bool,
     },
     /// Liveness, commit index and lease renewal, no entries.
     Heartbeat {
         commit: u64,
         sent_at: Time,
+        slave_incarnation: u64,
     },
     HeartbeatResponse {
         sent_at: Time,
@@ -69,9 +78,23 @@ pub enum Body {
         /// a restart, say): the master then sends an append (empty if nothing
         /// is new) so the slave can verify them and advance.
         commit: u64,
+        incarnation: u64,
+        recovering: bool,
     },
     /// "Campaign now": the master hands mastership to the receiver.
     TimeoutNow,
+    /// From a node that is not `Trusted`, to every other voter: "what is
+    /// your term, your standing, your last index?" Changes nothing at the
+    /// receiver. `asked_at`: the asker's local time, echoed.
+    RecoveryQuery {
+        asked_at: Time,
+    },
+    /// The answer; the message's term is the answerer's current term.
+    RecoveryReply {
+        asked_at: Time,
+        standing: Standing,
+        last_index: u64,
+    },
 }
 
 /// A slave's answer to `Append`.
@@ -103,6 +126,8 @@ impl Body {
             Body::Heartbeat { .. } => "heartbeat",
             Body::HeartbeatResponse { .. } => "heartbeat_response",
             Body::TimeoutNow => "timeout_now",
+            Body::RecoveryQuery { .. } => "recovery_query",
+            Body::RecoveryReply { .. } => "recovery_reply",
         }
     }
 }

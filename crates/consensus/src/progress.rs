@@ -35,6 +35,12 @@ pub(crate) struct Progress {
     pub(crate) empty_append_due: bool,
     /// The highest commit index any message of this term told the peer.
     pub(crate) commit_sent: u64,
+    /// The peer's incarnation whose responses this progress follows (the
+    /// first one heard in this term, or the one it came back with).
+    pub(crate) incarnation: Option<u64>,
+    /// The peer said it is recovering: it counts toward neither a commit
+    /// nor the lease.
+    pub(crate) recovering: bool,
 }
 
 impl Progress {
@@ -48,6 +54,8 @@ impl Progress {
             slot_freed_at: None,
             empty_append_due: false,
             commit_sent: 0,
+            incarnation: None,
+            recovering: false,
         }
     }
 

@@ -552,6 +552,24 @@ impl Cluster {
         node.up = true;
     }
 
+    /// Crashes a node and loses its whole disk (log, store, hard state),
+    /// then starts it empty with a new incarnation, as an operator who
+    /// replaces a broken disk would.
+    pub fn wipe(&mut self, id: u64) {
+        let now = self.now;
+        let node = self.node_mut(id);
+        let incarnation = node.core.incarnation().wrapping_add(0x9E37_79B9).max(1);
+        node.log = MemLog::new();
+        node.applied.clear();
+        node.applied_index = 0;
+        node.hard_state = HardState::unknown(incarnation);
+        node.snapshot_requests.clear();
+        let local = node.local_time(now);
+        node.core = Core::new(node.config.clone(), node.hard_state, &node.log, 0, local)
+            .expect("restart empty");
+        node.up = true;
+    }
+
     /// State-machine safety (§3.6.3): every two nodes applied the same entry
     /// at every index both applied.
     pub fn assert_applied_agree(&self) {

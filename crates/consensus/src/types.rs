@@ -75,13 +75,88 @@ impl Entry {
 }
 
 /// What must be durable before any message of the same `Ready` leaves the
-/// node: the current term `n` and the vote given in it.
+/// node: the current term `n`, the vote given in it, and whether this
+/// node's persisted state holds everything it ever promised (see
+/// "Recovery: a node that lost its disk" in the crate doc).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HardState {
     /// Current term; never decreases.
     pub term: u64,
     /// The candidate this node voted for in `term`, if any.
     pub voted_for: Option<NodeId>,
+    /// Identifies this node's state since it was last created empty: a node
+    /// that loses its disk comes back with another one, and the master
+    /// resets what it believed of the old one. Chosen by the caller at
+    /// random when nothing was persisted; 0 for a state that predates
+    /// incarnations.
+    pub incarnation: u64,
+    /// Whether the state can be trusted to hold every promise (vote,
+    /// acknowledgement) this node ever made.
+    pub standing: Standing,
+}
+
+impl HardState {
+    /// The state of a node that found nothing persisted (an empty home, or
+    /// a hard state it cannot read): it does not know whether it is new in
+    /// a new cluster or lost its disk, and finds out by asking the others.
+    /// `incarnation` must be fresh (random, non-zero).
+    pub fn unknown(incarnation: u64) -> HardState {
+        HardState {
+            term: 0,
+            voted_for: None,
+            incarnation,
+            standing: Standing::Unknown,
+        }
+    }
+}
+
+/// Whether a node's persisted state holds everything it ever promised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Standing {
+    /// Its hard state and log are what it made durable itself: a full voter.
+    /// (Also a node that proved, by asking every other voter, that the
+    /// cluster is new.)
+    #[default]
+    Trusted,
+    /// It cannot vouch for what an earlier incarnation promised (its disk
+    /// was wiped, its hard state was unreadable, its store was injected):
+    /// it neither votes nor counts toward a commit or a lease until it has
+    /// caught up (the crate doc says exactly when).
+    Recovering,
+    /// Nothing was persisted: new in a new cluster, or wiped. Decided by
+    /// asking the other voters (then `Trusted` or `Recovering`).
+    Unknown,
+}
+
+impl Standing {
+    /// The wire and disk code of this standing.
+    pub fn code(self) -> u8 {
+        match self {
+            Standing::Trusted => 0,
+            Standing::Recovering => 1,
+            Standing::Unknown => 2,
+        }
+    }
+
+    /// The standing of a wire or disk code.
+    pub fn from_code(code: u8) -> Option<Standing> {
+        match code {
+            0 => Some(Standing::Trusted),
+            1 => Some(Standing::Recovering),
+            2 => Some(Standing::Unknown),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Trusted => "trusted",
+            Standing::Recovering => "recovering",
+            Standing::Unknown => "unknown",
+        })
+    }
 }
 
 /// The part a node plays right now.

@@ -46,40 +46,72 @@ fn body() -> impl Strategy<Value = Body> {
             any::<u64>(),
             any::<u64>(),
             any::<u64>(),
+            any::<u64>(),
             entries()
         )
             .prop_map(
-                |(prev_index, prev_term, commit, sent_at, entries)| Body::Append {
-                    prev_index,
-                    prev_term,
-                    commit,
-                    sent_at: Time(sent_at),
-                    entries
+                |(prev_index, prev_term, commit, sent_at, slave_incarnation, entries)| {
+                    Body::Append {
+                        prev_index,
+                        prev_term,
+                        commit,
+                        sent_at: Time(sent_at),
+                        slave_incarnation,
+                        entries,
+                    }
                 }
             ),
-        (any::<u64>(), any::<u64>()).prop_map(|(sent_at, match_index)| Body::AppendResponse {
-            sent_at: Time(sent_at),
-            result: AppendResult::Accepted { match_index }
-        }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(sent_at, r, h, t)| {
-            Body::AppendResponse {
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+            |(sent_at, match_index, incarnation, recovering)| Body::AppendResponse {
                 sent_at: Time(sent_at),
-                result: AppendResult::Rejected {
-                    rejected_prev_index: r,
-                    hint_index: h,
-                    hint_term: t,
-                },
+                result: AppendResult::Accepted { match_index },
+                incarnation,
+                recovering,
+            }
+        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(|(sent_at, r, h, t, incarnation)| {
+                Body::AppendResponse {
+                    sent_at: Time(sent_at),
+                    result: AppendResult::Rejected {
+                        rejected_prev_index: r,
+                        hint_index: h,
+                        hint_term: t,
+                    },
+                    incarnation,
+                    recovering: false,
+                }
+            }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(commit, sent_at, slave_incarnation)| Body::Heartbeat {
+                commit,
+                sent_at: Time(sent_at),
+                slave_incarnation,
+            }
+        ),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+            |(sent_at, commit, incarnation, recovering)| Body::HeartbeatResponse {
+                sent_at: Time(sent_at),
+                commit,
+                incarnation,
+                recovering,
+            }
+        ),
+        Just(Body::TimeoutNow),
+        any::<u64>().prop_map(|t| Body::RecoveryQuery { asked_at: Time(t) }),
+        (any::<u64>(), 0u8..3, any::<u64>()).prop_map(|(t, code, last_index)| {
+            Body::RecoveryReply {
+                asked_at: Time(t),
+                standing: consensus::Standing::from_code(code).unwrap_or_default(),
+                last_index,
             }
         }),
-        (any::<u64>(), any::<u64>()).prop_map(|(commit, sent_at)| Body::Heartbeat {
-            commit,
-            sent_at: Time(sent_at)
-        }),
-        (any::<u64>(), any::<u64>()).prop_map(|(sent_at, commit)| Body::HeartbeatResponse {
-            sent_at: Time(sent_at),
-            commit,
-        }),
-        Just(Body::TimeoutNow),
     ]
 }
 
@@ -140,7 +172,7 @@ proptest! {
 }
 
 fn header(kind: u8) -> Vec<u8> {
-    let mut v = vec![1, kind];
+    let mut v = vec![consensus::WIRE_VERSION, kind];
     v.extend_from_slice(&1u64.to_le_bytes());
     v.extend_from_slice(&2u64.to_le_bytes());
     v.extend_from_slice(&3u64.to_le_bytes());
@@ -151,7 +183,8 @@ fn header(kind: u8) -> Vec<u8> {
 #[test]
 fn huge_entry_count_is_refused_up_front() {
     let mut v = header(5);
-    for _ in 0..4 {
+    // prev_index, prev_term, commit, sent_at, slave_incarnation
+    for _ in 0..5 {
         v.extend_from_slice(&0u64.to_le_bytes());
     }
     v.extend_from_slice(&u32::MAX.to_le_bytes());
@@ -164,7 +197,8 @@ fn huge_entry_count_is_refused_up_front() {
     ));
     // Within the limit but more than the input can hold: refused too.
     let mut v = header(5);
-    for _ in 0..4 {
+    // prev_index, prev_term, commit, sent_at, slave_incarnation
+    for _ in 0..5 {
         v.extend_from_slice(&0u64.to_le_bytes());
     }
     v.extend_from_slice(&50_000u32.to_le_bytes());
@@ -181,7 +215,8 @@ fn huge_entry_count_is_refused_up_front() {
 #[test]
 fn huge_payload_length_is_refused() {
     let mut v = header(5);
-    for _ in 0..4 {
+    // prev_index, prev_term, commit, sent_at, slave_incarnation
+    for _ in 0..5 {
         v.extend_from_slice(&0u64.to_le_bytes());
     }
     v.extend_from_slice(&1u32.to_le_bytes());
@@ -220,10 +255,10 @@ fn bad_headers_are_refused_with_context() {
         Err(DecodeError::TooLarge { len: 11, limit: 10 })
     ));
     let mut v = header(9);
-    v[0] = 2;
+    v[0] = 1;
     assert_eq!(
         decode(&v, &DecodeLimits::default()),
-        Err(DecodeError::UnsupportedVersion { version: 2 })
+        Err(DecodeError::UnsupportedVersion { version: 1 })
     );
     assert_eq!(
         decode(&header(42), &DecodeLimits::default()),
@@ -241,11 +276,25 @@ fn bad_headers_are_refused_with_context() {
     ));
     let mut v = header(6);
     v.extend_from_slice(&0u64.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v.push(0);
     v.push(3);
     assert!(matches!(
         decode(&v, &DecodeLimits::default()),
         Err(DecodeError::InvalidValue {
             field: "append_result",
+            ..
+        })
+    ));
+    let mut v = header(11);
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v.push(3);
+    v.extend_from_slice(&0u64.to_le_bytes());
+    assert!(matches!(
+        decode(&v, &DecodeLimits::default()),
+        Err(DecodeError::InvalidValue {
+            field: "standing",
+            value: 3,
             ..
         })
     ));
@@ -262,10 +311,12 @@ fn golden_heartbeat_encoding() {
         body: Body::Heartbeat {
             commit: 4,
             sent_at: Time(5),
+            slave_incarnation: 6,
         },
     };
     let mut expected = header(7);
     expected.extend_from_slice(&4u64.to_le_bytes());
     expected.extend_from_slice(&5u64.to_le_bytes());
+    expected.extend_from_slice(&6u64.to_le_bytes());
     assert_eq!(encode(&m), expected);
 }

@@ -39,6 +39,7 @@ fn body() -> impl Strategy<Value = Body> {
                     prev_term,
                     commit,
                     sent_at: Time(0),
+                    slave_incarnation: n,
                     entries: (0..n)
                         .map(|k| Entry {
                             index: prev_index.wrapping_add(1 + k),
@@ -48,27 +49,55 @@ fn body() -> impl Strategy<Value = Body> {
                         .collect(),
                 }
             ),
-        (small.clone(), any::<u64>()).prop_map(|(match_index, sent_at)| Body::AppendResponse {
-            sent_at: Time(sent_at),
-            result: AppendResult::Accepted { match_index }
-        }),
-        (small.clone(), small.clone(), small.clone()).prop_map(|(r, h, t)| Body::AppendResponse {
-            sent_at: Time(0),
-            result: AppendResult::Rejected {
-                rejected_prev_index: r,
-                hint_index: h,
-                hint_term: t
+        (small.clone(), any::<u64>(), 0u64..3, any::<bool>()).prop_map(
+            |(match_index, sent_at, incarnation, recovering)| Body::AppendResponse {
+                sent_at: Time(sent_at),
+                result: AppendResult::Accepted { match_index },
+                incarnation,
+                recovering,
+            }
+        ),
+        (
+            small.clone(),
+            small.clone(),
+            small.clone(),
+            0u64..3,
+            any::<bool>()
+        )
+            .prop_map(|(r, h, t, incarnation, recovering)| Body::AppendResponse {
+                sent_at: Time(0),
+                result: AppendResult::Rejected {
+                    rejected_prev_index: r,
+                    hint_index: h,
+                    hint_term: t
+                },
+                incarnation,
+                recovering,
+            }),
+        (small.clone(), any::<u64>(), 0u64..3).prop_map(|(commit, sent_at, slave_incarnation)| {
+            Body::Heartbeat {
+                commit,
+                sent_at: Time(sent_at),
+                slave_incarnation,
             }
         }),
-        (small.clone(), any::<u64>()).prop_map(|(commit, sent_at)| Body::Heartbeat {
-            commit,
-            sent_at: Time(sent_at)
-        }),
-        (any::<u64>(), any::<u64>()).prop_map(|(sent_at, commit)| Body::HeartbeatResponse {
-            sent_at: Time(sent_at),
-            commit,
-        }),
+        (any::<u64>(), any::<u64>(), 0u64..3, any::<bool>()).prop_map(
+            |(sent_at, commit, incarnation, recovering)| Body::HeartbeatResponse {
+                sent_at: Time(sent_at),
+                commit,
+                incarnation,
+                recovering,
+            }
+        ),
         Just(Body::TimeoutNow),
+        any::<u64>().prop_map(|t| Body::RecoveryQuery { asked_at: Time(t) }),
+        (any::<u64>(), 0u8..3, small.clone()).prop_map(|(t, code, last_index)| {
+            Body::RecoveryReply {
+                asked_at: Time(t),
+                standing: consensus::Standing::from_code(code).unwrap_or_default(),
+                last_index,
+            }
+        }),
     ]
 }
 

@@ -30,6 +30,7 @@ fn preset(c: &mut Cluster, id: u64, entries: &[(u64, u64)], term: u64, applied: 
     n.hard_state = HardState {
         term,
         voted_for: None,
+        ..HardState::default()
     };
     n.applied = n
         .log

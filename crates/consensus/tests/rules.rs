@@ -40,6 +40,7 @@ fn node1(log: &MemLog, term: u64) -> Core {
         HardState {
             term,
             voted_for: None,
+            ..HardState::default()
         },
         log,
         0,
@@ -137,7 +138,8 @@ fn one_vote_per_term_and_persisted_with_the_response() {
         rd.hard_state,
         Some(HardState {
             term: 2,
-            voted_for: Some(NodeId(2))
+            voted_for: Some(NodeId(2)),
+            ..HardState::default()
         })
     );
     assert!(matches!(
@@ -174,6 +176,7 @@ fn terms_only_grow_and_stale_messages_get_the_newer_term() {
         body: Body::Heartbeat {
             commit: 0,
             sent_at: Time(0),
+            slave_incarnation: 0,
         },
     };
     let now = c.now;
@@ -191,6 +194,7 @@ fn terms_only_grow_and_stale_messages_get_the_newer_term() {
             prev_term: 0,
             commit: 0,
             sent_at: Time(0),
+            slave_incarnation: 0,
             entries: vec![],
         },
     };
@@ -225,6 +229,7 @@ fn slave_commit_is_capped_by_verified_entries() {
         body: Body::Heartbeat {
             commit: 3,
             sent_at: Time(5),
+            slave_incarnation: 0,
         },
     };
     c.step(hb, now, &log).unwrap();
@@ -238,6 +243,7 @@ fn slave_commit_is_capped_by_verified_entries() {
             prev_term: 1,
             commit: 3,
             sent_at: Time(6),
+            slave_incarnation: 0,
             entries: vec![],
         },
     };
@@ -248,7 +254,8 @@ fn slave_commit_is_capped_by_verified_entries() {
         m.body,
         Body::AppendResponse {
             result: AppendResult::Accepted { match_index: 2 },
-            sent_at: Time(6)
+            sent_at: Time(6),
+            ..
         }
     )));
 }
@@ -270,6 +277,7 @@ fn bad_input_is_refused_without_state_change() {
             prev_term: 1,
             commit: 0,
             sent_at: Time(0),
+            slave_incarnation: 0,
             entries: vec![Entry {
                 index: 7,
                 term: 5,
@@ -361,6 +369,7 @@ fn transfer_vote_bypasses_the_lease_guard() {
         HardState {
             term: 1,
             voted_for: None,
+            ..HardState::default()
         },
         &log,
         0,

@@ -80,7 +80,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     tlog.save_hard_state(HardState {
         term: 1,
-        vote: Some(0),
+        voted_for: Some(consensus::NodeId(0)),
+        ..HardState::default()
     })?;
     drop(tlog);
     println!(

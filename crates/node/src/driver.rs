@@ -591,10 +591,7 @@ impl Driver {
             .map_err(|e| fatal("take_ready", e))?;
         if let Some(hs) = ready.hard_state {
             self.tlog
-                .save_hard_state(tlog::HardState {
-                    term: hs.term,
-                    vote: hs.voted_for.map(|n| n.0),
-                })
+                .save_hard_state(hs)
                 .map_err(|e| self.tlog_error(e))?;
         }
         if let Some(after) = ready.truncate_after {
@@ -894,6 +891,7 @@ impl Driver {
         };
         let new = Published {
             role,
+            standing: self.core.standing(),
             term: self.core.term(),
             master: self.core.master(),
             lease,

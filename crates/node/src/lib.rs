@@ -148,6 +148,8 @@ const STORE_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     pub role: Role,
+    /// `Recovering` while a node that lost its disk catches up.
+    pub standing: consensus::Standing,
     pub term: u64,
     /// The master's name, if known (this node's name if it is master).
     pub master: Option<String>,
@@ -194,6 +196,26 @@ async fn listen(
             socket.listen(1024).map_err(err)
         }
     }
+}
+
+/// The hard state the node starts from: the saved one, or, when none can
+/// be read (a new node, a wiped home, a damaged file), an unknown one with
+/// a fresh random incarnation: the core then finds out from the other
+/// voters whether the cluster is new or this node lost what it promised,
+/// and in that case recovers before it votes (consensus `Standing`).
+fn starting_hard_state(tlog: &Tlog) -> Result<HardState, NodeError> {
+    if let Some(saved) = tlog.hard_state() {
+        return Ok(saved);
+    }
+    if let Some(why) = tlog.hard_state_unreadable() {
+        tracing::warn!(
+            "the hard state cannot be read ({why}): this node cannot vouch for its votes and acknowledgements, and recovers them from its peers before it votes again"
+        );
+    }
+    let incarnation = getrandom::u64()
+        .map_err(|e| NodeError::Driver(format!("no randomness for the node's incarnation: {e}")))?
+        .max(1);
+    Ok(HardState::unknown(incarnation))
 }
 
 fn tlog_options(cluster: &ClusterConfig, node: &config::NodeConfig) -> TlogOptions {
@@ -313,11 +335,7 @@ impl Node {
         let (store, store_released) = state::SharedStore::new(store);
         let store = Arc::new(store);
         let clock = Clock::new();
-        let saved = tlog.hard_state();
-        let hard_state = HardState {
-            term: saved.term,
-            voted_for: saved.vote.map(NodeId),
-        };
+        let hard_state = starting_hard_state(&tlog)?;
         let applied = store.applied_index();
         let core = Core::new(
             settings.consensus.clone(),
@@ -328,7 +346,8 @@ impl Node {
         )?;
         tracing::info!(
             node = %node.name,
-            n = saved.term,
+            n = hard_state.term,
+            standing = %core.standing(),
             tlog_first = tlog.first_index(),
             tlog_last = tlog.last_index(),
             store_applied = applied,
@@ -339,6 +358,7 @@ impl Node {
         let (stop_tx, stop_rx) = watch::channel(StopMode::Running);
         let (published_tx, published_rx) = watch::channel(state::Published::initial(
             core.role(),
+            core.standing(),
             core.term(),
             applied,
             tlog.last_index(),
@@ -440,6 +460,7 @@ impl Node {
         };
         NodeStatus {
             role: p.role,
+            standing: p.standing,
             term: p.term,
             master: if p.role == Role::Master {
                 Some(self.name.clone())
@@ -528,6 +549,7 @@ fn spawn_reporter(
             let p = published.borrow().clone();
             tracing::info!(
                 role = %p.role,
+                standing = %p.standing,
                 n = p.term,
                 master = p.master.map(|m| settings.name_of(m)).unwrap_or("unknown"),
                 tlog_last = p.tlog_last_index,

@@ -46,7 +46,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 pub const HANDSHAKE_MAGIC: &[u8; 8] = b"ARKRSMSG";
-pub const MESSAGING_VERSION: u32 = 1;
+pub const MESSAGING_VERSION: u32 = 2;
 /// Longest cluster id or node name in a handshake.
 pub const HANDSHAKE_STRING_MAX: usize = 256;
 /// Longest wait for a handshake (and its answer).

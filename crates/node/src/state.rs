@@ -15,7 +15,7 @@
 //! forfeits the lease before it sends `TimeoutNow`, and readers see the
 //! forfeit before the target can campaign.
 
-use consensus::{NodeId, Role, Time};
+use consensus::{NodeId, Role, Standing, Time};
 use protocol::Update;
 use store::UpdateResult;
 use tokio::sync::oneshot;
@@ -33,6 +33,9 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub role: Role,
+    /// Whether this node votes and counts (`Recovering`: it lost its disk
+    /// and catches up first).
+    pub standing: Standing,
     pub term: u64,
     pub master: Option<NodeId>,
     pub lease: Option<Lease>,
@@ -50,9 +53,16 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn initial(role: Role, term: u64, applied_index: u64, tlog_last_index: u64) -> Published {
+    pub fn initial(
+        role: Role,
+        standing: Standing,
+        term: u64,
+        applied_index: u64,
+        tlog_last_index: u64,
+    ) -> Published {
         Published {
             role,
+            standing,
             term,
             master: None,
             lease: None,

@@ -496,7 +496,7 @@ async fn bad_input_is_refused_and_the_node_serves_on() {
     let maddr = cluster.config.nodes[0].messaging_address();
     let mut s = tokio::net::TcpStream::connect(&maddr).await.unwrap();
     let mut hello = b"ARKRSMSG".to_vec();
-    hello.extend_from_slice(&1u32.to_le_bytes());
+    hello.extend_from_slice(&node::MESSAGING_VERSION.to_le_bytes());
     for field in ["wrong", "node_0", "node_0"] {
         hello.extend_from_slice(&(field.len() as u32).to_le_bytes());
         hello.extend_from_slice(field.as_bytes());
@@ -1019,7 +1019,7 @@ async fn bad_peer_frames_close_the_connection() {
     ] {
         let mut s = tokio::net::TcpStream::connect(&maddr).await.unwrap();
         let mut hello = b"ARKRSMSG".to_vec();
-        hello.extend_from_slice(&1u32.to_le_bytes());
+        hello.extend_from_slice(&node::MESSAGING_VERSION.to_le_bytes());
         for field in [CLUSTER_ID, "node_1", "node_0"] {
             hello.extend_from_slice(&(field.len() as u32).to_le_bytes());
             hello.extend_from_slice(field.as_bytes());

@@ -13,7 +13,7 @@ use crate::rng::Rng;
 use crate::storage::Storage;
 use crate::workload::{ClientReply, ClientRequest, ReadKind};
 use bytes::Bytes;
-use consensus::{Config, Core, HardState, NodeId, ProposeError, ReadError, Role, Time};
+use consensus::{Config, Core, HardState, ProposeError, ReadError, Role, Standing, Time};
 use disk::SimDisk;
 use protocol::Update;
 use std::collections::BTreeMap;
@@ -136,6 +136,9 @@ pub struct SimNode {
     pub paused_until_ns: u64,
     /// Real time of the next tick.
     pub next_tick_ns: u64,
+    /// The standing it last had (kept while it is down; `Unknown` once
+    /// its disk was wiped).
+    pub standing: Standing,
 }
 
 impl SimNode {
@@ -148,6 +151,7 @@ impl SimNode {
             running: None,
             paused_until_ns: 0,
             next_tick_ns: 0,
+            standing: Standing::Unknown,
         }
     }
 
@@ -213,10 +217,11 @@ impl SimNode {
                 return;
             }
         };
-        let saved = storage.tlog.hard_state();
-        let hard_state = HardState {
-            term: saved.term,
-            voted_for: saved.vote.map(NodeId),
+        // Nothing persisted (first boot, or a wiped disk): an unknown
+        // state with a fresh incarnation, as the node does.
+        let hard_state = match storage.tlog.hard_state() {
+            Some(saved) => saved,
+            None => HardState::unknown(ctx.rng.below(u64::MAX - 1) + 1),
         };
         let applied = storage.store.applied_index();
         let core = match Core::new(
@@ -237,10 +242,12 @@ impl SimNode {
         let (first, last) = (storage.tlog.first_index(), storage.tlog.last_index());
         ctx.obs.trace(ctx.now_ns, || {
             format!(
-                "node {id}: start, term {}, tlog {first}..={last}, store at {applied}",
-                saved.term
+                "node {id}: start, term {}, {}, tlog {first}..={last}, store at {applied}",
+                hard_state.term,
+                core.standing()
             )
         });
+        self.standing = core.standing();
         self.running = Some(Running {
             storage,
             core,
@@ -251,6 +258,17 @@ impl SimNode {
             applied_since_checkpoint: 0,
         });
         self.next_tick_ns = ctx.now_ns;
+    }
+
+    /// The disk is lost: the process is gone and the node comes back with
+    /// an empty disk (an operator replaced it and wiped the home).
+    pub fn wipe(&mut self, ctx: &mut Ctx) {
+        self.running = None;
+        self.disk = SimDisk::new();
+        self.standing = Standing::Unknown;
+        let id = self.id;
+        ctx.obs
+            .trace(ctx.now_ns, || format!("node {id}: WIPE (disk lost)"));
     }
 
     /// Power loss: everything not fsynced may be lost; the process is gone.
@@ -460,6 +478,15 @@ impl SimNode {
             ctx.obs
                 .violation(ctx.now_ns, format!("node {}: {e}", self.id));
         }
+        if let Some(r) = &self.running {
+            let standing = r.core.standing();
+            if standing != self.standing {
+                let id = self.id;
+                ctx.obs
+                    .trace(ctx.now_ns, || format!("node {id}: now {standing}"));
+                self.standing = standing;
+            }
+        }
     }
 
     fn process_ready(&mut self, ctx: &mut Ctx, clients_base: usize) -> Result<(), String> {
@@ -475,10 +502,7 @@ impl SimNode {
         if let Some(hs) = ready.hard_state {
             r.storage
                 .tlog
-                .save_hard_state(tlog::HardState {
-                    term: hs.term,
-                    vote: hs.voted_for.map(|n| n.0),
-                })
+                .save_hard_state(hs)
                 .map_err(|e| format!("save hard state: {e}"))?;
         }
         // 2. Truncate the uncommitted suffix, append the new entries (buffered).

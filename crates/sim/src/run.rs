@@ -3,9 +3,9 @@
 //!
 //! Phases:
 //! 1. *Faults* (`fault_phase_ns`): clients run while nodes crash (losing
-//!    unsynced writes, possibly tearing the last one) and restart, pause,
-//!    get partitioned (both ways or one way), and the network drops,
-//!    duplicates and reorders messages.
+//!    unsynced writes, possibly tearing the last one) and restart, lose
+//!    their whole disk and restart empty, pause, get partitioned (both ways
+//!    or one way), and the network drops, duplicates and reorders messages.
 //! 2. *Quiet*: everything heals. Liveness is required: every client finishes
 //!    and all nodes converge within `quiet_limit_ns`.
 //! 3. *Checks*: linearizability of the history (with a final read of every
@@ -18,7 +18,7 @@ use crate::node::{Ctx, SimMsg, SimNode};
 use crate::observe::Observer;
 use crate::rng::Rng;
 use crate::workload::{Client, WorkloadConfig};
-use consensus::{Config, NodeId, Role};
+use consensus::{Config, NodeId, Role, Standing};
 use std::time::Duration;
 
 /// What can go wrong during the fault phase.
@@ -27,6 +27,9 @@ pub struct FaultConfig {
     /// Mean real time between two faults.
     pub mean_interval_ns: u64,
     pub crashes: bool,
+    /// A node loses its whole disk and restarts empty (never more voters
+    /// at once than can recover: `voters - quorum` not trusted).
+    pub wipes: bool,
     pub pauses: bool,
     pub partitions: bool,
     /// The network during the fault phase.
@@ -75,6 +78,7 @@ impl Scenario {
             faults: FaultConfig {
                 mean_interval_ns: 250_000_000,
                 crashes: true,
+                wipes: true,
                 pauses: true,
                 partitions: true,
                 net: NetFaults {
@@ -104,6 +108,8 @@ pub struct Report {
     pub seed: u64,
     pub operations_checked: u64,
     pub faults_injected: u64,
+    /// Of which: disks wiped.
+    pub wipes_injected: u64,
     pub entries_applied: u64,
     pub master_changes: u64,
     pub consistent_reads: u64,
@@ -137,6 +143,7 @@ struct World {
     next_fault_ns: u64,
     now_ns: u64,
     faults_injected: u64,
+    wipes_injected: u64,
     quiet: bool,
     /// When the quiet phase begins, then when to check for its end.
     next_quiet_check_ns: u64,
@@ -207,7 +214,7 @@ impl World {
         let down = self.restart_at.iter().filter(|r| r.is_some()).count();
         let now = self.now_ns;
         let all: Vec<usize> = (0..n).collect();
-        match self.rng.below(6) {
+        match self.rng.below(7) {
             // At most a minority down at once (one node for a 1-node cluster).
             0 | 1 if f.crashes && down < (n.saturating_sub(1) / 2).max(1) => {
                 let victim = self.rng.below(n as u64) as usize;
@@ -217,6 +224,27 @@ impl World {
                 self.faults_injected += 1;
                 let (mut ctx, nodes) = self.ctx();
                 nodes[victim].crash(&mut ctx);
+                let back = now + self.rng.between(50_000_000, 800_000_000);
+                self.restart_at[victim] = Some(back);
+            }
+            // A lost disk: only while every voter can still recover (at
+            // most `voters - quorum` of them not trusted; none in a
+            // one-node cluster, whose only copy it would be).
+            5 if f.wipes && down < n.saturating_sub(1) / 2 => {
+                let victim = self.rng.below(n as u64) as usize;
+                let quorum = n / 2 + 1;
+                let untrusted = self
+                    .nodes
+                    .iter()
+                    .filter(|node| node.id == victim || node.standing != Standing::Trusted)
+                    .count();
+                if self.restart_at[victim].is_some() || untrusted > n - quorum {
+                    return;
+                }
+                self.faults_injected += 1;
+                self.wipes_injected += 1;
+                let (mut ctx, nodes) = self.ctx();
+                nodes[victim].wipe(&mut ctx);
                 let back = now + self.rng.between(50_000_000, 800_000_000);
                 self.restart_at[victim] = Some(back);
             }
@@ -288,8 +316,12 @@ impl World {
         let Some(commit) = self.nodes.iter().filter_map(SimNode::commit_index).max() else {
             return false;
         };
+        // Every node votes and counts again: a wiped one has recovered.
         self.nodes.iter().all(|n| {
-            n.is_running() && n.applied_index() == Some(commit) && !n.has_pending_client_work()
+            n.is_running()
+                && n.standing == Standing::Trusted
+                && n.applied_index() == Some(commit)
+                && !n.has_pending_client_work()
         })
     }
 
@@ -375,6 +407,7 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
         next_fault_ns: 0,
         now_ns: 0,
         faults_injected: 0,
+        wipes_injected: 0,
         quiet: false,
         next_quiet_check_ns: scenario.fault_phase_ns,
     };
@@ -399,9 +432,10 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
                 .iter()
                 .map(|n| {
                     format!(
-                        "node {}: {:?} commit {:?} applied {:?} busy {}",
+                        "node {}: {:?} {} commit {:?} applied {:?} busy {}",
                         n.id,
                         n.role(),
+                        n.standing,
                         n.commit_index(),
                         n.applied_index(),
                         n.has_pending_client_work()
@@ -505,6 +539,7 @@ fn finish(mut world: World, seed: u64) -> Report {
         seed,
         operations_checked: world.obs.history.len() as u64 + world.obs.at_least_reads.len() as u64,
         faults_injected: world.faults_injected,
+        wipes_injected: world.wipes_injected,
         entries_applied: world.obs.entries_applied,
         master_changes: world.obs.master_changes,
         consistent_reads: world.obs.consistent_reads_served,

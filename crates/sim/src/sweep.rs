@@ -11,6 +11,8 @@ pub struct Summary {
     pub seeds_run: u64,
     pub operations_checked: u64,
     pub faults_injected: u64,
+    /// Of which: disks wiped.
+    pub wipes_injected: u64,
     pub entries_applied: u64,
     /// The failing runs (without traces), in seed order.
     pub failures: Vec<Report>,
@@ -20,11 +22,12 @@ impl Summary {
     /// One line: seeds run, operations checked, faults injected, violations.
     pub fn line(&self) -> String {
         format!(
-            "sim: {} seeds, {} operations checked, {} entries applied, {} faults injected, {} violations",
+            "sim: {} seeds, {} operations checked, {} entries applied, {} faults injected ({} disks wiped), {} violations",
             self.seeds_run,
             self.operations_checked,
             self.entries_applied,
             self.faults_injected,
+            self.wipes_injected,
             self.failures.len()
         )
     }
@@ -66,6 +69,7 @@ pub fn sweep(
                 sum.seeds_run += 1;
                 sum.operations_checked += report.operations_checked;
                 sum.faults_injected += report.faults_injected;
+                sum.wipes_injected += report.wipes_injected;
                 sum.entries_applied += report.entries_applied;
                 if !report.violations.is_empty() {
                     sum.failures.push(report);

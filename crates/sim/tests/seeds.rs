@@ -135,4 +135,11 @@ mod broken {
     fn ack_before_fsync_is_caught() {
         caught_within(Broken::AckBeforeFsync, 2_000);
     }
+
+    /// A node whose disk was wiped votes at once (it trusts its empty
+    /// state): the wipe fault of the default scenario must expose it.
+    #[test]
+    fn wiped_node_votes_is_caught() {
+        caught_within(Broken::WipedNodeVotes, 2_000);
+    }
 }

@@ -35,7 +35,8 @@ pub const BLOCK_UNCOMPRESSED_LEN_MAX: u64 =
 
 const PLAIN_MAGIC: [u8; 8] = *b"ARKTLOG1";
 const SEALED_MAGIC: [u8; 8] = *b"ARKTLZ41";
-const HARD_STATE_MAGIC: [u8; 8] = *b"ARKHARD1";
+const HARD_STATE_MAGIC: [u8; 8] = *b"ARKHARD2";
+const HARD_STATE_V1_MAGIC: [u8; 8] = *b"ARKHARD1";
 const BASE_MAGIC: [u8; 8] = *b"ARKBASE1";
 
 /// Name of the hard-state file in the tlog directory.
@@ -265,48 +266,59 @@ impl BlockHeader {
     }
 }
 
-/// Current term and vote, as Raft must persist them before answering.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HardState {
-    /// The current term (Arakoon's `n`).
-    pub term: u64,
-    /// The node this node voted for in `term`, if any.
-    pub vote: Option<u64>,
-}
+pub use consensus::HardState;
+use consensus::{NodeId, Standing};
 
-/// Bytes of the hard-state file.
-pub const HARD_STATE_LEN: usize = 29;
+/// Bytes of a version-1 hard-state file (term and vote only).
+pub const HARD_STATE_V1_LEN: usize = 29;
+/// Bytes of the hard-state file as written now.
+pub const HARD_STATE_LEN: usize = 38;
 
+/// Encodes the hard state (version 2): magic `ARKHARD2` | term u64 |
+/// has_vote u8 | vote u64 | incarnation u64 | standing u8 | crc u32.
 pub fn encode_hard_state(state: &HardState) -> [u8; HARD_STATE_LEN] {
     let mut out = [0u8; HARD_STATE_LEN];
     out[0..8].copy_from_slice(&HARD_STATE_MAGIC);
     out[8..16].copy_from_slice(&state.term.to_le_bytes());
-    out[16] = u8::from(state.vote.is_some());
-    out[17..25].copy_from_slice(&state.vote.unwrap_or(0).to_le_bytes());
-    let crc = crc32c::crc32c(&out[0..25]);
-    out[25..29].copy_from_slice(&crc.to_le_bytes());
+    out[16] = u8::from(state.voted_for.is_some());
+    out[17..25].copy_from_slice(&state.voted_for.map_or(0, |v| v.0).to_le_bytes());
+    out[25..33].copy_from_slice(&state.incarnation.to_le_bytes());
+    out[33] = state.standing.code();
+    let crc = crc32c::crc32c(&out[0..34]);
+    out[34..38].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Decodes the hard-state file; the error is `(byte offset, what)`.
+/// Decodes the hard-state file, version 2 or 1 (a version-1 state is
+/// `Trusted`, incarnation 0: it predates both); the error is `(byte
+/// offset, what)`.
 pub fn decode_hard_state(bytes: &[u8]) -> Result<HardState, (u64, &'static str)> {
-    if bytes.len() != HARD_STATE_LEN {
-        return Err((0, "hard state: wrong file length"));
+    let (crc_at, v1) = match (bytes.len(), bytes.get(0..8)) {
+        (HARD_STATE_LEN, Some(m)) if m == HARD_STATE_MAGIC => (34, false),
+        (HARD_STATE_V1_LEN, Some(m)) if m == HARD_STATE_V1_MAGIC => (25, true),
+        (HARD_STATE_LEN | HARD_STATE_V1_LEN, _) => return Err((0, "hard state: bad magic")),
+        _ => return Err((0, "hard state: wrong file length")),
+    };
+    if crc32c::crc32c(&bytes[0..crc_at]) != u32_at(bytes, crc_at) {
+        return Err((crc_at as u64, "hard state: crc mismatch"));
     }
-    if bytes[0..8] != HARD_STATE_MAGIC {
-        return Err((0, "hard state: bad magic"));
-    }
-    if crc32c::crc32c(&bytes[0..25]) != u32_at(bytes, 25) {
-        return Err((25, "hard state: crc mismatch"));
-    }
-    let vote = match bytes[16] {
+    let voted_for = match bytes[16] {
         0 => None,
-        1 => Some(u64_at(bytes, 17)),
+        1 => Some(NodeId(u64_at(bytes, 17))),
         _ => return Err((16, "hard state: bad vote flag")),
+    };
+    let (incarnation, standing) = if v1 {
+        (0, Standing::Trusted)
+    } else {
+        let standing =
+            Standing::from_code(bytes[33]).ok_or((33, "hard state: bad standing code"))?;
+        (u64_at(bytes, 25), standing)
     };
     Ok(HardState {
         term: u64_at(bytes, 8),
-        vote,
+        voted_for,
+        incarnation,
+        standing,
     })
 }
 
@@ -441,9 +453,31 @@ mod tests {
         assert!(SegmentHeader::decode(&bad).is_err());
         let state = HardState {
             term: 5,
-            vote: Some(2),
+            voted_for: Some(NodeId(2)),
+            incarnation: 77,
+            standing: Standing::Recovering,
         };
         assert_eq!(decode_hard_state(&encode_hard_state(&state)), Ok(state));
+        // A version-1 file (term 5, vote 2): trusted, incarnation 0.
+        let mut v1 = [0u8; HARD_STATE_V1_LEN];
+        v1[0..8].copy_from_slice(b"ARKHARD1");
+        v1[8..16].copy_from_slice(&5u64.to_le_bytes());
+        v1[16] = 1;
+        v1[17..25].copy_from_slice(&2u64.to_le_bytes());
+        let crc = crc32c::crc32c(&v1[0..25]);
+        v1[25..29].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_hard_state(&v1),
+            Ok(HardState {
+                term: 5,
+                voted_for: Some(NodeId(2)),
+                incarnation: 0,
+                standing: Standing::Trusted,
+            })
+        );
+        let mut bad = encode_hard_state(&state);
+        bad[33] = 9;
+        assert!(decode_hard_state(&bad).is_err());
         let base = Base {
             generation: 1,
             index: 10,

@@ -69,9 +69,14 @@
 //! would save more space at several times the CPU, and needs C code.
 //! Independent 64 KiB blocks let a read touch one block, not a segment.
 //!
-//! `hard_state`, 29 bytes: magic `ARKHARD1` | term u64 | has_vote u8 |
-//! vote u64 | crc u32. `base`, 36 bytes: magic `ARKBASE1` | generation u64 |
-//! index u64 | term u64 | crc u32.
+//! `hard_state`, 38 bytes: magic `ARKHARD2` | term u64 | has_vote u8 |
+//! vote u64 | incarnation u64 | standing u8 (0 trusted, 1 recovering, 2
+//! unknown) | crc u32 (version 1, 29 bytes, `ARKHARD1` without incarnation
+//! and standing, is still read: trusted, incarnation 0). A missing or
+//! damaged hard-state file is not an error at open: [`Tlog::hard_state`] is
+//! then `None` and the node recovers what it promised from its peers
+//! (`consensus::Standing`). `base`, 36 bytes: magic `ARKBASE1` | generation
+//! u64 | index u64 | term u64 | crc u32.
 //!
 //! # Durability contract
 //! - [`Tlog::append`] writes the frames to the active segment and returns;

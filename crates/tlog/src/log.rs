@@ -4,8 +4,8 @@ use crate::error::{corrupt, io_err, TlogError};
 use crate::format::{
     decode_base, decode_hard_state, encode_base, encode_frame, encode_hard_state,
     parse_segment_name, Base, HardState, SegmentHeader, SegmentKind, BASE_FILE, BASE_LEN,
-    FRAME_OVERHEAD_LEN, HARD_STATE_FILE, HARD_STATE_LEN, INDEX_MAX, PAYLOAD_LEN_MAX,
-    SEGMENT_HEADER_LEN, TMP_SUFFIX,
+    FRAME_OVERHEAD_LEN, HARD_STATE_FILE, HARD_STATE_LEN, HARD_STATE_V1_LEN, INDEX_MAX,
+    PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN, TMP_SUFFIX,
 };
 use crate::segment::{self, Body, Segment};
 use crate::terms::TermRuns;
@@ -154,7 +154,11 @@ pub struct Tlog {
     /// Bumped by every change that can un-append entries, so that a
     /// `Synced` from before it is not believed.
     sync_epoch: u64,
-    hard_state: HardState,
+    /// As last saved, or as found at open (`None`: none was found, or the
+    /// file could not be read: see `hard_state_unreadable`).
+    hard_state: Option<HardState>,
+    /// Why the hard-state file found at open could not be read.
+    hard_state_unreadable: Option<String>,
     poisoned: Option<String>,
     /// The seal in progress, if any: always of the oldest plain segment
     /// that is not the active one. Cancelled by truncate, collapse, reset.
@@ -221,11 +225,7 @@ impl Tlog {
         }
 
         let hard_state_path = dir.join(HARD_STATE_FILE);
-        let hard_state = match read_small_file(&disk, &hard_state_path, HARD_STATE_LEN)? {
-            None => HardState::default(),
-            Some(bytes) => decode_hard_state(&bytes)
-                .map_err(|(offset, what)| corrupt(&hard_state_path, offset, what))?,
-        };
+        let (hard_state, hard_state_unreadable) = Self::read_hard_state(&disk, &hard_state_path)?;
         let base_path = dir.join(BASE_FILE);
         let base = match read_small_file(&disk, &base_path, BASE_LEN)? {
             None => Base::default(),
@@ -303,6 +303,7 @@ impl Tlog {
             terms,
             sync_epoch: next_sync_epoch(),
             hard_state,
+            hard_state_unreadable,
             poisoned: None,
             sealing: None,
             appended_bytes_since_seal_step: 0,
@@ -629,9 +630,51 @@ impl Tlog {
         self.synced_index
     }
 
-    /// The hard state as last saved (or loaded at open).
-    pub fn hard_state(&self) -> HardState {
+    /// The hard state as last saved (or loaded at open); `None` if none
+    /// was ever saved here, or the file found at open could not be read
+    /// ([`Tlog::hard_state_unreadable`] says why). The caller then cannot
+    /// vouch for what this node promised: see `consensus::Standing`.
+    pub fn hard_state(&self) -> Option<HardState> {
         self.hard_state
+    }
+
+    /// Why the hard-state file found at open could not be read (damaged:
+    /// wrong length, bad magic, checksum), naming the file and offset. The
+    /// next save replaces it.
+    pub fn hard_state_unreadable(&self) -> Option<&str> {
+        self.hard_state_unreadable.as_deref()
+    }
+
+    /// Reads the hard-state file: `(state, why unreadable)`. A missing file
+    /// is `(None, None)`; a damaged one `(None, Some(reason))`, not an error
+    /// (the node recovers its promises from its peers); a failing read of
+    /// the disk is an error.
+    fn read_hard_state(
+        disk: &DiskRef,
+        path: &Path,
+    ) -> Result<(Option<HardState>, Option<String>), TlogError> {
+        if !disk.exists(path) {
+            return Ok((None, None));
+        }
+        let file = disk
+            .open(path, OpenMode::Read)
+            .map_err(io_err(path, "open"))?;
+        let file_len = file.len().map_err(io_err(path, "length of"))?;
+        if file_len != HARD_STATE_LEN as u64 && file_len != HARD_STATE_V1_LEN as u64 {
+            let why = corrupt(
+                path,
+                0,
+                format!("{file_len} bytes, expected {HARD_STATE_LEN}"),
+            );
+            return Ok((None, Some(why.to_string())));
+        }
+        let mut bytes = vec![0u8; file_len as usize];
+        file.read_exact_at(0, &mut bytes)
+            .map_err(io_err(path, "read"))?;
+        match decode_hard_state(&bytes) {
+            Ok(state) => Ok((Some(state), None)),
+            Err((offset, what)) => Ok((None, Some(corrupt(path, offset, what).to_string()))),
+        }
     }
 
     /// The segment files, ascending.
@@ -1172,17 +1215,19 @@ impl Tlog {
     /// goes back.
     pub fn save_hard_state(&mut self, state: HardState) -> Result<(), TlogError> {
         self.check_usable()?;
-        if state.term < self.hard_state.term {
+        let saved_term = self.hard_state.map_or(0, |h| h.term);
+        if state.term < saved_term {
             return Err(TlogError::HardStateTermRegress {
                 term: state.term,
-                saved_term: self.hard_state.term,
+                saved_term,
             });
         }
         let path = self.dir.join(HARD_STATE_FILE);
         let result = disk::write_atomic(self.disk.as_ref(), &path, &encode_hard_state(&state))
             .map_err(io_err(&path, "write"));
         self.poison_on_err(result)?;
-        self.hard_state = state;
+        self.hard_state = Some(state);
+        self.hard_state_unreadable = None;
         Ok(())
     }
 }

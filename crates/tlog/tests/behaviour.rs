@@ -5,6 +5,7 @@
 mod common;
 
 use common::{all_entries, chooser, dir, entry, open_sim, small_options};
+use consensus::NodeId;
 use disk::{Disk, OpenMode, SimDisk};
 use tlog::{Compression, HardState, Tlog, TlogError, TlogOptions};
 
@@ -18,7 +19,7 @@ fn a_fresh_log_starts_at_index_one_after_base_zero_zero() {
     assert_eq!(tlog.term(0), Some(0));
     assert_eq!(tlog.term(1), None);
     assert_eq!(tlog.synced_index(), 0);
-    assert_eq!(tlog.hard_state(), HardState::default());
+    assert_eq!(tlog.hard_state(), None);
     assert_eq!(tlog.read(1, 1, 10).map(|e| e.len()).ok(), Some(0));
 }
 
@@ -499,13 +500,14 @@ fn hard_state_round_trips_and_a_saved_state_survives_any_crash() {
     let mut tlog = open_sim(&disk, TlogOptions::default());
     let first = HardState {
         term: 3,
-        vote: Some(1),
+        voted_for: Some(NodeId(1)),
+        ..HardState::default()
     };
     assert!(tlog.save_hard_state(first).is_ok());
-    assert_eq!(tlog.hard_state(), first);
+    assert_eq!(tlog.hard_state(), Some(first));
     let regress = tlog.save_hard_state(HardState {
         term: 2,
-        vote: None,
+        ..HardState::default()
     });
     assert!(matches!(
         regress,
@@ -516,10 +518,10 @@ fn hard_state_round_trips_and_a_saved_state_survives_any_crash() {
     ));
     drop(tlog);
     let tlog = open_sim(&disk, TlogOptions::default());
-    assert_eq!(tlog.hard_state(), first);
+    assert_eq!(tlog.hard_state(), Some(first));
     let second = HardState {
         term: 4,
-        vote: None,
+        ..HardState::default()
     };
     let mut tlog = tlog;
     assert!(tlog.save_hard_state(second).is_ok());
@@ -527,7 +529,7 @@ fn hard_state_round_trips_and_a_saved_state_survives_any_crash() {
         let disk = disk.clone();
         disk.crash(&mut chooser(seed));
         let tlog = open_sim(&disk, TlogOptions::default());
-        assert_eq!(tlog.hard_state(), second, "seed {seed}");
+        assert_eq!(tlog.hard_state(), Some(second), "seed {seed}");
     }
 }
 
@@ -539,7 +541,8 @@ fn a_hard_state_save_cut_short_by_a_crash_leaves_the_old_state_whole() {
     let mut tlog = open_sim(&disk, TlogOptions::default());
     let old = HardState {
         term: 9,
-        vote: Some(2),
+        voted_for: Some(NodeId(2)),
+        ..HardState::default()
     };
     assert!(tlog.save_hard_state(old).is_ok());
     drop(tlog);
@@ -548,7 +551,7 @@ fn a_hard_state_save_cut_short_by_a_crash_leaves_the_old_state_whole() {
         let Ok(file) = disk.open(&tmp, OpenMode::Truncate) else {
             panic!("create tmp");
         };
-        assert!(file.write_all_at(0, &[0xab; 29]).is_ok());
+        assert!(file.write_all_at(0, &[0xab; 38]).is_ok());
         if seed % 2 == 0 {
             assert!(
                 disk.sync_dir(&dir()).is_ok(),
@@ -557,33 +560,43 @@ fn a_hard_state_save_cut_short_by_a_crash_leaves_the_old_state_whole() {
         }
         disk.crash(&mut chooser(seed));
         let tlog = open_sim(&disk, TlogOptions::default());
-        assert_eq!(tlog.hard_state(), old, "seed {seed}");
+        assert_eq!(tlog.hard_state(), Some(old), "seed {seed}");
         assert!(!disk.exists(&tmp), "open removes leftover temporary files");
     }
 }
 
+/// A damaged hard-state file does not keep the tlog from opening: the state
+/// is unknown (`None`), the reason names the file and offset, and the node
+/// recovers its promises from its peers (consensus `Standing`). The next
+/// save replaces the file.
 #[test]
-fn a_corrupt_hard_state_file_is_an_error_naming_the_file() {
+fn a_corrupt_hard_state_file_is_reported_unreadable_naming_the_file() {
     let disk = SimDisk::new();
     let mut tlog = open_sim(&disk, TlogOptions::default());
     assert!(tlog
         .save_hard_state(HardState {
             term: 1,
-            vote: None
+            ..HardState::default()
         })
         .is_ok());
     drop(tlog);
     let path = dir().join("hard_state");
     assert!(disk.flip_bit(&path, 9, 0));
-    match Tlog::open(disk.shared(), dir(), TlogOptions::default()) {
-        Err(TlogError::Corrupt {
-            path: p, offset, ..
-        }) => {
-            assert_eq!(p, path);
-            assert_eq!(offset, 25, "the crc field");
-        }
-        other => panic!("expected corruption, got {other:?}"),
-    }
+    let Ok(mut tlog) = Tlog::open(disk.shared(), dir(), TlogOptions::default()) else {
+        panic!("a damaged hard state is not a damaged log");
+    };
+    assert_eq!(tlog.hard_state(), None);
+    let why = tlog.hard_state_unreadable().unwrap_or_default().to_string();
+    assert!(
+        why.contains("hard_state") && why.contains("byte 34"),
+        "names the file and the crc's offset: {why}"
+    );
+    let fresh = HardState::unknown(5);
+    assert!(tlog.save_hard_state(fresh).is_ok());
+    drop(tlog);
+    let tlog = open_sim(&disk, TlogOptions::default());
+    assert_eq!(tlog.hard_state(), Some(fresh));
+    assert_eq!(tlog.hard_state_unreadable(), None);
 }
 
 #[test]

@@ -230,7 +230,7 @@ struct Model {
     entries: Vec<Entry>,
     /// Every entry up to here survives a crash.
     synced: u64,
-    hard_state: HardState,
+    hard_state: Option<HardState>,
     next_tag: u64,
 }
 
@@ -367,10 +367,16 @@ impl Harness {
             }
             Op::SaveHardState { term_bump, vote } => {
                 let state = HardState {
-                    term: self.model.hard_state.term + u64::from(*term_bump),
-                    vote: vote.map(u64::from),
+                    term: self.model.hard_state.map_or(0, |h| h.term) + u64::from(*term_bump),
+                    voted_for: vote.map(|v| consensus::NodeId(u64::from(v))),
+                    incarnation: u64::from(*term_bump) + 1,
+                    standing: if vote.is_some() {
+                        consensus::Standing::Trusted
+                    } else {
+                        consensus::Standing::Recovering
+                    },
                 };
-                self.model.hard_state = state;
+                self.model.hard_state = Some(state);
                 self.tlog().save_hard_state(state)?;
             }
             Op::Reopen | Op::Crash { .. } | Op::CrashDuring { .. } => {
@@ -578,7 +584,7 @@ fn run_case(options: TlogOptions, ops: &[Op]) -> Result<(), TestCaseError> {
             base_term: 0,
             entries: Vec::new(),
             synced: 0,
-            hard_state: HardState::default(),
+            hard_state: None,
             next_tag: 0,
         },
     };

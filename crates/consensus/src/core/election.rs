@@ -127,6 +127,7 @@ impl Core {
             return Ok(());
         }
         let granted = msg.term > self.term
+            && self.is_trusted()
             && self.forced_allows(msg.from)
             && !self.in_lease()
             && self.candidate_up_to_date(last_index, last_term, log)?;
@@ -183,6 +184,7 @@ impl Core {
             && self.master.is_none_or(|m| m == msg.from)
             && self.role != Role::Master;
         let granted = free
+            && self.is_trusted()
             && self.forced_allows(msg.from)
             && self.candidate_up_to_date(last_index, last_term, log)?;
         if granted {
@@ -224,6 +226,7 @@ impl Core {
         if self.role == Role::Slave
             && self.master == Some(from)
             && self.is_voter
+            && self.is_trusted()
             && self.forced_allows(self.config.id)
         {
             tracing::info!(node = %self.config.id, n = self.term, master = %from, "mastership handed over: campaigning");

@@ -64,11 +64,20 @@ impl Core {
     pub(super) fn send_heartbeat(&mut self, peer: NodeId) {
         let commit = self.commit_index;
         let sent_at = self.now;
-        self.send(peer, Body::Heartbeat { commit, sent_at });
+        let slave_incarnation = self.known_incarnation(peer);
+        self.send(
+            peer,
+            Body::Heartbeat {
+                commit,
+                sent_at,
+                slave_incarnation,
+            },
+        );
     }
 
     /// The send time of the quorum-th most recent acknowledgement among
-    /// voters (the master counting itself at `now`).
+    /// voters (the master counting itself at `now`; a recovering voter
+    /// does not count).
     pub(super) fn lease_quorum_sent_at(&self, now: Time) -> Option<Time> {
         let mut times: Vec<Time> = self
             .config
@@ -78,7 +87,10 @@ impl Core {
                 if *v == self.config.id {
                     Some(now)
                 } else {
-                    self.progress.get(v).and_then(|p| p.acked_sent_at)
+                    self.progress
+                        .get(v)
+                        .filter(|p| !p.recovering)
+                        .and_then(|p| p.acked_sent_at)
                 }
             })
             .collect();
@@ -120,7 +132,8 @@ impl Core {
             .copied()
             .find(|p| {
                 self.progress.get(p).is_some_and(|pr| {
-                    pr.match_index >= self.commit_index.min(last)
+                    !pr.recovering
+                        && pr.match_index >= self.commit_index.min(last)
                         && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
                 })
             });
@@ -184,7 +197,7 @@ impl Core {
         {
             return Ok(false);
         }
-        if !self.progress.contains_key(&target) {
+        if self.progress.get(&target).is_none_or(|p| p.recovering) {
             return Ok(false);
         }
         self.transfer_to(target, log);
@@ -234,6 +247,7 @@ impl Core {
             .iter()
             .filter(|(id, pr)| {
                 self.config.voters.contains(id)
+                    && !pr.recovering
                     && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
             })
             .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
@@ -385,7 +399,8 @@ impl Core {
     }
 
     /// §3.6.2: commit the highest index a quorum of voters holds durably, if
-    /// it is of the current term. The master counts itself at its fsynced index.
+    /// it is of the current term. The master counts itself at its fsynced
+    /// index; a recovering voter does not count.
     pub(super) fn maybe_commit(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
         if self.role != Role::Master {
             return Ok(());
@@ -398,7 +413,10 @@ impl Core {
                 if *v == self.config.id {
                     self.synced_index
                 } else {
-                    self.progress.get(v).map_or(0, |p| p.match_index)
+                    self.progress
+                        .get(v)
+                        .filter(|p| !p.recovering)
+                        .map_or(0, |p| p.match_index)
                 }
             })
             .collect();
@@ -483,6 +501,7 @@ impl Core {
                 prev_term,
                 commit: self.commit_index,
                 sent_at: self.now,
+                slave_incarnation: self.known_incarnation(peer),
                 entries,
             };
             self.send(peer, body);

@@ -4,6 +4,7 @@
 
 mod election;
 mod master;
+mod recovery;
 mod slave;
 
 use crate::config::Config;
@@ -11,9 +12,10 @@ use crate::log::{LogError, LogRead, Pending};
 use crate::message::{AppendResult, Body, Message};
 use crate::progress::{FlowState, Progress};
 use crate::rng::SplitMix64;
-use crate::types::{duration_nanos, Entry, HardState, NodeId, Role, Time};
+use crate::types::{duration_nanos, Entry, HardState, NodeId, Role, Standing, Time};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use recovery::Recovery;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Everything the caller must do after feeding inputs: see the crate doc for
 /// the order (persist hard state, truncate and append entries, send messages,
@@ -86,6 +88,8 @@ pub struct Status {
     pub commit_index: u64,
     /// Highest index known durable in its log.
     pub synced_index: u64,
+    /// Whether it votes and counts (see [`Standing`]).
+    pub standing: Standing,
 }
 
 /// Why an input was refused. Errors found before any processing (wrong
@@ -206,6 +210,12 @@ pub struct Core {
     term: u64,
     voted_for: Option<NodeId>,
     hard_state_dirty: bool,
+    /// See [`HardState::incarnation`].
+    incarnation: u64,
+    /// Trusted, or how far a node that cannot vouch for its state got.
+    recovery: Recovery,
+    /// When this core started (the recovery wait counts from here).
+    started_at: Time,
 
     role: Role,
     master: Option<NodeId>,
@@ -248,6 +258,9 @@ pub struct Core {
     /// When the slaves that no message told the commit index yet get a
     /// heartbeat carrying it (`Config::commit_announce_delay`).
     commit_announce_due: Option<Time>,
+    /// Per peer, incarnations it replaced (wiped and came back): their late
+    /// messages are ignored. Kept across terms, bounded.
+    retired_incarnations: BTreeMap<NodeId, VecDeque<u64>>,
 }
 
 impl Core {
@@ -257,7 +270,12 @@ impl Core {
     ///
     /// After a restart the node grants itself a lease guard of
     /// `lease_period` from `now`: it may have acknowledged a master just
-    /// before it stopped, and the memory of that is gone.
+    /// before it stopped, and the memory of that is gone. Only a trusted
+    /// node at term 0 skips it (it never acknowledged anyone).
+    ///
+    /// A hard state whose standing is not `Trusted` starts the recovery of
+    /// the crate doc ("Recovery: a node that lost its disk"); `Unknown` with
+    /// a non-empty log (or store) is `Recovering`.
     pub fn new(
         config: Config,
         hard_state: HardState,
@@ -283,15 +301,19 @@ impl Core {
         let is_voter = config.voters.contains(&config.id);
         let seed = config.seed ^ config.id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let quorum = config.quorum_size();
-        // A node whose persisted term is 0 never acknowledged a master nor
-        // voted (either needs a term >= 1 made durable before the answer
-        // leaves), so no lease it granted can be running: a brand-new
-        // cluster elects at once instead of after a lease period.
-        let lease_guard_until = if hard_state.term == 0 {
+        let log_is_empty = log.last_index() == 0 && applied_index == 0;
+        let recovery = Core::starting_recovery(&config, &hard_state, log_is_empty, now);
+        // A trusted node whose persisted term is 0 never acknowledged a
+        // master nor voted (either needs a term >= 1 made durable before the
+        // answer leaves), so no lease it granted can be running: a
+        // brand-new cluster elects at once instead of after a lease period.
+        // A node that cannot vouch for its state cannot tell.
+        let lease_guard_until = if hard_state.term == 0 && recovery == Recovery::Trusted {
             now
         } else {
             now.plus(config.lease_period)
         };
+        let hard_state_dirty = recovery.standing() != hard_state.standing;
         let mut core = Core {
             quorum,
             is_voter,
@@ -299,7 +321,10 @@ impl Core {
             now,
             term: hard_state.term,
             voted_for: hard_state.voted_for,
-            hard_state_dirty: false,
+            hard_state_dirty,
+            incarnation: hard_state.incarnation,
+            recovery,
+            started_at: now,
             role: if is_voter { Role::Slave } else { Role::Learner },
             master: None,
             commit_index: applied_index,
@@ -325,6 +350,7 @@ impl Core {
             transfer: None,
             lease_forfeited: false,
             commit_announce_due: None,
+            retired_incarnations: BTreeMap::new(),
             config,
         };
         core.reset_election_deadline();
@@ -370,6 +396,8 @@ impl Core {
         HardState {
             term: self.term,
             voted_for: self.voted_for,
+            incarnation: self.incarnation,
+            standing: self.standing(),
         }
     }
 
@@ -383,6 +411,7 @@ impl Core {
             master: self.master,
             commit_index: self.commit_index,
             synced_index: self.synced_index,
+            standing: self.standing(),
         }
     }
 
@@ -445,12 +474,17 @@ impl Core {
                 if self.now >= self.election_deadline {
                     if self.may_campaign() {
                         self.start_pre_vote(log)?;
+                    } else if self.role == Role::Candidate {
+                        // A candidate counts votes for one election timeout
+                        // at most (the recovery wait relies on it).
+                        self.become_follower(self.term, None, log);
                     } else {
                         self.reset_election_deadline();
                     }
                 }
             }
         }
+        self.recovery_tick();
         self.check_invariants();
         Ok(())
     }
@@ -543,6 +577,7 @@ impl Core {
             self.maybe_commit(log)?;
         } else {
             self.maybe_ack();
+            self.maybe_finish_recovery(log)?;
         }
         self.check_invariants();
         Ok(())
@@ -597,6 +632,7 @@ impl Core {
         self.set_commit(index);
         self.expected_log_last_index = Some(log.last_index());
         self.maybe_ack();
+        self.maybe_finish_recovery(log)?;
         self.check_invariants();
         Ok(())
     }
@@ -658,10 +694,7 @@ impl Core {
         self.reported_commit_index = apply_index;
         let hard_state = if self.hard_state_dirty {
             self.hard_state_dirty = false;
-            Some(HardState {
-                term: self.term,
-                voted_for: self.voted_for,
-            })
+            Some(self.hard_state())
         } else {
             None
         };
@@ -774,7 +807,10 @@ impl Core {
     }
 
     fn may_campaign(&self) -> bool {
-        self.is_voter && self.forced_allows(self.config.id) && self.now >= self.lease_guard_until
+        self.is_voter
+            && self.is_trusted()
+            && self.forced_allows(self.config.id)
+            && self.now >= self.lease_guard_until
     }
 
     fn set_term(&mut self, term: u64) {
@@ -910,6 +946,8 @@ impl Core {
                 | Body::Append { .. }
                 | Body::Heartbeat { .. }
                 | Body::TimeoutNow
+                | Body::RecoveryQuery { .. }
+                | Body::RecoveryReply { .. }
         );
         if voter_only && !self.is_voter_id(msg.from) {
             return Err(StepError::ProtocolViolation {
@@ -970,12 +1008,31 @@ impl Core {
             Body::PreVoteResponse { granted } => {
                 return self.on_pre_vote_response(&msg, granted, log)
             }
+            // Recovery questions and answers change no term either.
+            Body::RecoveryQuery { asked_at } => {
+                self.on_recovery_query(msg.from, asked_at, log);
+                return Ok(());
+            }
+            Body::RecoveryReply {
+                asked_at,
+                standing,
+                last_index,
+            } => {
+                self.on_recovery_reply(msg.from, msg.term, asked_at, standing, last_index, log);
+                return Ok(());
+            }
             _ => {}
         }
         if msg.term > self.term {
             match msg.body {
                 Body::Vote { transfer, .. } => {
                     if !self.is_voter {
+                        return Ok(());
+                    }
+                    if !self.is_trusted() {
+                        // It votes for nobody until it has recovered; its
+                        // term follows the masters it catches up from.
+                        tracing::debug!(node = %self.config.id, candidate = %msg.from, n = msg.term, "vote request ignored: recovering");
                         return Ok(());
                     }
                     if !transfer && self.in_lease() {
@@ -1010,11 +1067,13 @@ impl Core {
                             hint_index: 0,
                             hint_term: 0,
                         },
+                        incarnation: self.incarnation,
+                        recovering: !self.is_trusted(),
                     },
                 ),
                 Body::Heartbeat { sent_at, .. } => {
                     let commit = self.commit_index;
-                    self.send(msg.from, Body::HeartbeatResponse { sent_at, commit })
+                    self.send_heartbeat_response(msg.from, sent_at, commit)
                 }
                 Body::Vote { .. } if self.is_voter => {
                     self.send(msg.from, Body::VoteResponse { granted: false })
@@ -1045,39 +1104,82 @@ impl Core {
                 prev_term,
                 commit,
                 sent_at,
+                slave_incarnation,
                 entries,
             } => {
                 self.accept_master(from, sent_at, log)?;
-                self.on_append(from, prev_index, prev_term, commit, sent_at, entries, log)
+                self.recovery_heard_master(slave_incarnation, commit);
+                self.on_append(from, prev_index, prev_term, commit, sent_at, entries, log)?;
+                self.maybe_finish_recovery(log)
             }
-            Body::Heartbeat { commit, sent_at } => {
+            Body::Heartbeat {
+                commit,
+                sent_at,
+                slave_incarnation,
+            } => {
                 self.accept_master(from, sent_at, log)?;
+                self.recovery_heard_master(slave_incarnation, commit);
                 let verified = self.verified_index;
                 self.set_commit(commit.min(verified));
                 let commit = self.commit_index;
-                self.send(from, Body::HeartbeatResponse { sent_at, commit });
+                self.send_heartbeat_response(from, sent_at, commit);
                 self.guard_lease();
                 // E.g. after a snapshot installed while no master was known.
                 self.maybe_ack();
-                Ok(())
+                self.maybe_finish_recovery(log)
             }
-            Body::AppendResponse { sent_at, result } => {
+            Body::AppendResponse {
+                sent_at,
+                result,
+                incarnation,
+                recovering,
+            } => {
+                if !self.admit_response(from, incarnation, recovering, log) {
+                    return Ok(());
+                }
                 self.on_append_response(from, sent_at, result, log)
             }
-            Body::HeartbeatResponse { sent_at, commit } => {
+            Body::HeartbeatResponse {
+                sent_at,
+                commit,
+                incarnation,
+                recovering,
+            } => {
+                if !self.admit_response(from, incarnation, recovering, log) {
+                    return Ok(());
+                }
                 let last_index = self.pending.last_index(log);
                 self.on_heartbeat_response(from, sent_at, commit, last_index);
                 Ok(())
             }
             Body::TimeoutNow => self.on_timeout_now(from, log),
-            Body::PreVote { .. } | Body::PreVoteResponse { .. } => Ok(()),
+            Body::PreVote { .. }
+            | Body::PreVoteResponse { .. }
+            | Body::RecoveryQuery { .. }
+            | Body::RecoveryReply { .. } => Ok(()),
         }
     }
 
     // ----- invariants ------------------------------------------------------
 
+    fn send_heartbeat_response(&mut self, to: NodeId, sent_at: Time, commit: u64) {
+        let body = Body::HeartbeatResponse {
+            sent_at,
+            commit,
+            incarnation: self.incarnation,
+            recovering: !self.is_trusted(),
+        };
+        self.send(to, body);
+    }
+
     fn check_invariants(&self) {
         assert!(self.reported_commit_index <= self.commit_index);
+        if !self.is_trusted() {
+            assert!(
+                matches!(self.role, Role::Slave | Role::Learner),
+                "a node that is not trusted neither campaigns nor leads"
+            );
+        }
         assert_eq!(
             self.role == Role::Learner,
             !self.is_voter,

@@ -82,6 +82,8 @@ impl Core {
                             hint_index,
                             hint_term,
                         },
+                        incarnation: self.incarnation,
+                        recovering: !self.is_trusted(),
                     },
                 );
                 self.guard_lease();
@@ -177,6 +179,8 @@ impl Core {
                     result: AppendResult::Accepted {
                         match_index: durable,
                     },
+                    incarnation: self.incarnation,
+                    recovering: !self.is_trusted(),
                 },
             );
             self.last_acked_index = self.last_acked_index.max(durable);

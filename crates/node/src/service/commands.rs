@@ -148,9 +148,10 @@ impl Service {
             }
             Request::CurrentState => {
                 let state = format!(
-                    "node {}: {} in n = {}, master {}, tlog last i = {}, committed {}, applied {}, lease {}{}",
+                    "node {}: {} ({}) in n = {}, master {}, tlog last i = {}, committed {}, applied {}, lease {}{}",
                     self.name(),
                     p.role,
+                    p.standing,
                     p.term,
                     self.master_name(&p).unwrap_or_else(|| "unknown".into()),
                     p.tlog_last_index,

@@ -1,0 +1,231 @@
+//! The real-process harness shared by the tests of the `arakoon` binary:
+//! clusters of `arakoon --node NAME -config FILE` processes on loopback
+//! ports outside the ephemeral range, each with a random `cluster_id`.
+//! Every child is killed when the harness is dropped, also when a test
+//! fails; a failing test prints the data directory (with each node's
+//! stderr) and the ports.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use client::{Client, ClientBuilder, Consistency, RetryPolicy};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Lease period of the test clusters (unless given), seconds.
+pub const LEASE_SECS: u64 = 1;
+/// Longest wait for anything a test waits for.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// See `node::loopback_ports`: outside the ephemeral range, so that no
+/// outgoing connection of a parallel test takes one before its node binds.
+pub fn free_port() -> u16 {
+    node::loopback_ports(1).expect("a free loopback port")[0]
+}
+
+/// A cluster of `arakoon` processes; kills them all when dropped.
+pub struct Processes {
+    pub dir: tempfile::TempDir,
+    /// Random per cluster, so that a stray node of another test (same
+    /// ports by accident) is refused at the handshake.
+    pub cluster_id: String,
+    pub config_path: PathBuf,
+    pub names: Vec<String>,
+    pub client_addresses: Vec<String>,
+    pub children: Vec<Option<Child>>,
+}
+
+/// A cluster id no other test cluster has.
+fn random_cluster_id() -> String {
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let nonce = match random {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            u64::from(std::process::id())
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+        }
+    };
+    format!("test_{nonce:016x}")
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Processes {
+    /// `n` nodes with a lease of [`LEASE_SECS`], started.
+    pub fn start(n: usize) -> Processes {
+        Processes::start_with_lease(n, LEASE_SECS)
+    }
+
+    /// `n` nodes with a lease of `lease_secs` seconds, started.
+    pub fn start_with_lease(n: usize, lease_secs: u64) -> Processes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster_id = random_cluster_id();
+        let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
+        let mut text = format!(
+            "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {lease_secs}\n\n",
+            names.join(", ")
+        );
+        let mut client_addresses = Vec::new();
+        for name in &names {
+            let (cp, mp) = (free_port(), free_port());
+            client_addresses.push(format!("127.0.0.1:{cp}"));
+            text.push_str(&format!(
+                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n\n",
+                dir.path().join(name).display()
+            ));
+        }
+        let config_path = dir.path().join("arakoon.ini");
+        std::fs::write(&config_path, &text).expect("write the config");
+        eprintln!("cluster in {}:\n{text}", dir.path().display());
+        let mut p = Processes {
+            dir,
+            cluster_id,
+            config_path,
+            names,
+            client_addresses,
+            children: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            p.spawn(i);
+        }
+        p
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node {i} is running");
+        let stderr_path = self.dir.path().join(format!("{}.stderr", self.names[i]));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .expect("stderr file");
+        let child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .arg("--node")
+            .arg(&self.names[i])
+            .arg("-config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn arakoon --node");
+        self.children[i] = Some(child);
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The node's home directory (its store, tlog and log).
+    pub fn home(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.names[i])
+    }
+
+    /// The operator's answer to a broken disk: the node is killed, its
+    /// home removed and made again, empty.
+    pub fn wipe(&mut self, i: usize) {
+        self.kill(i);
+        let home = self.home(i);
+        std::fs::remove_dir_all(&home).expect("remove the node's home");
+        std::fs::create_dir_all(&home).expect("make the node's home again");
+        assert!(is_empty_dir(&home));
+    }
+
+    pub fn client(&self) -> Client {
+        let mut b = ClientBuilder::new(&self.cluster_id)
+            .request_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_millis(500))
+            .discovery_timeout(Duration::from_millis(500))
+            .retry_policy(RetryPolicy {
+                max_attempts: 4,
+                backoff_initial: Duration::from_millis(50),
+                backoff_max: Duration::from_millis(200),
+            });
+        for (name, addr) in self.names.iter().zip(&self.client_addresses) {
+            b = b.node(name, addr);
+        }
+        b.build().expect("client")
+    }
+
+    pub fn stderr_of(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.stderr", self.names[i])))
+            .unwrap_or_default()
+    }
+
+    /// Runs a client action of the binary (`-config FILE` + `args`).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .arg("-config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("run arakoon");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// Waits until some node names itself master and takes a write (a paused
+/// node costs at most half a second per try).
+pub async fn wait_for_master(c: &Client, p: &Processes) -> String {
+    let c = c.with_request_timeout(Duration::from_millis(500));
+    let start = Instant::now();
+    loop {
+        if let Ok(m) = c.master().await {
+            if c.nop().await.is_ok() {
+                return m;
+            }
+        }
+        if start.elapsed() > DEADLINE {
+            for i in 0..p.names.len() {
+                eprintln!("--- {} stderr:\n{}", p.names[i], p.stderr_of(i));
+            }
+            panic!("no master within {DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn index_of(p: &Processes, name: &str) -> usize {
+    p.names.iter().position(|n| n == name).expect("a node name")
+}
+
+pub fn txid(c: Consistency) -> i64 {
+    match c {
+        Consistency::AtLeast(i) => i,
+        other => panic!("get_txid answered {other:?}"),
+    }
+}
+
+/// Sends `kill -SIG` to node `i`'s process.
+pub fn signal(p: &Processes, i: usize, sig: &str) {
+    let pid = p.children[i].as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
