@@ -77,7 +77,7 @@ impl Entry {
 /// What must be durable before any message of the same `Ready` leaves the
 /// node: the current term `n`, the vote given in it, and whether this
 /// node's persisted state holds everything it ever promised (see
-/// "Recovery: a node that lost its disk" in the crate doc).
+/// [`crate::recovery`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HardState {
     /// Current term; never decreases.

@@ -347,3 +347,41 @@ fn drift_beyond_the_margin_breaks_the_lease() {
         "4% drift is within the margin"
     );
 }
+
+/// `Core::lease` computes the instant the lease ends once: the lease holds
+/// (as the core answers it at that time) at every instant before `until`
+/// and not at `until`, as long as no new acknowledgement arrives.
+#[test]
+fn lease_until_is_exactly_where_the_lease_stops() {
+    let mut c = Cluster::new(3, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(50));
+    c.isolate(m.0); // no new acknowledgement from now on
+    let n = &c.nodes[&m];
+    let now = c.now;
+    let lease = n.core.lease(now).expect("held");
+    assert_eq!(lease.read_index, n.core.commit_index());
+    assert!(lease.until > now);
+    let period = Duration::from_millis(100 - 10); // lease_period - max_clock_drift
+    assert!(lease.until <= now.plus(period), "at most a lease from now");
+    for t in [now, Time(lease.until.0 - 1)] {
+        assert_eq!(n.core.lease(t), Ok(lease), "holds at {t:?}");
+    }
+    assert!(matches!(
+        n.core.lease(lease.until),
+        Err(ReadError::LeaseNotHeld { .. })
+    ));
+}
+
+/// A single-voter cluster's master holds its lease alone; `until` is a
+/// lease period ahead of the time asked.
+#[test]
+fn a_lone_master_always_holds_its_lease() {
+    let mut c = Cluster::new(1, 0, |_| {});
+    let m = c.elect();
+    c.run_for(Duration::from_millis(20));
+    let n = &c.nodes[&m];
+    let later = c.now.plus(Duration::from_secs(5));
+    let lease = n.core.lease(later).expect("held");
+    assert_eq!(lease.until, later.plus(Duration::from_millis(100)));
+}

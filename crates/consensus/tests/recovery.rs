@@ -1,5 +1,5 @@
-//! A node that lost its disk (crate doc: "Recovery: a node that lost its
-//! disk"): it neither votes nor counts until it has caught up, a new
+//! A node that lost its disk (`consensus::recovery` has the argument):
+//! it neither votes nor counts until it has caught up, a new
 //! cluster of empty nodes still elects at once, and the master starts a
 //! wiped peer's replication from scratch.
 

@@ -76,7 +76,7 @@ use crate::settings::{Settings, BATCH_MAX_UPDATES, BATCH_TARGET_BYTES};
 use crate::state::{Answered, DirectReply, DriverRequest, Lease, Published, Refused, SharedStore};
 use crate::StopMode;
 use bytes::Bytes;
-use consensus::{Core, Message, NodeId, ProposeError, Role, StepError, Time};
+use consensus::{Core, Message, NodeId, ProposeError, Role, StepError};
 use protocol::Update;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -107,8 +107,6 @@ const SEAL_STEP_MIN_BYTES: u64 = 1 << 20;
 /// 64 clients, direct answers for every update cost 10–20 % of the writes
 /// per second, the driver being the one serial thread.
 const DIRECT_ANSWERS_MAX: usize = 4;
-/// Precision of the published lease expiry.
-const LEASE_PRECISION_NS: u64 = 100_000;
 /// A node that is not master applies its committed entries once this many
 /// wait, whatever `slave_apply_delay` says (one store transaction each).
 const SLAVE_APPLY_BATCH_ENTRIES: u64 = 64;
@@ -851,36 +849,13 @@ impl Driver {
         Ok(())
     }
 
-    /// The first local time after `now` (within a lease period) at which the
-    /// core no longer grants `Consistent` reads, less a little precision.
-    fn lease_until(&self, now: Time) -> Time {
-        let holds = |t: u64| self.core.consistent_read_index(Time(t)).is_ok();
-        let mut lo = now.0;
-        let mut hi = now.plus(self.settings.consensus.lease_period).0;
-        if holds(hi) {
-            return Time(hi);
-        }
-        while hi - lo > LEASE_PRECISION_NS {
-            let mid = lo + (hi - lo) / 2;
-            if holds(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        Time(lo)
-    }
-
     fn publish(&mut self) {
         let now = self.clock.now();
         let role = self.core.role();
-        let lease = match self.core.consistent_read_index(now) {
-            Ok(read_index) => Some(Lease {
-                read_index,
-                until: self.lease_until(now),
-            }),
-            Err(_) => None,
-        };
+        let lease = self.core.lease(now).ok().map(|l| Lease {
+            read_index: l.read_index,
+            until: l.until,
+        });
         let peers_match = if role == Role::Master {
             (0..self.settings.cluster.nodes.len() as u64)
                 .map(NodeId)

@@ -75,38 +75,6 @@ impl Core {
         );
     }
 
-    /// The send time of the quorum-th most recent acknowledgement among
-    /// voters (the master counting itself at `now`; a recovering voter
-    /// does not count).
-    pub(super) fn lease_quorum_sent_at(&self, now: Time) -> Option<Time> {
-        let mut times: Vec<Time> = self
-            .config
-            .voters
-            .iter()
-            .filter_map(|v| {
-                if *v == self.config.id {
-                    Some(now)
-                } else {
-                    self.progress
-                        .get(v)
-                        .filter(|p| !p.recovering)
-                        .and_then(|p| p.acked_sent_at)
-                }
-            })
-            .collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        times.get(self.quorum - 1).copied()
-    }
-
-    pub(super) fn lease_holds(&self, now: Time) -> bool {
-        let period = self
-            .config
-            .lease_period
-            .saturating_sub(self.config.max_clock_drift);
-        self.lease_quorum_sent_at(now)
-            .is_some_and(|t| now < t.plus(period))
-    }
-
     /// Preferred master: hand mastership to the most preferred voter that is
     /// caught up and responsive, if it ranks above this node.
     pub(super) fn maybe_hand_over(&mut self, log: &dyn LogRead) {

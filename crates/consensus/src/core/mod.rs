@@ -3,8 +3,9 @@
 //! (Ongaro, "Consensus: Bridging Theory and Practice", 2014) by section.
 
 mod election;
+pub mod lease;
 mod master;
-mod recovery;
+pub mod recovery;
 mod slave;
 
 use crate::config::Config;
@@ -274,7 +275,7 @@ impl Core {
     /// node at term 0 skips it (it never acknowledged anyone).
     ///
     /// A hard state whose standing is not `Trusted` starts the recovery of
-    /// the crate doc ("Recovery: a node that lost its disk"); `Unknown` with
+    /// [`recovery`]; `Unknown` with
     /// a non-empty log (or store) is `Recovering`.
     pub fn new(
         config: Config,
@@ -428,38 +429,6 @@ impl Core {
     pub fn commit_announce_due(&self) -> Option<Time> {
         self.commit_announce_due
             .filter(|_| self.role == Role::Master)
-    }
-
-    /// The index the caller must have applied before serving a `Consistent`
-    /// read now, if this node is master and holds the lease: a quorum of
-    /// voters acknowledged messages it sent less than `lease_period -
-    /// max_clock_drift` ago, and an entry of its own term is committed (so
-    /// the commit index covers every write any earlier master acknowledged).
-    pub fn consistent_read_index(&self, now: Time) -> Result<u64, ReadError> {
-        let now = now.max(self.now);
-        if self.role != Role::Master {
-            return Err(ReadError::NotMaster {
-                master: self.master,
-            });
-        }
-        #[cfg(feature = "broken")]
-        if self.config.broken == Some(crate::config::Broken::ReadWithoutLease) {
-            return Ok(self.commit_index);
-        }
-        let not_held = |reason| ReadError::LeaseNotHeld {
-            term: self.term,
-            reason,
-        };
-        if self.lease_forfeited {
-            return Err(not_held("mastership is being handed over"));
-        }
-        if self.commit_index < self.term_start_index {
-            return Err(not_held("no entry of this term committed yet"));
-        }
-        if !self.lease_holds(now) {
-            return Err(not_held("no quorum acknowledged within the lease period"));
-        }
-        Ok(self.commit_index)
     }
 
     // ----- inputs --------------------------------------------------------
@@ -778,28 +747,6 @@ impl Core {
         let high = duration_nanos(self.config.election_timeout_max);
         let timeout = self.rng.in_range(low, high);
         self.election_deadline = Time(self.now.0.saturating_add(timeout));
-    }
-
-    /// Extends the lease guard: this node granted (or held) a lease at `now`.
-    fn guard_lease(&mut self) {
-        let until = Time(self.now.0.saturating_add(self.lease_period_ns()));
-        self.lease_guard_until = self.lease_guard_until.max(until);
-    }
-
-    /// True while this node must not help elect anyone else: it is master, a
-    /// lease it granted may run, or it heard from a master recently (§9.6:
-    /// a healthy master is not disturbed).
-    fn in_lease(&self) -> bool {
-        if self.role == Role::Master {
-            return true;
-        }
-        if self.now < self.lease_guard_until {
-            return true;
-        }
-        let recent = self
-            .last_master_contact
-            .is_some_and(|t| self.now < t.plus(self.config.election_timeout_min));
-        self.master.is_some() && recent
     }
 
     fn forced_allows(&self, candidate: NodeId) -> bool {

@@ -1,9 +1,101 @@
-//! A node that cannot vouch for its persisted state (an empty home, an
-//! unreadable hard state, a store injected from elsewhere) comes back as a
-//! non-voting, non-counting member and earns its vote back; and the master
-//! side: a peer that comes back with a new incarnation is reset, and a
-//! recovering peer counts toward neither a commit nor the lease. The
-//! argument is in the crate doc ("Recovery: a node that lost its disk").
+//! Recovery: a node that lost its disk, or cannot vouch for what it
+//! promised, earns its vote back; and the master side of it (a peer that
+//! comes back with a new incarnation is reset; a recovering peer counts
+//! toward neither a commit nor the lease).
+//!
+//! # The argument
+//!
+//! Every argument above, and Raft's own, assumes a voter never forgets what
+//! it promised: its vote in a term, the entries it acknowledged, the lease
+//! it granted. A node whose disk was wiped (or whose hard state cannot be
+//! read, or whose store was injected from elsewhere) has forgotten, and if
+//! it voted at once it could elect a master that lacks acknowledged writes:
+//! with A master and C behind, writes committed by A and B, B wiped and
+//! restarted, A dead, B would vote for C. So a node's [`HardState`] carries
+//! a [`Standing`] and an *incarnation* (random, chosen when nothing was
+//! persisted), and a node that is not `Trusted` neither votes (nor grants
+//! pre-votes), nor campaigns, nor counts toward a commit or a lease, until
+//! it has earned its vote back. This follows Alagappan et al.,
+//! "Protocol-Aware Recovery for Consensus-Based Storage" (FAST 2018): the
+//! node recovers what it lost from the others, using what the protocol
+//! knows about who must hold what, instead of being trusted or removed.
+//!
+//! *New cluster or lost disk?* A node with nothing persisted is `Unknown`
+//! (with a non-empty log or store it is `Recovering` at once). It asks every
+//! other voter ([`Body::RecoveryQuery`]) for its term, standing and last
+//! index. If any has a log or is recovering, the cluster has a history:
+//! `Recovering`. If *every* other voter answers with an empty log at term 0,
+//! nobody ever campaigned, so this node never promised anything: `Trusted`,
+//! at once (a brand-new cluster elects without delay). If every one answers
+//! with an empty log but some term is above 0, it decides `Trusted` only on
+//! answers asked after the recovery wait (below): elections were tried, none
+//! was won (a winner appends its barrier at once), and none it may have
+//! voted in can still be won. Why asking *every* voter is right: a promise
+//! this node made went to a candidate or master of some term `t >= 1`, which
+//! made `t` durable before asking, and so answers with a term above 0 (or a
+//! log) unless it lost its own disk too, in which case the election or
+//! mastership that used the promise is gone with it. A cluster of nodes that
+//! were all wiped is a new cluster; its data is gone either way.
+//!
+//! *What a recovering node must learn* (`v` voters, quorum `q`): (a) a term
+//! `T_S` at least as high as every term its earlier incarnation voted or
+//! acknowledged in; (b) every entry committed with its help. It waits the
+//! *recovery wait* ([`Config::recovery_wait`]: the longer of
+//! `election_timeout_max` and `lease_period`, stretched by the clock-rate
+//! bound of the lease argument) from its start, then asks again and needs
+//! answers, to questions asked after the wait, from `v - q + 1` other voters
+//! that are `Trusted` ([`Config::recovery_answers_needed`]); `T_S` is the
+//! highest term among them. Its vote in `T_S` counts as spent (`voted_for`
+//! is set to itself), and it never votes in lower terms. Then it follows a
+//! master of term `>= T_S` and takes as its *target* the commit index that
+//! master announced in an append or heartbeat echoing this node's new
+//! incarnation (`slave_incarnation`); it becomes `Trusted` (persisted) once
+//! it holds, durably and verified against that master, every entry up to
+//! the target and a committed entry of the master's own term.
+//!
+//! *Why (a) holds.* The earlier incarnation's promises were made before this
+//! node started. A vote went to a candidate of some term `t`, which counts
+//! votes for at most `election_timeout_max` of its own clock (then it leaves
+//! the candidate role, which a term never returns to; the core enforces
+//! it), so by the end of the recovery wait every such election is won or
+//! lost. A won one was won by a quorum `Q` whose other `q - 1` members made
+//! `t` durable; an acknowledgement went to a master of `t`, elected by such
+//! a quorum before it. Any `v - q + 1` other voters meet every such set of
+//! `q - 1` (there are `v - 1` others and `(v - q + 1) + (q - 1) > v - 1`),
+//! and a trusted voter's term never decreases: `T_S >= t`. Voters that lost
+//! their disks too answer `Recovering` or `Unknown` and do not count; those
+//! that count still meet every such set, as long as a majority kept its
+//! disks. A lost election in a term above `T_S` needs nothing: its
+//! candidate will never count the old vote.
+//!
+//! *Why (b) holds.* Every entry committed before the master's term is in
+//! that master's log before its barrier (leader completeness, §3.6.3), and
+//! the node holds a committed entry of that term, so it holds them all
+//! (log matching). An entry committed in the master's own term with an
+//! acknowledgement of the earlier incarnation was committed before the
+//! master learnt the new incarnation, so it is at or below the target: the
+//! master follows one incarnation of each peer per term, resets the peer's
+//! progress (match index 0, probing) when a *recovering* message of another
+//! incarnation arrives, retires the old one, and ignores its late messages;
+//! it echoes an incarnation only after that reset.
+//!
+//! *Why the others stay safe meanwhile.* A recovering node neither votes nor
+//! counts toward a commit or the lease (its responses carry `recovering`),
+//! so every quorum formed without it is one of trusted voters, which meets
+//! every earlier quorum in a voter that kept its promises (`q + (q - 1) >
+//! v - 1`). The lease argument is untouched: the node is in no lease quorum
+//! and helps elect nobody until the recovery wait, which outlasts any lease
+//! its earlier incarnation granted, has passed. Once trusted, its log holds
+//! everything it needs for the up-to-date check, and it has spent its vote
+//! in every term its earlier incarnation could have voted in.
+//!
+//! *What it costs.* While a voter recovers, the cluster needs a quorum of
+//! the *other* voters, and the recovering node needs `v - q + 1` trusted
+//! ones: with 3 voters, both others up. A majority of voters wiped at once
+//! cannot recover by itself (their data may be gone with them): the cluster
+//! elects nobody and says so, rather than lose acknowledged writes. Growing
+//! a cluster works the same way: a node added empty to a running cluster
+//! recovers like a wiped one (from 2 to 3 voters: it needs both old ones).
 
 use super::*;
 use crate::types::Standing;
