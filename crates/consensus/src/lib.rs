@@ -196,8 +196,8 @@
 //!
 //! # Test support
 //!
-//! [`testing`] holds an in-memory log and a small cluster harness that runs
-//! the caller's loop above. With the `broken` feature, [`Config`] has a
+//! `testing` (feature `testing`) holds an in-memory log and a small cluster
+//! harness that runs the caller's loop above. With the `broken` feature, [`Config`] has a
 //! `broken` field selecting one deliberate bug (see `Broken`), for the
 //! simulator to prove it catches each.
 
@@ -208,6 +208,7 @@ mod log;
 mod message;
 mod progress;
 pub mod rng;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod types;
 

@@ -274,3 +274,67 @@ fn the_recovery_wait_covers_an_election_and_a_lease() {
         2
     );
 }
+
+/// An empty node whose peers have empty logs but a term above 0 (elections
+/// were tried) becomes trusted only after the recovery wait, at the highest
+/// term answered, with its vote there spent: its earlier incarnation may
+/// have *won* that term (its barrier wiped with it), and a second master of
+/// the same term must not follow with its new vote. (Found by the
+/// simulator, seed 1607, before the vote was spent.)
+#[test]
+fn a_fresh_decision_after_tried_elections_spends_the_vote() {
+    use consensus::testing::{test_config, MemLog};
+    use consensus::{Core, HardState};
+    let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
+    let config = test_config(NodeId(1), voters, vec![], 7);
+    let wait = config.recovery_wait();
+    let log = MemLog::new();
+    let mut core = Core::new(config, HardState::unknown(77), &log, 0, Time(0)).unwrap();
+    let answer =
+        |core: &mut Core, from: u64, term: u64, standing: Standing, asked_at: Time, now: Time| {
+            let msg = Message {
+                from: NodeId(from),
+                to: NodeId(1),
+                term,
+                body: Body::RecoveryReply {
+                    asked_at,
+                    standing,
+                    last_index: 0,
+                },
+            };
+            core.step(msg, now, &log).unwrap();
+        };
+    // Answers to a question asked before the wait do not decide.
+    let early = Time(1_000_000);
+    core.tick(early, &log).unwrap();
+    answer(&mut core, 2, 1, Standing::Trusted, early, early);
+    answer(&mut core, 3, 0, Standing::Unknown, early, early);
+    assert_eq!(core.standing(), Standing::Unknown);
+    // After the wait: trusted, at term 1, its vote there spent.
+    let late = Time(wait.as_nanos() as u64 + 1);
+    core.tick(late, &log).unwrap();
+    answer(&mut core, 2, 1, Standing::Trusted, late, late);
+    answer(&mut core, 3, 0, Standing::Unknown, late, late);
+    assert_eq!(core.standing(), Standing::Trusted);
+    let hs = core.hard_state();
+    assert_eq!((hs.term, hs.voted_for), (1, Some(NodeId(1))));
+    let _ = core.take_ready(&log).unwrap();
+    let vote = Message {
+        from: NodeId(3),
+        to: NodeId(1),
+        term: 1,
+        body: Body::Vote {
+            last_index: 0,
+            last_term: 0,
+            transfer: false,
+        },
+    };
+    core.step(vote, Time(late.0 + 1), &log).unwrap();
+    let rd = core.take_ready(&log).unwrap();
+    assert!(
+        rd.messages
+            .iter()
+            .all(|m| !matches!(m.body, Body::VoteResponse { granted: true })),
+        "no second vote in term 1"
+    );
+}

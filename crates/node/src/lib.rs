@@ -8,12 +8,14 @@
 //!
 //! # Tasks
 //!
-//! - The **driver** (`driver.rs`), on a thread of its own: owns the
-//!   consensus core and the tlog; proposes batched updates, persists,
-//!   sends, applies, answers updates; publishes its state (`state.rs`).
+//! - The **driver** (`driver.rs`), on a thread of its own: runs the
+//!   node's `replica::Replica` (consensus core, tlog, store, updates in
+//!   flight: the same code the simulator runs), which proposes batched
+//!   updates, persists, sends, applies, answers updates and publishes its
+//!   state (`replica::Published`, through a `watch`).
 //! - **Client connections** (`service/`), one task each: decode requests,
 //!   send updates to the driver's bounded queue, serve reads from the store
-//!   directly (lease checked against the published state).
+//!   directly, through the replica's read gates over the published state.
 //! - **Messaging** (`messaging.rs`): one sender task per peer (bounded
 //!   queue, reconnects with backoff), one receiver task per incoming
 //!   connection; they run on the driver's thread, on a current-thread
@@ -31,13 +33,19 @@
 //! # What it promises
 //!
 //! - An update is acknowledged only once its entry is fsynced by a quorum
-//!   (this node included) and applied to this node's store; each client
-//!   gets its own update's result. Mastership lost with the update in
-//!   flight: `E_NO_LONGER_MASTER` (outcome unknown).
+//!   (this node included) and committed: a `set`, `nop` or sequence of
+//!   those (whose result the store cannot change) at commit, after its
+//!   index was published as answered (no read here is served from a store
+//!   short of it); any other update once applied to this node's store,
+//!   with the store's result. Each client gets its own update's result.
+//!   Mastership lost with the update in flight: `E_NO_LONGER_MASTER`
+//!   (outcome unknown).
 //! - `Consistent` reads are answered only by a master holding its lease,
 //!   from a store that applied at least the lease's read index.
-//!   `AtLeast(i)`: from a store that applied at least `i`, else
-//!   `E_INCONSISTENT_READ`. `NoGuarantee`: the local store as it is.
+//!   `AtLeast(i)`: from a store that applied at least `i` (waiting up to a
+//!   heartbeat interval if the tlog holds `i`), else `E_INCONSISTENT_READ`.
+//!   `NoGuarantee`: the local store as it is. Every read first waits until
+//!   the store holds every update this node answered.
 //! - Start after `kill -9`: the tlog recovers (torn tail cut), the store
 //!   reopens at its last checkpoint or later, and the committed entries
 //!   above the store's applied index are applied again as the commit
@@ -132,7 +140,7 @@ pub struct Node {
     name: String,
     client_address: SocketAddr,
     stop: watch::Sender<StopMode>,
-    published: watch::Receiver<state::Published>,
+    published: watch::Receiver<replica::Published>,
     done: Option<oneshot::Receiver<Result<(), NodeError>>>,
     /// The accept loops, which hold the listeners.
     listener_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -237,13 +245,11 @@ fn tlog_options(cluster: &ClusterConfig, node: &config::NodeConfig) -> TlogOptio
 struct DriverParts {
     settings: Arc<Settings>,
     clock: Clock,
-    core: Core,
-    tlog: Tlog,
-    store: Arc<state::SharedStore>,
+    replica: replica::Replica<Arc<state::SharedStore>, driver::NodeWaiter>,
     messaging_listener: std::net::TcpListener,
     inbound: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
     requests: mpsc::Receiver<state::DriverRequest>,
-    published: watch::Sender<state::Published>,
+    published: watch::Sender<replica::Published>,
     stop: watch::Receiver<StopMode>,
     apply_wanted: Arc<tokio::sync::Notify>,
 }
@@ -274,9 +280,7 @@ impl DriverParts {
             let driver = driver::Driver::new(
                 self.settings,
                 self.clock,
-                self.core,
-                self.tlog,
-                self.store,
+                self.replica,
                 driver::DriverIo {
                     transport,
                     requests: self.requests,
@@ -356,13 +360,14 @@ impl Node {
         );
 
         let (stop_tx, stop_rx) = watch::channel(StopMode::Running);
-        let (published_tx, published_rx) = watch::channel(state::Published::initial(
-            core.role(),
-            core.standing(),
-            core.term(),
-            applied,
-            tlog.last_index(),
-        ));
+        let replica = replica::Replica::new(
+            settings.replica_settings(),
+            core,
+            tlog,
+            Arc::clone(&store),
+            clock.now(),
+        );
+        let (published_tx, published_rx) = watch::channel(replica.published().clone());
         let (inbound_tx, inbound_rx) = mpsc::channel(settings::INBOUND_QUEUE_CAPACITY);
         let (requests_tx, requests_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
         let apply_wanted = Arc::new(tokio::sync::Notify::new());
@@ -373,9 +378,7 @@ impl Node {
         let driver_parts = DriverParts {
             settings: Arc::clone(&settings),
             clock,
-            core,
-            tlog,
-            store: Arc::clone(&store),
+            replica,
             messaging_listener,
             inbound: (inbound_tx, inbound_rx),
             requests: requests_rx,
@@ -531,7 +534,7 @@ impl Node {
 /// Logs one line about the node's state every `reporting` (Arakoon's key).
 fn spawn_reporter(
     every: std::time::Duration,
-    published: watch::Receiver<state::Published>,
+    published: watch::Receiver<replica::Published>,
     settings: Arc<Settings>,
     mut stop: watch::Receiver<StopMode>,
 ) {

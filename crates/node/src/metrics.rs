@@ -6,10 +6,10 @@
 
 use crate::messaging::stopped;
 use crate::settings::Settings;
-use crate::state::Published;
 use crate::stats::Stats;
 use crate::StopMode;
 use consensus::Role;
+use replica::Published;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;

@@ -144,6 +144,19 @@ impl Settings {
         })
     }
 
+    /// What the replica takes from the config (see `replica::Settings`).
+    pub fn replica_settings(&self) -> replica::Settings {
+        replica::Settings {
+            fsync: self.node().fsync,
+            slave_apply_delay: self.node().slave_apply_delay,
+            read_only: self.read_only(),
+            payload_limits: self.payload_limits,
+            batch_target_bytes: BATCH_TARGET_BYTES,
+            batch_max_updates: BATCH_MAX_UPDATES,
+            ..replica::Settings::default()
+        }
+    }
+
     pub fn node(&self) -> &NodeConfig {
         &self.cluster.nodes[self.me]
     }

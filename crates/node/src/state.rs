@@ -1,99 +1,11 @@
 //! What the driver shares with the client service: the requests it takes
-//! (updates, drop-master) and the state it publishes after every round
-//! (role, master, lease, applied index), so that reads never queue behind
-//! the driver.
-//!
-//! # The lease as published
-//!
-//! After every round, *before* the round's messages leave, the driver
-//! publishes `lease = Some((read_index, until))` when the core holds the
-//! lease: `read_index` is the core's `consistent_read_index`, `until` the
-//! first local time at which the core would no longer answer it (found by
-//! asking the core, which is pure, for later times). A reader that sees
-//! `now < until` may serve a `Consistent` read once the store has applied
-//! `read_index`. Publishing before sending matters for a hand-over: the core
-//! forfeits the lease before it sends `TimeoutNow`, and readers see the
-//! forfeit before the target can campaign.
+//! (updates, drop-master), how an update's answer comes back ([`Answered`],
+//! [`DirectReply`]), and the store both use. The state readers go by is
+//! the replica's `Published` (see `crates/replica`), sent through a `watch`.
 
-use consensus::{NodeId, Role, Standing, Time};
 use protocol::Update;
-use store::UpdateResult;
+pub use replica::{Refused, UpdateAnswer};
 use tokio::sync::oneshot;
-
-/// The master's lease as the driver last published it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    /// Apply at least this far before serving a `Consistent` read.
-    pub read_index: u64,
-    /// Local time (the node's [`crate::clock::Clock`]) at which it lapses.
-    pub until: Time,
-}
-
-/// The driver's state, as readers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub role: Role,
-    /// Whether this node votes and counts (`Recovering`: it lost its disk
-    /// and catches up first).
-    pub standing: Standing,
-    pub term: u64,
-    pub master: Option<NodeId>,
-    pub lease: Option<Lease>,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    /// The highest index of an update this node answered, possibly before
-    /// the store applied it (see the driver's `answer_before_apply`): no
-    /// read is served here from a store that has not applied it.
-    pub answered_index: u64,
-    pub tlog_last_index: u64,
-    /// On the master: each peer's match index (`node_is` in statistics).
-    pub peers_match: Vec<(NodeId, u64)>,
-    /// The node is stopping: answer `E_GOING_DOWN`.
-    pub going_down: bool,
-}
-
-impl Published {
-    pub fn initial(
-        role: Role,
-        standing: Standing,
-        term: u64,
-        applied_index: u64,
-        tlog_last_index: u64,
-    ) -> Published {
-        Published {
-            role,
-            standing,
-            term,
-            master: None,
-            lease: None,
-            commit_index: applied_index,
-            applied_index,
-            answered_index: 0,
-            tlog_last_index,
-            peers_match: Vec::new(),
-            going_down: false,
-        }
-    }
-}
-
-/// Why an update was not applied (or its outcome is unknown).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// This node is not master; the master's id if known. Nothing was done.
-    NotMaster(Option<NodeId>),
-    /// Proposed, then mastership was lost: the outcome is unknown.
-    NoLongerMaster,
-    /// The node is stopping; the update was not proposed (or its outcome is
-    /// unknown if `proposed`).
-    GoingDown { proposed: bool },
-    /// The cluster is read-only.
-    ReadOnly,
-    /// The update is too large for one entry.
-    TooLarge { bytes: usize, limit: u64 },
-}
-
-/// The answer to an update: the store's result once its entry is applied.
-pub type UpdateAnswer = Result<UpdateResult, Refused>;
 
 /// An answer as the driver hands it back to the connection.
 #[derive(Debug)]
@@ -158,8 +70,6 @@ impl DirectReply {
 pub enum DriverRequest {
     Update {
         update: Update,
-        /// Size of the update in a batch (cached, for batching limits).
-        encoded_len: usize,
         reply: crate::answer::AnswerSender,
         /// Where the driver may write the success answer itself.
         direct: Option<DirectReply>,
@@ -197,6 +107,12 @@ impl std::ops::Deref for SharedStore {
     type Target = store::Store;
 
     fn deref(&self) -> &store::Store {
+        &self.store
+    }
+}
+
+impl replica::StoreAccess for SharedStore {
+    fn store(&self) -> &store::Store {
         &self.store
     }
 }

@@ -234,9 +234,13 @@ pub(crate) fn read_update(r: &mut Reader<'_>, depth: usize, limits: &Limits) -> 
 
 /// Appends a batch of updates, the payload of one tlog entry:
 /// `u8 version (1)`, `int32 count`, then each update as inside a sequence.
-pub fn encode_batch(updates: &[Update], out: &mut Vec<u8>) {
+/// Takes the updates or references to them.
+pub fn encode_batch<U: std::borrow::Borrow<Update>>(updates: &[U], out: &mut Vec<u8>) {
     wire::put_u8(out, BATCH_FORMAT_VERSION);
-    write_update_list(out, updates);
+    wire::put_len(out, updates.len());
+    for update in updates {
+        update.borrow().encode(out);
+    }
 }
 
 /// Decodes a batch that fills all of `bytes` (see [`encode_batch`]). Its

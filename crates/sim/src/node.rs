@@ -1,9 +1,20 @@
-//! One simulated node: the real consensus core, tlog and store on its own
-//! simulated disk, driven the way the real node drives them (the caller's
-//! loop documented in the consensus crate), plus a minimal client service:
-//! writes are batched into one entry per fsync round (group commit),
-//! `Consistent` reads wait for the lease's read index, `AtLeast` reads are
-//! served by any node that has applied enough.
+//! One simulated node: the real [`Replica`] (consensus core, tlog, store and
+//! the driver loop of `crates/replica`, the very code the node runs) on its
+//! own simulated disk, and what only the simulation adds: a virtual clock,
+//! fsyncs that take simulated time, the network, the clients' requests and
+//! answers, and the observer's hooks.
+//!
+//! Clients' updates go through the replica's write path (answered at commit
+//! or after the apply, directly or through the "connection": a delivery
+//! event a little later), reads through its read gates (`Consistent` under
+//! the published lease, `AtLeast(i)` waiting for an index the tlog holds,
+//! with the apply nudge), exactly as on a real node.
+//!
+//! As in the node, the fsync blocks the driver: while it runs, the node
+//! takes no message, tick or update (they wait, as in the node's queues),
+//! but its readers go on serving from the state last published (the node's
+//! connection tasks do). A slow disk (a fault) can so stall a master for
+//! longer than its lease: its published lease must lapse by the clock.
 
 use crate::checker::{Op, Outcome, Value};
 use crate::clock::NodeClock;
@@ -13,11 +24,14 @@ use crate::rng::Rng;
 use crate::storage::Storage;
 use crate::workload::{ClientReply, ClientRequest, ReadKind};
 use bytes::Bytes;
-use consensus::{Config, Core, HardState, ProposeError, ReadError, Role, Standing, Time};
+use consensus::{Config, Core, HardState, Message, NodeId, Role, RoleChange, Standing, Time};
 use disk::SimDisk;
 use protocol::Update;
+use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
+use replica::{Env, Published, Refused, Replica, Settle, SyncOutcome, UpdateAnswer};
 use std::collections::BTreeMap;
-use store::{UpdateFailure, UpdateOk};
+use store::{Store, UpdateFailure, UpdateOk};
+use tlog::SyncJob;
 
 /// What travels on the simulated network.
 #[derive(Debug, Clone)]
@@ -46,8 +60,13 @@ pub struct Ctx<'a> {
 /// A store's user pairs, in key order.
 pub type StoreContent = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Store checkpoint every this many applied entries.
+/// Store checkpoint every this many applied entries (often, so that
+/// crashes find the store anywhere between checkpoint and tlog).
 const CHECKPOINT_EVERY: u64 = 16;
+/// An answer that goes through the client's connection (not the driver's
+/// direct path) arrives this much later at most: the hop to the
+/// connection's thread.
+const CONNECTION_HOP_NS: (u64, u64) = (20_000, 300_000);
 
 pub fn key_bytes(key: u64) -> Vec<u8> {
     format!("k{key:03}").into_bytes()
@@ -109,28 +128,206 @@ fn outcome_of(op: &Op, result: &store::UpdateResult) -> Result<Outcome, String> 
     })
 }
 
-#[derive(Debug)]
+fn read_value(store: &Store, key: u64) -> Result<Option<Value>, String> {
+    let raw = store
+        .get(&key_bytes(key))
+        .map_err(|e| format!("store get: {e}"))?;
+    raw.as_deref().map(decode_value).transpose()
+}
+
+/// The replica's settings in the simulator (the node's defaults, with
+/// frequent checkpoints).
+pub fn replica_settings() -> replica::Settings {
+    replica::Settings {
+        checkpoint_every_entries: CHECKPOINT_EVERY,
+        ..replica::Settings::default()
+    }
+}
+
+/// A running node: the replica, its fsync in flight, its waiting reads.
 struct Running {
-    storage: Storage,
-    core: Core,
-    /// An fsync is in flight and completes at this real time.
-    fsync_due_ns: Option<u64>,
-    /// Writes waiting for the next entry.
-    queued_writes: Vec<ClientRequest>,
-    /// Proposed entries: index -> (term, the writes it carries).
-    pending_writes: BTreeMap<u64, (u64, Vec<ClientRequest>)>,
-    /// `Consistent` reads waiting until the store reaches their read index.
-    pending_reads: Vec<(u64, ClientRequest)>,
-    applied_since_checkpoint: u64,
+    replica: Replica<Store, ClientRequest>,
+    /// An fsync in flight (the driver is blocked until it completes), and
+    /// the real time it completes.
+    fsync: Option<(u64, SyncJob)>,
+    /// Reads waiting at a gate.
+    reads: Vec<(ReadGate, ClientRequest)>,
+    /// Updates that came while the driver was blocked (the node's request
+    /// queue), submitted once it is free.
+    held_updates: Vec<(Update, ClientRequest)>,
+    /// A tick came while the driver was blocked.
+    tick_held: bool,
+}
+
+/// The simulated world as one node's replica sees it.
+struct SimEnv<'a, 'b> {
+    ctx: &'a mut Ctx<'b>,
+    id: usize,
+    clock: NodeClock,
+    fsync: &'a mut Option<(u64, SyncJob)>,
+    /// The next fsync takes this long (a slow disk), if set.
+    slow_fsync_ns: &'a mut Option<u64>,
+}
+
+impl SimEnv<'_, '_> {
+    fn reply(&mut self, request: &ClientRequest, reply: ClientReply, at_ns: Option<u64>) {
+        let msg = SimMsg::Reply {
+            request_id: request.request_id,
+            reply,
+        };
+        let to = self.ctx.clients_base + request.client;
+        match at_ns {
+            Some(at) => self.ctx.net.send_at(at, self.id, to, msg),
+            None => self.ctx.net.send_once(self.ctx.now_ns, self.id, to, msg),
+        }
+    }
+}
+
+impl Env for SimEnv<'_, '_> {
+    type Waiter = ClientRequest;
+
+    fn now(&self) -> Time {
+        Time(self.clock.local_ns(self.ctx.now_ns))
+    }
+
+    fn send(&mut self, message: &Message) {
+        let to = message.to.0 as usize;
+        let bytes = Bytes::from(consensus::encode(message));
+        self.ctx
+            .net
+            .send(self.ctx.now_ns, self.id, to, SimMsg::Consensus(bytes));
+    }
+
+    fn publish(&mut self, _published: &Published) {}
+
+    fn answer(
+        &mut self,
+        request: ClientRequest,
+        index: Option<u64>,
+        answer: UpdateAnswer,
+        direct: bool,
+    ) {
+        let reply = match answer {
+            Ok(result) => match outcome_of(&request.op, &result) {
+                Ok(outcome) => ClientReply::Done {
+                    outcome,
+                    index: index.unwrap_or(0),
+                },
+                Err(e) => {
+                    let id = self.id;
+                    self.ctx
+                        .obs
+                        .violation(self.ctx.now_ns, format!("node {id}: {e}"));
+                    return;
+                }
+            },
+            Err(Refused::NotMaster(m)) => ClientReply::NotMaster {
+                hint: m.map(|m| m.0 as usize),
+            },
+            Err(Refused::NoLongerMaster | Refused::GoingDown { .. }) => ClientReply::NoLongerMaster,
+            Err(other) => {
+                let id = self.id;
+                self.ctx.obs.violation(
+                    self.ctx.now_ns,
+                    format!("node {id}: the simulator's update was refused: {other:?}"),
+                );
+                return;
+            }
+        };
+        // The driver's direct path answers now; the connection's, a hop later.
+        let at = (!direct).then(|| {
+            self.ctx.now_ns
+                + self
+                    .ctx
+                    .rng
+                    .between(CONNECTION_HOP_NS.0, CONNECTION_HOP_NS.1)
+        });
+        self.reply(&request, reply, at);
+    }
+
+    fn sync(&mut self, job: SyncJob) -> SyncOutcome {
+        let took = match self.slow_fsync_ns.take() {
+            Some(slow) => slow,
+            None => self
+                .ctx
+                .rng
+                .between(self.ctx.fsync_ns.0, self.ctx.fsync_ns.1),
+        };
+        *self.fsync = Some((self.ctx.now_ns + took, job));
+        SyncOutcome::Pending
+    }
+
+    fn role_changed(&mut self, rc: &RoleChange) {
+        let id = self.id;
+        self.ctx.obs.trace(self.ctx.now_ns, || {
+            format!(
+                "node {id}: {} in term {} (master {:?}), tlog last {}, commit {}",
+                rc.role, rc.term, rc.master, rc.last_index, rc.commit_index
+            )
+        });
+        if rc.role == Role::Master {
+            self.ctx.obs.became_master(self.ctx.now_ns, id, rc.term);
+        }
+    }
+
+    /// Every entry applied is observed, with the keys it was the last in
+    /// the batch to touch and their values after the batch (one store
+    /// transaction applies the batch: values in between are not there to
+    /// read, and are not needed: no later entry of the batch changed them).
+    fn applied(&mut self, entries: &[tlog::Entry], updates: &[Vec<Update>], store: &Store) {
+        let mut last_touch: BTreeMap<u64, u64> = BTreeMap::new();
+        for (entry, batch) in entries.iter().zip(updates) {
+            let mut keys = Vec::new();
+            for u in batch {
+                collect_keys(u, &mut keys);
+            }
+            for k in keys {
+                last_touch.insert(k, entry.index);
+            }
+        }
+        let mut values: BTreeMap<u64, Vec<(u64, Option<Value>)>> = BTreeMap::new();
+        for (&key, &index) in &last_touch {
+            match read_value(store, key) {
+                Ok(v) => values.entry(index).or_default().push((key, v)),
+                Err(e) => {
+                    let id = self.id;
+                    self.ctx
+                        .obs
+                        .violation(self.ctx.now_ns, format!("node {id}: {e}"));
+                    return;
+                }
+            }
+        }
+        for entry in entries {
+            let touched = values.remove(&entry.index).unwrap_or_default();
+            self.ctx.obs.applied(
+                self.ctx.now_ns,
+                self.id,
+                entry.index,
+                entry.term,
+                &entry.payload,
+                &touched,
+            );
+        }
+    }
+
+    fn snapshots_wanted(&mut self, peers: &[NodeId]) {
+        // The simulator never collapses tlogs, so no slave can need one.
+        let id = self.id;
+        self.ctx.obs.violation(
+            self.ctx.now_ns,
+            format!("node {id}: asked to send snapshots to {peers:?}, but no tlog was collapsed"),
+        );
+    }
 }
 
 /// A simulated node, running or crashed.
-#[derive(Debug)]
 pub struct SimNode {
     pub id: usize,
     pub clock: NodeClock,
     pub disk: SimDisk,
     config: Config,
+    settings: replica::Settings,
     running: Option<Running>,
     /// While paused (SIGSTOP), inputs wait until this real time.
     pub paused_until_ns: u64,
@@ -139,19 +336,38 @@ pub struct SimNode {
     /// The standing it last had (kept while it is down; `Unknown` once
     /// its disk was wiped).
     pub standing: Standing,
+    /// The next fsync takes this long (the slow-disk fault).
+    pub slow_fsync_ns: Option<u64>,
+}
+
+impl std::fmt::Debug for SimNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimNode")
+            .field("id", &self.id)
+            .field("running", &self.running.is_some())
+            .field("standing", &self.standing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimNode {
-    pub fn new(id: usize, clock: NodeClock, config: Config) -> SimNode {
+    pub fn new(
+        id: usize,
+        clock: NodeClock,
+        config: Config,
+        settings: replica::Settings,
+    ) -> SimNode {
         SimNode {
             id,
             clock,
             disk: SimDisk::new(),
             config,
+            settings,
             running: None,
             paused_until_ns: 0,
             next_tick_ns: 0,
             standing: Standing::Unknown,
+            slow_fsync_ns: None,
         }
     }
 
@@ -163,37 +379,53 @@ impl SimNode {
         now_ns < self.paused_until_ns
     }
 
+    /// The real time the fsync in flight completes.
     pub fn fsync_due_ns(&self) -> Option<u64> {
-        self.running.as_ref().and_then(|r| r.fsync_due_ns)
+        self.running
+            .as_ref()
+            .and_then(|r| r.fsync.as_ref().map(|f| f.0))
+    }
+
+    /// Until when the driver takes no input: it is paused, or blocked in an
+    /// fsync (then its readers still serve).
+    pub fn driver_busy_until_ns(&self, now_ns: u64) -> Option<u64> {
+        let until = self.paused_until_ns.max(self.fsync_due_ns().unwrap_or(0));
+        (until > now_ns).then_some(until)
+    }
+
+    /// The real time the replica wants to be woken at.
+    pub fn wake_due_ns(&self) -> Option<u64> {
+        let r = self.running.as_ref()?;
+        r.replica.wake_at().map(|t| self.clock.real_ns_at(t.0))
     }
 
     pub fn applied_index(&self) -> Option<u64> {
         self.running
             .as_ref()
-            .map(|r| r.storage.store.applied_index())
+            .map(|r| r.replica.store().applied_index())
     }
 
     pub fn commit_index(&self) -> Option<u64> {
-        self.running.as_ref().map(|r| r.core.commit_index())
+        self.running
+            .as_ref()
+            .map(|r| r.replica.core().commit_index())
     }
 
     pub fn role(&self) -> Option<Role> {
-        self.running.as_ref().map(|r| r.core.role())
+        self.running.as_ref().map(|r| r.replica.core().role())
     }
 
     pub fn has_pending_client_work(&self) -> bool {
-        self.running.as_ref().is_some_and(|r| {
-            !r.queued_writes.is_empty()
-                || !r.pending_writes.is_empty()
-                || !r.pending_reads.is_empty()
-        })
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.replica.has_waiters() || !r.reads.is_empty())
     }
 
     /// The store's user content, for the end-of-run comparison.
     pub fn store_content(&self) -> Option<Result<StoreContent, String>> {
         self.running.as_ref().map(|r| {
-            r.storage
-                .store
+            r.replica
+                .store()
                 .range_entries(None, true, None, true, -1)
                 .map_err(|e| e.to_string())
         })
@@ -204,7 +436,7 @@ impl SimNode {
     }
 
     /// Starts the node (first boot or restart after a crash): recover the
-    /// tlog and store from the disk, rebuild the core from them.
+    /// tlog and store from the disk, rebuild the core and the replica.
     pub fn start(&mut self, ctx: &mut Ctx) {
         assert!(self.running.is_none(), "node {} started twice", self.id);
         let storage = match Storage::open(&self.disk) {
@@ -224,13 +456,8 @@ impl SimNode {
             None => HardState::unknown(ctx.rng.below(u64::MAX - 1) + 1),
         };
         let applied = storage.store.applied_index();
-        let core = match Core::new(
-            self.config.clone(),
-            hard_state,
-            &storage.tlog,
-            applied,
-            self.local(ctx.now_ns),
-        ) {
+        let now = self.local(ctx.now_ns);
+        let core = match Core::new(self.config.clone(), hard_state, &storage.tlog, applied, now) {
             Ok(c) => c,
             Err(e) => {
                 ctx.obs
@@ -248,14 +475,19 @@ impl SimNode {
             )
         });
         self.standing = core.standing();
-        self.running = Some(Running {
-            storage,
+        let replica = Replica::new(
+            self.settings.clone(),
             core,
-            fsync_due_ns: None,
-            queued_writes: Vec::new(),
-            pending_writes: BTreeMap::new(),
-            pending_reads: Vec::new(),
-            applied_since_checkpoint: 0,
+            storage.tlog,
+            storage.store,
+            now,
+        );
+        self.running = Some(Running {
+            replica,
+            fsync: None,
+            reads: Vec::new(),
+            held_updates: Vec::new(),
+            tick_held: false,
         });
         self.next_tick_ns = ctx.now_ns;
     }
@@ -280,24 +512,102 @@ impl SimNode {
         ctx.obs.trace(ctx.now_ns, || format!("node {id}: CRASH"));
     }
 
+    /// Runs `input` on the replica with this node's environment, then lets
+    /// it settle and serves the reads that can be served. An error of the
+    /// replica (its storage or a refused input) is a violation.
+    fn with_replica(
+        &mut self,
+        ctx: &mut Ctx,
+        input: impl FnOnce(&mut Replica<Store, ClientRequest>, &mut SimEnv) -> Result<(), String>,
+    ) {
+        let id = self.id;
+        let clock = self.clock;
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        let mut env = SimEnv {
+            ctx,
+            id,
+            clock,
+            fsync: &mut r.fsync,
+            slow_fsync_ns: &mut self.slow_fsync_ns,
+        };
+        let mut result = input(&mut r.replica, &mut env);
+        if result.is_ok() {
+            result = settle(&mut r.replica, &mut env);
+        }
+        // Reads waiting for an apply a slave held back get it now (the
+        // node's connections notify the driver, which settles again).
+        if result.is_ok() && serve_reads(&r.replica, &mut r.reads, &mut env) {
+            r.replica.want_apply();
+            result = settle(&mut r.replica, &mut env);
+            if result.is_ok() {
+                serve_reads(&r.replica, &mut r.reads, &mut env);
+            }
+        }
+        if let Err(e) = result {
+            env.ctx
+                .obs
+                .violation(env.ctx.now_ns, format!("node {id}: {e}"));
+            return;
+        }
+        let standing = r.replica.core().standing();
+        if standing != self.standing {
+            ctx.obs
+                .trace(ctx.now_ns, || format!("node {id}: now {standing}"));
+            self.standing = standing;
+        }
+    }
+
     pub fn tick(&mut self, ctx: &mut Ctx, tick_interval_ns: u64) {
         let now = self.local(ctx.now_ns);
         self.next_tick_ns = self
             .clock
             .real_ns_at(now.0 + tick_interval_ns)
             .max(ctx.now_ns + 1);
+        if self.driver_busy_until_ns(ctx.now_ns).is_some() {
+            // The readers' timers run; the driver's tick waits for the fsync.
+            self.serve_reads_only(ctx);
+            if let Some(r) = self.running.as_mut() {
+                r.tick_held = true;
+            }
+            return;
+        }
+        self.with_replica(ctx, |replica, env| {
+            replica.tick(env).map_err(|e| e.to_string())
+        });
+    }
+
+    /// While the driver is blocked: the waiting reads ask their gates again
+    /// (the published state stands still, the clock does not).
+    fn serve_reads_only(&mut self, ctx: &mut Ctx) {
+        let id = self.id;
+        let clock = self.clock;
         let Some(r) = self.running.as_mut() else {
             return;
         };
-        let result = r.core.tick(now, &r.storage.tlog);
-        self.after_input(ctx, result.map_err(|e| e.to_string()));
+        let mut env = SimEnv {
+            ctx,
+            id,
+            clock,
+            fsync: &mut r.fsync,
+            slow_fsync_ns: &mut self.slow_fsync_ns,
+        };
+        // An apply a reader asks for waits for the driver too.
+        if serve_reads(&r.replica, &mut r.reads, &mut env) {
+            r.replica.want_apply();
+        }
+    }
+
+    /// At the replica's wake-up time: a commit announcement, or entries a
+    /// slave held back.
+    pub fn wake(&mut self, ctx: &mut Ctx) {
+        self.with_replica(ctx, |replica, env| {
+            replica.wake(env).map_err(|e| e.to_string())
+        });
     }
 
     pub fn on_consensus(&mut self, ctx: &mut Ctx, bytes: &[u8]) {
-        let now = self.local(ctx.now_ns);
-        let Some(r) = self.running.as_mut() else {
-            return;
-        };
         let msg = match consensus::decode(bytes, &consensus::DecodeLimits::default()) {
             Ok(m) => m,
             Err(e) => {
@@ -309,364 +619,147 @@ impl SimNode {
                 return;
             }
         };
-        let result = r.core.step(msg, now, &r.storage.tlog);
-        self.after_input(ctx, result.map_err(|e| e.to_string()));
+        self.with_replica(ctx, |replica, env| {
+            replica
+                .step(msg, env)
+                .map_err(|e| format!("core refused an input: {e}"))
+        });
     }
 
+    /// The fsync completed: the driver takes what waited for it (the
+    /// updates, a tick) along with the result.
     pub fn on_fsync_done(&mut self, ctx: &mut Ctx) {
-        let now = self.local(ctx.now_ns);
         let Some(r) = self.running.as_mut() else {
             return;
         };
-        r.fsync_due_ns = None;
-        let result = match r.storage.tlog.sync() {
-            Ok(synced) => match r.storage.tlog.term(synced) {
-                Some(term) => r
-                    .core
-                    .entries_synced(synced, term, now, &r.storage.tlog)
-                    .map_err(|e| e.to_string()),
-                None if synced == 0 => Ok(()),
-                None => Err(format!("no term for synced index {synced}")),
-            },
-            Err(e) => Err(format!("fsync: {e}")),
-        };
-        self.after_input(ctx, result);
-    }
-
-    fn reply(
-        &self,
-        ctx: &mut Ctx,
-        request: &ClientRequest,
-        reply: ClientReply,
-        clients_base: usize,
-    ) {
-        let msg = SimMsg::Reply {
-            request_id: request.request_id,
-            reply,
-        };
-        ctx.net
-            .send_once(ctx.now_ns, self.id, clients_base + request.client, msg);
-    }
-
-    fn master_hint(core: &Core) -> Option<usize> {
-        core.master().map(|m| m.0 as usize)
-    }
-
-    pub fn on_request(&mut self, ctx: &mut Ctx, request: ClientRequest, clients_base: usize) {
-        let now = self.local(ctx.now_ns);
-        let Some(r) = self.running.as_mut() else {
+        let Some((_, job)) = r.fsync.take() else {
             return;
         };
-        match (&request.op, request.read) {
-            (Op::Get, ReadKind::AtLeast(i)) => {
-                let applied = r.storage.store.applied_index();
-                let reply = if applied >= i {
-                    match self.read_value(request.key) {
-                        Ok(v) => ClientReply::Done {
-                            outcome: Outcome::Value(v),
-                            index: applied,
-                        },
-                        Err(e) => {
-                            ctx.obs.violation(ctx.now_ns, e);
-                            return;
-                        }
-                    }
-                } else {
-                    ClientReply::InconsistentRead
+        let held = std::mem::take(&mut r.held_updates);
+        let tick = std::mem::take(&mut r.tick_held);
+        self.with_replica(ctx, |replica, env| {
+            replica
+                .sync_finished(job.run(), env)
+                .map_err(|e| e.to_string())?;
+            for (update, request) in held {
+                replica.submit(update, request, env);
+            }
+            if tick {
+                replica.tick(env).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+    }
+
+    pub fn on_request(&mut self, ctx: &mut Ctx, request: ClientRequest) {
+        let busy = self.driver_busy_until_ns(ctx.now_ns).is_some();
+        match update_of(request.key, &request.op) {
+            Some(update) if busy => {
+                if let Some(r) = self.running.as_mut() {
+                    r.held_updates.push((update, request));
+                }
+            }
+            Some(update) => self.with_replica(ctx, |replica, env| {
+                replica.submit(update, request, env);
+                Ok(())
+            }),
+            None => {
+                let consistency = match request.read {
+                    ReadKind::Consistent => ReadConsistency::Consistent,
+                    ReadKind::AtLeast(i) => ReadConsistency::AtLeast(i),
                 };
-                self.reply(ctx, &request, reply, clients_base);
-            }
-            (Op::Get, ReadKind::Consistent) => match r.core.consistent_read_index(now) {
-                Ok(read_index) => {
-                    r.pending_reads.push((read_index, request));
-                    self.serve_reads(ctx, clients_base);
-                }
-                Err(ReadError::NotMaster { master }) => {
-                    let hint = master.map(|m| m.0 as usize);
-                    self.reply(ctx, &request, ClientReply::NotMaster { hint }, clients_base);
-                }
-                Err(ReadError::LeaseNotHeld { .. }) => {
-                    self.reply(
-                        ctx,
-                        &request,
-                        ClientReply::NotMaster { hint: None },
-                        clients_base,
-                    );
-                }
-            },
-            _ => {
-                if r.core.role() != Role::Master {
-                    let hint = Self::master_hint(&r.core);
-                    self.reply(ctx, &request, ClientReply::NotMaster { hint }, clients_base);
-                    return;
-                }
-                r.queued_writes.push(request);
-                self.after_input(ctx, Ok(()));
-            }
-        }
-    }
-
-    fn read_value(&self, key: u64) -> Result<Option<Value>, String> {
-        let r = self.running.as_ref().ok_or("not running")?;
-        let raw = r
-            .storage
-            .store
-            .get(&key_bytes(key))
-            .map_err(|e| format!("node {}: store get: {e}", self.id))?;
-        raw.as_deref().map(decode_value).transpose()
-    }
-
-    /// Proposes every queued write as one entry, unless an fsync is in
-    /// flight (then they wait for the next round: group commit).
-    fn flush_writes(&mut self, ctx: &mut Ctx, clients_base: usize) {
-        let now = self.local(ctx.now_ns);
-        let Some(r) = self.running.as_mut() else {
-            return;
-        };
-        if r.queued_writes.is_empty() || r.fsync_due_ns.is_some() {
-            return;
-        }
-        let writes = std::mem::take(&mut r.queued_writes);
-        let updates: Vec<Update> = writes
-            .iter()
-            .map(|w| update_of(w.key, &w.op).expect("only writes are queued"))
-            .collect();
-        let mut payload = Vec::new();
-        protocol::encode_batch(&updates, &mut payload);
-        match r.core.propose(Bytes::from(payload), now, &r.storage.tlog) {
-            Ok(p) => {
-                let id = self.id;
-                ctx.obs.trace(ctx.now_ns, || {
-                    format!(
-                        "node {id}: propose {} writes at ({}, term {})",
-                        writes.len(),
-                        p.index,
-                        p.term
-                    )
-                });
-                r.pending_writes.insert(p.index, (p.term, writes));
-            }
-            Err(ProposeError::Step(e)) => {
-                ctx.obs
-                    .violation(ctx.now_ns, format!("node {}: propose failed: {e}", self.id));
-            }
-            Err(e) => {
-                let hint = match e {
-                    ProposeError::NotMaster { master } => master.map(|m| m.0 as usize),
-                    _ => None,
+                let timing = ReadTiming {
+                    lease_period: self.config.lease_period,
+                    heartbeat_interval: self.config.heartbeat_interval,
                 };
-                for w in &writes {
-                    self.reply(ctx, w, ClientReply::NotMaster { hint }, clients_base);
+                let gate = ReadGate::new(consistency, timing, self.local(ctx.now_ns));
+                if let Some(r) = self.running.as_mut() {
+                    r.reads.push((gate, request));
                 }
-            }
-        }
-    }
-
-    /// After any input: propose queued writes, then carry out the core's
-    /// `Ready` in the documented order until it is empty.
-    fn after_input(&mut self, ctx: &mut Ctx, input: Result<(), String>) {
-        if let Err(e) = input {
-            ctx.obs.violation(
-                ctx.now_ns,
-                format!("node {}: core refused an input: {e}", self.id),
-            );
-            return;
-        }
-        let clients_base = ctx.clients_base;
-        self.flush_writes(ctx, clients_base);
-        if let Err(e) = self.process_ready(ctx, clients_base) {
-            ctx.obs
-                .violation(ctx.now_ns, format!("node {}: {e}", self.id));
-        }
-        if let Some(r) = &self.running {
-            let standing = r.core.standing();
-            if standing != self.standing {
-                let id = self.id;
-                ctx.obs
-                    .trace(ctx.now_ns, || format!("node {id}: now {standing}"));
-                self.standing = standing;
-            }
-        }
-    }
-
-    fn process_ready(&mut self, ctx: &mut Ctx, clients_base: usize) -> Result<(), String> {
-        let id = self.id;
-        let Some(r) = self.running.as_mut() else {
-            return Ok(());
-        };
-        let ready = r
-            .core
-            .take_ready(&r.storage.tlog)
-            .map_err(|e| format!("take_ready: {e}"))?;
-        // 1. Hard state, durably, before any message of this Ready leaves.
-        if let Some(hs) = ready.hard_state {
-            r.storage
-                .tlog
-                .save_hard_state(hs)
-                .map_err(|e| format!("save hard state: {e}"))?;
-        }
-        // 2. Truncate the uncommitted suffix, append the new entries (buffered).
-        if let Some(after) = ready.truncate_after {
-            ctx.obs.trace(ctx.now_ns, || {
-                format!("node {id}: truncate tlog after {after}")
-            });
-            r.storage
-                .tlog
-                .truncate_suffix(after + 1)
-                .map_err(|e| format!("truncate: {e}"))?;
-        }
-        if !ready.entries.is_empty() {
-            let entries: Vec<tlog::Entry> = ready.entries.iter().map(tlog::Entry::from).collect();
-            r.storage
-                .tlog
-                .append(&entries)
-                .map_err(|e| format!("append: {e}"))?;
-        }
-        // 3. Messages.
-        for m in &ready.messages {
-            let to = m.to.0 as usize;
-            let bytes = Bytes::from(consensus::encode(m));
-            ctx.net.send(ctx.now_ns, id, to, SimMsg::Consensus(bytes));
-        }
-        if !ready.snapshots_to_send.is_empty() {
-            // The simulator never collapses tlogs, so no slave can need a snapshot.
-            return Err(format!(
-                "asked to send snapshots to {:?}, but no tlog was collapsed",
-                ready.snapshots_to_send
-            ));
-        }
-        // 4. Role changes.
-        for rc in &ready.role_changes {
-            ctx.obs.trace(ctx.now_ns, || {
-                format!(
-                    "node {id}: {} in term {} (master {:?}), tlog last {}, commit {}",
-                    rc.role, rc.term, rc.master, rc.last_index, rc.commit_index
-                )
-            });
-            if rc.role == Role::Master {
-                ctx.obs.became_master(ctx.now_ns, id, rc.term);
-            }
-        }
-        if r.core.role() != Role::Master {
-            // Lost mastership: what was proposed may or may not commit.
-            let writes: Vec<ClientRequest> = std::mem::take(&mut r.pending_writes)
-                .into_values()
-                .flat_map(|(_, w)| w)
-                .chain(std::mem::take(&mut r.queued_writes))
-                .collect();
-            let reads: Vec<ClientRequest> = std::mem::take(&mut r.pending_reads)
-                .into_iter()
-                .map(|(_, q)| q)
-                .collect();
-            for w in writes.iter().chain(&reads) {
-                self.reply(ctx, w, ClientReply::NoLongerMaster, clients_base);
-            }
-        }
-        // 5. Start an fsync for what was appended, if none is in flight.
-        let r = self.running.as_mut().expect("still running");
-        if r.fsync_due_ns.is_none() && r.storage.tlog.last_index() > r.storage.tlog.synced_index() {
-            r.fsync_due_ns = Some(ctx.now_ns + ctx.rng.between(ctx.fsync_ns.0, ctx.fsync_ns.1));
-        }
-        // 6. Apply what is committed.
-        self.apply_committed(ctx, ready.commit_index, clients_base)?;
-        self.serve_reads(ctx, clients_base);
-        Ok(())
-    }
-
-    fn apply_committed(
-        &mut self,
-        ctx: &mut Ctx,
-        commit_index: u64,
-        clients_base: usize,
-    ) -> Result<(), String> {
-        let id = self.id;
-        loop {
-            let r = self.running.as_mut().expect("running");
-            let index = r.storage.store.applied_index() + 1;
-            if index > commit_index {
-                break;
-            }
-            let mut entries = r
-                .storage
-                .tlog
-                .read(index, index + 1, u64::MAX)
-                .map_err(|e| format!("read committed entry {index}: {e}"))?;
-            let entry = entries
-                .pop()
-                .ok_or_else(|| format!("committed entry {index} missing from the tlog"))?;
-            let updates = if entry.payload.is_empty() {
-                Vec::new() // the master's barrier entry of its term
-            } else {
-                protocol::decode_batch(&entry.payload, &protocol::Limits::default())
-                    .map_err(|e| format!("entry {index}: {e}"))?
-            };
-            let results = r
-                .storage
-                .store
-                .apply(index, &updates)
-                .map_err(|e| format!("apply {index}: {e}"))?;
-            r.applied_since_checkpoint += 1;
-            if r.applied_since_checkpoint >= CHECKPOINT_EVERY {
-                r.applied_since_checkpoint = 0;
-                r.storage
-                    .store
-                    .checkpoint()
-                    .map_err(|e| format!("checkpoint: {e}"))?;
-            }
-            let mut touched = Vec::new();
-            for u in &updates {
-                collect_keys(u, &mut touched);
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut after = Vec::with_capacity(touched.len());
-            for key in touched {
-                after.push((key, self.read_value(key)?));
-            }
-            ctx.obs
-                .applied(ctx.now_ns, id, index, entry.term, &entry.payload, &after);
-            let r = self.running.as_mut().expect("running");
-            if let Some((term, writes)) = r.pending_writes.remove(&index) {
-                if term == entry.term {
-                    for (w, result) in writes.iter().zip(&results) {
-                        let outcome = outcome_of(&w.op, result)?;
-                        self.reply(ctx, w, ClientReply::Done { outcome, index }, clients_base);
-                    }
+                if busy {
+                    self.serve_reads_only(ctx);
                 } else {
-                    // Another master's entry won this index: ours was never committed.
-                    for w in &writes {
-                        self.reply(ctx, w, ClientReply::NoLongerMaster, clients_base);
-                    }
+                    self.with_replica(ctx, |_, _| Ok(()));
                 }
             }
         }
-        Ok(())
     }
+}
 
-    fn serve_reads(&mut self, ctx: &mut Ctx, clients_base: usize) {
-        let Some(r) = self.running.as_mut() else {
-            return;
-        };
-        let applied = r.storage.store.applied_index();
-        let term = r.core.term();
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut r.pending_reads)
-            .into_iter()
-            .partition(|(read_index, _)| *read_index <= applied);
-        r.pending_reads = waiting;
-        for (_, request) in ready {
-            match self.read_value(request.key) {
+/// Lets the replica settle (its messages are in the network already, so a
+/// `Yield` needs nothing).
+fn settle(replica: &mut Replica<Store, ClientRequest>, env: &mut SimEnv) -> Result<(), String> {
+    loop {
+        match replica.settle(env) {
+            Ok(Settle::Yield) => {}
+            Ok(Settle::Done) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Asks the gate of every waiting read again: serves, refuses, or keeps it
+/// waiting. Returns whether a gate asks for the committed entries to be
+/// applied now.
+fn serve_reads(
+    replica: &Replica<Store, ClientRequest>,
+    reads: &mut Vec<(ReadGate, ClientRequest)>,
+    env: &mut SimEnv,
+) -> bool {
+    if reads.is_empty() {
+        return false;
+    }
+    let now = env.now();
+    let published = replica.published();
+    let store = replica.store();
+    let applied = store.applied_index();
+    let mut waiting = Vec::new();
+    let mut apply_wanted = false;
+    for (mut gate, request) in std::mem::take(reads) {
+        match gate.check(published, applied, now) {
+            Gate::Serve => match read_value(store, request.key) {
                 Ok(v) => {
-                    ctx.obs.consistent_read(ctx.now_ns, self.id, term);
+                    if gate.consistency() == ReadConsistency::Consistent {
+                        env.ctx
+                            .obs
+                            .consistent_read(env.ctx.now_ns, env.id, published.term);
+                    }
                     let reply = ClientReply::Done {
                         outcome: Outcome::Value(v),
                         index: applied,
                     };
-                    self.reply(ctx, &request, reply, clients_base);
+                    env.reply(&request, reply, None);
                 }
-                Err(e) => ctx.obs.violation(ctx.now_ns, e),
+                Err(e) => {
+                    let id = env.id;
+                    env.ctx
+                        .obs
+                        .violation(env.ctx.now_ns, format!("node {id}: {e}"));
+                }
+            },
+            Gate::Refuse(refusal) => {
+                let reply = match refusal {
+                    ReadRefusal::NotMaster(m) => ClientReply::NotMaster {
+                        hint: m.map(|m| m.0 as usize),
+                    },
+                    ReadRefusal::NoLease => ClientReply::NotMaster { hint: None },
+                    ReadRefusal::NoLongerMaster(_) | ReadRefusal::GoingDown => {
+                        ClientReply::NoLongerMaster
+                    }
+                    ReadRefusal::Inconsistent { .. } => ClientReply::InconsistentRead,
+                };
+                env.reply(&request, reply, None);
+            }
+            Gate::Wait {
+                apply_wanted: a, ..
+            } => {
+                apply_wanted |= a;
+                waiting.push((gate, request));
             }
         }
     }
+    *reads = waiting;
+    apply_wanted
 }
 
 fn parse_key(key: &[u8]) -> Option<u64> {

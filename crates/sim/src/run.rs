@@ -31,6 +31,9 @@ pub struct FaultConfig {
     /// at once than can recover: `voters - quorum` not trusted).
     pub wipes: bool,
     pub pauses: bool,
+    /// A node's next fsync takes longer than a lease (a disk that hangs):
+    /// its driver is blocked meanwhile, its readers are not.
+    pub slow_disks: bool,
     pub partitions: bool,
     /// The network during the fault phase.
     pub net: NetFaults,
@@ -58,6 +61,9 @@ pub struct Scenario {
     pub checker_budget: u64,
     #[cfg(feature = "broken")]
     pub broken: Option<consensus::Broken>,
+    /// A deliberately broken replica layer.
+    #[cfg(feature = "broken")]
+    pub replica_broken: Option<replica::Broken>,
 }
 
 impl Scenario {
@@ -80,6 +86,7 @@ impl Scenario {
                 crashes: true,
                 wipes: true,
                 pauses: true,
+                slow_disks: true,
                 partitions: true,
                 net: NetFaults {
                     delay_min_ns: 50_000,
@@ -98,6 +105,8 @@ impl Scenario {
             checker_budget: 2_000_000,
             #[cfg(feature = "broken")]
             broken: None,
+            #[cfg(feature = "broken")]
+            replica_broken: None,
         }
     }
 }
@@ -126,6 +135,7 @@ enum Next {
     Restart(usize),
     Deliver,
     Fsync(usize),
+    Wake(usize),
     Tick(usize),
     Client(usize),
     QuietCheck,
@@ -197,6 +207,11 @@ impl World {
             if let Some(t) = n.fsync_due_ns() {
                 consider(t.max(wake), Next::Fsync(n.id));
             }
+            // The driver's own wake-ups wait while it is blocked in an fsync.
+            let busy = n.driver_busy_until_ns(self.now_ns).unwrap_or(0);
+            if let Some(t) = n.wake_due_ns() {
+                consider(t.max(busy).max(self.now_ns), Next::Wake(n.id));
+            }
             consider(n.next_tick_ns.max(wake), Next::Tick(n.id));
         }
         for c in &self.clients {
@@ -214,7 +229,7 @@ impl World {
         let down = self.restart_at.iter().filter(|r| r.is_some()).count();
         let now = self.now_ns;
         let all: Vec<usize> = (0..n).collect();
-        match self.rng.below(7) {
+        match self.rng.below(8) {
             // At most a minority down at once (one node for a 1-node cluster).
             0 | 1 if f.crashes && down < (n.saturating_sub(1) / 2).max(1) => {
                 let victim = self.rng.below(n as u64) as usize;
@@ -247,6 +262,26 @@ impl World {
                 nodes[victim].wipe(&mut ctx);
                 let back = now + self.rng.between(50_000_000, 800_000_000);
                 self.restart_at[victim] = Some(back);
+            }
+            6 if f.slow_disks => {
+                // A master's disk, if there is one: its lease is at stake.
+                let masters: Vec<usize> = (0..n)
+                    .filter(|&i| self.nodes[i].role() == Some(Role::Master))
+                    .collect();
+                let victim = match masters.as_slice() {
+                    [] => self.rng.below(n as u64) as usize,
+                    m => m[self.rng.below(m.len() as u64) as usize],
+                };
+                let lease = duration_ns(self.scenario.lease_period);
+                let took = self.rng.between(lease, 3 * lease);
+                self.faults_injected += 1;
+                self.nodes[victim].slow_fsync_ns = Some(took);
+                self.obs.trace(now, || {
+                    format!(
+                        "node {victim}: SLOW DISK: its next fsync takes {:.3} ms",
+                        took as f64 / 1e6
+                    )
+                });
             }
             2 if f.pauses => {
                 let victim = self.rng.below(n as u64) as usize;
@@ -336,6 +371,14 @@ impl World {
             self.net.send_at(until, from, to, msg);
             return;
         }
+        if let (true, SimMsg::Consensus(_)) = (to < nodes, &msg) {
+            if let Some(until) = self.nodes[to].driver_busy_until_ns(self.now_ns) {
+                // The driver is blocked in an fsync: the message waits in
+                // its queue (clients' requests reach the connections).
+                self.net.send_at(until, from, to, msg);
+                return;
+            }
+        }
         match msg {
             SimMsg::Consensus(bytes) => {
                 let (mut ctx, ns) = self.ctx();
@@ -343,7 +386,7 @@ impl World {
             }
             SimMsg::Request(request) => {
                 let (mut ctx, ns) = self.ctx();
-                ns[to].on_request(&mut ctx, request, nodes);
+                ns[to].on_request(&mut ctx, request);
             }
             SimMsg::Reply { request_id, reply } => {
                 let client = to - nodes;
@@ -379,6 +422,20 @@ fn node_config(scenario: &Scenario, id: usize, seed: u64) -> Config {
     c
 }
 
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn node_settings(_scenario: &Scenario) -> replica::Settings {
+    #[allow(unused_mut)]
+    let mut settings = crate::node::replica_settings();
+    #[cfg(feature = "broken")]
+    {
+        settings.broken = _scenario.replica_broken;
+    }
+    settings
+}
+
 /// Runs one seed of `scenario`.
 pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
     let mut rng = Rng::new(seed);
@@ -390,7 +447,12 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
                 origin_ns: rng.below(1_000_000_000_000),
                 drift_ppm: rng.between(0, 2 * drift) as i64 - drift as i64,
             };
-            SimNode::new(i, clock, node_config(scenario, i, seed))
+            SimNode::new(
+                i,
+                clock,
+                node_config(scenario, i, seed),
+                node_settings(scenario),
+            )
         })
         .collect();
     let clients = (0..scenario.workload.clients)
@@ -476,6 +538,10 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
             Next::Fsync(i) => {
                 let (mut ctx, nodes) = world.ctx();
                 nodes[i].on_fsync_done(&mut ctx);
+            }
+            Next::Wake(i) => {
+                let (mut ctx, nodes) = world.ctx();
+                nodes[i].wake(&mut ctx);
             }
             Next::Tick(i) => {
                 let tick = world.scenario.tick_interval_ns;

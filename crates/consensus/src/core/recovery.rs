@@ -28,14 +28,20 @@
 //! nobody ever campaigned, so this node never promised anything: `Trusted`,
 //! at once (a brand-new cluster elects without delay). If every one answers
 //! with an empty log but some term is above 0, it decides `Trusted` only on
-//! answers asked after the recovery wait (below): elections were tried, none
-//! was won (a winner appends its barrier at once), and none it may have
-//! voted in can still be won. Why asking *every* voter is right: a promise
-//! this node made went to a candidate or master of some term `t >= 1`, which
-//! made `t` durable before asking, and so answers with a term above 0 (or a
-//! log) unless it lost its own disk too, in which case the election or
-//! mastership that used the promise is gone with it. A cluster of nodes that
-//! were all wiped is a new cluster; its data is gone either way.
+//! answers asked after the recovery wait (below), moves to the highest term
+//! `T` answered and counts its vote in `T` as spent: no election it may have
+//! voted in can still be won, none it voted in was won by another node (the
+//! winner's barrier would be in that winner's log), and one *it* won (its
+//! barrier wiped with it) was of a term at most `T` (the voters that elected
+//! it made that term durable), in which it will not vote again, so no other
+//! node wins that term either: the other `q - 1` voters of the old quorum
+//! voted already, and the `v - q` left are not a quorum. Why asking *every*
+//! voter is right: a promise this node made went to a candidate or master of
+//! some term `t >= 1`, which made `t` durable before asking, and so answers
+//! with a term above 0 (or a log) unless it lost its own disk too, in which
+//! case the election or mastership that used the promise is gone with it. A
+//! cluster of nodes that were all wiped is a new cluster; its data is gone
+//! either way.
 //!
 //! *What a recovering node must learn* (`v` voters, quorum `q`): (a) a term
 //! `T_S` at least as high as every term its earlier incarnation voted or
@@ -292,15 +298,20 @@ impl Core {
                 // elections were tried but none was won (a winner appends
                 // its barrier); asked after the recovery wait, no election
                 // this node may have voted in can still be won.
-                let all_term_zero = answers.values().all(|a| a.term == 0);
+                let highest_term = answers.values().map(|a| a.term).max().unwrap_or(0);
                 let all_after_wait = answers.values().all(|a| a.asked_at >= wait_over);
-                if all_term_zero || all_after_wait {
-                    tracing::info!(node = %self.config.id, "every voter is empty: a new cluster; this node votes");
+                if highest_term == 0 || all_after_wait {
+                    tracing::info!(node = %self.config.id, n = highest_term, "every voter is empty: a new cluster; this node votes");
                     self.recovery = Recovery::Trusted;
                     self.hard_state_dirty = true;
-                    if all_term_zero && self.term == 0 {
+                    if highest_term == 0 && self.term == 0 {
                         // Never acknowledged a master: no lease to guard.
                         self.lease_guard_until = self.now;
+                    } else {
+                        // An election this node's earlier incarnation won
+                        // (its barrier wiped with it) or voted in was of a
+                        // term at most this one: its vote there is spent.
+                        self.spend_vote_up_to(highest_term, log);
                     }
                 }
             }
@@ -327,18 +338,24 @@ impl Core {
         }
     }
 
-    /// Enough voters answered: `floor` is at least every term this node's
-    /// earlier incarnation voted or acknowledged in.
-    fn set_recovery_floor(&mut self, floor: u64, log: &dyn LogRead) {
-        if floor > self.term {
-            self.become_follower(floor, None, log);
+    /// Moves to term `term` (if it is ahead) and counts the vote in the
+    /// current term as spent: the earlier incarnation may have voted (or
+    /// won) in any term up to `term`.
+    fn spend_vote_up_to(&mut self, term: u64, log: &dyn LogRead) {
+        if term > self.term {
+            self.become_follower(term, None, log);
         }
-        let floor = floor.max(self.term);
-        if self.term == floor && self.voted_for.is_none() {
-            // The earlier incarnation may have voted in this term.
+        if self.voted_for.is_none() {
             self.voted_for = Some(self.config.id);
         }
         self.hard_state_dirty = true;
+    }
+
+    /// Enough voters answered: `floor` is at least every term this node's
+    /// earlier incarnation voted or acknowledged in.
+    fn set_recovery_floor(&mut self, floor: u64, log: &dyn LogRead) {
+        self.spend_vote_up_to(floor, log);
+        let floor = floor.max(self.term);
         tracing::info!(node = %self.config.id, n = floor,
             "recovering: the voters' term is {floor}; catching up from a master of term {floor} or later before voting again");
         if let Recovery::Recovering {

@@ -4,9 +4,11 @@
 
 use super::Service;
 use crate::messaging::stopped;
-use crate::state::{Answered, DirectReply, DriverRequest, Published, Refused};
+use crate::state::{Answered, DirectReply, DriverRequest, Refused};
 use consensus::Role;
 use protocol::{Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
+use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
+use replica::Published;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -389,7 +391,6 @@ impl Service {
                 format!("a value of {largest} bytes exceeds max_value_size ({max_value} bytes)"),
             ));
         }
-        let encoded_len = update.encoded_len();
         let direct_reply = direct.and_then(|d| {
             let socket = d.slot.socket.as_ref()?;
             let reply = done_reply(update.tag())?;
@@ -404,7 +405,6 @@ impl Service {
         self.requests
             .send(DriverRequest::Update {
                 update,
-                encoded_len,
                 reply: tx,
                 direct: direct_reply,
             })
@@ -459,137 +459,61 @@ impl Service {
         }
     }
 
-    /// Waits until a `Consistent` read may be served here: master, lease
-    /// held, and the store has applied the lease's read index.
-    async fn consistent_gate(&self) -> Result<(), ErrorResponse> {
-        let lease_period = self.settings.consensus.lease_period;
-        let deadline = tokio::time::Instant::now() + lease_period;
-        let mut rx = self.published.clone();
-        let read_index = loop {
-            {
-                let p = rx.borrow_and_update();
-                if p.going_down {
-                    return Err(Self::going_down());
-                }
-                if p.role != Role::Master {
-                    return Err(self.not_master(&p));
-                }
-                if let Some(lease) = p.lease {
-                    if self.clock.now() < lease.until {
-                        break lease.read_index;
-                    }
-                }
-            }
-            // A master without the lease (just elected, or cut off): wait a
-            // little for it, as the client would retry anyway.
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Self::going_down()),
-                Err(_) => {
-                    return Err(error(
-                        ResultCode::NotMaster,
-                        "", // no master known that holds a lease
-                    ));
-                }
-            }
+    /// Waits at the read gate of `crates/replica` (the simulator's too)
+    /// until a read at `consistency` may be served here, or says why not.
+    async fn read_gate(&self, consistency: Consistency) -> Result<(), ErrorResponse> {
+        let wanted = match consistency {
+            Consistency::Consistent => ReadConsistency::Consistent,
+            Consistency::NoGuarantee => ReadConsistency::NoGuarantee,
+            Consistency::AtLeast(i) => ReadConsistency::AtLeast(u64::try_from(i).unwrap_or(0)),
         };
+        let timing = ReadTiming {
+            lease_period: self.settings.consensus.lease_period,
+            heartbeat_interval: self.settings.consensus.heartbeat_interval,
+        };
+        let mut gate = ReadGate::new(wanted, timing, self.clock.now());
+        let mut rx = self.published.clone();
         loop {
-            {
+            let decision = {
                 let p = rx.borrow_and_update();
-                if p.applied_index >= read_index {
-                    return Ok(());
+                gate.check(&p, self.store.applied_index(), self.clock.now())
+            };
+            let until = match decision {
+                Gate::Serve => return Ok(()),
+                Gate::Refuse(refusal) => return Err(self.read_refused(refusal)),
+                Gate::Wait {
+                    until,
+                    apply_wanted,
+                } => {
+                    if apply_wanted {
+                        self.apply_wanted.notify_one();
+                    }
+                    until
                 }
-                if p.going_down {
-                    return Err(Self::going_down());
-                }
-                if p.role != Role::Master {
-                    return Err(error(
-                        ResultCode::NoLongerMaster,
-                        "lost mastership while serving the read",
-                    ));
-                }
-            }
+            };
+            let deadline = tokio::time::Instant::from_std(self.clock.instant_at(until));
             match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) | Err(_) => {} // ask the gate again
                 Ok(Err(_)) => return Err(Self::going_down()),
-                Err(_) => {
-                    return Err(error(
-                        ResultCode::NoLongerMaster,
-                        "the store did not reach the read index in time",
-                    ))
-                }
             }
         }
     }
 
-    /// Waits until the store applied every update this node has answered
-    /// (the driver answers some at commit, ahead of the apply: see
-    /// `Published::answered_index`). On a master this is at most one apply
-    /// away; elsewhere it holds already.
-    async fn answers_applied(&self) -> Result<(), ErrorResponse> {
-        let answered = self.published.borrow().answered_index;
-        if self.store.applied_index() >= answered {
-            return Ok(());
-        }
-        self.wait_for_applied(answered, self.settings.consensus.lease_period)
-            .await
-            .map_err(|applied| {
-                error(
-                    ResultCode::NoLongerMaster,
-                    format!("the store did not apply the answered index {answered} in time (applied {applied})"),
-                )
-            })
-    }
-
-    /// `AtLeast(i)`: a node whose tlog holds `i` but has not applied it yet
-    /// (it has not learnt the commit yet: the master tells it with its next
-    /// message, within `commit_announce_delay` when it has nothing else to
-    /// send; or, not master, it holds committed entries back for
-    /// `slave_apply_delay`, and is asked to apply them now) waits for it, up
-    /// to one heartbeat interval; a node that does not even hold `i` answers
-    /// `E_INCONSISTENT_READ` at once, as does one still short of `i` after
-    /// the wait.
-    async fn at_least_gate(&self, i: u64) -> Result<(), ErrorResponse> {
-        let (applied, tlog_last) = {
-            let p = self.published.borrow();
-            (
-                p.applied_index.max(self.store.applied_index()),
-                p.tlog_last_index,
-            )
-        };
-        if applied >= i {
-            return Ok(());
-        }
-        let inconsistent = |applied: u64| {
-            error(
+    fn read_refused(&self, refusal: ReadRefusal) -> ErrorResponse {
+        match refusal {
+            ReadRefusal::GoingDown => Self::going_down(),
+            ReadRefusal::NotMaster(m) => error(
+                ResultCode::NotMaster,
+                m.map(|m| self.settings.name_of(m).to_string())
+                    .unwrap_or_default(),
+            ),
+            // No master known that holds a lease.
+            ReadRefusal::NoLease => error(ResultCode::NotMaster, ""),
+            ReadRefusal::NoLongerMaster(why) => error(ResultCode::NoLongerMaster, why),
+            ReadRefusal::Inconsistent { applied, wanted } => error(
                 ResultCode::InconsistentRead,
-                format!("this node has applied up to {applied}, not yet {i}"),
-            )
-        };
-        if i > tlog_last {
-            return Err(inconsistent(applied));
-        }
-        // Not master, this node may be holding committed entries back to
-        // apply several at once (`slave_apply_delay`): not for a reader.
-        self.apply_wanted.notify_one();
-        self.wait_for_applied(i, self.settings.consensus.heartbeat_interval)
-            .await
-            .map_err(inconsistent)
-    }
-
-    /// Waits until the store has applied `index`, for at most `limit`;
-    /// `Err(applied)` when it did not (or the node is going down).
-    async fn wait_for_applied(&self, index: u64, limit: std::time::Duration) -> Result<(), u64> {
-        let mut rx = self.published.clone();
-        let reached = tokio::time::timeout(
-            limit,
-            rx.wait_for(|p| p.applied_index >= index || p.going_down),
-        )
-        .await;
-        let applied = self.store.applied_index();
-        match reached {
-            Ok(Ok(_)) if applied >= index => Ok(()),
-            _ => Err(applied),
+                format!("this node has applied up to {applied}, not yet {wanted}"),
+            ),
         }
     }
 
@@ -602,17 +526,8 @@ impl Service {
         cost: ReadCost,
         f: impl FnOnce(&ReadView) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ErrorResponse> {
-        if self.published.borrow().going_down {
-            return Err(Self::going_down());
-        }
-        self.answers_applied().await?;
-        if consistency == Consistency::Consistent {
-            self.consistent_gate().await?;
-        }
+        self.read_gate(consistency).await?;
         let at_least = consistency.at_least_index();
-        if let Some(i) = at_least {
-            self.at_least_gate(i).await?;
-        }
         let store = Arc::clone(&self.store);
         let read = move || {
             let view = store.read().map_err(store_error)?;

@@ -11,13 +11,16 @@
 //!   connection is its own task, so a slow or dead client only holds its
 //!   own task (writes have a timeout, [`WRITE_TIMEOUT`]).
 //! - Updates go to the driver's bounded queue and wait for their own
-//!   result. Reads never go through the driver: `NoGuarantee` and
-//!   `AtLeast(i)` read the store at once (`E_INCONSISTENT_READ` when it has
-//!   not applied `i`); `Consistent` reads check the lease the driver
-//!   publishes, wait until the store has applied the lease's read index,
-//!   then read. Point reads (a few keys) run on the connection's task,
-//!   scans (ranges, prefixes, key counts, many keys) on blocking threads
-//!   (see `commands.rs`, `ReadCost`).
+//!   result. Reads never go through the driver: they pass the replica's
+//!   read gate (`replica::reads`) over the state the driver publishes —
+//!   every read waits for the updates this node answered; `NoGuarantee`
+//!   then reads at once; `AtLeast(i)` reads once the store applied `i`
+//!   (waiting up to a heartbeat, and asking the driver to apply, if the
+//!   tlog holds `i`; `E_INCONSISTENT_READ` otherwise); `Consistent` reads
+//!   need the published lease and wait until the store applied its read
+//!   index. Point reads (a few keys) run on the connection's task, scans
+//!   (ranges, prefixes, key counts, many keys) on blocking threads (see
+//!   `commands.rs`, `ReadCost`).
 //! - A request the decoder cannot read is answered with its error
 //!   (`E_BAD_INPUT`, `E_NO_MAGIC`) and the connection closed; a request
 //!   read whole but unusable is answered and the connection goes on.
@@ -27,12 +30,13 @@ mod commands;
 use crate::clock::Clock;
 use crate::messaging::{stopped, stopped_as};
 use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
-use crate::state::{DriverRequest, Published, SharedStore};
+use crate::state::{DriverRequest, SharedStore};
 use crate::stats::Stats;
 use crate::StopMode;
 use protocol::{
     Decoded, ErrorResponse, Incoming, ProtocolError, RequestDecoder, Response, ResultCode,
 };
+use replica::Published;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;

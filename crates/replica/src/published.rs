@@ -1,0 +1,61 @@
+//! [`Published`]: the replica's state as readers see it.
+//!
+//! The replica publishes after every round, *before* the round's messages
+//! leave (a hand-over forfeits the lease before `TimeoutNow` goes, and
+//! readers see the forfeit before the target can campaign), again before it
+//! answers an update ahead of the apply (`answered_index`), and after it
+//! applies. Readers go by it alone: the node's connections through a
+//! `watch`, the simulator's pending reads directly.
+
+use consensus::{Lease, NodeId, Role, Standing};
+
+/// The replica's state, as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub role: Role,
+    /// Whether this node votes and counts (`Recovering`: it lost its disk
+    /// and catches up first).
+    pub standing: Standing,
+    pub term: u64,
+    pub master: Option<NodeId>,
+    /// The lease the master holds (the core's, never longer): a
+    /// `Consistent` read may be served at local times before `until` once
+    /// the store applied `read_index`.
+    pub lease: Option<Lease>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// The highest index of an update this node answered, possibly before
+    /// the store applied it: no read is served here from a store that has
+    /// not applied it.
+    pub answered_index: u64,
+    pub tlog_last_index: u64,
+    /// On the master: each peer's match index.
+    pub peers_match: Vec<(NodeId, u64)>,
+    /// The node is stopping: readers and writers are told so.
+    pub going_down: bool,
+}
+
+impl Published {
+    /// The state of a node that has not run a round yet.
+    pub fn initial(
+        role: Role,
+        standing: Standing,
+        term: u64,
+        applied_index: u64,
+        tlog_last_index: u64,
+    ) -> Published {
+        Published {
+            role,
+            standing,
+            term,
+            master: None,
+            lease: None,
+            commit_index: applied_index,
+            applied_index,
+            answered_index: 0,
+            tlog_last_index,
+            peers_match: Vec::new(),
+            going_down: false,
+        }
+    }
+}

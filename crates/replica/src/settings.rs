@@ -1,0 +1,61 @@
+//! [`Settings`]: what the replica takes from the node's configuration.
+
+use std::time::Duration;
+
+/// A deliberately broken variant of the replica layer, for the simulator's
+/// proof that its checks catch real bugs. Only with the `broken` feature.
+#[cfg(feature = "broken")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// Store-dependent updates (`test_and_set`, `delete`, asserted
+    /// sequences) are answered at commit like a `set`, with the result the
+    /// store gives *then*, before the earlier committed entries are applied.
+    AnswerStoreDependentAtCommit,
+    /// The published lease ends a lease period later than the core allows.
+    LeaseTooLong,
+}
+
+/// Limits and pacing of one replica.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Make appended entries durable (fdatasync) before counting them as
+    /// synced. `false`: appended counts as synced at once (a process crash
+    /// loses nothing, a machine crash may); a `synced_sequence` still
+    /// fsyncs.
+    pub fsync: bool,
+    /// How long a node that is not master may hold committed entries back
+    /// to apply several in one store transaction.
+    pub slave_apply_delay: Duration,
+    /// The cluster is read-only: every update is refused.
+    pub read_only: bool,
+    /// Limits for decoding the batches of updates in tlog entries.
+    pub payload_limits: protocol::Limits,
+    /// An entry (group commit batch) is closed at this many payload bytes...
+    pub batch_target_bytes: usize,
+    /// ... or this many updates.
+    pub batch_max_updates: usize,
+    /// Store checkpoint at least every this many applied entries ...
+    pub checkpoint_every_entries: u64,
+    /// ... and at least this often while entries are applied.
+    pub checkpoint_interval: Duration,
+    /// A deliberate bug to exhibit (tests only).
+    #[cfg(feature = "broken")]
+    pub broken: Option<Broken>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            fsync: true,
+            slave_apply_delay: Duration::from_millis(10),
+            read_only: false,
+            payload_limits: protocol::Limits::default(),
+            batch_target_bytes: 1 << 20,
+            batch_max_updates: 10_000,
+            checkpoint_every_entries: 10_000,
+            checkpoint_interval: Duration::from_secs(10),
+            #[cfg(feature = "broken")]
+            broken: None,
+        }
+    }
+}
