@@ -201,6 +201,9 @@
 //! `broken` field selecting one deliberate bug (see `Broken`), for the
 //! simulator to prove it catches each.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod codec;
 mod config;
 mod core;

@@ -5,6 +5,9 @@
 //!
 //! Everything here panics on misuse: it is test code.
 
+// Test support: a harness that panics on what a test must not see.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use crate::config::Config;
 use crate::core::{Core, ProposeError, Proposed, RoleChange};
 use crate::log::{LogError, LogRead};

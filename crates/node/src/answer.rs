@@ -21,10 +21,39 @@
 //! - A sender dropped without an answer (the driver is gone) wakes the
 //!   waiter, which then gets `None`.
 
-use crate::state::Answered;
+use replica::UpdateAnswer;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::net::TcpStream;
+
+/// An answer as the driver hands it back to the connection.
+#[derive(Debug)]
+pub struct Answered {
+    pub answer: UpdateAnswer,
+    /// How many bytes of the encoded success answer the driver already
+    /// wrote to the client's socket (see `state::DirectReply`); the
+    /// connection writes the rest. Zero unless the answer is
+    /// `Ok(Ok(store::UpdateOk::Done))`.
+    pub written: usize,
+    /// When the driver handed over an answer it wrote whole (quietly: the
+    /// connection picks it up later).
+    pub quiet_at: Option<std::time::Instant>,
+    /// The encoded success answer the connection gave the driver, back with
+    /// an `Ok(Ok(Done))` answer: the connection writes what the driver did
+    /// not from these bytes (the answer is encoded once).
+    pub done: Option<Vec<u8>>,
+}
+
+impl Answered {
+    pub fn new(answer: UpdateAnswer) -> Answered {
+        Answered {
+            answer,
+            written: 0,
+            quiet_at: None,
+            done: None,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -159,7 +188,7 @@ impl AnswerReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Refused;
+    use replica::Refused;
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
 
@@ -169,6 +198,7 @@ mod tests {
             answer: Ok(Ok(store::UpdateOk::Done)),
             written: 3,
             quiet_at: quiet.then(std::time::Instant::now),
+            done: Some(vec![0; 8]),
         }
     }
 

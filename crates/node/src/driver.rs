@@ -38,7 +38,7 @@ use crate::error::NodeError;
 use crate::messaging::Transport;
 use crate::settings::Settings;
 use crate::state::{Answered, DirectReply, DriverRequest, SharedStore};
-use crate::StopMode;
+use crate::stop::StopMode;
 use consensus::{Message, NodeId, RoleChange, StepError, Time};
 use replica::{Env, Published, Refused, Replica, ReplicaError, Settle, SyncOutcome, UpdateAnswer};
 use std::sync::Arc;
@@ -93,17 +93,18 @@ impl Env for NodeEnv {
         answer: UpdateAnswer,
         direct: bool,
     ) {
-        let (written, whole) = match (&answer, &waiter.direct) {
-            (Ok(Ok(UpdateOk::Done)), Some(reply)) if direct => {
-                let written = reply.write_done();
-                (written, written == reply.done.len())
+        let (written, whole, done) = match (&answer, waiter.direct) {
+            (Ok(Ok(UpdateOk::Done)), Some(reply)) => {
+                let written = if direct { reply.write_done() } else { 0 };
+                (written, written == reply.done.len(), Some(reply.done))
             }
-            _ => (0, false),
+            _ => (0, false, None),
         };
         waiter.reply.send(Answered {
             answer,
             written,
             quiet_at: whole.then(Instant::now),
+            done,
         });
     }
 

@@ -83,6 +83,9 @@
 //! slave needs one); TLS (a config with TLS settings is refused at start);
 //! user functions. Requests of one connection are served one at a time.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod answer;
 mod clock;
 mod driver;
@@ -94,6 +97,7 @@ mod service;
 mod settings;
 mod state;
 mod stats;
+mod stop;
 
 pub use error::NodeError;
 pub use messaging::{HANDSHAKE_MAGIC, MESSAGING_VERSION};
@@ -101,6 +105,7 @@ pub use settings::{
     Settings, BATCH_TARGET_BYTES, DRIVER_QUEUE_CAPACITY, MAX_CLIENT_CONNECTIONS,
     PEER_QUEUE_CAPACITY,
 };
+pub use stop::{shutdown_signal, StopMode};
 
 use clock::Clock;
 use config::{ClusterConfig, LogLevel};
@@ -114,16 +119,6 @@ use store::{Store, StoreOptions};
 use tlog::{Tlog, TlogOptions};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// How the node is asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopMode {
-    Running,
-    /// Fail in-flight requests with `E_GOING_DOWN`, sync, checkpoint.
-    Graceful,
-    /// Stop at once, syncing nothing (as `kill -9`; for tests).
-    Crash,
-}
 
 /// Where a node listens, when the caller bound the sockets.
 #[derive(Debug, Default)]
@@ -547,7 +542,7 @@ fn spawn_reporter(
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
-                _ = messaging::stopped(&mut stop) => return,
+                _ = stop::stopped(&mut stop) => return,
             }
             let p = published.borrow().clone();
             tracing::info!(
@@ -585,30 +580,6 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
         .map_err(|source| NodeError::Tlog { dir, source })?;
     let store = Store::open(disk, &store_path(node), &StoreOptions::default())?;
     Ok((tlog, store))
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM ({e}); Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Sets up `tracing` logs at Arakoon's `level` (notice counts as info, fatal

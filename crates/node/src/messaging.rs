@@ -35,7 +35,7 @@
 //!   reading of that connection, not the driver).
 
 use crate::settings::{Settings, PEER_QUEUE_CAPACITY};
-use crate::StopMode;
+use crate::stop::{stopped, StopMode};
 use bytes::Bytes;
 use consensus::{Message, NodeId};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,24 +73,6 @@ impl Transport {
         };
         if queue.try_send(Bytes::from(consensus::encode(msg))).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Resolves when the node is told to stop (or its handle is gone).
-pub async fn stopped(stop: &mut watch::Receiver<StopMode>) {
-    stopped_as(stop, |mode| mode != StopMode::Running).await
-}
-
-/// Resolves when the node is told to stop in a way `matches` (or its
-/// handle is gone).
-pub async fn stopped_as(stop: &mut watch::Receiver<StopMode>, matches: impl Fn(StopMode) -> bool) {
-    loop {
-        if matches(*stop.borrow_and_update()) {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            return;
         }
     }
 }

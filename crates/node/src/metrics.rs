@@ -4,10 +4,10 @@
 //! head larger than [`REQUEST_HEAD_MAX_BYTES`] or slower than
 //! [`REQUEST_TIMEOUT`] is dropped.
 
-use crate::messaging::stopped;
 use crate::settings::Settings;
 use crate::stats::Stats;
-use crate::StopMode;
+use crate::stop::stopped;
+use crate::stop::StopMode;
 use consensus::Role;
 use replica::Published;
 use std::fmt::Write as _;

@@ -3,32 +3,10 @@
 //! [`DirectReply`]), and the store both use. The state readers go by is
 //! the replica's `Published` (see `crates/replica`), sent through a `watch`.
 
+pub use crate::answer::Answered;
 use protocol::Update;
-pub use replica::{Refused, UpdateAnswer};
+pub use replica::Refused;
 use tokio::sync::oneshot;
-
-/// An answer as the driver hands it back to the connection.
-#[derive(Debug)]
-pub struct Answered {
-    pub answer: UpdateAnswer,
-    /// How many bytes of the encoded success answer the driver already
-    /// wrote to the client's socket (see [`DirectReply`]); the connection
-    /// writes the rest. Zero unless the answer is `Ok(Ok(store::UpdateOk::Done))`.
-    pub written: usize,
-    /// When the driver handed over an answer it wrote whole (quietly: the
-    /// connection picks it up later, see `answer.rs`).
-    pub quiet_at: Option<std::time::Instant>,
-}
-
-impl Answered {
-    pub fn new(answer: UpdateAnswer) -> Answered {
-        Answered {
-            answer,
-            written: 0,
-            quiet_at: None,
-        }
-    }
-}
 
 /// The driver's way to answer an update on the client's socket without a
 /// hop back to the connection's thread: the connection hands over a

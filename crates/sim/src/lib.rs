@@ -26,6 +26,9 @@
 //! preferred/forced masters, and multi-key sequences (the workload's
 //! sequences assert and set one key, so the per-key checker applies).
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod checker;
 pub mod clock;
 pub mod command;

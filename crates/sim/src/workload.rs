@@ -186,11 +186,14 @@ impl Client {
         now_ns: u64,
         history: &mut Vec<Operation>,
     ) -> Option<(usize, ClientRequest)> {
-        if let Some(f) = &self.in_flight {
-            if now_ns < f.deadline_ns {
-                return None;
-            }
-            let f = self.in_flight.take().expect("checked above");
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| now_ns < f.deadline_ns)
+        {
+            return None;
+        }
+        if let Some(f) = self.in_flight.take() {
             if f.request.read == ReadKind::Consistent {
                 history.push(Operation {
                     client: self.id,
@@ -242,11 +245,10 @@ impl Client {
         history: &mut Vec<Operation>,
         at_least_reads: &mut Vec<AtLeastRead>,
     ) -> Option<(usize, ClientRequest)> {
-        let f = self.in_flight.as_ref()?;
-        if f.request.request_id != request_id {
+        if self.in_flight.as_ref()?.request.request_id != request_id {
             return None; // a late or duplicated answer to an operation already given up
         }
-        let f = self.in_flight.take().expect("checked above");
+        let f = self.in_flight.take()?;
         let think = self.rng.below(self.config.think_max_ns + 1);
         self.next_start_ns = now_ns + think;
         match reply {

@@ -3,13 +3,12 @@
 //! and the result codes of every failure.
 
 use super::Service;
-use crate::messaging::stopped;
 use crate::state::{Answered, DirectReply, DriverRequest, Refused};
+use crate::stop::stopped;
 use consensus::Role;
-use protocol::{Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
+use protocol::{Command, Consistency, ErrorResponse, Reply, Request, Response, ResultCode, Update};
 use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
 use replica::Published;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{ReadView, StoreError, UpdateFailure, UpdateOk};
@@ -81,32 +80,45 @@ impl Service {
         error(ResultCode::GoingDown, "the node is going down")
     }
 
-    pub(super) async fn handle(&self, request: Request, direct: Direct<'_>) -> Response {
+    pub(super) async fn handle(&self, request: Request, direct: Direct<'_>) -> Handled {
         let command = request.command();
         let started = Instant::now();
-        let result = self.dispatch(request, direct).await;
+        let mut delivered = None;
+        let result = self.dispatch(request, direct, &mut delivered).await;
         match result {
             Ok((reply, size)) => {
                 // An answer the driver wrote itself was the client's when
                 // the driver handed it over (see `answer.rs`), not when
                 // this task picked it up.
-                let answered_at = direct.slot.take_answered_at().unwrap_or_else(Instant::now);
+                let answered_at = delivered
+                    .as_ref()
+                    .and_then(|d: &Delivered| d.quiet_at)
+                    .unwrap_or_else(Instant::now);
                 self.stats.record(
                     command,
                     answered_at.saturating_duration_since(started),
                     size,
                 );
-                Response::Ok(reply)
+                Handled {
+                    response: Response::Ok(reply),
+                    by_driver: delivered.map(|d| (d.done, d.written)),
+                }
             }
-            Err(e) => Response::Error(e),
+            Err(e) => Handled {
+                response: Response::Error(e),
+                by_driver: None,
+            },
         }
     }
 
     /// Serves one request; the size is what statistics average, if any.
+    /// An update's success the driver wrote to the client's socket (part
+    /// of it, or all) comes back in `delivered`.
     async fn dispatch(
         &self,
         request: Request,
         direct: Direct<'_>,
+        delivered: &mut Option<Delivered>,
     ) -> Result<(Reply, Option<usize>), ErrorResponse> {
         let p = self.published.borrow().clone();
         Ok(match request {
@@ -332,6 +344,7 @@ impl Service {
             }
             request => {
                 let name = request_name(&request);
+                let command = request.command();
                 let update = match request.into_update() {
                     Ok(u) => u,
                     Err(other) => {
@@ -342,18 +355,18 @@ impl Service {
                     }
                 };
                 let size = largest_value(&update);
-                let kind = update.tag();
-                let result = self.update(update, Some(direct)).await?;
+                let (result, by_driver) = self.update(update, Some((command, direct))).await?;
+                *delivered = by_driver;
                 let reply = match result {
-                    UpdateOk::Done => match done_reply(kind) {
+                    UpdateOk::Done => match done_reply(command) {
                         Some(reply) => reply,
                         None => {
                             return Err(internal("update", format!("{name}: unexpected answer")))
                         }
                     },
-                    UpdateOk::Previous(v) => match kind {
-                        3 => Reply::TestAndSet(v),
-                        16 => Reply::Replace(v),
+                    UpdateOk::Previous(v) => match command {
+                        Command::TestAndSet => Reply::TestAndSet(v),
+                        Command::Replace => Reply::Replace(v),
                         _ => return Err(internal("update", format!("{name}: unexpected answer"))),
                     },
                     UpdateOk::Count(n) => Reply::DeletePrefix(i32::try_from(n).unwrap_or(i32::MAX)),
@@ -364,13 +377,14 @@ impl Service {
     }
 
     /// Proposes one update through the driver and waits for its own result.
-    /// With `direct`, a plain success may be written to the client by the
-    /// driver itself; `direct.written` then says how much of it.
+    /// With `direct` (the request's command and the connection's side), a
+    /// plain success may be written to the client by the driver itself:
+    /// what it wrote comes back as [`Delivered`].
     async fn update(
         &self,
         update: Update,
-        direct: Option<Direct<'_>>,
-    ) -> Result<UpdateOk, ErrorResponse> {
+        direct: Option<(Command, Direct<'_>)>,
+    ) -> Result<(UpdateOk, Option<Delivered>), ErrorResponse> {
         {
             let p = self.published.borrow();
             if p.going_down {
@@ -391,9 +405,9 @@ impl Service {
                 format!("a value of {largest} bytes exceeds max_value_size ({max_value} bytes)"),
             ));
         }
-        let direct_reply = direct.and_then(|d| {
-            let socket = d.slot.socket.as_ref()?;
-            let reply = done_reply(update.tag())?;
+        let direct_reply = direct.and_then(|(command, d)| {
+            let socket = d.socket?;
+            let reply = done_reply(command)?;
             let mut done = Vec::new();
             protocol::encode_response(&Response::Ok(reply), &mut done);
             Some(DirectReply {
@@ -416,20 +430,24 @@ impl Service {
         let mut stop = self.stop.clone();
         let answered = tokio::select! {
             biased;
-            a = rx.recv(direct.and_then(|d| d.stream)) => a,
+            a = rx.recv(direct.and_then(|(_, d)| d.stream)) => a,
             () = stopped(&mut stop) => rx.recv(None).await,
         };
         let Answered {
             answer,
             written,
             quiet_at,
+            done,
         } = answered.ok_or_else(Self::going_down)?;
-        if let Some(d) = direct {
-            d.slot.written.store(written, Ordering::Relaxed);
-            d.slot.set_answered_at(quiet_at);
-        }
         match answer {
-            Ok(Ok(ok)) => Ok(ok),
+            Ok(Ok(ok)) => {
+                let delivered = done.map(|done| Delivered {
+                    done,
+                    written,
+                    quiet_at,
+                });
+                Ok((ok, delivered))
+            }
             Ok(Err(failure)) => Err(failure_response(failure)),
             Err(refused) => Err(self.refused(refused)),
         }
@@ -552,59 +570,49 @@ impl Service {
     }
 }
 
-/// The reply to an update of `kind` (its [`Update::tag`]) that succeeded
-/// with [`UpdateOk::Done`]; `None` for kinds that answer something else.
-fn done_reply(kind: i32) -> Option<Reply> {
-    Some(match kind {
-        1 => Reply::Set,
-        2 => Reply::Delete,
-        5 => Reply::Sequence,
-        13 => Reply::SyncedSequence,
-        6 => Reply::Nop,
+/// The reply to an update request of `command` that succeeded with
+/// [`UpdateOk::Done`]; `None` for commands that answer something else.
+fn done_reply(command: Command) -> Option<Reply> {
+    Some(match command {
+        Command::Set => Reply::Set,
+        Command::Delete => Reply::Delete,
+        Command::Sequence => Reply::Sequence,
+        Command::SyncedSequence => Reply::SyncedSequence,
+        Command::Nop => Reply::Nop,
         _ => return None,
     })
 }
 
-/// A connection's side of [`DirectReply`]: a duplicate of its socket for
-/// the driver (`None` if `dup` failed: the connection then answers
-/// everything itself), how many bytes of the current answer the driver
-/// already wrote, and when it handed over an answer it wrote whole.
-#[derive(Debug, Default)]
-pub(super) struct DirectSlot {
-    pub socket: Option<Arc<std::net::TcpStream>>,
-    pub written: AtomicUsize,
-    answered_at: std::sync::Mutex<Option<Instant>>,
+/// A request's answer, as its connection writes it.
+pub(super) struct Handled {
+    pub response: Response,
+    /// The success answer as the driver encoded it for the client's socket,
+    /// and how many of its bytes the driver wrote already: the connection
+    /// writes the rest (the answer is encoded once).
+    pub by_driver: Option<(Vec<u8>, usize)>,
 }
 
-impl DirectSlot {
-    pub fn new(socket: Option<Arc<std::net::TcpStream>>) -> DirectSlot {
-        DirectSlot {
-            socket,
-            ..DirectSlot::default()
-        }
-    }
-
-    fn set_answered_at(&self, at: Option<Instant>) {
-        *self.answered_at.lock().unwrap_or_else(|p| p.into_inner()) = at;
-    }
-
-    fn take_answered_at(&self) -> Option<Instant> {
-        self.answered_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-    }
+/// What the driver did with an update's success on the client's socket.
+pub(super) struct Delivered {
+    /// The encoded success answer.
+    pub done: Vec<u8>,
+    /// How many of its bytes the driver wrote.
+    pub written: usize,
+    /// When it handed over an answer it wrote whole (quietly, `answer.rs`).
+    pub quiet_at: Option<Instant>,
 }
 
-/// What a request's handler gets of its connection for direct answers: the
-/// slot, and the client's socket, through which the client's next request
-/// picks up a quiet answer (see `answer.rs`). `None` when the connection
-/// already holds bytes of a next request (a pipelining client): the socket
-/// may then stay quiet while the client waits for its answers, so every
-/// answer wakes the connection.
+/// What a request's handler gets of its connection for direct answers: a
+/// duplicate of its socket for the driver (`None` if `dup` failed: the
+/// connection then answers everything itself), and the client's socket,
+/// through which the client's next request picks up a quiet answer (see
+/// `answer.rs`); `stream` is `None` when the connection already holds
+/// bytes of a next request (a pipelining client): the socket may then stay
+/// quiet while the client waits for its answers, so every answer wakes the
+/// connection.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Direct<'a> {
-    pub slot: &'a DirectSlot,
+    pub socket: Option<&'a Arc<std::net::TcpStream>>,
     pub stream: Option<&'a tokio::net::TcpStream>,
 }
 

@@ -28,11 +28,11 @@
 mod commands;
 
 use crate::clock::Clock;
-use crate::messaging::{stopped, stopped_as};
 use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
 use crate::state::{DriverRequest, SharedStore};
 use crate::stats::Stats;
-use crate::StopMode;
+use crate::stop::StopMode;
+use crate::stop::{stopped, stopped_as};
 use protocol::{
     Decoded, ErrorResponse, Incoming, ProtocolError, RequestDecoder, Response, ResultCode,
 };
@@ -133,24 +133,22 @@ async fn accept_loop(service: Service, listener: TcpListener) {
 }
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), String> {
-    write_response_after(stream, response, 0).await
+    write_bytes(stream, &encoded(response)).await
 }
 
-/// Writes `response` but its first `skip` bytes (already written by the
-/// driver: see `state::DirectReply`).
-async fn write_response_after(
-    stream: &mut TcpStream,
-    response: &Response,
-    skip: usize,
-) -> Result<(), String> {
+fn encoded(response: &Response) -> Vec<u8> {
     let mut out = Vec::new();
     protocol::encode_response(response, &mut out);
-    debug_assert!(skip <= out.len(), "the driver wrote more than the answer");
-    let rest = out.get(skip..).unwrap_or_default();
-    if rest.is_empty() {
+    out
+}
+
+/// Writes `bytes` (an answer, or what the driver left of it: see
+/// `state::DirectReply`), within [`WRITE_TIMEOUT`].
+async fn write_bytes(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
         return Ok(());
     }
-    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(rest))
+    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes))
         .await
         .map_err(|_| format!("client did not take the answer within {WRITE_TIMEOUT:?}"))?
         .map_err(|e| format!("write: {e}"))
@@ -246,13 +244,13 @@ impl Service {
         let mut stop = self.stop.clone();
         // A duplicate of the socket (same connection, own descriptor) for
         // the driver to answer plain successful updates directly.
-        let direct = commands::DirectSlot::new(match stream.as_fd().try_clone_to_owned() {
+        let socket = match stream.as_fd().try_clone_to_owned() {
             Ok(fd) => Some(Arc::new(std::net::TcpStream::from(fd))),
             Err(e) => {
                 tracing::debug!("no direct answers on this connection: dup failed: {e}");
                 None
             }
-        });
+        };
         loop {
             let read = tokio::select! {
                 r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
@@ -270,17 +268,25 @@ impl Service {
             };
             match incoming {
                 Incoming::Request(request) => {
-                    let response = self
+                    let handled = self
                         .handle(
                             request,
                             commands::Direct {
-                                slot: &direct,
+                                socket: socket.as_ref(),
                                 stream: buf.is_empty().then_some(&stream),
                             },
                         )
                         .await;
-                    let skip = direct.written.swap(0, std::sync::atomic::Ordering::Relaxed);
-                    write_response_after(&mut stream, &response, skip).await?;
+                    match handled.by_driver {
+                        // What the driver did not write of the success
+                        // answer it had (encoded once, by the connection).
+                        Some((done, written)) => {
+                            debug_assert_eq!(done, encoded(&handled.response));
+                            write_bytes(&mut stream, done.get(written..).unwrap_or_default())
+                                .await?;
+                        }
+                        None => write_response(&mut stream, &handled.response).await?,
+                    }
                 }
                 Incoming::Rejected { command, error } => {
                     tracing::debug!(%command, "request rejected: {error}");
