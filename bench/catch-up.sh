@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Catch-up and memory with 1,000,000 keys (issue 5's targets): a 3-node
-# arakoon cluster (fsync = true) in a fresh temporary directory; two nodes
-# take 1,000,000 keys of 100 bytes (the fill of `arakoon bench --scenario
-# get --keys 1000000`: 10,000 sequences of 100 sets from 16 clients), their
-# VmRSS is read; then the third node starts empty and the time until it has
-# applied as far as the master is measured (from the nodes' `reporting = 1`
-# log lines, so to about a second). Everything it starts is stopped and
-# removed, also on failure.
+# arakoon cluster (fsync = true) in a fresh temporary directory is started
+# (a new cluster starts with every node up), the third node is killed and
+# its home wiped; the other two take 1,000,000 keys of 100 bytes (the fill
+# of `arakoon bench --scenario get --keys 1000000`: 10,000 sequences of 100
+# sets from 16 clients), their VmRSS is read; then the third node starts
+# empty (a replaced disk: it recovers before it votes) and the time until
+# it has applied as far as the master is measured (from the nodes'
+# `reporting = 1` log lines, so to about a second). Everything it starts is
+# stopped and removed, also on failure.
 #
 #   bench/catch-up.sh        (CARGO_TARGET_DIR is honoured)
 set -euo pipefail
@@ -34,7 +36,7 @@ applied() { { grep -o 'applied=[0-9]*' "$WORK/n$1.log" || true; } | tail -1 | cu
 
 CONFIG="$WORK/arakoon.ini"
 {
-    printf '[global]\ncluster = n0, n1, n2\ncluster_id = catch_up\n\n'
+    printf '[global]\ncluster = n0, n1, n2\ncluster_id = catch_up_%s\n\n' "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     for i in 0 1 2; do
         mkdir -p "$WORK/n$i"
         printf '[n%d]\nip = 127.0.0.1\nclient_port = %s\nmessaging_port = %s\nhome = %s\nlog_level = info\nfsync = true\nreporting = 1\n\n' \
@@ -48,27 +50,32 @@ start() {
 
 start 0
 start 1
+start 2
 for _ in $(seq 150); do "$ARAKOON" -config "$CONFIG" --who-master > /dev/null 2>&1 && break; sleep 0.2; done
 MASTER=$("$ARAKOON" -config "$CONFIG" --who-master)
 M=${MASTER#n}
+# A node that is not the master loses its disk.
+X=2; [ "$M" = 2 ] && X=1
+kill -9 "${PIDS[$X]}"; wait "${PIDS[$X]}" 2>/dev/null || true
+rm -rf "$WORK/n$X"; mkdir -p "$WORK/n$X"
 t=$(now)
 "$ARAKOON" bench -config "$CONFIG" --scenario get --keys 1000000 --ops 1000 --clients 16 | tail -1
 echo "fill of 1,000,000 keys (and 1,000 gets): $(since "$t") s"
-for i in 0 1; do echo "n$i: $(rss "${PIDS[$i]}")"; done
+for i in 0 1 2; do if [ "$i" != "$X" ]; then echo "n$i: $(rss "${PIDS[$i]}")"; fi; done
 du -sh "$WORK/n$M" | awk '{print "on disk per node: " $1}'
 
 t=$(now)
-start 2
+start "$X"
 target=""
 for _ in $(seq 1200); do
     target=$(applied "$M")
-    got=$(applied 2)
+    got=$(applied "$X")
     if [ -n "$target" ] && [ -n "$got" ] && [ "$got" -ge "$target" ]; then
-        echo "n2 (started empty) applied $got entries, as far as the master, $(since "$t") s after its start"
-        echo "n2: $(rss "${PIDS[2]}")"
+        echo "n$X (wiped, started empty) applied $got entries, as far as the master, $(since "$t") s after its start"
+        echo "n$X: $(rss "${PIDS[$X]}")"
         exit 0
     fi
     sleep 0.1
 done
-echo "n2 did not catch up within 120 s (master applied ${target:-?})" >&2
+echo "n$X did not catch up within 120 s (master applied ${target:-?})" >&2
 exit 1
