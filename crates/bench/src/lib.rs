@@ -32,6 +32,9 @@
 //! What it never does: write outside its key prefix (`k…`), or retry an
 //! update (the client never resends one whose outcome is unknown).
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod arakoon;
 pub mod args;
 pub mod report;

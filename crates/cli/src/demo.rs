@@ -111,6 +111,7 @@ fn spawn_node(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
+    #[allow(unsafe_code)]
     // SAFETY: between fork and exec only prctl(2), which is async-signal-safe,
     // runs: the node gets SIGTERM when the demo process dies, however it dies.
     unsafe {
@@ -151,6 +152,7 @@ async fn stop(nodes: &mut Nodes) {
     for (_, child) in &nodes.children {
         if let Some(pid) = child.id() {
             // SAFETY: kill(2) on our own child's pid.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
             }

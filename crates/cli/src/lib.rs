@@ -20,6 +20,11 @@
 //! not start or failed. `demo` starts a local 3-node cluster; `bench`
 //! loads a cluster (the `bench` crate); `sim` runs the simulator.
 
+// Unsafe only where a libc call has no safe form, each with its SAFETY
+// argument and an `allow` on the function (demo.rs).
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod actions;
 pub mod args;
 pub mod demo;

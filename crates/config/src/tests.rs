@@ -44,6 +44,8 @@ fn arakoon_quickstart_parses_with_arakoon_defaults() {
     assert_eq!(c.lease_period, Duration::from_secs(10));
     assert_eq!(c.tlog_max_entries, 50_000);
     assert_eq!(c.tlog_max_size, 33_554_432);
+    assert_eq!(c.tlog_max_entries, tlog::DEFAULT_MAX_ENTRIES);
+    assert_eq!(c.tlog_max_size, tlog::DEFAULT_MAX_SIZE);
     assert_eq!(c.max_value_size, 8_388_608);
     assert_eq!(c.max_buffer_size, 33_554_432);
     assert_eq!(c.client_buffer_capacity, 32);
@@ -109,6 +111,47 @@ fn integers_with_underscores_and_decimal_lease() {
     let c = parse(&text).unwrap().config;
     assert_eq!(c.tlog_max_entries, 10_000);
     assert_eq!(c.lease_period, Duration::from_millis(500));
+}
+
+/// A tlog size the tlog cannot take is refused by name, not clamped.
+#[test]
+fn tlog_sizes_outside_the_tlogs_range_are_refused() {
+    let with = |line: &str| {
+        QUICKSTART.replace("cluster_id = ricky", &format!("cluster_id = ricky\n{line}"))
+    };
+    assert_eq!(
+        err(&with("tlog_max_entries = 0")),
+        format!(
+            "config: [global] tlog_max_entries = '0': must be between 1 and {}",
+            tlog::MAX_ENTRIES_LIMIT
+        )
+    );
+    let huge = tlog::MAX_ENTRIES_LIMIT + 1;
+    assert!(err(&with(&format!("tlog_max_entries = {huge}")))
+        .contains(&format!("tlog_max_entries = '{huge}'")));
+    let tiny = tlog::MIN_SIZE_LIMIT - 1;
+    assert_eq!(
+        err(&with(&format!("tlog_max_size = {tiny}"))),
+        format!(
+            "config: [global] tlog_max_size = '{tiny}': must be between {} and {}",
+            tlog::MIN_SIZE_LIMIT,
+            tlog::MAX_SIZE_LIMIT
+        )
+    );
+    let big = tlog::MAX_SIZE_LIMIT + 1;
+    assert!(err(&with(&format!("tlog_max_size = {big}"))).contains("tlog_max_size"));
+    // The ends themselves are taken.
+    let c = parse(&with(&format!(
+        "tlog_max_size = {}\ntlog_max_entries = {}",
+        tlog::MAX_SIZE_LIMIT,
+        tlog::MAX_ENTRIES_LIMIT
+    )))
+    .unwrap()
+    .config;
+    assert_eq!(
+        (c.tlog_max_size, c.tlog_max_entries),
+        (tlog::MAX_SIZE_LIMIT, tlog::MAX_ENTRIES_LIMIT)
+    );
 }
 
 #[test]

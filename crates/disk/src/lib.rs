@@ -24,6 +24,11 @@
 //! Code that is correct on the [`SimDisk`] therefore calls `sync_data` before
 //! it relies on contents, and `sync_dir` before it relies on a name.
 
+// Unsafe only for fallocate(2), which has no safe form in std: its
+// SAFETY argument and an `allow` are on that function (real.rs).
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod real;
 mod sim;
 

@@ -138,6 +138,7 @@ fn allocation_unsupported(err: &io::Error) -> bool {
 /// and extends the size to `len` if it is smaller (mode 0, not
 /// `FALLOC_FL_KEEP_SIZE`); bytes already there keep their contents.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 fn fallocate(file: &File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let len = libc::off_t::try_from(len).map_err(|_| {

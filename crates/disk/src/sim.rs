@@ -55,10 +55,20 @@ impl Contents {
     }
 }
 
+/// A simulated file length or offset as an in-memory size: simulated files
+/// live in memory, so every one fits (an invariant of the simulation).
+fn in_memory(n: u64) -> usize {
+    assert!(
+        n <= usize::MAX as u64,
+        "simulated file offset {n} does not fit in memory"
+    );
+    n as usize
+}
+
 fn apply(bytes: &mut Contents, op: &PendingOp) {
     match op {
         PendingOp::Write { offset, data } => {
-            let start = usize::try_from(*offset).expect("simulated files fit in memory");
+            let start = in_memory(*offset);
             let end = start + data.len();
             if bytes.head.len() < end {
                 bytes.head.resize(end, 0);
@@ -67,12 +77,12 @@ fn apply(bytes: &mut Contents, op: &PendingOp) {
             bytes.len = bytes.len.max(end);
         }
         PendingOp::SetLen(len) => {
-            let len = usize::try_from(*len).expect("simulated files fit in memory");
+            let len = in_memory(*len);
             bytes.head.truncate(len);
             bytes.len = len;
         }
         PendingOp::Allocate(len) => {
-            let len = usize::try_from(*len).expect("simulated files fit in memory");
+            let len = in_memory(*len);
             bytes.len = bytes.len.max(len);
         }
     }
@@ -152,7 +162,9 @@ impl SimDisk {
         let mut inos: Vec<u64> = state.inodes.keys().copied().collect();
         inos.sort_unstable();
         for ino in inos {
-            let inode = state.inodes.get_mut(&ino).expect("inode listed above");
+            let Some(inode) = state.inodes.get_mut(&ino) else {
+                unreachable!("inode {ino} was listed above");
+            };
             let mut bytes = inode.durable.clone();
             let pending = std::mem::take(&mut inode.pending);
             let kept = choose(pending.len() as u64 + 1) as usize;
@@ -191,7 +203,9 @@ impl SimDisk {
         let Some(&ino) = state.names.get(path) else {
             return false;
         };
-        let inode = state.inodes.get_mut(&ino).expect("named inode exists");
+        let Some(inode) = state.inodes.get_mut(&ino) else {
+            unreachable!("inode {ino} has a name, so it exists");
+        };
         let Ok(at) = usize::try_from(offset) else {
             return false;
         };

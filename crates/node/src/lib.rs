@@ -223,10 +223,9 @@ fn starting_hard_state(tlog: &Tlog) -> Result<HardState, NodeError> {
 
 fn tlog_options(cluster: &ClusterConfig, node: &config::NodeConfig) -> TlogOptions {
     TlogOptions {
-        max_entries: cluster.tlog_max_entries.clamp(1, tlog::MAX_ENTRIES_LIMIT),
-        max_size: cluster
-            .tlog_max_size
-            .clamp(tlog::SEGMENT_HEADER_LEN + 1, tlog::MAX_SIZE_LIMIT),
+        // In the tlog's range: the config refuses any other value.
+        max_entries: cluster.tlog_max_entries,
+        max_size: cluster.tlog_max_size,
         compression: match node.tlog_compression {
             config::TlogCompression::None => tlog::Compression::None,
             config::TlogCompression::Snappy | config::TlogCompression::Lz4 => {

@@ -109,6 +109,17 @@ pub struct KeyRange {
 }
 
 impl KeyRange {
+    /// Every key, without a limit.
+    pub fn all() -> KeyRange {
+        KeyRange {
+            first: None,
+            first_inclusive: true,
+            last: None,
+            last_inclusive: true,
+            max: -1,
+        }
+    }
+
     /// `max` as a limit: `None` when negative (no limit).
     pub fn max_results(&self) -> Option<usize> {
         usize::try_from(self.max).ok()

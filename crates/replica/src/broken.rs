@@ -9,13 +9,14 @@ use store::{Store, UpdateFailure, UpdateOk, UpdateResult};
 /// `Broken::AnswerStoreDependentAtCommit` wrongly answers. `None` for
 /// updates it does not guess.
 pub(crate) fn result_now(store: &Store, update: &Update) -> Option<UpdateResult> {
+    let view = store.read().ok()?;
     match update {
         Update::TestAndSet { key, .. } => {
-            let current = store.get(key).ok()?;
+            let current = view.get(key).ok()?;
             Some(Ok(UpdateOk::Previous(current)))
         }
         Update::Delete { key } => {
-            let exists = store.get(key).ok()?.is_some();
+            let exists = view.get(key).ok()?.is_some();
             Some(if exists {
                 Ok(UpdateOk::Done)
             } else {
@@ -26,7 +27,7 @@ pub(crate) fn result_now(store: &Store, update: &Update) -> Option<UpdateResult>
             for u in inner {
                 match u {
                     Update::Assert { key, value } => {
-                        if store.get(key).ok()? != *value {
+                        if view.get(key).ok()? != *value {
                             return Some(Err(UpdateFailure::AssertionFailed { key: key.clone() }));
                         }
                     }

@@ -26,11 +26,11 @@ use crate::workload::{ClientReply, ClientRequest, ReadKind};
 use bytes::Bytes;
 use consensus::{Config, Core, HardState, Message, NodeId, Role, RoleChange, Standing, Time};
 use disk::SimDisk;
-use protocol::Update;
+use protocol::{KeyRange, Update};
 use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
 use replica::{Env, Published, Refused, Replica, Settle, SyncOutcome, UpdateAnswer};
 use std::collections::BTreeMap;
-use store::{Store, UpdateFailure, UpdateOk};
+use store::{Order, Store, UpdateFailure, UpdateOk};
 use tlog::SyncJob;
 
 /// What travels on the simulated network.
@@ -130,7 +130,8 @@ fn outcome_of(op: &Op, result: &store::UpdateResult) -> Result<Outcome, String> 
 
 fn read_value(store: &Store, key: u64) -> Result<Option<Value>, String> {
     let raw = store
-        .get(&key_bytes(key))
+        .read()
+        .and_then(|view| view.get(&key_bytes(key)))
         .map_err(|e| format!("store get: {e}"))?;
     raw.as_deref().map(decode_value).transpose()
 }
@@ -426,7 +427,8 @@ impl SimNode {
         self.running.as_ref().map(|r| {
             r.replica
                 .store()
-                .range_entries(None, true, None, true, -1)
+                .read()
+                .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending))
                 .map_err(|e| e.to_string())
         })
     }

@@ -7,10 +7,10 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use disk::RealDisk;
-use protocol::Update;
+use protocol::{KeyRange, Update};
 use std::hint::black_box;
 use std::path::Path;
-use store::{Store, StoreOptions};
+use store::{Order, Store, StoreOptions};
 
 const VALUE_BYTES: usize = 100;
 /// Keys cycle through this many, so the store stays a fixed size however
@@ -99,13 +99,20 @@ fn range_scan(c: &mut Criterion) {
             .expect("fill");
     }
     store.checkpoint().expect("checkpoint");
-    let first = key(40_000);
+    let range = KeyRange {
+        first: Some(key(40_000)),
+        first_inclusive: true,
+        last: None,
+        last_inclusive: true,
+        max: 10_000,
+    };
     let mut group = c.benchmark_group("range");
     group.throughput(Throughput::Elements(10_000));
     group.bench_function("range_entries_10000_of_100000", |b| {
         b.iter(|| {
             let entries = store
-                .range_entries(Some(&first), true, None, true, 10_000)
+                .read()
+                .and_then(|view| view.range_entries(&range, Order::Ascending))
                 .expect("range");
             assert_eq!(entries.len(), 10_000);
             black_box(entries)
@@ -114,7 +121,8 @@ fn range_scan(c: &mut Criterion) {
     group.bench_function("range_keys_10000_of_100000", |b| {
         b.iter(|| {
             let keys = store
-                .range(Some(&first), true, None, true, 10_000)
+                .read()
+                .and_then(|view| view.range(&range))
                 .expect("range");
             assert_eq!(keys.len(), 10_000);
             black_box(keys)

@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let applied_index = target.import(&mut input)?;
     println!(
         "imported {} pairs at index {applied_index} in {:.1} s: peak rss {} MiB",
-        target.key_count()?,
+        target.read()?.key_count()?,
         started.elapsed().as_secs_f64(),
         peak_rss_mib()?
     );

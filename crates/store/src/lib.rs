@@ -80,6 +80,8 @@
 //! [`StoreOptions::verify_on_open`], every page's checksum is checked
 //! first); redb does not re-verify checksums on later reads.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod apply;
@@ -486,78 +488,6 @@ impl Store {
     pub fn read(&self) -> Result<ReadView, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         ReadView::new(Arc::clone(&self.path), &txn)
-    }
-
-    /// The value of `key`, if it is there.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read()?.get(key)
-    }
-
-    /// Whether `key` is there.
-    pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
-        self.read()?.exists(key)
-    }
-
-    /// See [`ReadView::multi_get`].
-    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.read()?.multi_get(keys)
-    }
-
-    /// See [`ReadView::multi_get_option`].
-    pub fn multi_get_option<K: AsRef<[u8]>>(
-        &self,
-        keys: &[K],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.read()?.multi_get_option(keys)
-    }
-
-    /// See [`ReadView::range`].
-    pub fn range(
-        &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.read()?
-            .range(first, first_inclusive, last, last_inclusive, max)
-    }
-
-    /// See [`ReadView::range_entries`].
-    pub fn range_entries(
-        &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.read()?
-            .range_entries(first, first_inclusive, last, last_inclusive, max)
-    }
-
-    /// See [`ReadView::rev_range_entries`] (`first` is the high end).
-    pub fn rev_range_entries(
-        &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.read()?
-            .rev_range_entries(first, first_inclusive, last, last_inclusive, max)
-    }
-
-    /// See [`ReadView::prefix_keys`].
-    pub fn prefix_keys(&self, prefix: &[u8], max: i64) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.read()?.prefix_keys(prefix, max)
-    }
-
-    /// Number of user keys.
-    pub fn key_count(&self) -> Result<u64, StoreError> {
-        self.read()?.key_count()
     }
 
     /// A snapshot of the current state, as a stream of frames of about

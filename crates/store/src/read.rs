@@ -4,6 +4,7 @@
 use crate::apply::{as_slice_bound, prefix_bounds};
 use crate::error::StoreError;
 use crate::{KeyValue, META_TABLE, USER_TABLE};
+use protocol::KeyRange;
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
 use std::ops::{Bound, ControlFlow};
 use std::path::Path;
@@ -23,6 +24,22 @@ pub enum Order {
 /// `max`, which a negative `max` never does); `-1` is what clients send.
 fn limit(max: i64) -> usize {
     usize::try_from(max).unwrap_or(usize::MAX)
+}
+
+/// The limit of `range`: its `max`, every negative value meaning none.
+fn range_limit(range: &KeyRange) -> usize {
+    limit(i64::from(range.max))
+}
+
+/// `range`'s bounds in the ascending `(start, end)` form a walk takes: for
+/// `Order::Descending`, `first` is the high end.
+fn walk_bounds(range: &KeyRange, order: Order) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let first = bound(range.first.as_deref(), range.first_inclusive);
+    let last = bound(range.last.as_deref(), range.last_inclusive);
+    match order {
+        Order::Ascending => (first, last),
+        Order::Descending => (last, first),
+    }
 }
 
 fn bound(key: Option<&[u8]>, inclusive: bool) -> Bound<Vec<u8>> {
@@ -166,107 +183,53 @@ impl ReadView {
         Ok(visited as u64)
     }
 
-    /// Visits the pairs that [`Self::range_entries`] (`Order::Ascending`) or
-    /// [`Self::rev_range_entries`] (`Order::Descending`, `first` the high end)
-    /// would return, in their order, without collecting them: for answers too
-    /// large to hold, or to stop at a byte budget (`visit` breaks). Returns
-    /// how many pairs were visited (the one that broke included).
-    #[allow(clippy::too_many_arguments)]
+    /// Visits the pairs that [`Self::range_entries`] would return for
+    /// `range` and `order`, in that order, without collecting them: for
+    /// answers too large to hold, or to stop at a byte budget (`visit`
+    /// breaks). Returns how many pairs were visited (the one that broke
+    /// included).
     pub fn visit_range_entries(
         &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
+        range: &KeyRange,
         order: Order,
         visit: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<u64, StoreError> {
-        let first = bound(first, first_inclusive);
-        let last = bound(last, last_inclusive);
-        let (start, end) = match order {
-            Order::Ascending => (first, last),
-            Order::Descending => (last, first),
-        };
-        self.walk(start, end, order, limit(max), visit)
+        let (start, end) = walk_bounds(range, order);
+        self.walk(start, end, order, range_limit(range), visit)
     }
 
-    /// The keys from `first` to `last`, ascending, at most `max` of them
-    /// (negative: no limit). The `*_inclusive` flags say whether a given end
-    /// key itself belongs to the range. `None` is an open end, whatever its
-    /// flag says: it includes the empty key. (Arakoon's own store, which
-    /// keeps user keys behind a one-byte prefix, drops the empty key at an
-    /// open end flagged exclusive; that is an artefact of its layout, not a
-    /// meaning clients rely on.) `first > last` gives nothing.
-    pub fn range(
-        &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// The keys of `range`, ascending, at most `range.max` of them (negative:
+    /// no limit). The `*_inclusive` flags say whether a given end key itself
+    /// belongs to the range. `None` is an open end, whatever its flag says:
+    /// it includes the empty key. (Arakoon's own store, which keeps user keys
+    /// behind a one-byte prefix, drops the empty key at an open end flagged
+    /// exclusive; that is an artefact of its layout, not a meaning clients
+    /// rely on.) `first > last` gives nothing.
+    pub fn range(&self, range: &KeyRange) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut keys = Vec::new();
-        self.walk(
-            bound(first, first_inclusive),
-            bound(last, last_inclusive),
-            Order::Ascending,
-            limit(max),
-            |key, _| {
-                keys.push(key.to_vec());
-                ControlFlow::Continue(())
-            },
-        )?;
+        self.visit_range_entries(range, Order::Ascending, |key, _| {
+            keys.push(key.to_vec());
+            ControlFlow::Continue(())
+        })?;
         Ok(keys)
     }
 
-    /// As [`Self::range`], with the values.
+    /// The pairs of `range`, at most `range.max` of them (negative: no
+    /// limit). `Order::Ascending` is Arakoon's `range_entries`, with the
+    /// bounds as in [`Self::range`]. `Order::Descending` is its
+    /// `rev_range_entries`: `first` is the *high* end, where the walk
+    /// starts, and `last` the low end, so `first = b, last = a` (both
+    /// inclusive) gives `b` then `a`, and `first < last` gives nothing.
     pub fn range_entries(
         &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
+        range: &KeyRange,
+        order: Order,
     ) -> Result<Vec<KeyValue>, StoreError> {
         let mut entries = Vec::new();
-        self.walk(
-            bound(first, first_inclusive),
-            bound(last, last_inclusive),
-            Order::Ascending,
-            limit(max),
-            |key, value| {
-                entries.push((key.to_vec(), value.to_vec()));
-                ControlFlow::Continue(())
-            },
-        )?;
-        Ok(entries)
-    }
-
-    /// The pairs from `first` *down* to `last`, descending, at most `max` of
-    /// them (negative: no limit). As in Arakoon's `rev_range_entries`,
-    /// `first` is the *high* end, where the walk starts, and `last` the low
-    /// end: `rev_range_entries(Some("b"), true, Some("a"), true, -1)` gives
-    /// `b` then `a`. `first < last` gives nothing.
-    pub fn rev_range_entries(
-        &self,
-        first: Option<&[u8]>,
-        first_inclusive: bool,
-        last: Option<&[u8]>,
-        last_inclusive: bool,
-        max: i64,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut entries = Vec::new();
-        self.walk(
-            bound(last, last_inclusive),
-            bound(first, first_inclusive),
-            Order::Descending,
-            limit(max),
-            |key, value| {
-                entries.push((key.to_vec(), value.to_vec()));
-                ControlFlow::Continue(())
-            },
-        )?;
+        self.visit_range_entries(range, order, |key, value| {
+            entries.push((key.to_vec(), value.to_vec()));
+            ControlFlow::Continue(())
+        })?;
         Ok(entries)
     }
 

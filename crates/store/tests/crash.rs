@@ -96,7 +96,10 @@ impl Run {
         );
         self.model = self.history[&recovered].clone();
         assert_eq!(contents(&self.store), self.model, "content at {recovered}");
-        assert_eq!(self.store.key_count().unwrap(), self.model.len() as u64);
+        assert_eq!(
+            self.store.read().unwrap().key_count().unwrap(),
+            self.model.len() as u64
+        );
         self.durable_index = recovered;
         self.history.retain(|&i, _| i == recovered);
         recovered
@@ -156,7 +159,7 @@ fn a_crash_right_after_creation_leaves_an_empty_store() {
     drop(store);
     let store = Store::open(disk.shared(), sim_path(), &small_cache()).unwrap();
     assert_eq!(store.applied_index(), 0);
-    assert_eq!(store.key_count().unwrap(), 0);
+    assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
 }
 
 #[test]

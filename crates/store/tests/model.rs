@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use disk::SimDisk;
 use proptest::prelude::*;
-use protocol::Update;
+use protocol::{KeyRange, Update};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use store::{Order, Store};
@@ -116,14 +116,26 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The wire form of a range the model reads with loose arguments.
+fn key_range(f: &Option<Vec<u8>>, fi: bool, l: &Option<Vec<u8>>, li: bool, m: i64) -> KeyRange {
+    KeyRange {
+        first: f.clone(),
+        first_inclusive: fi,
+        last: l.clone(),
+        last_inclusive: li,
+        max: i32::try_from(m).unwrap(),
+    }
+}
+
 fn check_read(store: &Store, model: &Model, read: &Read) {
     let o = |k: &Option<Vec<u8>>| k.clone();
+    let view = store.read().unwrap();
     match read {
-        Read::Get(k) => assert_eq!(store.get(k).unwrap(), model.get(k).cloned()),
-        Read::Exists(k) => assert_eq!(store.exists(k).unwrap(), model.contains_key(k)),
+        Read::Get(k) => assert_eq!(view.get(k).unwrap(), model.get(k).cloned()),
+        Read::Exists(k) => assert_eq!(view.exists(k).unwrap(), model.contains_key(k)),
         Read::MultiGet(keys) => {
             let want: Option<Vec<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
-            match (store.multi_get(keys), want) {
+            match (view.multi_get(keys), want) {
                 (Ok(got), Some(want)) => assert_eq!(got, want),
                 (Err(store::StoreError::KeyNotFound { key }), None) => {
                     let first_missing = keys.iter().find(|k| !model.contains_key(*k)).unwrap();
@@ -134,7 +146,7 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
         }
         Read::MultiGetOption(keys) => {
             let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
-            assert_eq!(store.multi_get_option(keys).unwrap(), want);
+            assert_eq!(view.multi_get_option(keys).unwrap(), want);
         }
         Read::Range(f, fi, l, li, m) => {
             let want: Vec<Vec<u8>> =
@@ -142,34 +154,33 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
                     .into_iter()
                     .map(|(k, _)| k)
                     .collect();
-            let got = store
-                .range(f.as_deref(), *fi, l.as_deref(), *li, *m)
-                .unwrap();
+            let got = view.range(&key_range(f, *fi, l, *li, *m)).unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::RangeEntries(f, fi, l, li, m) => {
             let want = model_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
-            let got = store
-                .range_entries(f.as_deref(), *fi, l.as_deref(), *li, *m)
+            let got = view
+                .range_entries(&key_range(f, *fi, l, *li, *m), Order::Ascending)
                 .unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::RevRangeEntries(f, fi, l, li, m) => {
             let want = model_rev_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
-            let got = store
-                .rev_range_entries(f.as_deref(), *fi, l.as_deref(), *li, *m)
+            let got = view
+                .range_entries(&key_range(f, *fi, l, *li, *m), Order::Descending)
                 .unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::PrefixKeys(p, m) => {
             assert_eq!(
-                store.prefix_keys(p, *m).unwrap(),
+                view.prefix_keys(p, *m).unwrap(),
                 model_prefix_keys(model, p, *m),
                 "{read:?}"
             );
         }
-        Read::KeyCount => assert_eq!(store.key_count().unwrap(), model.len() as u64),
+        Read::KeyCount => assert_eq!(view.key_count().unwrap(), model.len() as u64),
         Read::Visit((f, fi, l, li, m), descending, stop_after) => {
+            let range = key_range(f, *fi, l, *li, *m);
             let (f, l) = (f.as_deref(), l.as_deref());
             let order = if *descending {
                 Order::Descending
@@ -177,10 +188,8 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
                 Order::Ascending
             };
             let mut got = Vec::new();
-            let visited = store
-                .read()
-                .unwrap()
-                .visit_range_entries(f, *fi, l, *li, *m, order, |k, v| {
+            let visited = view
+                .visit_range_entries(&range, order, |k, v| {
                     got.push((k.to_vec(), v.to_vec()));
                     if got.len() >= *stop_after {
                         ControlFlow::Break(())

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use disk::{Disk, OpenMode, RealDisk, SimDisk};
-use protocol::Update;
-use store::{Store, StoreError, UpdateFailure, UpdateOk};
+use protocol::{KeyRange, Update};
+use store::{Order, Store, StoreError, UpdateFailure, UpdateOk};
 
 #[test]
 fn a_store_on_the_real_disk_keeps_its_content_across_reopen() {
@@ -21,8 +21,9 @@ fn a_store_on_the_real_disk_keeps_its_content_across_reopen() {
     let store = Store::open(RealDisk::shared(), &path, &options()).unwrap();
     assert_eq!(store.applied_index(), 2);
     assert_eq!(store.durable_applied_index(), 2);
-    assert_eq!(store.get(b"a").unwrap(), None);
-    assert_eq!(store.get(b"b").unwrap(), Some(b"2".to_vec()));
+    let view = store.read().unwrap();
+    assert_eq!(view.get(b"a").unwrap(), None);
+    assert_eq!(view.get(b"b").unwrap(), Some(b"2".to_vec()));
 }
 
 #[test]
@@ -35,7 +36,7 @@ fn entries_apply_in_order_only() {
             "{err}"
         );
     }
-    assert_eq!(store.key_count().unwrap(), 0);
+    assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
     store.apply(1, &[]).unwrap();
     assert!(store.apply(1, &[]).is_err());
     assert_eq!(store.applied_index(), 1);
@@ -85,7 +86,7 @@ fn a_failing_update_affects_only_itself_and_a_failing_sequence_nothing() {
         ]
     );
     assert_eq!(store.applied_index(), 1);
-    assert_eq!(store.key_count().unwrap(), 0);
+    assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
 }
 
 #[test]
@@ -135,7 +136,8 @@ fn flipped_bits_in_the_file_are_errors_or_harmless() {
         let model = build_closed_store(&disk);
         assert!(disk.flip_bit(sim_path(), at, (at % 8) as u8));
         let read = Store::open(disk.shared(), sim_path(), &options())
-            .and_then(|store| store.range_entries(None, true, None, true, -1));
+            .and_then(|store| store.read())
+            .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending));
         match read {
             Err(_) => refused += 1,
             Ok(entries) => {
@@ -191,7 +193,7 @@ fn a_read_view_keeps_its_state_while_applies_go_on() {
     let now = store.read().unwrap();
     assert_eq!(now.applied_index(), 2);
     assert_eq!(
-        now.range(None, true, None, true, -1).unwrap(),
+        now.range(&KeyRange::all()).unwrap(),
         vec![b"a".to_vec(), b"c".to_vec()]
     );
 }
@@ -204,8 +206,16 @@ fn rev_range_entries_walks_down_from_first_as_in_arakoon() {
     let store = Store::open(SimDisk::new().shared(), sim_path(), &options()).unwrap();
     let updates: Vec<Update> = (0..100).map(|i| set(&format!("xey{i:03}"), "v")).collect();
     store.apply(1, &updates).unwrap();
-    let keys: Vec<Vec<u8>> = store
-        .rev_range_entries(Some(b"xey100"), true, Some(b"xey009"), true, 3)
+    let view = store.read().unwrap();
+    let range = |first: &str, first_inclusive, last: &str, last_inclusive, max| KeyRange {
+        first: Some(first.as_bytes().to_vec()),
+        first_inclusive,
+        last: Some(last.as_bytes().to_vec()),
+        last_inclusive,
+        max,
+    };
+    let keys: Vec<Vec<u8>> = view
+        .range_entries(&range("xey100", true, "xey009", true, 3), Order::Descending)
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
@@ -215,8 +225,11 @@ fn rev_range_entries_walks_down_from_first_as_in_arakoon() {
         vec![b"xey099".to_vec(), b"xey098".to_vec(), b"xey097".to_vec()]
     );
     // And the low end bounds the walk.
-    let all = store
-        .rev_range_entries(Some(b"xey012"), false, Some(b"xey009"), false, -1)
+    let all = view
+        .range_entries(
+            &range("xey012", false, "xey009", false, -1),
+            Order::Descending,
+        )
         .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, b"xey011".to_vec());

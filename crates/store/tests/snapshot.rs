@@ -50,7 +50,7 @@ fn export_bytes(store: &Store, chunk_target_bytes: usize) -> Vec<u8> {
 
 fn assert_empty(store: &Store) {
     assert_eq!(store.applied_index(), 0);
-    assert_eq!(store.key_count().unwrap(), 0);
+    assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
     assert_eq!(store.read().unwrap().applied_index(), 0);
 }
 
@@ -115,7 +115,10 @@ fn export_while_applying_imports_the_state_at_the_exported_index() {
     target
         .apply(exported_index + 1, &[set("after", "import")])
         .unwrap();
-    assert_eq!(target.get(b"after").unwrap(), Some(b"import".to_vec()));
+    assert_eq!(
+        target.read().unwrap().get(b"after").unwrap(),
+        Some(b"import".to_vec())
+    );
 }
 
 #[test]
@@ -321,6 +324,6 @@ fn replace_with_an_older_or_damaged_snapshot_keeps_the_old_content() {
     }
     let empty_stream = export_bytes(&empty, 256);
     assert_eq!(behind.replace(&mut empty_stream.as_slice()).unwrap(), 15);
-    assert_eq!(behind.key_count().unwrap(), 0);
+    assert_eq!(behind.read().unwrap().key_count().unwrap(), 0);
     assert!(contents(&behind).is_empty());
 }

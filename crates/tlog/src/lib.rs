@@ -163,6 +163,9 @@
 //! explicit budget; [`Tlog::seal_full_segments`] does everything at once).
 //! A truncation, collapse or reset cancels a seal in progress.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod consensus_log;
 mod error;
 mod format;
@@ -173,6 +176,6 @@ mod terms;
 pub use error::TlogError;
 pub use format::{HardState, FRAME_OVERHEAD_LEN, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
 pub use log::{
-    Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, MAX_ENTRIES_LIMIT,
-    MAX_SIZE_LIMIT, SEAL_STEP_BYTES,
+    Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_SIZE, MAX_ENTRIES_LIMIT, MAX_SIZE_LIMIT, MIN_SIZE_LIMIT, SEAL_STEP_BYTES,
 };

@@ -11,7 +11,7 @@ use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
 use replica::Published;
 use std::sync::Arc;
 use std::time::Instant;
-use store::{ReadView, StoreError, UpdateFailure, UpdateOk};
+use store::{Order, ReadView, StoreError, UpdateFailure, UpdateOk};
 use tokio::sync::oneshot;
 
 fn error(rc: ResultCode, message: impl Into<Vec<u8>>) -> ErrorResponse {
@@ -121,6 +121,7 @@ impl Service {
         delivered: &mut Option<Delivered>,
     ) -> Result<(Reply, Option<usize>), ErrorResponse> {
         let p = self.published.borrow().clone();
+        let command = request.command();
         Ok(match request {
             Request::Ping { .. } => (
                 Reply::Ping(
@@ -264,48 +265,29 @@ impl Service {
             }
             Request::Range { consistency, range } => {
                 let keys = self
-                    .read(consistency, ReadCost::Scan, move |v| {
-                        v.range(
-                            range.first.as_deref(),
-                            range.first_inclusive,
-                            range.last.as_deref(),
-                            range.last_inclusive,
-                            i64::from(range.max),
-                        )
-                    })
+                    .read(consistency, ReadCost::Scan, move |v| v.range(&range))
                     .await?;
                 let n = keys.len();
                 (Reply::Range(keys), Some(n))
             }
-            Request::RangeEntries { consistency, range } => {
+            Request::RangeEntries { consistency, range }
+            | Request::RevRangeEntries { consistency, range } => {
+                let order = if command == Command::RevRangeEntries {
+                    Order::Descending
+                } else {
+                    Order::Ascending
+                };
                 let entries = self
                     .read(consistency, ReadCost::Scan, move |v| {
-                        v.range_entries(
-                            range.first.as_deref(),
-                            range.first_inclusive,
-                            range.last.as_deref(),
-                            range.last_inclusive,
-                            i64::from(range.max),
-                        )
+                        v.range_entries(&range, order)
                     })
                     .await?;
                 let n = entries.len();
-                (Reply::RangeEntries(entries), Some(n))
-            }
-            Request::RevRangeEntries { consistency, range } => {
-                let entries = self
-                    .read(consistency, ReadCost::Scan, move |v| {
-                        v.rev_range_entries(
-                            range.first.as_deref(),
-                            range.first_inclusive,
-                            range.last.as_deref(),
-                            range.last_inclusive,
-                            i64::from(range.max),
-                        )
-                    })
-                    .await?;
-                let n = entries.len();
-                (Reply::RevRangeEntries(entries), Some(n))
+                let reply = match order {
+                    Order::Ascending => Reply::RangeEntries(entries),
+                    Order::Descending => Reply::RevRangeEntries(entries),
+                };
+                (reply, Some(n))
             }
             Request::PrefixKeys {
                 consistency,
@@ -344,7 +326,6 @@ impl Service {
             }
             request => {
                 let name = request_name(&request);
-                let command = request.command();
                 let update = match request.into_update() {
                     Ok(u) => u,
                     Err(other) => {

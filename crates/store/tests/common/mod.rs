@@ -2,10 +2,10 @@
 //! Arakoon's update and read semantics over a `BTreeMap`, and small helpers.
 #![allow(dead_code)]
 
-use protocol::Update;
+use protocol::{KeyRange, Update};
 use std::collections::BTreeMap;
 use std::path::Path;
-use store::{UpdateFailure, UpdateOk, UpdateResult};
+use store::{Order, UpdateFailure, UpdateOk, UpdateResult};
 
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -146,7 +146,8 @@ pub fn model_prefix_keys(model: &Model, prefix: &[u8], max: i64) -> Vec<Vec<u8>>
 /// Everything in the store, ascending.
 pub fn contents(store: &store::Store) -> Model {
     store
-        .range_entries(None, true, None, true, -1)
+        .read()
+        .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending))
         .expect("full range of the store")
         .into_iter()
         .collect()
