@@ -31,9 +31,11 @@
 
 mod real;
 mod sim;
+mod tripwire;
 
 pub use real::RealDisk;
 pub use sim::SimDisk;
+pub use tripwire::{splitmix_chooser, Crash, Tripwire};
 
 use std::fmt;
 use std::io;

@@ -187,6 +187,19 @@ impl SimDisk {
         }
     }
 
+    /// Simulates the death of the process (`kill -9`), not of the machine:
+    /// every write and name already made stays (the kernel's page cache
+    /// outlives the process), but every handle opened before is dead.
+    pub fn kill_process(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.durable_names = state.names.clone();
+        for inode in state.inodes.values_mut() {
+            inode.pending.clear();
+            inode.durable = inode.current.clone();
+        }
+    }
+
     /// Counters since the disk was made.
     pub fn stats(&self) -> SimDiskStats {
         let state = self.lock();

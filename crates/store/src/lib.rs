@@ -101,7 +101,7 @@ use protocol::Update;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -179,6 +179,13 @@ pub(crate) fn redb_error(path: &Path, source: redb::Error) -> StoreError {
         path: path.to_path_buf(),
         source: Box::new(source),
     }
+}
+
+/// Where [`Store::open`] makes a new store before renaming it to `path`.
+fn creating_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".creating");
+    PathBuf::from(name)
 }
 
 fn corrupt_metadata(path: &Path, what: impl Into<String>) -> StoreError {
@@ -269,6 +276,39 @@ impl Store {
                     .map_err(|e| io_error("sync the directory above it", e))?;
             }
         }
+        // A new store is made whole under a temporary name and renamed
+        // into place: a crash while it is made (the node killed in its
+        // first milliseconds) leaves either no store or a complete empty
+        // one, never a half-written file that no longer opens.
+        let creating = creating_path(path);
+        if disk.exists(&creating) {
+            disk.remove(&creating)
+                .map_err(|e| io_error("remove the half-made store", e))?;
+            tracing::info!(path = %creating.display(), "removed a store left half-made by a crash");
+        }
+        if !disk.exists(path) {
+            Self::open_file(disk.clone(), &creating, dir, options)?.close()?;
+            disk.rename(&creating, path)
+                .map_err(|e| io_error("rename the new store into place", e))?;
+            disk.sync_dir(dir)
+                .map_err(|e| io_error("sync its directory", e))?;
+        }
+        Self::open_file(disk, path, dir, options)
+    }
+
+    /// Opens (or, for [`Self::open`]'s temporary name, creates) the store
+    /// file at `path` in `dir`.
+    fn open_file(
+        disk: DiskRef,
+        path: &Path,
+        dir: &Path,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let io_error = |what, source| StoreError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        };
         let file = disk
             .open(path, OpenMode::Create)
             .map_err(|e| io_error("open", e))?;

@@ -6,9 +6,10 @@
 mod common;
 
 use common::*;
-use disk::SimDisk;
+use disk::{Crash, SimDisk, Tripwire};
 use protocol::Update;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use store::{Store, StoreOptions};
 
 /// A small cache, so that redb writes pages to the file between checkpoints
@@ -160,6 +161,45 @@ fn a_crash_right_after_creation_leaves_an_empty_store() {
     let store = Store::open(disk.shared(), sim_path(), &small_cache()).unwrap();
     assert_eq!(store.applied_index(), 0);
     assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
+}
+
+/// A crash at any point while a new store is made (the node killed in its
+/// first milliseconds) leaves a store that opens, empty, at index 0: never
+/// a half-written file that is "not a redb database".
+#[test]
+fn a_crash_anywhere_in_creating_the_store_leaves_one_that_opens() {
+    let mut crash_points = 0;
+    for after_ops in 0.. {
+        let crashes = [
+            Crash::ProcessKill,
+            Crash::PowerLoss { seed: 0 },
+            Crash::PowerLoss { seed: 1 },
+            Crash::PowerLoss { seed: 2 },
+        ];
+        for crash in crashes {
+            let sim = SimDisk::new();
+            let wire = Tripwire::new(sim.clone());
+            wire.arm_with(after_ops, crash);
+            let created = Store::open(Arc::new(wire.clone()), sim_path(), &small_cache());
+            let tripped = wire.disarm();
+            match (created, tripped) {
+                (Ok(store), false) => {
+                    assert_eq!(store.applied_index(), 0);
+                    assert!(crash_points > 10, "only {crash_points} crash points tried");
+                    return;
+                }
+                (Ok(_), true) => {}
+                (Err(e), true) => assert!(!e.to_string().is_empty()),
+                (Err(e), false) => panic!("creating failed without a crash: {e}"),
+            }
+            crash_points += 1;
+            let store = Store::open(sim.shared(), sim_path(), &small_cache())
+                .unwrap_or_else(|e| panic!("after {crash:?} at op {after_ops}: {e}"));
+            assert_eq!(store.applied_index(), 0);
+            assert_eq!(store.read().unwrap().key_count().unwrap(), 0);
+            store.apply(1, &[set("a", "1")]).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,8 @@ mod common;
 
 use common::{all_entries, chooser, dir, entry, open_sim, small_options};
 use consensus::NodeId;
-use disk::{Disk, OpenMode, SimDisk};
+use disk::{Crash, Disk, OpenMode, SimDisk, Tripwire};
+use std::sync::Arc;
 use tlog::{Compression, HardState, Tlog, TlogError, TlogOptions};
 
 #[test]
@@ -703,4 +704,54 @@ fn a_million_entries_cost_a_few_bytes_each_in_memory() {
             .map(|i| entry(i, 2, i, 16))
             .collect::<Vec<_>>()
     );
+}
+
+/// A crash at any point while a new tlog is made and first written (the
+/// node killed, or the machine losing power, in its first milliseconds)
+/// leaves a tlog that opens, holding a prefix of what was appended.
+#[test]
+fn a_crash_anywhere_in_creating_the_tlog_leaves_one_that_opens() {
+    let mut crash_points = 0;
+    for after_ops in 0.. {
+        let crashes = [
+            Crash::ProcessKill,
+            Crash::PowerLoss { seed: 0 },
+            Crash::PowerLoss { seed: 1 },
+        ];
+        for crash in crashes {
+            let sim = SimDisk::new();
+            let wire = Tripwire::new(sim.clone());
+            wire.arm_with(after_ops, crash);
+            let made = Tlog::open(Arc::new(wire.clone()), dir(), small_options(100, 1 << 16))
+                .and_then(|mut tlog| {
+                    tlog.save_hard_state(HardState {
+                        term: 1,
+                        voted_for: Some(NodeId(0)),
+                        ..HardState::default()
+                    })?;
+                    tlog.append(&[entry(1, 1, 1, 100), entry(2, 1, 2, 100)])?;
+                    tlog.sync()
+                });
+            let tripped = wire.disarm();
+            match (made, tripped) {
+                (Ok(synced), false) => {
+                    assert_eq!(synced, 2);
+                    assert!(crash_points > 5, "only {crash_points} crash points tried");
+                    return;
+                }
+                (_, true) => {}
+                (Err(e), false) => panic!("making the tlog failed without a crash: {e}"),
+            }
+            crash_points += 1;
+            let tlog = Tlog::open(sim.shared(), dir(), small_options(100, 1 << 16))
+                .unwrap_or_else(|e| panic!("after {crash:?} at op {after_ops}: {e}"));
+            assert!(tlog.last_index() <= 2);
+            assert_eq!(
+                all_entries(&tlog),
+                (1..=tlog.last_index())
+                    .map(|i| entry(i, 1, i, 100))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }

@@ -53,16 +53,7 @@ pub fn all_entries(tlog: &Tlog) -> Vec<Entry> {
 
 /// A deterministic `choose(n)` for `SimDisk::crash`.
 pub fn chooser(seed: u64) -> impl FnMut(u64) -> u64 {
-    let mut state = seed;
-    move |n| {
-        // splitmix64
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        z % n
-    }
+    disk::splitmix_chooser(seed)
 }
 
 /// Runs `f` and returns what it returned with the warnings the tlog logged
