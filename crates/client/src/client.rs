@@ -1,23 +1,17 @@
 //! The cluster client: which node a request goes to (the master, found and
 //! cached; or one node on purpose), and what happens when it fails (retry,
 //! rediscover, or surface the error). The typed commands are in
-//! `commands.rs`.
+//! `commands.rs`, the settings and their checks in `builder.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 
+use crate::builder::{ClientBuilder, Settings};
 use crate::connection::{CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
 use crate::retry::RetryPolicy;
-
-/// Longest wait for a TCP connection (and the prologue) to one node.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for the answer to one request, from its first byte sent.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for one node's answer to `who_master` during discovery.
-pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An async client of one Arakoon cluster.
 ///
@@ -103,190 +97,6 @@ struct NodeSlot {
     connection: tokio::sync::Mutex<Option<Connection>>,
 }
 
-/// Builds a [`Client`] from explicit node addresses, or from a cluster
-/// config with some settings changed.
-///
-/// ```
-/// use client::{ClientBuilder, RetryPolicy};
-/// use std::time::Duration;
-/// let client = ClientBuilder::new("ricky")
-///     .node("arakoon_0", "127.0.0.1:4000")
-///     .node("arakoon_1", "127.0.0.1:4001")
-///     .request_timeout(Duration::from_secs(5))
-///     .retry_policy(RetryPolicy { max_attempts: 3, ..RetryPolicy::default() })
-///     .build()?;
-/// assert_eq!(client.cluster_id(), "ricky");
-/// # Ok::<(), client::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    cluster_id: String,
-    nodes: Vec<(String, Vec<String>)>,
-    consistency: Consistency,
-    request_timeout: Duration,
-    connect_timeout: Duration,
-    discovery_timeout: Duration,
-    retry: RetryPolicy,
-    limits: Limits,
-    max_request_size: usize,
-    /// Why the config cannot be served by this client (reported by `build`).
-    unsupported: Option<String>,
-}
-
-impl ClientBuilder {
-    /// A client of the cluster called `cluster_id` (sent in the prologue).
-    pub fn new(cluster_id: impl Into<String>) -> Self {
-        ClientBuilder {
-            cluster_id: cluster_id.into(),
-            nodes: Vec::new(),
-            consistency: Consistency::Consistent,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
-            retry: RetryPolicy::default(),
-            limits: Limits::default(),
-            max_request_size: protocol::DEFAULT_MAX_BUFFER_SIZE,
-            unsupported: None,
-        }
-    }
-
-    /// The cluster's id and every node (voters and learners, in config
-    /// order, all of a node's addresses), and its frame limit.
-    pub fn from_config(config: &config::ClusterConfig) -> Self {
-        let mut builder = ClientBuilder::new(config.cluster_id.clone());
-        for node in &config.nodes {
-            let addresses = node
-                .ips
-                .iter()
-                .map(|ip| address_of(ip, node.client_port))
-                .collect();
-            builder.nodes.push((node.name.clone(), addresses));
-        }
-        builder.limits.max_buffer_size = builder.limits.max_buffer_size.max(config.max_buffer_size);
-        builder.max_request_size = config.max_buffer_size;
-        if config.tls.as_ref().is_some_and(|tls| tls.service) {
-            builder.unsupported = Some(
-                "[global] tls_service = true: TLS on the client port is not supported by this client yet"
-                    .to_string(),
-            );
-        }
-        builder
-    }
-
-    /// Adds a node and its client address (`host:port`).
-    pub fn node(mut self, name: impl Into<String>, address: impl Into<String>) -> Self {
-        self.nodes.push((name.into(), vec![address.into()]));
-        self
-    }
-
-    /// Read consistency of reads (default `Consistent`).
-    pub fn consistency(mut self, consistency: Consistency) -> Self {
-        self.consistency = consistency;
-        self
-    }
-
-    /// Longest wait for one request's answer (default
-    /// [`DEFAULT_REQUEST_TIMEOUT`]).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Longest wait to connect to one node (default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Longest wait for one node's `who_master` answer during discovery
-    /// (default [`DEFAULT_DISCOVERY_TIMEOUT`]).
-    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
-        self.discovery_timeout = timeout;
-        self
-    }
-
-    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Largest answer accepted, in bytes (default
-    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
-    /// `__tainted_max_buffer_size` if larger).
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.limits.max_buffer_size = bytes;
-        self
-    }
-
-    /// Largest request sent, in bytes: a larger one fails at once with
-    /// [`Error::RequestTooLarge`], without touching the network (default
-    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
-    /// `__tainted_max_buffer_size`, which the nodes enforce).
-    pub fn max_request_size(mut self, bytes: usize) -> Self {
-        self.max_request_size = bytes;
-        self
-    }
-
-    /// The client. Nothing is connected yet: that happens on the first
-    /// request. Fails if there is no node, two nodes share a name, or the
-    /// config asks for TLS on the client port (not supported yet).
-    pub fn build(self) -> Result<Client, Error> {
-        if let Some(reason) = self.unsupported {
-            return Err(Error::Config(reason));
-        }
-        if self.nodes.is_empty() {
-            return Err(Error::Config(format!(
-                "cluster {:?}: no node to connect to",
-                self.cluster_id
-            )));
-        }
-        for (i, (name, addresses)) in self.nodes.iter().enumerate() {
-            if self.nodes[..i].iter().any(|(other, _)| other == name) {
-                return Err(Error::Config(format!("node {name:?} is listed twice")));
-            }
-            if addresses.is_empty() {
-                return Err(Error::Config(format!("node {name:?} has no address")));
-            }
-        }
-        let nodes = self
-            .nodes
-            .into_iter()
-            .map(|(name, addresses)| NodeSlot {
-                name,
-                addresses,
-                connection: tokio::sync::Mutex::new(None),
-            })
-            .collect();
-        Ok(Client {
-            shared: Arc::new(Shared {
-                cluster_id: self.cluster_id,
-                nodes,
-                master: Mutex::new(None),
-                retry: self.retry,
-                connect_timeout: self.connect_timeout,
-                discovery_timeout: self.discovery_timeout,
-                limits: self.limits,
-                max_request_size: self.max_request_size,
-            }),
-            options: Options {
-                consistency: self.consistency,
-                request_timeout: self.request_timeout,
-                target: Target::Master,
-            },
-        })
-    }
-}
-
-/// `ip:port`, with brackets around an IPv6 address.
-fn address_of(ip: &str, port: u16) -> String {
-    if ip.contains(':') && !ip.starts_with('[') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
 /// Whether sending a request twice can do harm: only requests that change
 /// nothing (reads, queries, `nop`) may be resent after they may have
 /// reached a node.
@@ -337,6 +147,47 @@ enum Next {
 }
 
 impl Client {
+    /// The client of checked `settings` (see [`ClientBuilder::build`]),
+    /// connected to nothing yet.
+    pub(crate) fn new(settings: Settings) -> Client {
+        // Owned by the builder's checks; discovery and `node_index` find a
+        // node by its name, so a duplicate would hide one.
+        assert!(!settings.nodes.is_empty(), "a client needs a node");
+        for (i, (name, addresses)) in settings.nodes.iter().enumerate() {
+            assert!(
+                settings.nodes[..i].iter().all(|(other, _)| other != name),
+                "node {name:?} listed twice"
+            );
+            assert!(!addresses.is_empty(), "node {name:?} has no address");
+        }
+        let nodes = settings
+            .nodes
+            .into_iter()
+            .map(|(name, addresses)| NodeSlot {
+                name,
+                addresses,
+                connection: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        Client {
+            shared: Arc::new(Shared {
+                cluster_id: settings.cluster_id,
+                nodes,
+                master: Mutex::new(None),
+                retry: settings.retry,
+                connect_timeout: settings.connect_timeout,
+                discovery_timeout: settings.discovery_timeout,
+                limits: settings.limits,
+                max_request_size: settings.max_request_size,
+            }),
+            options: Options {
+                consistency: settings.consistency,
+                request_timeout: settings.request_timeout,
+                target: Target::Master,
+            },
+        }
+    }
+
     /// A client of the cluster in `config`, with the default settings (use
     /// [`ClientBuilder::from_config`] to change them).
     pub fn from_config(config: &config::ClusterConfig) -> Result<Client, Error> {
@@ -719,24 +570,6 @@ mod tests {
     }
 
     #[test]
-    fn builder_refuses_no_nodes_and_duplicates() {
-        let e = ClientBuilder::new("c").build().err();
-        assert!(matches!(e, Some(Error::Config(m)) if m.contains("no node")));
-        let e = ClientBuilder::new("c")
-            .node("a", "127.0.0.1:1")
-            .node("a", "127.0.0.1:2")
-            .build()
-            .err();
-        assert!(matches!(e, Some(Error::Config(m)) if m.contains("twice")));
-    }
-
-    #[test]
-    fn ipv6_addresses_get_brackets() {
-        assert_eq!(address_of("::1", 4000), "[::1]:4000");
-        assert_eq!(address_of("127.0.0.1", 4000), "127.0.0.1:4000");
-    }
-
-    #[test]
     fn unknown_node_names_the_known_ones() {
         let client = ClientBuilder::new("c")
             .node("a", "127.0.0.1:1")
@@ -747,53 +580,5 @@ mod tests {
         };
         let e = client.node("b").err().map(|e| e.to_string());
         assert_eq!(e.as_deref(), Some("unknown node \"b\" (known: a)"));
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    use super::*;
-
-    const CONFIG: &str = "[global]\ncluster = a, b\ncluster_id = ricky\n\
-        [a]\nip = 127.0.0.1\nclient_port = 4000\nmessaging_port = 4010\nhome = /tmp/a\nlog_level = info\n\
-        [b]\nip = ::1, 10.0.0.2\nclient_port = 4001\nmessaging_port = 4011\nhome = /tmp/b\nlog_level = info\n";
-
-    fn parse(text: &str) -> config::ClusterConfig {
-        match config::parse(text) {
-            Ok(loaded) => loaded.config,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    #[test]
-    fn from_config_takes_every_node_and_address() {
-        let builder = ClientBuilder::from_config(&parse(CONFIG));
-        assert_eq!(builder.cluster_id, "ricky");
-        assert_eq!(
-            builder.nodes,
-            [
-                ("a".to_string(), vec!["127.0.0.1:4000".to_string()]),
-                (
-                    "b".to_string(),
-                    vec!["[::1]:4001".to_string(), "10.0.0.2:4001".to_string()]
-                ),
-            ]
-        );
-    }
-
-    /// Rule: never send plaintext to a cluster that expects TLS.
-    #[test]
-    fn tls_service_is_refused_clearly() {
-        let text = CONFIG.replace(
-            "cluster_id = ricky\n",
-            "cluster_id = ricky\ntls_ca_cert = /tmp/ca.pem\ntls_service = true\n",
-        );
-        let error = Client::from_config(&parse(&text))
-            .err()
-            .map(|e| e.to_string());
-        assert!(
-            error.as_deref().is_some_and(|e| e.contains("tls_service")),
-            "{error:?}"
-        );
     }
 }

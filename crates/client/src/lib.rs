@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod builder;
 mod client;
 mod commands;
 mod connection;
@@ -64,10 +65,10 @@ mod sequence;
 #[cfg(feature = "test-util")]
 pub mod fake_node;
 
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
+pub use builder::{
+    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
+pub use client::Client;
 pub use commands::NodeVersion;
 pub use error::{Error, Escaped, NodeFailure};
 pub use protocol::{
