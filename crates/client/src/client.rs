@@ -1,6 +1,8 @@
 //! The cluster client: which node a request goes to (the master, found and
 //! cached; or one node on purpose), and what happens when it fails (retry,
-//! rediscover, or surface the error). The typed commands are in
+//! rediscover, or surface the error). Whether to retry is decided by the
+//! pure `retry::after_failure`; this module applies the decision (waits,
+//! updates the cached master, builds the error). The typed commands are in
 //! `commands.rs`, the settings and their checks in `builder.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,21 +13,25 @@ use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 use crate::builder::{ClientBuilder, Settings};
 use crate::connection::{CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
-use crate::retry::RetryPolicy;
+use crate::retry::{
+    self, is_idempotent, Answer, Failure, Happened, MasterCache, Next, Refusal, RetryPolicy,
+};
 
 /// An async client of one Arakoon cluster.
 ///
 /// Requests go to the master: the client asks the nodes `who_master` (in
 /// config order, following the names they give, until a node confirms it
-/// is master) and caches the answer. When the master answers `NotMaster`,
-/// or cannot be reached, the cache is dropped and the master is looked up
+/// is master) and caches the answer. When the cached master answers
+/// `NotMaster` naming another node, the request goes there at once; when it
+/// answers `NotMaster` otherwise, `NoLongerMaster` or `E_GOING_DOWN`, or
+/// cannot be reached, the cache is dropped and the master is looked up
 /// again.
 ///
 /// **Retries** follow one [`RetryPolicy`] (bounded attempts, exponential
 /// backoff). A request is retried only when that cannot apply it twice:
 /// - any request, when the node answered `NotMaster` or
 ///   `E_MAX_CONNECTIONS` (it did nothing), or when no connection could be
-///   made (nothing was sent);
+///   made or no master was found (nothing was sent);
 /// - reads and other idempotent requests (`who_master`, `statistics`,
 ///   `nop`, …) also after a lost connection, a timeout, `NoLongerMaster` or
 ///   `GoingDown`;
@@ -97,47 +103,9 @@ struct NodeSlot {
     connection: tokio::sync::Mutex<Option<Connection>>,
 }
 
-/// Whether sending a request twice can do harm: only requests that change
-/// nothing (reads, queries, `nop`) may be resent after they may have
-/// reached a node.
-pub(crate) fn is_idempotent(command: Command) -> bool {
-    match command {
-        Command::Ping
-        | Command::WhoMaster
-        | Command::Exists
-        | Command::Get
-        | Command::Range
-        | Command::PrefixKeys
-        | Command::RangeEntries
-        | Command::MultiGet
-        | Command::ExpectProgressPossible
-        | Command::Statistics
-        | Command::Assert
-        | Command::GetKeyCount
-        | Command::GetNurseryCfg
-        | Command::RevRangeEntries
-        | Command::Version
-        | Command::AssertExists
-        | Command::MultiGetOption
-        | Command::CurrentState
-        | Command::GetTxid
-        | Command::Nop => true,
-        Command::Set
-        | Command::Delete
-        | Command::TestAndSet
-        | Command::Sequence
-        | Command::CollapseTlogs
-        | Command::UserFunction
-        | Command::Confirm
-        | Command::SyncedSequence
-        | Command::DeletePrefix
-        | Command::DropMaster
-        | Command::Replace => false,
-    }
-}
-
-/// What to do after a failed attempt.
-enum Next {
+/// What `call` does after a failed attempt: the [`retry::Next`] step, with
+/// the error to return if no other attempt is made.
+enum Step {
     /// Give up with this error.
     Fail(Error),
     /// Try again after the policy's backoff.
@@ -390,15 +358,15 @@ impl Client {
         }
         let mut failed_attempts = 0u32;
         loop {
-            let next = match self.attempt(&frame).await {
+            let step = match self.attempt(&frame).await {
                 Ok(answer) => return Ok(answer),
-                Err(next) => next,
+                Err(step) => step,
             };
             failed_attempts += 1;
-            let (error, wait) = match next {
-                Next::Fail(error) => return Err(error),
-                Next::Retry(error) => (error, true),
-                Next::Redirect(error) => (error, false),
+            let (error, wait) = match step {
+                Step::Fail(error) => return Err(error),
+                Step::Retry(error) => (error, true),
+                Step::Redirect(error) => (error, false),
             };
             if !self.shared.retry.allows_another(failed_attempts) {
                 tracing::debug!(command = command.name(), failed_attempts, %error, "giving up");
@@ -416,53 +384,73 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, frame: &Frame) -> Result<(usize, Reply), Next> {
+    /// One attempt; after a failure, the step that [`retry::after_failure`]
+    /// decides, with the cached master updated as it says.
+    async fn attempt(&self, frame: &Frame) -> Result<(usize, Reply), Step> {
         let command = frame.command;
-        let idempotent = is_idempotent(command);
-        let to_master = self.options.target == Target::Master;
-        let index = match self.options.target {
+        let (happened, error) = match self.attempt_once(frame).await {
+            Ok(answer) => return Ok(answer),
+            Err(failure) => failure,
+        };
+        let decision = retry::after_failure(Failure {
+            happened,
+            idempotent: is_idempotent(command),
+            to_master: self.options.target == Target::Master,
+        });
+        match decision.master {
+            MasterCache::Keep => {}
+            MasterCache::Set { master } => self.set_master(Some(master)),
+            MasterCache::Forget { asked } => self.forget_master(asked),
+        }
+        Err(match decision.next {
+            Next::Retry => Step::Retry(error),
+            Next::Redirect { master } => {
+                tracing::debug!(command = command.name(), master = self.node_name(master), %error, "redirected");
+                Step::Redirect(error)
+            }
+            Next::Fail => Step::Fail(error),
+            Next::FailOutcomeUnknown { asked } => {
+                Step::Fail(outcome_unknown(self.node_name(asked), command, error))
+            }
+        })
+    }
+
+    /// Sends `frame` to the master (found first if none is cached) or to
+    /// the handle's node. On failure: what happened, and the error.
+    async fn attempt_once(&self, frame: &Frame) -> Result<(usize, Reply), (Happened, Error)> {
+        let command = frame.command;
+        let asked = match self.options.target {
             Target::Node(index) => index,
             Target::Master => match self.cached_master() {
                 Some(index) => index,
                 None => match self.discover().await {
                     Ok(index) => index,
-                    // Nothing was sent: retrying is safe for any request.
-                    Err(e @ Error::NoMaster { .. }) => return Err(Next::Retry(e)),
-                    Err(e) => return Err(Next::Fail(e)),
+                    Err(e @ Error::NoMaster { .. }) => return Err((Happened::NoMasterFound, e)),
+                    Err(e) => return Err((Happened::DiscoveryFailed, e)),
                 },
             },
         };
-        let node = self.shared.nodes[index].name.as_str();
-        match self.send(index, frame, self.options.request_timeout).await {
-            Ok(Response::Ok(reply)) if reply.command() == command => Ok((index, reply)),
-            Ok(Response::Ok(_)) => Err(Next::Fail(Error::Protocol {
-                node: node.to_string(),
-                command: command.name(),
-                source: protocol::ProtocolError::UnexpectedResponse {
-                    reason: "the reply is for another command",
+        let node = self.node_name(asked);
+        let (answer, error) = match self.send(asked, frame, self.options.request_timeout).await {
+            Ok(Response::Ok(reply)) if reply.command() == command => return Ok((asked, reply)),
+            Ok(Response::Ok(_)) => (
+                Answer::WrongReply,
+                Error::Protocol {
+                    node: node.to_string(),
+                    command: command.name(),
+                    source: protocol::ProtocolError::UnexpectedResponse {
+                        reason: "the reply is for another command",
+                    },
                 },
-            })),
+            ),
             Ok(Response::Error(response)) => {
                 let error = self.refusal(node, command, response);
-                Err(self.after_refusal(index, error, idempotent, to_master))
+                (Answer::Refused(self.refusal_kind(&error)), error)
             }
-            Err(CallError::NotSent(error)) => {
-                self.forget_master(index);
-                Err(Next::Retry(error))
-            }
-            Err(CallError::MaybeSent(error)) => {
-                self.forget_master(index);
-                if idempotent {
-                    Err(Next::Retry(error))
-                } else {
-                    Err(Next::Fail(Error::OutcomeUnknown {
-                        node: node.to_string(),
-                        command: command.name(),
-                        reason: error.cause(),
-                    }))
-                }
-            }
-        }
+            Err(CallError::NotSent(error)) => (Answer::NotSent, error),
+            Err(CallError::MaybeSent(error)) => (Answer::MaybeSent, error),
+        };
+        Err((Happened::Asked { asked, answer }, error))
     }
 
     /// The error for a node's failure answer.
@@ -477,57 +465,22 @@ impl Client {
         Error::from_response(node, command.name(), response)
     }
 
-    /// What to do after node `index` answered with a failure.
-    fn after_refusal(&self, index: usize, error: Error, idempotent: bool, to_master: bool) -> Next {
-        match &error {
-            // The node did nothing: safe to send anywhere else.
-            Error::NotMaster { master, .. } if to_master => {
-                let hinted = master.as_deref().and_then(|name| self.node_index(name));
-                match hinted {
-                    Some(hint) if hint != index => {
-                        self.set_master(Some(hint));
-                        Next::Redirect(error)
-                    }
-                    _ => {
-                        self.forget_master(index);
-                        Next::Retry(error)
-                    }
-                }
-            }
-            Error::NoLongerMaster { .. } if to_master => {
-                self.forget_master(index);
-                if idempotent {
-                    Next::Retry(error)
-                } else {
-                    Next::Fail(error)
-                }
-            }
-            // A refusal at the door (the node answers it when it accepts the
-            // connection, before reading any request): nothing was done.
+    /// What the retry decision needs to know of a refusal `error`.
+    fn refusal_kind(&self, error: &Error) -> Refusal {
+        match error {
+            Error::NotMaster { master, .. } => Refusal::NotMaster {
+                hint: master.as_deref().and_then(|name| self.node_index(name)),
+            },
+            Error::NoLongerMaster { .. } => Refusal::NoLongerMaster,
             Error::Server {
                 code: protocol::ResultCode::MaxConnections,
                 ..
-            } => Next::Retry(error),
-            // The node stops while handling the request: an update may still
-            // be committed by the next master.
+            } => Refusal::MaxConnections,
             Error::Server {
                 code: protocol::ResultCode::GoingDown,
-                node,
-                command,
-                message,
-            } => {
-                self.forget_master(index);
-                if idempotent {
-                    Next::Retry(error)
-                } else {
-                    Next::Fail(Error::OutcomeUnknown {
-                        node: node.clone(),
-                        command,
-                        reason: format!("the node is going down ({message})"),
-                    })
-                }
-            }
-            _ => Next::Fail(error),
+                ..
+            } => Refusal::GoingDown,
+            _ => Refusal::Other,
         }
     }
 
@@ -542,32 +495,32 @@ impl Client {
     }
 }
 
+/// The error of a request that `node` may have applied, from the
+/// attempt's `error`: a connection that failed or timed out, or a node going
+/// down while handling it.
+fn outcome_unknown(node: &str, command: Command, error: Error) -> Error {
+    match error {
+        Error::Server {
+            code: protocol::ResultCode::GoingDown,
+            node,
+            command,
+            message,
+        } => Error::OutcomeUnknown {
+            node,
+            command,
+            reason: format!("the node is going down ({message})"),
+        },
+        other => Error::OutcomeUnknown {
+            node: node.to_string(),
+            command: command.name(),
+            reason: other.cause(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Rule: only requests that change nothing are resent after they may
-    /// have reached a node.
-    #[test]
-    fn every_update_is_not_idempotent() {
-        for command in [
-            Command::Set,
-            Command::Delete,
-            Command::TestAndSet,
-            Command::Sequence,
-            Command::SyncedSequence,
-            Command::DeletePrefix,
-            Command::Replace,
-            Command::Confirm,
-            Command::UserFunction,
-            Command::DropMaster,
-            Command::CollapseTlogs,
-        ] {
-            assert!(!is_idempotent(command), "{command}");
-        }
-        assert!(is_idempotent(Command::Get));
-        assert!(is_idempotent(Command::WhoMaster));
-    }
 
     #[test]
     fn unknown_node_names_the_known_ones() {
