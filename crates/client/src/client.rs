@@ -1,37 +1,37 @@
 //! The cluster client: which node a request goes to (the master, found and
 //! cached; or one node on purpose), and what happens when it fails (retry,
-//! rediscover, or surface the error). The typed commands are in
-//! `commands.rs`.
+//! rediscover, or surface the error). Whether to retry is decided by the
+//! pure `retry::after_failure`; this module applies the decision (waits,
+//! updates the cached master, builds the error). The typed commands are in
+//! `commands.rs`, the settings and their checks in `builder.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 
+use crate::builder::{ClientBuilder, Settings};
 use crate::connection::{CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
-use crate::retry::RetryPolicy;
-
-/// Longest wait for a TCP connection (and the prologue) to one node.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for the answer to one request, from its first byte sent.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for one node's answer to `who_master` during discovery.
-pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::retry::{
+    self, is_idempotent, Answer, Failure, Happened, MasterCache, Next, Refusal, RetryPolicy,
+};
 
 /// An async client of one Arakoon cluster.
 ///
 /// Requests go to the master: the client asks the nodes `who_master` (in
 /// config order, following the names they give, until a node confirms it
-/// is master) and caches the answer. When the master answers `NotMaster`,
-/// or cannot be reached, the cache is dropped and the master is looked up
+/// is master) and caches the answer. When the cached master answers
+/// `NotMaster` naming another node, the request goes there at once; when it
+/// answers `NotMaster` otherwise, `NoLongerMaster` or `E_GOING_DOWN`, or
+/// cannot be reached, the cache is dropped and the master is looked up
 /// again.
 ///
 /// **Retries** follow one [`RetryPolicy`] (bounded attempts, exponential
 /// backoff). A request is retried only when that cannot apply it twice:
 /// - any request, when the node answered `NotMaster` or
 ///   `E_MAX_CONNECTIONS` (it did nothing), or when no connection could be
-///   made (nothing was sent);
+///   made or no master was found (nothing was sent);
 /// - reads and other idempotent requests (`who_master`, `statistics`,
 ///   `nop`, …) also after a lost connection, a timeout, `NoLongerMaster` or
 ///   `GoingDown`;
@@ -103,231 +103,9 @@ struct NodeSlot {
     connection: tokio::sync::Mutex<Option<Connection>>,
 }
 
-/// Builds a [`Client`] from explicit node addresses, or from a cluster
-/// config with some settings changed.
-///
-/// ```
-/// use client::{ClientBuilder, RetryPolicy};
-/// use std::time::Duration;
-/// let client = ClientBuilder::new("ricky")
-///     .node("arakoon_0", "127.0.0.1:4000")
-///     .node("arakoon_1", "127.0.0.1:4001")
-///     .request_timeout(Duration::from_secs(5))
-///     .retry_policy(RetryPolicy { max_attempts: 3, ..RetryPolicy::default() })
-///     .build()?;
-/// assert_eq!(client.cluster_id(), "ricky");
-/// # Ok::<(), client::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    cluster_id: String,
-    nodes: Vec<(String, Vec<String>)>,
-    consistency: Consistency,
-    request_timeout: Duration,
-    connect_timeout: Duration,
-    discovery_timeout: Duration,
-    retry: RetryPolicy,
-    limits: Limits,
-    max_request_size: usize,
-    /// Why the config cannot be served by this client (reported by `build`).
-    unsupported: Option<String>,
-}
-
-impl ClientBuilder {
-    /// A client of the cluster called `cluster_id` (sent in the prologue).
-    pub fn new(cluster_id: impl Into<String>) -> Self {
-        ClientBuilder {
-            cluster_id: cluster_id.into(),
-            nodes: Vec::new(),
-            consistency: Consistency::Consistent,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
-            retry: RetryPolicy::default(),
-            limits: Limits::default(),
-            max_request_size: protocol::DEFAULT_MAX_BUFFER_SIZE,
-            unsupported: None,
-        }
-    }
-
-    /// The cluster's id and every node (voters and learners, in config
-    /// order, all of a node's addresses), and its frame limit.
-    pub fn from_config(config: &config::ClusterConfig) -> Self {
-        let mut builder = ClientBuilder::new(config.cluster_id.clone());
-        for node in &config.nodes {
-            let addresses = node
-                .ips
-                .iter()
-                .map(|ip| address_of(ip, node.client_port))
-                .collect();
-            builder.nodes.push((node.name.clone(), addresses));
-        }
-        builder.limits.max_buffer_size = builder.limits.max_buffer_size.max(config.max_buffer_size);
-        builder.max_request_size = config.max_buffer_size;
-        if config.tls.as_ref().is_some_and(|tls| tls.service) {
-            builder.unsupported = Some(
-                "[global] tls_service = true: TLS on the client port is not supported by this client yet"
-                    .to_string(),
-            );
-        }
-        builder
-    }
-
-    /// Adds a node and its client address (`host:port`).
-    pub fn node(mut self, name: impl Into<String>, address: impl Into<String>) -> Self {
-        self.nodes.push((name.into(), vec![address.into()]));
-        self
-    }
-
-    /// Read consistency of reads (default `Consistent`).
-    pub fn consistency(mut self, consistency: Consistency) -> Self {
-        self.consistency = consistency;
-        self
-    }
-
-    /// Longest wait for one request's answer (default
-    /// [`DEFAULT_REQUEST_TIMEOUT`]).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Longest wait to connect to one node (default
-    /// [`DEFAULT_CONNECT_TIMEOUT`]).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Longest wait for one node's `who_master` answer during discovery
-    /// (default [`DEFAULT_DISCOVERY_TIMEOUT`]).
-    pub fn discovery_timeout(mut self, timeout: Duration) -> Self {
-        self.discovery_timeout = timeout;
-        self
-    }
-
-    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Largest answer accepted, in bytes (default
-    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
-    /// `__tainted_max_buffer_size` if larger).
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.limits.max_buffer_size = bytes;
-        self
-    }
-
-    /// Largest request sent, in bytes: a larger one fails at once with
-    /// [`Error::RequestTooLarge`], without touching the network (default
-    /// [`protocol::DEFAULT_MAX_BUFFER_SIZE`], or the config's
-    /// `__tainted_max_buffer_size`, which the nodes enforce).
-    pub fn max_request_size(mut self, bytes: usize) -> Self {
-        self.max_request_size = bytes;
-        self
-    }
-
-    /// The client. Nothing is connected yet: that happens on the first
-    /// request. Fails if there is no node, two nodes share a name, or the
-    /// config asks for TLS on the client port (not supported yet).
-    pub fn build(self) -> Result<Client, Error> {
-        if let Some(reason) = self.unsupported {
-            return Err(Error::Config(reason));
-        }
-        if self.nodes.is_empty() {
-            return Err(Error::Config(format!(
-                "cluster {:?}: no node to connect to",
-                self.cluster_id
-            )));
-        }
-        for (i, (name, addresses)) in self.nodes.iter().enumerate() {
-            if self.nodes[..i].iter().any(|(other, _)| other == name) {
-                return Err(Error::Config(format!("node {name:?} is listed twice")));
-            }
-            if addresses.is_empty() {
-                return Err(Error::Config(format!("node {name:?} has no address")));
-            }
-        }
-        let nodes = self
-            .nodes
-            .into_iter()
-            .map(|(name, addresses)| NodeSlot {
-                name,
-                addresses,
-                connection: tokio::sync::Mutex::new(None),
-            })
-            .collect();
-        Ok(Client {
-            shared: Arc::new(Shared {
-                cluster_id: self.cluster_id,
-                nodes,
-                master: Mutex::new(None),
-                retry: self.retry,
-                connect_timeout: self.connect_timeout,
-                discovery_timeout: self.discovery_timeout,
-                limits: self.limits,
-                max_request_size: self.max_request_size,
-            }),
-            options: Options {
-                consistency: self.consistency,
-                request_timeout: self.request_timeout,
-                target: Target::Master,
-            },
-        })
-    }
-}
-
-/// `ip:port`, with brackets around an IPv6 address.
-fn address_of(ip: &str, port: u16) -> String {
-    if ip.contains(':') && !ip.starts_with('[') {
-        format!("[{ip}]:{port}")
-    } else {
-        format!("{ip}:{port}")
-    }
-}
-
-/// Whether sending a request twice can do harm: only requests that change
-/// nothing (reads, queries, `nop`) may be resent after they may have
-/// reached a node.
-pub(crate) fn is_idempotent(command: Command) -> bool {
-    match command {
-        Command::Ping
-        | Command::WhoMaster
-        | Command::Exists
-        | Command::Get
-        | Command::Range
-        | Command::PrefixKeys
-        | Command::RangeEntries
-        | Command::MultiGet
-        | Command::ExpectProgressPossible
-        | Command::Statistics
-        | Command::Assert
-        | Command::GetKeyCount
-        | Command::GetNurseryCfg
-        | Command::RevRangeEntries
-        | Command::Version
-        | Command::AssertExists
-        | Command::MultiGetOption
-        | Command::CurrentState
-        | Command::GetTxid
-        | Command::Nop => true,
-        Command::Set
-        | Command::Delete
-        | Command::TestAndSet
-        | Command::Sequence
-        | Command::CollapseTlogs
-        | Command::UserFunction
-        | Command::Confirm
-        | Command::SyncedSequence
-        | Command::DeletePrefix
-        | Command::DropMaster
-        | Command::Replace => false,
-    }
-}
-
-/// What to do after a failed attempt.
-enum Next {
+/// What `call` does after a failed attempt: the [`retry::Next`] step, with
+/// the error to return if no other attempt is made.
+enum Step {
     /// Give up with this error.
     Fail(Error),
     /// Try again after the policy's backoff.
@@ -337,6 +115,47 @@ enum Next {
 }
 
 impl Client {
+    /// The client of checked `settings` (see [`ClientBuilder::build`]),
+    /// connected to nothing yet.
+    pub(crate) fn new(settings: Settings) -> Client {
+        // Owned by the builder's checks; discovery and `node_index` find a
+        // node by its name, so a duplicate would hide one.
+        assert!(!settings.nodes.is_empty(), "a client needs a node");
+        for (i, (name, addresses)) in settings.nodes.iter().enumerate() {
+            assert!(
+                settings.nodes[..i].iter().all(|(other, _)| other != name),
+                "node {name:?} listed twice"
+            );
+            assert!(!addresses.is_empty(), "node {name:?} has no address");
+        }
+        let nodes = settings
+            .nodes
+            .into_iter()
+            .map(|(name, addresses)| NodeSlot {
+                name,
+                addresses,
+                connection: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        Client {
+            shared: Arc::new(Shared {
+                cluster_id: settings.cluster_id,
+                nodes,
+                master: Mutex::new(None),
+                retry: settings.retry,
+                connect_timeout: settings.connect_timeout,
+                discovery_timeout: settings.discovery_timeout,
+                limits: settings.limits,
+                max_request_size: settings.max_request_size,
+            }),
+            options: Options {
+                consistency: settings.consistency,
+                request_timeout: settings.request_timeout,
+                target: Target::Master,
+            },
+        }
+    }
+
     /// A client of the cluster in `config`, with the default settings (use
     /// [`ClientBuilder::from_config`] to change them).
     pub fn from_config(config: &config::ClusterConfig) -> Result<Client, Error> {
@@ -539,15 +358,15 @@ impl Client {
         }
         let mut failed_attempts = 0u32;
         loop {
-            let next = match self.attempt(&frame).await {
+            let step = match self.attempt(&frame).await {
                 Ok(answer) => return Ok(answer),
-                Err(next) => next,
+                Err(step) => step,
             };
             failed_attempts += 1;
-            let (error, wait) = match next {
-                Next::Fail(error) => return Err(error),
-                Next::Retry(error) => (error, true),
-                Next::Redirect(error) => (error, false),
+            let (error, wait) = match step {
+                Step::Fail(error) => return Err(error),
+                Step::Retry(error) => (error, true),
+                Step::Redirect(error) => (error, false),
             };
             if !self.shared.retry.allows_another(failed_attempts) {
                 tracing::debug!(command = command.name(), failed_attempts, %error, "giving up");
@@ -565,53 +384,73 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, frame: &Frame) -> Result<(usize, Reply), Next> {
+    /// One attempt; after a failure, the step that [`retry::after_failure`]
+    /// decides, with the cached master updated as it says.
+    async fn attempt(&self, frame: &Frame) -> Result<(usize, Reply), Step> {
         let command = frame.command;
-        let idempotent = is_idempotent(command);
-        let to_master = self.options.target == Target::Master;
-        let index = match self.options.target {
+        let (happened, error) = match self.attempt_once(frame).await {
+            Ok(answer) => return Ok(answer),
+            Err(failure) => failure,
+        };
+        let decision = retry::after_failure(Failure {
+            happened,
+            idempotent: is_idempotent(command),
+            to_master: self.options.target == Target::Master,
+        });
+        match decision.master {
+            MasterCache::Keep => {}
+            MasterCache::Set { master } => self.set_master(Some(master)),
+            MasterCache::Forget { asked } => self.forget_master(asked),
+        }
+        Err(match decision.next {
+            Next::Retry => Step::Retry(error),
+            Next::Redirect { master } => {
+                tracing::debug!(command = command.name(), master = self.node_name(master), %error, "redirected");
+                Step::Redirect(error)
+            }
+            Next::Fail => Step::Fail(error),
+            Next::FailOutcomeUnknown { asked } => {
+                Step::Fail(outcome_unknown(self.node_name(asked), command, error))
+            }
+        })
+    }
+
+    /// Sends `frame` to the master (found first if none is cached) or to
+    /// the handle's node. On failure: what happened, and the error.
+    async fn attempt_once(&self, frame: &Frame) -> Result<(usize, Reply), (Happened, Error)> {
+        let command = frame.command;
+        let asked = match self.options.target {
             Target::Node(index) => index,
             Target::Master => match self.cached_master() {
                 Some(index) => index,
                 None => match self.discover().await {
                     Ok(index) => index,
-                    // Nothing was sent: retrying is safe for any request.
-                    Err(e @ Error::NoMaster { .. }) => return Err(Next::Retry(e)),
-                    Err(e) => return Err(Next::Fail(e)),
+                    Err(e @ Error::NoMaster { .. }) => return Err((Happened::NoMasterFound, e)),
+                    Err(e) => return Err((Happened::DiscoveryFailed, e)),
                 },
             },
         };
-        let node = self.shared.nodes[index].name.as_str();
-        match self.send(index, frame, self.options.request_timeout).await {
-            Ok(Response::Ok(reply)) if reply.command() == command => Ok((index, reply)),
-            Ok(Response::Ok(_)) => Err(Next::Fail(Error::Protocol {
-                node: node.to_string(),
-                command: command.name(),
-                source: protocol::ProtocolError::UnexpectedResponse {
-                    reason: "the reply is for another command",
+        let node = self.node_name(asked);
+        let (answer, error) = match self.send(asked, frame, self.options.request_timeout).await {
+            Ok(Response::Ok(reply)) if reply.command() == command => return Ok((asked, reply)),
+            Ok(Response::Ok(_)) => (
+                Answer::WrongReply,
+                Error::Protocol {
+                    node: node.to_string(),
+                    command: command.name(),
+                    source: protocol::ProtocolError::UnexpectedResponse {
+                        reason: "the reply is for another command",
+                    },
                 },
-            })),
+            ),
             Ok(Response::Error(response)) => {
                 let error = self.refusal(node, command, response);
-                Err(self.after_refusal(index, error, idempotent, to_master))
+                (Answer::Refused(self.refusal_kind(&error)), error)
             }
-            Err(CallError::NotSent(error)) => {
-                self.forget_master(index);
-                Err(Next::Retry(error))
-            }
-            Err(CallError::MaybeSent(error)) => {
-                self.forget_master(index);
-                if idempotent {
-                    Err(Next::Retry(error))
-                } else {
-                    Err(Next::Fail(Error::OutcomeUnknown {
-                        node: node.to_string(),
-                        command: command.name(),
-                        reason: error.cause(),
-                    }))
-                }
-            }
-        }
+            Err(CallError::NotSent(error)) => (Answer::NotSent, error),
+            Err(CallError::MaybeSent(error)) => (Answer::MaybeSent, error),
+        };
+        Err((Happened::Asked { asked, answer }, error))
     }
 
     /// The error for a node's failure answer.
@@ -626,57 +465,22 @@ impl Client {
         Error::from_response(node, command.name(), response)
     }
 
-    /// What to do after node `index` answered with a failure.
-    fn after_refusal(&self, index: usize, error: Error, idempotent: bool, to_master: bool) -> Next {
-        match &error {
-            // The node did nothing: safe to send anywhere else.
-            Error::NotMaster { master, .. } if to_master => {
-                let hinted = master.as_deref().and_then(|name| self.node_index(name));
-                match hinted {
-                    Some(hint) if hint != index => {
-                        self.set_master(Some(hint));
-                        Next::Redirect(error)
-                    }
-                    _ => {
-                        self.forget_master(index);
-                        Next::Retry(error)
-                    }
-                }
-            }
-            Error::NoLongerMaster { .. } if to_master => {
-                self.forget_master(index);
-                if idempotent {
-                    Next::Retry(error)
-                } else {
-                    Next::Fail(error)
-                }
-            }
-            // A refusal at the door (the node answers it when it accepts the
-            // connection, before reading any request): nothing was done.
+    /// What the retry decision needs to know of a refusal `error`.
+    fn refusal_kind(&self, error: &Error) -> Refusal {
+        match error {
+            Error::NotMaster { master, .. } => Refusal::NotMaster {
+                hint: master.as_deref().and_then(|name| self.node_index(name)),
+            },
+            Error::NoLongerMaster { .. } => Refusal::NoLongerMaster,
             Error::Server {
                 code: protocol::ResultCode::MaxConnections,
                 ..
-            } => Next::Retry(error),
-            // The node stops while handling the request: an update may still
-            // be committed by the next master.
+            } => Refusal::MaxConnections,
             Error::Server {
                 code: protocol::ResultCode::GoingDown,
-                node,
-                command,
-                message,
-            } => {
-                self.forget_master(index);
-                if idempotent {
-                    Next::Retry(error)
-                } else {
-                    Next::Fail(Error::OutcomeUnknown {
-                        node: node.clone(),
-                        command,
-                        reason: format!("the node is going down ({message})"),
-                    })
-                }
-            }
-            _ => Next::Fail(error),
+                ..
+            } => Refusal::GoingDown,
+            _ => Refusal::Other,
         }
     }
 
@@ -691,50 +495,32 @@ impl Client {
     }
 }
 
+/// The error of a request that `node` may have applied, from the
+/// attempt's `error`: a connection that failed or timed out, or a node going
+/// down while handling it.
+fn outcome_unknown(node: &str, command: Command, error: Error) -> Error {
+    match error {
+        Error::Server {
+            code: protocol::ResultCode::GoingDown,
+            node,
+            command,
+            message,
+        } => Error::OutcomeUnknown {
+            node,
+            command,
+            reason: format!("the node is going down ({message})"),
+        },
+        other => Error::OutcomeUnknown {
+            node: node.to_string(),
+            command: command.name(),
+            reason: other.cause(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Rule: only requests that change nothing are resent after they may
-    /// have reached a node.
-    #[test]
-    fn every_update_is_not_idempotent() {
-        for command in [
-            Command::Set,
-            Command::Delete,
-            Command::TestAndSet,
-            Command::Sequence,
-            Command::SyncedSequence,
-            Command::DeletePrefix,
-            Command::Replace,
-            Command::Confirm,
-            Command::UserFunction,
-            Command::DropMaster,
-            Command::CollapseTlogs,
-        ] {
-            assert!(!is_idempotent(command), "{command}");
-        }
-        assert!(is_idempotent(Command::Get));
-        assert!(is_idempotent(Command::WhoMaster));
-    }
-
-    #[test]
-    fn builder_refuses_no_nodes_and_duplicates() {
-        let e = ClientBuilder::new("c").build().err();
-        assert!(matches!(e, Some(Error::Config(m)) if m.contains("no node")));
-        let e = ClientBuilder::new("c")
-            .node("a", "127.0.0.1:1")
-            .node("a", "127.0.0.1:2")
-            .build()
-            .err();
-        assert!(matches!(e, Some(Error::Config(m)) if m.contains("twice")));
-    }
-
-    #[test]
-    fn ipv6_addresses_get_brackets() {
-        assert_eq!(address_of("::1", 4000), "[::1]:4000");
-        assert_eq!(address_of("127.0.0.1", 4000), "127.0.0.1:4000");
-    }
 
     #[test]
     fn unknown_node_names_the_known_ones() {
@@ -747,53 +533,5 @@ mod tests {
         };
         let e = client.node("b").err().map(|e| e.to_string());
         assert_eq!(e.as_deref(), Some("unknown node \"b\" (known: a)"));
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    use super::*;
-
-    const CONFIG: &str = "[global]\ncluster = a, b\ncluster_id = ricky\n\
-        [a]\nip = 127.0.0.1\nclient_port = 4000\nmessaging_port = 4010\nhome = /tmp/a\nlog_level = info\n\
-        [b]\nip = ::1, 10.0.0.2\nclient_port = 4001\nmessaging_port = 4011\nhome = /tmp/b\nlog_level = info\n";
-
-    fn parse(text: &str) -> config::ClusterConfig {
-        match config::parse(text) {
-            Ok(loaded) => loaded.config,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    #[test]
-    fn from_config_takes_every_node_and_address() {
-        let builder = ClientBuilder::from_config(&parse(CONFIG));
-        assert_eq!(builder.cluster_id, "ricky");
-        assert_eq!(
-            builder.nodes,
-            [
-                ("a".to_string(), vec!["127.0.0.1:4000".to_string()]),
-                (
-                    "b".to_string(),
-                    vec!["[::1]:4001".to_string(), "10.0.0.2:4001".to_string()]
-                ),
-            ]
-        );
-    }
-
-    /// Rule: never send plaintext to a cluster that expects TLS.
-    #[test]
-    fn tls_service_is_refused_clearly() {
-        let text = CONFIG.replace(
-            "cluster_id = ricky\n",
-            "cluster_id = ricky\ntls_ca_cert = /tmp/ca.pem\ntls_service = true\n",
-        );
-        let error = Client::from_config(&parse(&text))
-            .err()
-            .map(|e| e.to_string());
-        assert!(
-            error.as_deref().is_some_and(|e| e.contains("tls_service")),
-            "{error:?}"
-        );
     }
 }

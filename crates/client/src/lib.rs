@@ -17,8 +17,10 @@
 //! - an update (`set`, `delete`, `sequence`, …) is **never** sent twice
 //!   once its bytes may have reached a node. If the answer does not come,
 //!   the error says the outcome is unknown ([`Error::is_outcome_unknown`]);
-//!   only a `NotMaster` refusal, or a failure to connect, lets an update be
-//!   sent again (to the new master);
+//!   only a refusal that says the node did nothing (`NotMaster`,
+//!   `E_MAX_CONNECTIONS`), or a failure before anything was sent (no
+//!   connection, no master found), lets an update be sent again (to the new
+//!   master);
 //! - reads and other requests that change nothing are retried on
 //!   `NotMaster`, lost connections and timeouts, within the policy;
 //! - errors are typed, one line, and name the node (and the key, for
@@ -51,6 +53,10 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod builder;
 mod client;
 mod commands;
 mod connection;
@@ -61,10 +67,10 @@ mod sequence;
 #[cfg(feature = "test-util")]
 pub mod fake_node;
 
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT,
+pub use builder::{
+    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
+pub use client::Client;
 pub use commands::NodeVersion;
 pub use error::{Error, Escaped, NodeFailure};
 pub use protocol::{

@@ -71,6 +71,9 @@
 //! error that names the field. Nesting of sequences (and of statistics lists)
 //! is bounded by `max_nesting_depth`.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod command;
 mod decoder;
 mod error;
