@@ -3,7 +3,7 @@
 
 mod common;
 
-use client::{Client, Consistency};
+use client::Consistency;
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -119,26 +119,4 @@ async fn a_wiped_slave_never_helps_elect_a_master_without_the_writes() {
         b_log.contains("recovered: caught up"),
         "the wiped node says when it votes again:\n{b_log}"
     );
-}
-
-/// Waits until node `i` answers an `AtLeast(index)` read of `key`.
-async fn read_at_least(c: &Client, p: &Processes, i: usize, index: i64, key: &[u8]) {
-    let node = c
-        .node(&p.names[i])
-        .unwrap()
-        .with_consistency(Consistency::AtLeast(index));
-    let started = Instant::now();
-    loop {
-        match node.get(key).await {
-            Ok(_) => return,
-            Err(e) if started.elapsed() > DEADLINE => {
-                panic!(
-                    "{} never reached {index}: {e}\n{}",
-                    p.names[i],
-                    p.stderr_of(i)
-                )
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }

@@ -16,7 +16,8 @@
 //!   it stops;
 //! - store checkpoints; and the state readers go by ([`Published`]): role,
 //!   lease (`consensus::Lease`: read index and end), applied and answered
-//!   indices;
+//!   indices, and a catch-up in progress ([`progress`]: logged with its
+//!   rate and time left, here and, on the master, for each peer);
 //! - the read gates ([`reads`]): when a `Consistent`, `AtLeast(i)` or
 //!   `NoGuarantee` read may be served, given the published state.
 //!
@@ -63,6 +64,7 @@ mod apply;
 mod broken;
 mod env;
 mod error;
+pub mod progress;
 mod published;
 pub mod reads;
 mod replica;

@@ -7,6 +7,7 @@
 //! applies. Readers go by it alone: the node's connections through a
 //! `watch`, the simulator's pending reads directly.
 
+use crate::progress::CatchUp;
 use consensus::{Lease, NodeId, Role, Standing};
 
 /// The replica's state, as readers see it.
@@ -33,6 +34,9 @@ pub struct Published {
     pub peers_match: Vec<(NodeId, u64)>,
     /// The node is stopping: readers and writers are told so.
     pub going_down: bool,
+    /// This node's store catching up with the commit index, when it is far
+    /// behind (see [`crate::progress`]).
+    pub catch_up: Option<CatchUp>,
 }
 
 impl Published {
@@ -56,6 +60,7 @@ impl Published {
             tlog_last_index,
             peers_match: Vec::new(),
             going_down: false,
+            catch_up: None,
         }
     }
 }

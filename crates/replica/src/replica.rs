@@ -3,6 +3,7 @@
 
 use crate::env::{Env, SyncOutcome};
 use crate::error::ReplicaError;
+use crate::progress::{Tracker, Whose};
 use crate::published::Published;
 use crate::settings::Settings;
 use crate::updates::{Proposal, Queued, Refused, Waiting};
@@ -79,6 +80,10 @@ pub struct Replica<S, W> {
     /// A reader asked for the committed entries to be applied now.
     pub(crate) apply_wanted: bool,
     published: Published,
+    /// This node's catch-up, followed while it is not master.
+    catch_up: Tracker,
+    /// On the master: each peer's catch-up.
+    peers_catch_up: BTreeMap<NodeId, Tracker>,
     phase: Phase,
     rounds: usize,
     /// Messages went out in this round.
@@ -133,6 +138,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
             apply_deadline: None,
             apply_wanted: false,
             published,
+            catch_up: Tracker::default(),
+            peers_catch_up: BTreeMap::new(),
             phase: Phase::Round,
             rounds: 0,
             sent: false,
@@ -613,18 +620,43 @@ impl<S: StoreAccess, W> Replica<S, W> {
         } else {
             Vec::new()
         };
+        let commit_index = self.core.commit_index();
+        let applied_index = self.store.store().applied_index();
+        let catch_up = if role == Role::Master {
+            self.catch_up.reset();
+            None
+        } else {
+            let target = self.core.heard_commit_index();
+            self.catch_up
+                .observe(now, applied_index, target, Whose::ThisNode)
+        };
+        if role == Role::Master {
+            // A match index of 0 is not known yet (a new master learns it
+            // from the peer's first answer): not a catch-up to report.
+            for &(id, matched) in peers_match.iter().filter(|(_, m)| *m > 0) {
+                self.peers_catch_up.entry(id).or_default().observe(
+                    now,
+                    matched,
+                    commit_index,
+                    Whose::Peer(id),
+                );
+            }
+        } else {
+            self.peers_catch_up.clear();
+        }
         let new = Published {
             role,
             standing: self.core.standing(),
             term: self.core.term(),
             master: self.core.master(),
             lease,
-            commit_index: self.core.commit_index(),
-            applied_index: self.store.store().applied_index(),
+            commit_index,
+            applied_index,
             answered_index: self.answered_index,
             tlog_last_index: self.tlog.last_index(),
             peers_match,
             going_down: self.published.going_down,
+            catch_up,
         };
         if new != self.published {
             self.published = new;

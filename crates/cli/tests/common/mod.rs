@@ -204,6 +204,46 @@ pub async fn wait_for_master(c: &Client, p: &Processes) -> String {
     }
 }
 
+/// Waits until node `i` answers an `AtLeast(index)` read of `key`.
+pub async fn read_at_least(c: &Client, p: &Processes, i: usize, index: i64, key: &[u8]) {
+    let node = c
+        .node(&p.names[i])
+        .unwrap()
+        .with_consistency(Consistency::AtLeast(index));
+    let started = Instant::now();
+    loop {
+        match node.get(key).await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() > DEADLINE => {
+                panic!(
+                    "{} never reached {index}: {e}\n{}",
+                    p.names[i],
+                    p.stderr_of(i)
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Waits until node `i`'s stderr (its log) holds `needle`; returns the log.
+pub async fn wait_for_log(p: &Processes, i: usize, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let log = p.stderr_of(i);
+        if log.contains(needle) {
+            return log;
+        }
+        if started.elapsed() > DEADLINE {
+            panic!(
+                "{} never logged {needle:?} within {DEADLINE:?}:\n{log}",
+                p.names[i]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn index_of(p: &Processes, name: &str) -> usize {
     p.names.iter().position(|n| n == name).expect("a node name")
 }

@@ -223,6 +223,9 @@ pub struct Core {
 
     /// Highest index known committed. Never decreases.
     commit_index: u64,
+    /// Highest commit index a master announced to this node (its log may
+    /// not hold that far yet). Never decreases; only reported.
+    heard_commit_index: u64,
     /// Highest index known durable in the local log (fsync event or restart).
     synced_index: u64,
     /// `min(commit_index, synced_index)` as last handed out; never decreases.
@@ -329,6 +332,7 @@ impl Core {
             role: if is_voter { Role::Slave } else { Role::Learner },
             master: None,
             commit_index: applied_index,
+            heard_commit_index: applied_index,
             synced_index: log.last_index(),
             reported_commit_index: applied_index,
             pending: Pending::default(),
@@ -389,6 +393,13 @@ impl Core {
     /// while the local log is not yet durable that far).
     pub fn commit_index(&self) -> u64 {
         self.commit_index
+    }
+
+    /// Highest index known committed in the cluster: the commit index, or
+    /// a higher one a master announced that this node's log does not hold
+    /// yet (what a node catching up must reach). For reports only.
+    pub fn heard_commit_index(&self) -> u64 {
+        self.heard_commit_index.max(self.commit_index)
     }
 
     /// The hard state as of now (what the last `Ready`s asked to persist,
@@ -1056,6 +1067,7 @@ impl Core {
             } => {
                 self.accept_master(from, sent_at, log)?;
                 self.recovery_heard_master(slave_incarnation, commit);
+                self.heard_commit_index = self.heard_commit_index.max(commit);
                 self.on_append(from, prev_index, prev_term, commit, sent_at, entries, log)?;
                 self.maybe_finish_recovery(log)
             }
@@ -1066,6 +1078,7 @@ impl Core {
             } => {
                 self.accept_master(from, sent_at, log)?;
                 self.recovery_heard_master(slave_incarnation, commit);
+                self.heard_commit_index = self.heard_commit_index.max(commit);
                 let verified = self.verified_index;
                 self.set_commit(commit.min(verified));
                 let commit = self.commit_index;

@@ -162,8 +162,12 @@ impl Service {
                 )
             }
             Request::CurrentState => {
+                let catching_up = p
+                    .catch_up
+                    .map(|c| format!(", catching up {c}"))
+                    .unwrap_or_default();
                 let state = format!(
-                    "node {}: {} ({}) in n = {}, master {}, tlog last i = {}, committed {}, applied {}, lease {}{}",
+                    "node {}: {} ({}) in n = {}, master {}, tlog last i = {}, committed {}, applied {}, lease {}{catching_up}{}",
                     self.name(),
                     p.role,
                     p.standing,
