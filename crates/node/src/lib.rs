@@ -90,6 +90,7 @@ mod answer;
 mod clock;
 mod driver;
 mod error;
+mod logging;
 mod messaging;
 mod metrics;
 mod ports;
@@ -100,6 +101,7 @@ mod stats;
 mod stop;
 
 pub use error::NodeError;
+pub use logging::{init_logging, reopen_log_on_sigusr1, LogFile};
 pub use messaging::{HANDSHAKE_MAGIC, MESSAGING_VERSION};
 pub use settings::{
     Settings, BATCH_TARGET_BYTES, DRIVER_QUEUE_CAPACITY, MAX_CLIENT_CONNECTIONS,
@@ -108,7 +110,7 @@ pub use settings::{
 pub use stop::{shutdown_signal, StopMode};
 
 use clock::Clock;
-use config::{ClusterConfig, LogLevel};
+use config::ClusterConfig;
 use consensus::{Core, HardState, Message, NodeId, Role};
 pub use ports::loopback_ports;
 use std::future::Future;
@@ -581,53 +583,6 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     Ok((tlog, store))
 }
 
-/// Sets up `tracing` logs at Arakoon's `level` (notice counts as info, fatal
-/// as error) to stderr and, if `log_file` is given and can be opened for
-/// appending, to that file too (a warning on stderr otherwise). `RUST_LOG`,
-/// if set, takes precedence. Does nothing if a subscriber is already
-/// installed.
-pub fn init_logging(level: LogLevel, log_file: Option<&Path>) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let level = match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Info | LogLevel::Notice => "info",
-        LogLevel::Warning => "warn",
-        LogLevel::Error | LogLevel::Fatal => "error",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let mut file_error = None;
-    let file = log_file.and_then(|path| {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| file_error = Some(format!("{}: {e}", path.display())))
-            .ok()
-    });
-    let file_layer = file.map(|f| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(f))
-    });
-    let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr_layer)
-        .with(file_layer)
-        .try_init()
-        .is_ok();
-    if let (true, Some(e)) = (installed, file_error) {
-        tracing::warn!("cannot open the log file, logging to stderr only: {e}");
-    }
-}
-
 /// Runs node `node_name` of the cluster in `config_path` until `shutdown`
 /// resolves, then stops gracefully. Logs at the node's `log_level`. Needs a
 /// multi-thread tokio runtime (see [`main`] for one that builds it).
@@ -640,21 +595,27 @@ pub async fn run(
         config::ConfigError::Io { .. } => NodeError::ConfigFile(e.to_string()),
         e => NodeError::ConfigFile(format!("{}: {e}", config_path.display())),
     })?;
+    let mut log_file = None;
     if let Some(node) = loaded.config.node(node_name) {
-        let log_file = node.log_dir.join(format!("{node_name}.log"));
-        init_logging(node.log_level, Some(&log_file));
+        let path = node.log_dir.join(format!("{node_name}.log"));
+        log_file = init_logging(node.log_level, Some(&path));
     }
+    // Installed whether or not there is a file to reopen: SIGUSR1 (what
+    // logrotate sends, as for Arakoon) must never stop the node.
+    let reopen = tokio::spawn(reopen_log_on_sigusr1(log_file));
     for warning in &loaded.warnings {
         tracing::warn!("config {}: {warning}", config_path.display());
     }
     let mut node = Node::start(loaded.config, node_name, Listeners::default()).await?;
-    tokio::select! {
+    let stopped = tokio::select! {
         r = node.wait() => r,
         _ = shutdown => {
             tracing::info!("shutdown requested");
             node.stop().await
         }
-    }
+    };
+    reopen.abort();
+    stopped
 }
 
 /// Worker threads of the runtime that serves clients: one per core but the
