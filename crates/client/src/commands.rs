@@ -74,7 +74,16 @@ impl Client {
             consistency: self.read_consistency(),
             key: key.to_vec(),
         };
-        call!(self, request, Reply::Get(value) => value)
+        // Arakoon's nodes (and ours) say only `Not_found`: name the key.
+        let answer: Result<Vec<u8>, Error> =
+            async { call!(self, request, Reply::Get(value) => value) }.await;
+        answer.map_err(|e| match e {
+            Error::NotFound { node, .. } => Error::NotFound {
+                node,
+                key: key.to_vec(),
+            },
+            e => e,
+        })
     }
 
     /// Whether `key` has a value.

@@ -237,9 +237,10 @@ impl Error {
                 node,
                 key: response.message().to_vec(),
             },
+            // Arakoon says `None` when it knows no master.
             ResultCode::NotMaster => Error::NotMaster {
                 node,
-                master: (!message.is_empty()).then_some(message),
+                master: (!message.is_empty() && message != "None").then_some(message),
             },
             ResultCode::AssertionFailed => Error::AssertionFailed { node, message },
             ResultCode::InconsistentRead => Error::InconsistentRead { node, message },
@@ -319,6 +320,12 @@ mod tests {
         );
         assert!(matches!(&e, Error::NotMaster { master: None, .. }));
         assert_eq!(e.to_string(), "n1 is not the master (it knows no master)");
+        let e = Error::from_response(
+            "n1",
+            "set",
+            ErrorResponse::new(ResultCode::NotMaster, b"None".to_vec()),
+        );
+        assert!(matches!(&e, Error::NotMaster { master: None, .. }));
     }
 
     #[test]

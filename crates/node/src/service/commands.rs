@@ -43,18 +43,57 @@ fn failure_response(f: UpdateFailure) -> ErrorResponse {
     }
 }
 
-/// The largest value an update carries, for `max_value_size`.
+/// The largest value an update carries: what statistics average.
 fn largest_value(update: &Update) -> usize {
     match update {
-        Update::Set { value, .. } => value.len(),
-        Update::TestAndSet { wanted, .. } | Update::Replace { wanted, .. } => {
-            wanted.as_ref().map_or(0, Vec::len)
-        }
         Update::Sequence(inner) | Update::SyncedSequence(inner) => {
             inner.iter().map(largest_value).max().unwrap_or(0)
         }
-        _ => 0,
+        other => set_like_value(other).unwrap_or(0),
     }
+}
+
+/// The length of the value a `set`-like command writes, for
+/// `max_value_size` (sequences are not checked, as in Arakoon).
+fn set_like_value(update: &Update) -> Option<usize> {
+    match update {
+        Update::Set { value, .. } => Some(value.len()),
+        Update::TestAndSet { wanted, .. } | Update::Replace { wanted, .. } => {
+            wanted.as_ref().map(Vec::len)
+        }
+        _ => None,
+    }
+}
+
+/// The Arakoon release line whose clients and tools this node serves:
+/// `version` answers it (Arakoon's tools check the major), `ping` names it.
+pub const ARAKOON_RELEASE: (i32, i32, i32) = (1, 9, 0);
+
+/// `ping`'s answer, as Arakoon's: `Arakoon <version>`.
+fn ping_greeting() -> String {
+    let (major, minor, patch) = ARAKOON_RELEASE;
+    format!("Arakoon {major}.{minor}.{patch}")
+}
+
+/// `version`'s info string, in Arakoon's three lines, naming this
+/// implementation and its own version.
+fn version_info() -> String {
+    format!(
+        "revision: arakoon-rs {}\ncompiled: arakoon-rs {}\nmachine: {}-{}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
+/// `E_NOT_MASTER` naming the master, or `None` (Arakoon's message) when
+/// none is known.
+fn not_master_error(master: Option<String>) -> ErrorResponse {
+    error(
+        ResultCode::NotMaster,
+        master.unwrap_or_else(|| "None".to_string()),
+    )
 }
 
 impl Service {
@@ -70,10 +109,7 @@ impl Service {
     }
 
     fn not_master(&self, p: &Published) -> ErrorResponse {
-        error(
-            ResultCode::NotMaster,
-            self.master_name(p).unwrap_or_default(),
-        )
+        not_master_error(self.master_name(p))
     }
 
     pub(super) fn going_down() -> ErrorResponse {
@@ -123,17 +159,32 @@ impl Service {
         let p = self.published.borrow().clone();
         let command = request.command();
         Ok(match request {
-            Request::Ping { .. } => (
-                Reply::Ping(
-                    format!("Arakoon-rs {} ({})", env!("CARGO_PKG_VERSION"), self.name())
-                        .into_bytes(),
-                ),
-                None,
-            ),
-            Request::WhoMaster => (
-                Reply::WhoMaster(self.master_name(&p).map(String::into_bytes)),
-                None,
-            ),
+            Request::Ping { cluster_id, .. } => {
+                if cluster_id != self.settings.cluster.cluster_id.as_bytes() {
+                    // As Arakoon: 0xff (and the connection is closed).
+                    return Err(error(
+                        ResultCode::UnknownFailure,
+                        format!(
+                            "wrong cluster id {:?}: this node is in cluster {:?}",
+                            String::from_utf8_lossy(&cluster_id),
+                            self.settings.cluster.cluster_id
+                        ),
+                    ));
+                }
+                (Reply::Ping(ping_greeting().into_bytes()), None)
+            }
+            Request::WhoMaster => {
+                // As Arakoon: a master whose lease has run out, as this node
+                // sees it, is no master (`None`).
+                let lease_gone =
+                    p.role == Role::Master && p.lease.is_none_or(|l| self.clock.now() >= l.until);
+                let master = if lease_gone {
+                    None
+                } else {
+                    self.master_name(&p)
+                };
+                (Reply::WhoMaster(master.map(String::into_bytes)), None)
+            }
             Request::ExpectProgressPossible => {
                 let possible = !p.going_down
                     && p.master.is_some()
@@ -148,15 +199,13 @@ impl Service {
                 (Reply::Statistics(self.stats.to_field(node_is)), None)
             }
             Request::Version => {
-                let mut parts = env!("CARGO_PKG_VERSION")
-                    .split('.')
-                    .map(|x| x.parse::<i32>().unwrap_or(0));
+                let (major, minor, patch) = ARAKOON_RELEASE;
                 (
                     Reply::Version {
-                        major: parts.next().unwrap_or(0),
-                        minor: parts.next().unwrap_or(0),
-                        patch: parts.next().unwrap_or(0),
-                        info: b"arakoon-rs".to_vec(),
+                        major,
+                        minor,
+                        patch,
+                        info: version_info().into_bytes(),
                     },
                     None,
                 )
@@ -191,7 +240,9 @@ impl Service {
             ),
             Request::GetKeyCount => {
                 let n = self
-                    .read(Consistency::NoGuarantee, ReadCost::Scan, |v| v.key_count())
+                    // A `Consistent` read, as Arakoon's: a slave answers
+                    // `E_NOT_MASTER`.
+                    .read(Consistency::Consistent, ReadCost::Scan, |v| v.key_count())
                     .await?;
                 (
                     Reply::GetKeyCount(i64::try_from(n).unwrap_or(i64::MAX)),
@@ -199,6 +250,12 @@ impl Service {
                 )
             }
             Request::DropMaster => {
+                if self.settings.cluster.nodes.len() == 1 {
+                    return Err(error(
+                        ResultCode::NotSupported,
+                        "drop_master is not supported for singletons",
+                    ));
+                }
                 let (tx, rx) = oneshot::channel();
                 self.requests
                     .send(DriverRequest::DropMaster { reply: tx })
@@ -218,10 +275,10 @@ impl Service {
             }
             Request::Get { consistency, key } => {
                 let value = self
-                    .read(consistency, ReadCost::Point, move |v| {
-                        v.get(&key)?.ok_or(StoreError::KeyNotFound { key })
-                    })
-                    .await?;
+                    .read(consistency, ReadCost::Point, move |v| v.get(&key))
+                    .await?
+                    // Arakoon's message for a missing key on `get`.
+                    .ok_or_else(|| error(ResultCode::NotFound, "Not_found"))?;
                 let size = value.len();
                 (Reply::Get(value), Some(size))
             }
@@ -382,13 +439,12 @@ impl Service {
                 return Err(self.not_master(&p));
             }
         }
+        // As Arakoon: a `set`-like command's value is refused from
+        // `max_value_size` on (not above it); a sequence's values are bounded
+        // by `max_buffer_size` and the entry limit only.
         let max_value = self.settings.cluster.max_value_size;
-        let largest = largest_value(&update);
-        if largest > max_value {
-            return Err(error(
-                ResultCode::BadInput,
-                format!("a value of {largest} bytes exceeds max_value_size ({max_value} bytes)"),
-            ));
+        if set_like_value(&update).is_some_and(|len| len >= max_value) {
+            return Err(error(ResultCode::UnknownFailure, "value too large"));
         }
         let direct_reply = direct.and_then(|(command, d)| {
             let socket = d.socket?;
@@ -440,11 +496,9 @@ impl Service {
 
     fn refused(&self, refused: Refused) -> ErrorResponse {
         match refused {
-            Refused::NotMaster(m) => error(
-                ResultCode::NotMaster,
-                m.map(|m| self.settings.name_of(m).to_string())
-                    .unwrap_or_default(),
-            ),
+            Refused::NotMaster(m) => {
+                not_master_error(m.map(|m| self.settings.name_of(m).to_string()))
+            }
             Refused::NoLongerMaster => error(
                 ResultCode::NoLongerMaster,
                 "lost mastership while handling the request: the outcome is unknown",
@@ -505,14 +559,18 @@ impl Service {
     fn read_refused(&self, refusal: ReadRefusal) -> ErrorResponse {
         match refusal {
             ReadRefusal::GoingDown => Self::going_down(),
-            ReadRefusal::NotMaster(m) => error(
-                ResultCode::NotMaster,
-                m.map(|m| self.settings.name_of(m).to_string())
-                    .unwrap_or_default(),
-            ),
+            ReadRefusal::NotMaster(m) => {
+                not_master_error(m.map(|m| self.settings.name_of(m).to_string()))
+            }
             // No master known that holds a lease.
-            ReadRefusal::NoLease => error(ResultCode::NotMaster, ""),
-            ReadRefusal::NoLongerMaster(why) => error(ResultCode::NoLongerMaster, why),
+            ReadRefusal::NoLease => not_master_error(None),
+            // As Arakoon: a read never answers `E_NO_LONGER_MASTER` (its
+            // Python client does not retry on it); this node is no master
+            // any more, and does not know which one is.
+            ReadRefusal::NoLongerMaster(why) => {
+                tracing::debug!("read refused: {why}");
+                not_master_error(None)
+            }
             ReadRefusal::Inconsistent { applied, wanted } => error(
                 ResultCode::InconsistentRead,
                 format!("this node has applied up to {applied}, not yet {wanted}"),

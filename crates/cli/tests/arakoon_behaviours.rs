@@ -1,0 +1,101 @@
+//! Arakoon 1.9's answers where its clients and scripts look at them
+//! (`shared/spec/arakoon-protocol.md`, "Behaviours Arakoon's clients and
+//! scripts rely on"), on real processes. Each assertion names the
+//! behaviour it pins.
+
+mod common;
+
+use client::{Error, Request, ResultCode, Update};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_answer_as_arakoon_does() {
+    let p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let slave = p.names[(index_of(&p, &master) + 1) % 3].clone();
+    let on_slave = c.node(&slave).unwrap();
+
+    // `version`: the Arakoon release line (tools check the major), our name
+    // and version in the info string's three lines.
+    let v = c.version().await.unwrap();
+    assert_eq!((v.major, v.minor, v.patch), (1, 9, 0));
+    assert!(v.info.starts_with("revision: arakoon-rs "), "{}", v.info);
+    assert_eq!(v.info.lines().count(), 3, "{}", v.info);
+
+    // `ping`: "Arakoon <version>"; naming another cluster: 0xff.
+    assert_eq!(c.ping("test").await.unwrap(), "Arakoon 1.9.0");
+    let other = c
+        .request(Request::Ping {
+            client_id: b"test".to_vec(),
+            cluster_id: b"not_this_cluster".to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other.result_code(),
+        Some(ResultCode::UnknownFailure),
+        "{other}"
+    );
+
+    // `who_master` names the master on every node while its lease holds.
+    for name in &p.names {
+        let n = c.node(name).unwrap();
+        assert_eq!(
+            n.who_master().await.unwrap().as_deref(),
+            Some(master.as_str())
+        );
+    }
+
+    // `get_key_count` is a Consistent read: a slave answers E_NOT_MASTER,
+    // naming the master.
+    match on_slave.get_key_count().await {
+        Err(Error::NotMaster {
+            master: Some(m), ..
+        }) => assert_eq!(m, master),
+        other => panic!("get_key_count on a slave: {other:?}"),
+    }
+    assert_eq!(c.get_key_count().await.unwrap(), 0);
+
+    // `get` of a missing key: E_NOT_FOUND (Arakoon's message `Not_found`;
+    // the client names the key it asked for).
+    match c.get(b"absent").await {
+        Err(Error::NotFound { key, .. }) => assert_eq!(key, b"absent".to_vec()),
+        other => panic!("get of a missing key: {other:?}"),
+    }
+
+    // Value size: refused from max_value_size on (not above it), 0xff
+    // "value too large", on set-like commands; not inside a sequence.
+    let max = 8_388_608; // Arakoon's default __tainted_max_value_size
+    let refused = c.set(b"big", &vec![7u8; max]).await.unwrap_err();
+    match &refused {
+        Error::Server { code, message, .. } => {
+            assert_eq!(*code, ResultCode::UnknownFailure);
+            assert_eq!(message, "value too large");
+        }
+        other => panic!("a value of max_value_size bytes: {other:?}"),
+    }
+    c.set(b"big", &vec![7u8; max - 1]).await.unwrap();
+    c.sequence(vec![Update::Set {
+        key: b"big_in_sequence".to_vec(),
+        value: vec![8u8; max],
+    }])
+    .await
+    .unwrap();
+    assert_eq!(c.get(b"big_in_sequence").await.unwrap().len(), max);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_master_on_a_singleton_is_not_supported() {
+    let p = Processes::start(1);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let refused = c.drop_master().await.unwrap_err();
+    assert_eq!(
+        refused.result_code(),
+        Some(ResultCode::NotSupported),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("singletons"), "{refused}");
+    assert_eq!(c.who_master().await.unwrap(), Some(master));
+}
