@@ -47,6 +47,12 @@ async fn three_nodes_answer_as_arakoon_does() {
         );
     }
 
+    // `expect_progress_possible`: the master, with a quorum at its last
+    // index or one short of it; no other node.
+    c.nop().await.unwrap();
+    assert!(c.expect_progress_possible().await.unwrap());
+    assert!(!on_slave.expect_progress_possible().await.unwrap());
+
     // `get_key_count` is a Consistent read: a slave answers E_NOT_MASTER,
     // naming the master.
     match on_slave.get_key_count().await {

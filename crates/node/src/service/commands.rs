@@ -108,6 +108,24 @@ impl Service {
         p.master.map(|m| self.settings.name_of(m).to_string())
     }
 
+    /// `expect_progress_possible`, as Arakoon computes it: this node is the
+    /// master (holding its lease) and a quorum of voters, itself included,
+    /// is at its last index or one short of it (a slave far behind, such as
+    /// one just restarted empty, does not count). Any other node: false.
+    fn progress_possible(&self, p: &Published) -> bool {
+        if p.going_down || p.role != Role::Master || p.lease.is_none() {
+            return false;
+        }
+        let consensus = &self.settings.consensus;
+        let near = p.tlog_last_index.saturating_sub(1);
+        let caught_up = p
+            .peers_match
+            .iter()
+            .filter(|(id, matched)| consensus.voters.contains(id) && *matched >= near)
+            .count();
+        1 + caught_up >= consensus.quorum_size()
+    }
+
     fn not_master(&self, p: &Published) -> ErrorResponse {
         not_master_error(self.master_name(p))
     }
@@ -185,12 +203,10 @@ impl Service {
                 };
                 (Reply::WhoMaster(master.map(String::into_bytes)), None)
             }
-            Request::ExpectProgressPossible => {
-                let possible = !p.going_down
-                    && p.master.is_some()
-                    && (p.role != Role::Master || p.lease.is_some());
-                (Reply::ExpectProgressPossible(possible), None)
-            }
+            Request::ExpectProgressPossible => (
+                Reply::ExpectProgressPossible(self.progress_possible(&p)),
+                None,
+            ),
             Request::Statistics => {
                 let mut node_is = vec![(self.name().to_string(), p.tlog_last_index)];
                 for (id, i) in &p.peers_match {
