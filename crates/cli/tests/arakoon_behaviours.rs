@@ -105,3 +105,83 @@ async fn drop_master_on_a_singleton_is_not_supported() {
     assert!(refused.to_string().contains("singletons"), "{refused}");
     assert_eq!(c.who_master().await.unwrap(), Some(master));
 }
+
+/// Which answers close the connection, as Arakoon's nodes do: after
+/// `E_NOT_MASTER` the node closes (the client reconnects); after
+/// `E_NOT_FOUND` the connection serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_master_closes_the_connection_and_not_found_keeps_it() {
+    use protocol::{Consistency, Request as Wire};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let m = index_of(&p, &master);
+    let slave = (m + 1) % 3;
+    let open = |i: usize| {
+        let address = p.client_addresses[i].clone();
+        let cluster_id = p.cluster_id.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(address).await.unwrap();
+            let mut prologue = Vec::new();
+            protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
+            s.write_all(&prologue).await.unwrap();
+            s
+        }
+    };
+    let get_missing = || {
+        let mut out = Vec::new();
+        protocol::encode_request(
+            &Wire::Get {
+                consistency: Consistency::Consistent,
+                key: b"absent".to_vec(),
+            },
+            &mut out,
+        );
+        out
+    };
+    let deadline = std::time::Duration::from_secs(5);
+
+    // E_NOT_FOUND "Not_found" (4 + 4 + 9 bytes), twice on one connection.
+    let mut s = open(m).await;
+    for _ in 0..2 {
+        s.write_all(&get_missing()).await.unwrap();
+        let mut answer = [0u8; 17];
+        tokio::time::timeout(deadline, s.read_exact(&mut answer))
+            .await
+            .expect("an answer in time")
+            .expect("the connection is kept after E_NOT_FOUND");
+        assert_eq!(answer[..4], 0x05u32.to_le_bytes());
+        assert_eq!(&answer[8..], b"Not_found");
+    }
+
+    // E_NOT_MASTER from a slave, then the end of the stream.
+    let mut s = open(slave).await;
+    let mut set = Vec::new();
+    protocol::encode_request(
+        &Wire::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        },
+        &mut set,
+    );
+    s.write_all(&set).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(deadline, s.read_to_end(&mut answer))
+        .await
+        .expect("the slave closes the connection after E_NOT_MASTER")
+        .unwrap();
+    assert_eq!(answer[..4], 0x04u32.to_le_bytes(), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer[8..]).contains(&master));
+    // Our client rides over the close: it reconnects, each time.
+    let on_slave = c.node(&p.names[slave]).unwrap();
+    for _ in 0..3 {
+        match on_slave.get_key_count().await {
+            Err(Error::NotMaster {
+                master: Some(m), ..
+            }) => assert_eq!(m, master),
+            other => panic!("get_key_count on a slave: {other:?}"),
+        }
+    }
+    c.set(b"k", b"v").await.unwrap();
+}

@@ -328,15 +328,8 @@ impl Client {
         };
         let result = connection.call(frame, timeout).await;
         match &result {
-            Ok(Response::Error(e))
-                if matches!(
-                    e.result_code(),
-                    protocol::ResultCode::WrongCluster | protocol::ResultCode::NoMagic
-                ) =>
-            {
-                // The node closes the connection after these.
-                *guard = None;
-            }
+            // The node closes the connection after these (as Arakoon's do).
+            Ok(Response::Error(e)) if e.result_code().closes_connection() => *guard = None,
             Ok(_) => {}
             Err(_) => *guard = None,
         }

@@ -74,6 +74,22 @@ impl ResultCode {
         ResultCode::ALL.iter().copied().find(|rc| rc.code() == code)
     }
 
+    /// Whether a node closes the connection after answering a request with
+    /// this code, as Arakoon's do: a client sends nothing more on it. Kept
+    /// open after `E_NOT_FOUND`, `E_ASSERTION_FAILED`, `E_NO_LONGER_MASTER`,
+    /// `E_BAD_INPUT` and `E_INCONSISTENT_READ` (and success).
+    pub fn closes_connection(self) -> bool {
+        !matches!(
+            self,
+            ResultCode::Ok
+                | ResultCode::NotFound
+                | ResultCode::AssertionFailed
+                | ResultCode::NoLongerMaster
+                | ResultCode::BadInput
+                | ResultCode::InconsistentRead
+        )
+    }
+
     /// Arakoon's name for the code (`E_NOT_FOUND`, …).
     pub fn name(self) -> &'static str {
         match self {

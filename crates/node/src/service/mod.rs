@@ -24,6 +24,11 @@
 //! - A request the decoder cannot read is answered with its error
 //!   (`E_BAD_INPUT`, `E_NO_MAGIC`) and the connection closed; a request
 //!   read whole but unusable is answered and the connection goes on.
+//! - After an answer whose code Arakoon closes on
+//!   ([`ResultCode::closes_connection`]: `E_NOT_MASTER`, `E_GOING_DOWN`,
+//!   `E_NOT_SUPPORTED`, `0xff`, …) the connection is closed, as Arakoon's
+//!   nodes do; a command of known layout that this node does not support
+//!   is answered `E_NOT_SUPPORTED` and the connection kept.
 
 mod commands;
 
@@ -286,6 +291,16 @@ impl Service {
                                 .await?;
                         }
                         None => write_response(&mut stream, &handled.response).await?,
+                    }
+                    if let Response::Error(e) = &handled.response {
+                        let code = e.result_code();
+                        if code.closes_connection() {
+                            // As Arakoon: the client reconnects (ours does).
+                            tracing::debug!(
+                                "answered {code}: closing the connection, as Arakoon does"
+                            );
+                            return Ok(());
+                        }
                     }
                 }
                 Incoming::Rejected { command, error } => {
