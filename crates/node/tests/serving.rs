@@ -165,7 +165,11 @@ async fn one_node_serves_every_command() {
     assert_eq!(stats.name, "arakoon_stats");
     assert!(stats.get("set_info").is_some() && stats.get("node_is").is_some());
     let v = c.version().await.unwrap();
-    assert_eq!((v.major, v.minor), (1, 9), "the Arakoon release line served");
+    assert_eq!(
+        (v.major, v.minor),
+        (1, 9),
+        "the Arakoon release line served"
+    );
     assert!(c.current_state().await.unwrap().contains("master"));
     // drop_master on a singleton: refused (E_NOT_SUPPORTED), the node stays master.
     assert!(c.drop_master().await.is_err());
