@@ -477,3 +477,31 @@ async fn metrics_endpoint_serves_prometheus_text() {
     assert!(http_get(port, "/other").await.starts_with("HTTP/1.1 404"));
     cluster.stop_all().await;
 }
+
+/// A range or prefix answer larger than `max_buffer_size` (which no client
+/// would read) is refused with `E_BAD_INPUT` before it is built, and the
+/// connection serves on; asking for fewer (`max`) pages through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_beyond_max_buffer_size_are_refused_not_built() {
+    let global = "__tainted_max_buffer_size = 65536\n__tainted_max_value_size = 4096";
+    let cluster = Cluster::start_full(global, &[String::new()]).await;
+    let c = cluster.client();
+    cluster.wait_master(&[0]).await;
+    // 100 values of 1,000 bytes: about 100 KB of answer for everything.
+    let value = vec![b'v'; 1_000];
+    for i in 0..100 {
+        c.set(format!("k{i:03}").as_bytes(), &value).await.unwrap();
+    }
+    let refused = c.range_entries(&all()).await.unwrap_err();
+    assert_eq!(
+        refused.result_code(),
+        Some(client::ResultCode::BadInput),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("65536"), "{refused}");
+    // The same connection serves on, and a page within the limit is given.
+    let page = KeyRange { max: 50, ..all() };
+    assert_eq!(c.range_entries(&page).await.unwrap().len(), 50);
+    assert_eq!(c.range(&all()).await.unwrap().len(), 100, "keys alone fit");
+    assert_eq!(c.prefix_keys(b"k", None).await.unwrap().len(), 100);
+}

@@ -428,7 +428,7 @@ impl SimNode {
             r.replica
                 .store()
                 .read()
-                .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending))
+                .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending, usize::MAX))
                 .map_err(|e| e.to_string())
         })
     }

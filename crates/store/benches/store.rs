@@ -112,7 +112,7 @@ fn range_scan(c: &mut Criterion) {
         b.iter(|| {
             let entries = store
                 .read()
-                .and_then(|view| view.range_entries(&range, Order::Ascending))
+                .and_then(|view| view.range_entries(&range, Order::Ascending, usize::MAX))
                 .expect("range");
             assert_eq!(entries.len(), 10_000);
             black_box(entries)
@@ -122,7 +122,7 @@ fn range_scan(c: &mut Criterion) {
         b.iter(|| {
             let keys = store
                 .read()
-                .and_then(|view| view.range(&range))
+                .and_then(|view| view.range(&range, usize::MAX))
                 .expect("range");
             assert_eq!(keys.len(), 10_000);
             black_box(keys)

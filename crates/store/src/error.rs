@@ -62,6 +62,10 @@ pub enum StoreError {
         applied_index: u64,
         index: u64,
     },
+    /// A read's answer would take more than `limit` bytes (keys and values
+    /// as on the wire): ask for fewer (`max`), or page.
+    #[error("the answer would take more than {limit} bytes: ask for fewer results (max) and page")]
+    AnswerTooLarge { limit: usize },
     /// A `multi_get` asked for a key that is not there (Arakoon's E_NOT_FOUND).
     #[error("key {} not found", ShowKey(key))]
     KeyNotFound { key: Vec<u8> },

@@ -26,6 +26,40 @@ fn limit(max: i64) -> usize {
     usize::try_from(max).unwrap_or(usize::MAX)
 }
 
+/// The bytes an answer of keys (and values) may take, counted as on the
+/// wire (a 4-byte length before each string): a read stops collecting, and
+/// fails with [`StoreError::AnswerTooLarge`], rather than build an answer
+/// no client could take (`max = -1` over a large store).
+struct AnswerBudget {
+    left: usize,
+    limit: usize,
+}
+
+impl AnswerBudget {
+    fn new(limit: usize) -> Self {
+        AnswerBudget { left: limit, limit }
+    }
+
+    /// Takes a key (and its value) out of the budget; false once over.
+    fn take(&mut self, key: &[u8], value: Option<&[u8]>) -> bool {
+        let bytes = 4 + key.len() + value.map_or(0, |v| 4 + v.len());
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check(&self, over: bool) -> Result<(), StoreError> {
+        if over {
+            return Err(StoreError::AnswerTooLarge { limit: self.limit });
+        }
+        Ok(())
+    }
+}
+
 /// The limit of `range`: its `max`, every negative value meaning none.
 fn range_limit(range: &KeyRange) -> usize {
     limit(i64::from(range.max))
@@ -204,13 +238,22 @@ impl ReadView {
     /// it includes the empty key. (Arakoon's own store, which keeps user keys
     /// behind a one-byte prefix, drops the empty key at an open end flagged
     /// exclusive; that is an artefact of its layout, not a meaning clients
-    /// rely on.) `first > last` gives nothing.
-    pub fn range(&self, range: &KeyRange) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// rely on.) `first > last` gives nothing. More than `max_bytes` of
+    /// answer (as on the wire) is [`StoreError::AnswerTooLarge`], found
+    /// without collecting more than that.
+    pub fn range(&self, range: &KeyRange, max_bytes: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut keys = Vec::new();
+        let mut budget = AnswerBudget::new(max_bytes);
+        let mut over = false;
         self.visit_range_entries(range, Order::Ascending, |key, _| {
+            if !budget.take(key, None) {
+                over = true;
+                return ControlFlow::Break(());
+            }
             keys.push(key.to_vec());
             ControlFlow::Continue(())
         })?;
+        budget.check(over)?;
         Ok(keys)
     }
 
@@ -220,28 +263,49 @@ impl ReadView {
     /// `rev_range_entries`: `first` is the *high* end, where the walk
     /// starts, and `last` the low end, so `first = b, last = a` (both
     /// inclusive) gives `b` then `a`, and `first < last` gives nothing.
+    /// Bounded by `max_bytes` as [`Self::range`].
     pub fn range_entries(
         &self,
         range: &KeyRange,
         order: Order,
+        max_bytes: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
         let mut entries = Vec::new();
+        let mut budget = AnswerBudget::new(max_bytes);
+        let mut over = false;
         self.visit_range_entries(range, order, |key, value| {
+            if !budget.take(key, Some(value)) {
+                over = true;
+                return ControlFlow::Break(());
+            }
             entries.push((key.to_vec(), value.to_vec()));
             ControlFlow::Continue(())
         })?;
+        budget.check(over)?;
         Ok(entries)
     }
 
     /// The keys that start with `prefix`, ascending, at most `max` of them
-    /// (negative: no limit).
-    pub fn prefix_keys(&self, prefix: &[u8], max: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// (negative: no limit). Bounded by `max_bytes` as [`Self::range`].
+    pub fn prefix_keys(
+        &self,
+        prefix: &[u8],
+        max: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let (start, end) = prefix_bounds(prefix);
         let mut keys = Vec::new();
+        let mut budget = AnswerBudget::new(max_bytes);
+        let mut over = false;
         self.walk(start, end, Order::Ascending, limit(max), |key, _| {
+            if !budget.take(key, None) {
+                over = true;
+                return ControlFlow::Break(());
+            }
             keys.push(key.to_vec());
             ControlFlow::Continue(())
         })?;
+        budget.check(over)?;
         Ok(keys)
     }
 

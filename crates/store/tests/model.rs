@@ -154,26 +154,32 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
                     .into_iter()
                     .map(|(k, _)| k)
                     .collect();
-            let got = view.range(&key_range(f, *fi, l, *li, *m)).unwrap();
+            let got = view
+                .range(&key_range(f, *fi, l, *li, *m), usize::MAX)
+                .unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::RangeEntries(f, fi, l, li, m) => {
             let want = model_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
             let got = view
-                .range_entries(&key_range(f, *fi, l, *li, *m), Order::Ascending)
+                .range_entries(&key_range(f, *fi, l, *li, *m), Order::Ascending, usize::MAX)
                 .unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::RevRangeEntries(f, fi, l, li, m) => {
             let want = model_rev_range_entries(model, f.as_deref(), *fi, l.as_deref(), *li, *m);
             let got = view
-                .range_entries(&key_range(f, *fi, l, *li, *m), Order::Descending)
+                .range_entries(
+                    &key_range(f, *fi, l, *li, *m),
+                    Order::Descending,
+                    usize::MAX,
+                )
                 .unwrap();
             assert_eq!(got, want, "{read:?}");
         }
         Read::PrefixKeys(p, m) => {
             assert_eq!(
-                view.prefix_keys(p, *m).unwrap(),
+                view.prefix_keys(p, *m, usize::MAX).unwrap(),
                 model_prefix_keys(model, p, *m),
                 "{read:?}"
             );

@@ -137,7 +137,7 @@ fn flipped_bits_in_the_file_are_errors_or_harmless() {
         assert!(disk.flip_bit(sim_path(), at, (at % 8) as u8));
         let read = Store::open(disk.shared(), sim_path(), &options())
             .and_then(|store| store.read())
-            .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending));
+            .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending, usize::MAX));
         match read {
             Err(_) => refused += 1,
             Ok(entries) => {
@@ -187,13 +187,13 @@ fn a_read_view_keeps_its_state_while_applies_go_on() {
     assert!(view.exists(b"b").unwrap());
     assert_eq!(view.key_count().unwrap(), 2);
     assert_eq!(
-        view.prefix_keys(b"", -1).unwrap(),
+        view.prefix_keys(b"", -1, usize::MAX).unwrap(),
         vec![b"a".to_vec(), b"b".to_vec()]
     );
     let now = store.read().unwrap();
     assert_eq!(now.applied_index(), 2);
     assert_eq!(
-        now.range(&KeyRange::all()).unwrap(),
+        now.range(&KeyRange::all(), usize::MAX).unwrap(),
         vec![b"a".to_vec(), b"c".to_vec()]
     );
 }
@@ -215,7 +215,11 @@ fn rev_range_entries_walks_down_from_first_as_in_arakoon() {
         max,
     };
     let keys: Vec<Vec<u8>> = view
-        .range_entries(&range("xey100", true, "xey009", true, 3), Order::Descending)
+        .range_entries(
+            &range("xey100", true, "xey009", true, 3),
+            Order::Descending,
+            usize::MAX,
+        )
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
@@ -229,8 +233,57 @@ fn rev_range_entries_walks_down_from_first_as_in_arakoon() {
         .range_entries(
             &range("xey012", false, "xey009", false, -1),
             Order::Descending,
+            usize::MAX,
         )
         .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].0, b"xey011".to_vec());
+}
+
+/// A range or prefix answer is bounded in bytes (keys and values counted
+/// as on the wire, 4 bytes of length each): at the limit it is given, one
+/// byte below it is refused without being built.
+#[test]
+fn answers_larger_than_their_byte_budget_are_refused() {
+    let store = Store::open(SimDisk::new().shared(), sim_path(), &options()).unwrap();
+    let updates: Vec<Update> = (0..100)
+        .map(|i| set(&format!("k{i:03}"), "0123456789"))
+        .collect();
+    store.apply(1, &updates).unwrap();
+    let view = store.read().unwrap();
+    let all = KeyRange::all();
+    // 100 keys of 4 bytes, values of 10: 100 × (4 + 4 + 4 + 10) bytes.
+    let entries_bytes = 100 * (4 + 4 + 4 + 10);
+    assert_eq!(
+        view.range_entries(&all, Order::Ascending, entries_bytes)
+            .unwrap()
+            .len(),
+        100
+    );
+    let refused = view.range_entries(&all, Order::Descending, entries_bytes - 1);
+    assert!(
+        matches!(refused, Err(StoreError::AnswerTooLarge { limit }) if limit == entries_bytes - 1)
+    );
+    let keys_bytes = 100 * (4 + 4);
+    assert_eq!(view.range(&all, keys_bytes).unwrap().len(), 100);
+    assert!(matches!(
+        view.range(&all, keys_bytes - 1),
+        Err(StoreError::AnswerTooLarge { .. })
+    ));
+    assert_eq!(view.prefix_keys(b"k", -1, keys_bytes).unwrap().len(), 100);
+    assert!(matches!(
+        view.prefix_keys(b"k", -1, keys_bytes - 1),
+        Err(StoreError::AnswerTooLarge { .. })
+    ));
+    // A max within the budget is fine however large the store.
+    let ten = KeyRange {
+        max: 10,
+        ..KeyRange::all()
+    };
+    assert_eq!(
+        view.range_entries(&ten, Order::Ascending, 10 * 22)
+            .unwrap()
+            .len(),
+        10
+    );
 }

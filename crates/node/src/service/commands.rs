@@ -29,6 +29,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ErrorResponse {
 fn store_error(e: StoreError) -> ErrorResponse {
     match e {
         StoreError::KeyNotFound { key } => error(ResultCode::NotFound, key),
+        e @ StoreError::AnswerTooLarge { .. } => error(ResultCode::BadInput, e.to_string()),
         e => internal("store read", e),
     }
 }
@@ -124,6 +125,13 @@ impl Service {
             .filter(|(id, matched)| consensus.voters.contains(id) && *matched >= near)
             .count();
         1 + caught_up >= consensus.quorum_size()
+    }
+
+    /// The most bytes of keys and values a range or prefix answer may hold:
+    /// `max_buffer_size`, beyond which no Arakoon client reads an answer
+    /// (a larger one is refused, `E_BAD_INPUT`, without being built).
+    fn answer_max_bytes(&self) -> usize {
+        self.settings.cluster.max_buffer_size
     }
 
     fn not_master(&self, p: &Published) -> ErrorResponse {
@@ -341,8 +349,11 @@ impl Service {
                 (Reply::MultiGetOption(values), Some(n))
             }
             Request::Range { consistency, range } => {
+                let max_bytes = self.answer_max_bytes();
                 let keys = self
-                    .read(consistency, ReadCost::Scan, move |v| v.range(&range))
+                    .read(consistency, ReadCost::Scan, move |v| {
+                        v.range(&range, max_bytes)
+                    })
                     .await?;
                 let n = keys.len();
                 (Reply::Range(keys), Some(n))
@@ -354,9 +365,10 @@ impl Service {
                 } else {
                     Order::Ascending
                 };
+                let max_bytes = self.answer_max_bytes();
                 let entries = self
                     .read(consistency, ReadCost::Scan, move |v| {
-                        v.range_entries(&range, order)
+                        v.range_entries(&range, order, max_bytes)
                     })
                     .await?;
                 let n = entries.len();
@@ -371,9 +383,10 @@ impl Service {
                 prefix,
                 max,
             } => {
+                let max_bytes = self.answer_max_bytes();
                 let keys = self
                     .read(consistency, ReadCost::Scan, move |v| {
-                        v.prefix_keys(&prefix, i64::from(max))
+                        v.prefix_keys(&prefix, i64::from(max), max_bytes)
                     })
                     .await?;
                 let n = keys.len();

@@ -147,7 +147,7 @@ pub fn model_prefix_keys(model: &Model, prefix: &[u8], max: i64) -> Vec<Vec<u8>>
 pub fn contents(store: &store::Store) -> Model {
     store
         .read()
-        .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending))
+        .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending, usize::MAX))
         .expect("full range of the store")
         .into_iter()
         .collect()
