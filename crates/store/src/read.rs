@@ -148,23 +148,44 @@ impl ReadView {
     }
 
     /// The values of `keys`, in their order; the first missing key is
-    /// [`StoreError::KeyNotFound`].
-    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<u8>>, StoreError> {
-        keys.iter()
-            .map(|key| {
-                let key = key.as_ref();
-                self.get(key)?
-                    .ok_or_else(|| StoreError::KeyNotFound { key: key.to_vec() })
-            })
-            .collect()
+    /// [`StoreError::KeyNotFound`]. More than `max_bytes` of values (4 bytes
+    /// of length each) is [`StoreError::AnswerTooLarge`].
+    pub fn multi_get<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut budget = AnswerBudget::new(max_bytes);
+        let mut values = Vec::with_capacity(keys.len().min(1024));
+        for key in keys {
+            let key = key.as_ref();
+            let value = self
+                .get(key)?
+                .ok_or_else(|| StoreError::KeyNotFound { key: key.to_vec() })?;
+            let over = !budget.take(&value, None);
+            budget.check(over)?;
+            values.push(value);
+        }
+        Ok(values)
     }
 
-    /// The values of `keys`, in their order, `None` for a missing key.
+    /// The values of `keys`, in their order, `None` for a missing key;
+    /// bounded by `max_bytes` as [`Self::multi_get`].
     pub fn multi_get_option<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
+        max_bytes: usize,
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        keys.iter().map(|key| self.get(key.as_ref())).collect()
+        let mut budget = AnswerBudget::new(max_bytes);
+        let mut values = Vec::with_capacity(keys.len().min(1024));
+        for key in keys {
+            let value = self.get(key.as_ref())?;
+            let bytes = value.as_deref().unwrap_or_default();
+            let over = !budget.take(bytes, None);
+            budget.check(over)?;
+            values.push(value);
+        }
+        Ok(values)
     }
 
     /// Number of user keys (internal metadata not counted).

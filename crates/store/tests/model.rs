@@ -135,7 +135,7 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
         Read::Exists(k) => assert_eq!(view.exists(k).unwrap(), model.contains_key(k)),
         Read::MultiGet(keys) => {
             let want: Option<Vec<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
-            match (view.multi_get(keys), want) {
+            match (view.multi_get(keys, usize::MAX), want) {
                 (Ok(got), Some(want)) => assert_eq!(got, want),
                 (Err(store::StoreError::KeyNotFound { key }), None) => {
                     let first_missing = keys.iter().find(|k| !model.contains_key(*k)).unwrap();
@@ -146,7 +146,7 @@ fn check_read(store: &Store, model: &Model, read: &Read) {
         }
         Read::MultiGetOption(keys) => {
             let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
-            assert_eq!(view.multi_get_option(keys).unwrap(), want);
+            assert_eq!(view.multi_get_option(keys, usize::MAX).unwrap(), want);
         }
         Read::Range(f, fi, l, li, m) => {
             let want: Vec<Vec<u8>> =

@@ -286,4 +286,20 @@ fn answers_larger_than_their_byte_budget_are_refused() {
             .len(),
         10
     );
+    // multi_get and multi_get_option: values with their 4-byte lengths.
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i:03}")).collect();
+    let values_bytes = 10 * (4 + 10);
+    assert_eq!(view.multi_get(&keys, values_bytes).unwrap().len(), 10);
+    assert!(matches!(
+        view.multi_get(&keys, values_bytes - 1),
+        Err(StoreError::AnswerTooLarge { .. })
+    ));
+    assert_eq!(
+        view.multi_get_option(&keys, values_bytes).unwrap().len(),
+        10
+    );
+    assert!(matches!(
+        view.multi_get_option(&keys, values_bytes - 1),
+        Err(StoreError::AnswerTooLarge { .. })
+    ));
 }

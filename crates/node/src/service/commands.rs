@@ -127,7 +127,8 @@ impl Service {
         1 + caught_up >= consensus.quorum_size()
     }
 
-    /// The most bytes of keys and values a range or prefix answer may hold:
+    /// The most bytes of keys and values a range, prefix or multi-get
+    /// answer may hold:
     /// `max_buffer_size`, beyond which no Arakoon client reads an answer
     /// (a larger one is refused, `E_BAD_INPUT`, without being built).
     fn answer_max_bytes(&self) -> usize {
@@ -334,16 +335,20 @@ impl Service {
             }
             Request::MultiGet { consistency, keys } => {
                 let cost = ReadCost::of_keys(keys.len());
+                let max_bytes = self.answer_max_bytes();
                 let values = self
-                    .read(consistency, cost, move |v| v.multi_get(&keys))
+                    .read(consistency, cost, move |v| v.multi_get(&keys, max_bytes))
                     .await?;
                 let n = values.len();
                 (Reply::MultiGet(values), Some(n))
             }
             Request::MultiGetOption { consistency, keys } => {
                 let cost = ReadCost::of_keys(keys.len());
+                let max_bytes = self.answer_max_bytes();
                 let values = self
-                    .read(consistency, cost, move |v| v.multi_get_option(&keys))
+                    .read(consistency, cost, move |v| {
+                        v.multi_get_option(&keys, max_bytes)
+                    })
                     .await?;
                 let n = values.len();
                 (Reply::MultiGetOption(values), Some(n))
