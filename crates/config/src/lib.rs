@@ -129,7 +129,18 @@ pub struct NodeConfig {
     /// one store transaction. Default [`SLAVE_APPLY_DELAY_DEFAULT`]; 0
     /// applies at once.
     pub slave_apply_delay: Duration,
+    /// Our key (`client_frame_timeout`, seconds): how long a client may take
+    /// to send the rest of a request it began; a connection stalled longer
+    /// is closed (a client that sends half a frame and vanishes does not
+    /// hold a connection slot for good). Idle connections between requests
+    /// are not timed out (Arakoon's clients keep theirs).
+    pub client_frame_timeout: Duration,
 }
+
+/// Default of `client_frame_timeout`.
+pub const CLIENT_FRAME_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+/// Largest `client_frame_timeout`, seconds.
+pub const CLIENT_FRAME_TIMEOUT_MAX_SECS: u64 = 3_600;
 
 /// Default of `slave_apply_delay`.
 pub const SLAVE_APPLY_DELAY_DEFAULT: Duration = Duration::from_millis(10);

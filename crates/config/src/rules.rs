@@ -4,7 +4,8 @@
 use crate::reader::{in_bounds, in_range, invalid, parse_list, Reader};
 use crate::{
     BatchConfig, ClusterConfig, ConfigError, LogLevel, MasterMode, NodeConfig, TlogCompression,
-    TlsConfig, SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
+    TlsConfig, CLIENT_FRAME_TIMEOUT_DEFAULT, CLIENT_FRAME_TIMEOUT_MAX_SECS,
+    SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -422,6 +423,16 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         }
         Some(ms) => Duration::from_millis(ms),
     };
+    let client_frame_timeout = match r.int(name, "client_frame_timeout")? {
+        None => CLIENT_FRAME_TIMEOUT_DEFAULT,
+        Some(secs) => Duration::from_secs(in_bounds(
+            name,
+            "client_frame_timeout",
+            secs,
+            1,
+            CLIENT_FRAME_TIMEOUT_MAX_SECS,
+        )?),
+    };
     Ok(NodeConfig {
         name: name.to_string(),
         ips,
@@ -450,5 +461,6 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         reporting,
         metrics_port,
         slave_apply_delay,
+        client_frame_timeout,
     })
 }

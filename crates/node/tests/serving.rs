@@ -505,3 +505,55 @@ async fn answers_beyond_max_buffer_size_are_refused_not_built() {
     assert_eq!(c.range(&all()).await.unwrap().len(), 100, "keys alone fit");
     assert_eq!(c.prefix_keys(b"k", None).await.unwrap().len(), 100);
 }
+
+/// A client that sends half a request and vanishes does not hold its
+/// connection (and a slot of `MAX_CLIENT_CONNECTIONS`) for good: the node
+/// closes it after `client_frame_timeout`. A connection idle between
+/// requests is kept (Arakoon's clients keep theirs open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_is_dropped_after_the_frame_timeout() {
+    let cluster = Cluster::start_with(1, "client_frame_timeout = 1").await;
+    let c = cluster.client();
+    cluster.wait_master(&[0]).await;
+    c.set(b"k", b"v").await.unwrap();
+    let addr = cluster.config.nodes[0].client_address();
+    let open = || async {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut prologue = Vec::new();
+        protocol::encode_prologue(cluster.cluster_id().as_bytes(), &mut prologue);
+        s.write_all(&prologue).await.unwrap();
+        s
+    };
+    let mut get = Vec::new();
+    protocol::encode_request(
+        &protocol::Request::Get {
+            consistency: Consistency::Consistent,
+            key: b"k".to_vec(),
+        },
+        &mut get,
+    );
+    let mut idle = open().await;
+    let mut stalled = open().await;
+    stalled.write_all(&get[..get.len() / 2]).await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stalled.read_to_end(&mut rest))
+        .await
+        .expect("the node closes a stalled request's connection")
+        .unwrap();
+    assert!(rest.is_empty(), "nothing is answered to half a request");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed only after the frame timeout, not at once ({:?})",
+        started.elapsed()
+    );
+    // The idle connection outlived the frame timeout and still serves.
+    idle.write_all(&get).await.unwrap();
+    let mut answer = [0u8; 4 + 4 + 1];
+    tokio::time::timeout(Duration::from_secs(5), idle.read_exact(&mut answer))
+        .await
+        .expect("an answer on the idle connection")
+        .unwrap();
+    assert_eq!(answer[..4], 0u32.to_le_bytes(), "E_OK");
+    assert_eq!(&answer[8..], b"v");
+}

@@ -9,7 +9,9 @@
 //!   most one is queued per connection, within Arakoon's
 //!   `client_buffer_capacity`; the rest wait in the socket); every
 //!   connection is its own task, so a slow or dead client only holds its
-//!   own task (writes have a timeout, [`WRITE_TIMEOUT`]).
+//!   own task (writes have a timeout, [`WRITE_TIMEOUT`]; a request begun
+//!   must be sent whole within the node's `client_frame_timeout`, else the
+//!   connection is closed; an idle connection between requests is kept).
 //! - Updates go to the driver's bounded queue and wait for their own
 //!   result. Reads never go through the driver: they pass the replica's
 //!   read gate (`replica::reads`) over the state the driver publishes —
@@ -160,12 +162,16 @@ async fn write_bytes(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String>
 }
 
 /// Reads from `stream` into `buf` until `decode` finds a whole frame.
-/// `Ok(None)`: the client closed the connection between frames.
+/// `Ok(None)`: the client closed the connection between frames. Once a
+/// frame has begun (a byte of it is here), the rest must come within
+/// `frame_timeout`; waiting for the first byte has no limit.
 async fn read_frame<T>(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
+    frame_timeout: Duration,
     mut decode: impl FnMut(&[u8]) -> Result<Decoded<T>, ProtocolError>,
 ) -> Result<Option<T>, FrameError> {
+    let mut begun = (!buf.is_empty()).then(tokio::time::Instant::now);
     loop {
         if !buf.is_empty() {
             match decode(buf).map_err(FrameError::Protocol)? {
@@ -181,7 +187,17 @@ async fn read_frame<T>(
         if buf.capacity() == buf.len() {
             buf.reserve(READ_CHUNK_BYTES);
         }
-        let n = stream.read_buf(buf).await.map_err(FrameError::Io)?;
+        let read = stream.read_buf(buf);
+        let n = match begun {
+            None => read.await,
+            Some(at) => tokio::time::timeout_at(at + frame_timeout, read)
+                .await
+                .map_err(|_| FrameError::Stalled {
+                    bytes: buf.len(),
+                    timeout: frame_timeout,
+                })?,
+        }
+        .map_err(FrameError::Io)?;
         if n == 0 {
             return if buf.is_empty() {
                 Ok(None)
@@ -189,6 +205,7 @@ async fn read_frame<T>(
                 Err(FrameError::Truncated(buf.len()))
             };
         }
+        begun.get_or_insert_with(tokio::time::Instant::now);
     }
 }
 
@@ -196,6 +213,11 @@ enum FrameError {
     Protocol(ProtocolError),
     Io(std::io::Error),
     Truncated(usize),
+    /// A frame begun and not finished within the timeout.
+    Stalled {
+        bytes: usize,
+        timeout: Duration,
+    },
 }
 
 impl std::fmt::Display for FrameError {
@@ -203,6 +225,11 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Protocol(e) => write!(f, "{e}"),
             FrameError::Io(e) => write!(f, "read: {e}"),
+            FrameError::Stalled { bytes, timeout } => write!(
+                f,
+                "the client sent {bytes} bytes of a request and not the rest within {timeout:?} \
+                 (client_frame_timeout)"
+            ),
             FrameError::Truncated(n) => {
                 write!(
                     f,
@@ -217,9 +244,10 @@ impl Service {
     async fn serve(self, mut stream: TcpStream) -> Result<(), String> {
         let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
         let limits = self.settings.request_limits;
+        let frame_timeout = self.settings.node().client_frame_timeout;
         let prologue = tokio::time::timeout(
             PROLOGUE_TIMEOUT,
-            read_frame(&mut stream, &mut buf, |b| {
+            read_frame(&mut stream, &mut buf, frame_timeout, |b| {
                 protocol::decode_prologue(b, &limits)
             }),
         )
@@ -258,7 +286,7 @@ impl Service {
         };
         loop {
             let read = tokio::select! {
-                r = read_frame(&mut stream, &mut buf, |b| decoder.decode(b)) => r,
+                r = read_frame(&mut stream, &mut buf, frame_timeout, |b| decoder.decode(b)) => r,
                 _ = stopped(&mut stop) => return Ok(()), // between requests: just close
             };
             let incoming = match read {
