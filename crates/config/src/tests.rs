@@ -63,6 +63,27 @@ fn arakoon_quickstart_parses_with_arakoon_defaults() {
 }
 
 #[test]
+fn client_frame_timeout_in_seconds_bounded() {
+    let with = |v: &str| {
+        QUICKSTART.replace(
+            "log_level = debug",
+            &format!("log_level = debug\nclient_frame_timeout = {v}"),
+        )
+    };
+    let c = parse(&with("5")).unwrap().config;
+    assert_eq!(
+        c.node("arakoon_1").unwrap().client_frame_timeout,
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        c.node("arakoon_0").unwrap().client_frame_timeout,
+        CLIENT_FRAME_TIMEOUT_DEFAULT
+    );
+    assert!(err(&with("0")).contains("client_frame_timeout = '0': must be between 1 and 3600"));
+    assert!(err(&with("3601")).contains("client_frame_timeout"));
+}
+
+#[test]
 fn slave_apply_delay_in_milliseconds_bounded() {
     let zero = QUICKSTART.replace(
         "log_level = debug",
