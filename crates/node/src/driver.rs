@@ -31,18 +31,23 @@
 //!   over quietly (`answer.rs`).
 //! - Publication: the replica's [`replica::Published`] goes to the
 //!   connections through a `watch`.
+//! - Metrics (`metrics/`): each tlog append timed (`Env::appended`), each
+//!   fsync timed with the entries and updates appended since the one
+//!   before (group commit size), elections and master changes counted;
+//!   the replica's behaviour does not depend on any of it.
 
 use crate::answer::AnswerSender;
 use crate::clock::Clock;
 use crate::error::NodeError;
 use crate::messaging::Transport;
+use crate::metrics::NodeMetrics;
 use crate::settings::Settings;
 use crate::state::{Answered, DirectReply, DriverRequest, SharedStore};
 use crate::stop::StopMode;
-use consensus::{Message, NodeId, RoleChange, StepError, Time};
+use consensus::{Message, NodeId, Role, RoleChange, StepError, Time};
 use replica::{Env, Published, Refused, Replica, ReplicaError, Settle, SyncOutcome, UpdateAnswer};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use store::UpdateOk;
 use tlog::SyncJob;
 use tokio::sync::{mpsc, watch, Notify};
@@ -64,6 +69,16 @@ pub struct NodeEnv {
     transport: Transport,
     published: watch::Sender<Published>,
     logged_master: Option<(u64, NodeId)>,
+    metrics: Arc<NodeMetrics>,
+    /// Appended since the last fsync: what the next one makes durable.
+    unsynced: Unsynced,
+}
+
+/// Entries and updates appended since the last fsync (group commit size).
+#[derive(Debug, Default, Clone, Copy)]
+struct Unsynced {
+    entries: u64,
+    updates: u64,
 }
 
 impl Env for NodeEnv {
@@ -108,15 +123,49 @@ impl Env for NodeEnv {
         });
     }
 
+    /// Times the append and counts what the next fsync makes durable.
+    fn appended(&mut self, entries: &[tlog::Entry], started: Time) {
+        let took = self
+            .clock
+            .now()
+            .as_nanos()
+            .saturating_sub(started.as_nanos());
+        let mut bytes = 0u64;
+        let mut updates = 0u64;
+        for e in entries {
+            bytes = bytes.saturating_add(e.payload.len() as u64);
+            // A barrier entry (empty payload) carries no update.
+            updates = updates.saturating_add(u64::from(
+                protocol::batch_update_count(&e.payload).unwrap_or(0),
+            ));
+        }
+        let n = entries.len() as u64;
+        self.unsynced.entries = self.unsynced.entries.saturating_add(n);
+        self.unsynced.updates = self.unsynced.updates.saturating_add(updates);
+        self.metrics
+            .tlog_appended(Duration::from_nanos(took), n, bytes);
+    }
+
     fn sync(&mut self, job: SyncJob) -> SyncOutcome {
-        SyncOutcome::Done(job.run())
+        let started = Instant::now();
+        let result = job.run();
+        if result.is_ok() {
+            let synced = std::mem::take(&mut self.unsynced);
+            self.metrics
+                .tlog_synced(started.elapsed(), synced.entries, synced.updates);
+        }
+        SyncOutcome::Done(result)
     }
 
     fn role_changed(&mut self, rc: &RoleChange) {
+        if rc.role == Role::Candidate {
+            self.metrics.election_started();
+        }
         tracing::debug!(role = %rc.role, n = rc.term, master = ?rc.master.map(|m| self.settings.name_of(m)), i = rc.last_index, commit = rc.commit_index, "role change");
         if let Some(master) = rc.master {
             if self.logged_master != Some((rc.term, master)) {
                 self.logged_master = Some((rc.term, master));
+                self.metrics.master_changed();
                 tracing::info!(
                     "master is {} (n = {}, i = {}, committed {}); this node is {}",
                     self.settings.name_of(master),
@@ -158,6 +207,7 @@ pub struct DriverIo {
     /// (`AtLeast(i)`): apply what is committed now, whatever
     /// `slave_apply_delay` says.
     pub apply_wanted: Arc<Notify>,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 pub struct Driver {
@@ -202,6 +252,8 @@ impl Driver {
                 transport: io.transport,
                 published: io.published,
                 logged_master: None,
+                metrics: io.metrics,
+                unsynced: Unsynced::default(),
             },
             settings,
             replica,

@@ -22,8 +22,10 @@
 //!   runtime of its own, so that no thread hop lies between the network
 //!   and the consensus core (client connections run on the multi-thread
 //!   runtime's workers).
-//! - **Metrics** (`metrics.rs`), if the node's section sets `metrics_port`:
-//!   Prometheus text format on `GET /metrics`.
+//! - **Metrics** (`metrics/`): recorded by the connections and the driver
+//!   as things happen, served if the node's section sets `metrics_port`
+//!   (OpenMetrics text on `GET /metrics`, hyper on the client runtime; see
+//!   `docs/metrics.md`).
 //!
 //! Ids: a node's id is its position in the config's `cluster` list. Timing
 //! is derived from `lease_period` (see `settings.rs`). Files: the store in
@@ -248,6 +250,7 @@ struct DriverParts {
     published: watch::Sender<replica::Published>,
     stop: watch::Receiver<StopMode>,
     apply_wanted: Arc<tokio::sync::Notify>,
+    metrics: Arc<metrics::NodeMetrics>,
 }
 
 impl DriverParts {
@@ -284,6 +287,7 @@ impl DriverParts {
                     published: self.published,
                     stop: self.stop,
                     apply_wanted: self.apply_wanted,
+                    metrics: self.metrics,
                 },
             );
             driver.run().await
@@ -371,6 +375,8 @@ impl Node {
         let messaging_listener = messaging_listener
             .into_std()
             .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?;
+        let stats = Arc::new(stats::Stats::new());
+        let node_metrics = Arc::new(metrics::NodeMetrics::new(&settings, Arc::clone(&stats)));
         let driver_parts = DriverParts {
             settings: Arc::clone(&settings),
             clock,
@@ -381,6 +387,7 @@ impl Node {
             published: published_tx,
             stop: stop_rx.clone(),
             apply_wanted: Arc::clone(&apply_wanted),
+            metrics: Arc::clone(&node_metrics),
         };
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -395,17 +402,17 @@ impl Node {
             Arc::clone(&settings),
             stop_rx.clone(),
         );
-        let stats = Arc::new(stats::Stats::new());
         let mut listener_tasks = Vec::new();
         if let Some(port) = node.metrics_port {
             let ip = node.ips.first().map_or("127.0.0.1", String::as_str);
             let address = format!("{ip}:{port}");
             let listener = listen(listeners.metrics, &address, "metrics_port").await?;
             listener_tasks.push(metrics::start(
-                metrics::Metrics {
+                metrics::Page {
+                    metrics: Arc::clone(&node_metrics),
                     settings: Arc::clone(&settings),
                     published: published_rx.clone(),
-                    stats: Arc::clone(&stats),
+                    clock,
                 },
                 listener,
                 stop_rx.clone(),
@@ -419,6 +426,7 @@ impl Node {
                 published: published_rx.clone(),
                 requests: requests_tx,
                 stats,
+                metrics: node_metrics,
                 stop: stop_rx,
                 apply_wanted,
             },

@@ -243,6 +243,18 @@ pub fn encode_batch<U: std::borrow::Borrow<Update>>(updates: &[U], out: &mut Vec
     }
 }
 
+/// The number of updates a batch says it holds (its header only, nothing
+/// decoded: for counting, as the node's metrics do); `None` if `bytes` do
+/// not start as a batch does (a barrier entry's empty payload, say).
+pub fn batch_update_count(bytes: &[u8]) -> Option<u32> {
+    let (&version, rest) = bytes.split_first()?;
+    if version != BATCH_FORMAT_VERSION {
+        return None;
+    }
+    let count = i32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    u32::try_from(count).ok()
+}
+
 /// Decodes a batch that fills all of `bytes` (see [`encode_batch`]). Its
 /// updates are at nesting level 0: a Sequence in a batch may nest
 /// `limits.max_nesting_depth` levels.
@@ -337,6 +349,10 @@ mod tests {
             decode_batch(&out, &Limits::default()).map(|b| b.len()),
             Ok(2)
         );
+        assert_eq!(batch_update_count(&out), Some(2));
+        assert_eq!(batch_update_count(&[]), None);
+        assert_eq!(batch_update_count(&[BATCH_FORMAT_VERSION, 2, 0]), None);
+        assert_eq!(batch_update_count(&[9, 2, 0, 0, 0]), None);
         out.push(0);
         assert_eq!(
             decode_batch(&out, &Limits::default()),

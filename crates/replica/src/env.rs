@@ -52,6 +52,12 @@ pub trait Env {
     /// later (the simulator, whose fsyncs take simulated time).
     fn sync(&mut self, job: SyncJob) -> SyncOutcome;
 
+    /// `entries` were appended to the tlog (written, not yet fsynced);
+    /// `started` is [`Env::now`] just before the append. For observers
+    /// (the node's metrics time the append and count what each fsync
+    /// makes durable); nothing depends on it.
+    fn appended(&mut self, _entries: &[tlog::Entry], _started: Time) {}
+
     /// A change of role or master (one log line each).
     fn role_changed(&mut self, _change: &RoleChange) {}
 

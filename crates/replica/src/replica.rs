@@ -478,7 +478,9 @@ impl<S: StoreAccess, W> Replica<S, W> {
         }
         if !ready.entries.is_empty() {
             let entries: Vec<tlog::Entry> = ready.entries.iter().map(tlog::Entry::from).collect();
+            let started = env.now();
             self.tlog.append(&entries).map_err(|e| self.tlog_error(e))?;
+            env.appended(&entries, started);
         }
         self.publish(env);
         for m in &ready.messages {

@@ -157,20 +157,21 @@ impl Service {
                     .as_ref()
                     .and_then(|d: &Delivered| d.quiet_at)
                     .unwrap_or_else(Instant::now);
-                self.stats.record(
-                    command,
-                    answered_at.saturating_duration_since(started),
-                    size,
-                );
+                let took = answered_at.saturating_duration_since(started);
+                self.stats.record(command, took, size);
+                self.metrics.request_done(command, took);
                 Handled {
                     response: Response::Ok(reply),
                     by_driver: delivered.map(|d| (d.done, d.written)),
                 }
             }
-            Err(e) => Handled {
-                response: Response::Error(e),
-                by_driver: None,
-            },
+            Err(e) => {
+                self.metrics.request_failed(command);
+                Handled {
+                    response: Response::Error(e),
+                    by_driver: None,
+                }
+            }
         }
     }
 

@@ -35,6 +35,7 @@
 mod commands;
 
 use crate::clock::Clock;
+use crate::metrics::NodeMetrics;
 use crate::settings::{Settings, MAX_CLIENT_CONNECTIONS};
 use crate::state::{DriverRequest, SharedStore};
 use crate::stats::Stats;
@@ -69,6 +70,7 @@ pub struct Service {
     pub published: watch::Receiver<Published>,
     pub requests: mpsc::Sender<DriverRequest>,
     pub stats: Arc<Stats>,
+    pub metrics: Arc<NodeMetrics>,
     pub stop: watch::Receiver<StopMode>,
     /// Tells the driver that a reader waits for an index this node holds
     /// but has not applied (see `Driver::apply_due`).
@@ -102,6 +104,7 @@ async fn accept_loop(service: Service, listener: TcpListener) {
         let service = service.clone();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
+                let open = service.metrics.connection_opened();
                 tokio::spawn(async move {
                     // A crash cuts the connection at once; a graceful stop
                     // lets the request in hand be answered (E_GOING_DOWN).
@@ -122,9 +125,11 @@ async fn accept_loop(service: Service, listener: TcpListener) {
                         } => {}
                     }
                     drop(permit);
+                    drop(open);
                 });
             }
             Err(_) => {
+                service.metrics.connection_refused();
                 tracing::warn!(%addr, limit = MAX_CLIENT_CONNECTIONS, "connection refused: too many client connections");
                 tokio::spawn(async move {
                     let mut stream = stream;
