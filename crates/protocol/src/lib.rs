@@ -96,9 +96,7 @@ pub use response::{
 };
 pub use result_code::ResultCode;
 pub use statistics::{NamedField, NamedValue};
-pub use update::{
-    batch_update_count, decode_batch, encode_batch, Update, BATCH_FORMAT_VERSION,
-};
+pub use update::{batch_update_count, decode_batch, encode_batch, Update, BATCH_FORMAT_VERSION};
 
 /// Arakoon's default `__tainted_max_buffer_size`: the largest request frame
 /// accepted, in bytes.
