@@ -33,6 +33,9 @@ pub struct Cluster {
     pub config: ClusterConfig,
     /// `None` for a node that is down (crashed or stopped by the test).
     pub nodes: Vec<Option<Node>>,
+    /// Each node's `metrics_port` ([`Cluster::start_with_metrics`]; empty
+    /// otherwise).
+    pub metrics_ports: Vec<u16>,
 }
 
 fn free_listener() -> TcpListener {
@@ -62,8 +65,18 @@ impl Cluster {
         Self::start_full("", extras).await
     }
 
+    /// `n` nodes, each serving its metrics on a `metrics_port` of its own
+    /// (bound by the test: [`Cluster::metrics_ports`]).
+    pub async fn start_with_metrics(n: usize) -> Cluster {
+        Self::start_inner("", &vec![String::new(); n], true).await
+    }
+
     /// `global` is added to `[global]`, `extras[i]` to node i's section.
     pub async fn start_full(global: &str, extras: &[String]) -> Cluster {
+        Self::start_inner(global, extras, false).await
+    }
+
+    async fn start_inner(global: &str, extras: &[String], metrics: bool) -> Cluster {
         let n = extras.len();
         let dir = tempfile::Builder::new()
             .prefix("arakoon-test-")
@@ -76,16 +89,24 @@ impl Cluster {
             "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {LEASE}\n{global}\n",
             names.join(", ")
         );
+        let mut metrics_ports = Vec::new();
         for (name, node_extra) in names.iter().zip(extras) {
             let client = free_listener();
             let messaging = free_listener();
-            text.push_str(&format!(
+            let metrics_listener = metrics.then(free_listener);
+            let mut section = format!(
                 "[{name}]\nip = 127.0.0.1\nclient_port = {}\nmessaging_port = {}\nhome = {}\nlog_level = info\n{node_extra}\n",
                 client.local_addr().expect("bound").port(),
                 messaging.local_addr().expect("bound").port(),
                 dir.path().join(name).display()
-            ));
-            listeners.push((client, messaging));
+            );
+            if let Some(l) = &metrics_listener {
+                let port = l.local_addr().expect("bound").port();
+                section.push_str(&format!("metrics_port = {port}\n"));
+                metrics_ports.push(port);
+            }
+            text.push_str(&section);
+            listeners.push((client, messaging, metrics_listener));
         }
         let config = config::parse(&text).expect("test config").config;
         // Built before the nodes start, so that a node failing to start
@@ -94,15 +115,16 @@ impl Cluster {
             dir,
             config,
             nodes: Vec::new(),
+            metrics_ports,
         };
-        for (name, (client, messaging)) in names.iter().zip(listeners) {
+        for (name, (client, messaging, metrics)) in names.iter().zip(listeners) {
             let node = Node::start(
                 cluster.config.clone(),
                 name,
                 Listeners {
                     client: Some(client),
                     messaging: Some(messaging),
-                    ..Listeners::default()
+                    metrics,
                 },
             )
             .await
