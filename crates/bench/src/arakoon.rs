@@ -153,6 +153,13 @@ impl Session for ArakoonSession {
                 .await
                 .map_err(|e| op_error(&e))?;
             self.reader = self.reader.with_consistency(index);
+            // A node whose tlog does not hold the index yet answers
+            // E_INCONSISTENT_READ at once (it is not in the commit's
+            // quorum, or the entries are still on their way): wait, outside
+            // the measurement, until it can serve the scenario's reads.
+            with_deadline(|| self.reader.exists(b"arakoon-bench-ready"))
+                .await
+                .map_err(|e| op_error(&e))?;
         }
         Ok(())
     }
