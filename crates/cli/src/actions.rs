@@ -9,21 +9,105 @@ use client::{Client, Error, Escaped, KeyRange, NamedField, NamedValue};
 
 use crate::args::{ClientAction, DirectAction};
 
-/// Why an action failed: what was asked (`get "foo"`) and why, one line.
+/// Why an action failed: what was asked (`get "foo"`) and why, one line,
+/// and what kind of failure it is (its exit status).
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {reason}")]
 pub struct ActionError {
     pub what: String,
     pub reason: String,
+    pub kind: FailureKind,
+}
+
+/// The kinds of failure an operator's script tells apart, each with its
+/// exit status ([`crate::exit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Refused or failed: a missing key, a node's error answer, a file
+    /// that cannot be read.
+    Refused,
+    /// No connection, no answer in time, no master.
+    Unreachable,
+    /// An update may or may not have been applied.
+    OutcomeUnknown,
+    /// An offline tool found a damaged file.
+    Damaged,
+    /// The reader of standard output went away (`| head`): not a failure,
+    /// the process ends quietly.
+    OutputClosed,
+}
+
+impl FailureKind {
+    /// The process's exit status for this kind.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FailureKind::Refused => crate::exit::REFUSED,
+            FailureKind::Unreachable => crate::exit::UNREACHABLE,
+            FailureKind::OutcomeUnknown => crate::exit::OUTCOME_UNKNOWN,
+            FailureKind::Damaged => crate::exit::DAMAGED,
+            FailureKind::OutputClosed => crate::exit::OK,
+        }
+    }
 }
 
 impl ActionError {
-    fn new(what: &str, reason: impl std::fmt::Display) -> ActionError {
+    pub(crate) fn new(what: &str, reason: impl std::fmt::Display) -> ActionError {
+        ActionError::of_kind(FailureKind::Refused, what, reason)
+    }
+
+    pub(crate) fn of_kind(
+        kind: FailureKind,
+        what: &str,
+        reason: impl std::fmt::Display,
+    ) -> ActionError {
         ActionError {
             what: what.to_string(),
             reason: reason.to_string(),
+            kind,
         }
     }
+
+    /// A failed write of the answer: quiet if the reader went away.
+    pub(crate) fn write_failed(what: &str, error: &std::io::Error) -> ActionError {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            ActionError::of_kind(FailureKind::OutputClosed, what, "standard output closed")
+        } else {
+            ActionError::new(what, format!("cannot write the answer: {error}"))
+        }
+    }
+
+    /// Whether the process should end without a word (see
+    /// [`FailureKind::OutputClosed`]).
+    pub fn is_quiet(&self) -> bool {
+        self.kind == FailureKind::OutputClosed
+    }
+}
+
+/// The kind of failure a client error is.
+fn kind_of(error: &Error) -> FailureKind {
+    match error {
+        // NotMaster is an answer (of the one node asked, or after the
+        // retries): refused, not unreachable.
+        Error::Io { .. } | Error::Timeout { .. } | Error::NoMaster { .. } => {
+            FailureKind::Unreachable
+        }
+        e if e.is_outcome_unknown() => FailureKind::OutcomeUnknown,
+        _ => FailureKind::Refused,
+    }
+}
+
+/// The failure of `what` with a client error: its kind, its reason, and
+/// for the kinds where the operator has something to do, what.
+fn client_failure(what: &str, error: &Error) -> ActionError {
+    let kind = kind_of(error);
+    let hint = match kind {
+        FailureKind::Unreachable => {
+            " (is the cluster running, and are the addresses in the config right?)"
+        }
+        FailureKind::OutcomeUnknown => " (read the key back before retrying)",
+        _ => "",
+    };
+    ActionError::of_kind(kind, what, format!("{}{hint}", reason(error)))
 }
 
 /// How the action is named in an error line.
@@ -84,14 +168,14 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), ActionError> {
     let what = describe(action);
-    let failed = |e: Error| ActionError::new(&what, reason(&e));
+    let failed = |e: Error| client_failure(&what, &e);
     let text = match action {
         ClientAction::GetRaw { key } => {
             let value = client.get(key).await.map_err(failed)?;
             return out
                 .write_all(&value)
                 .and_then(|()| out.flush())
-                .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")));
+                .map_err(|e| ActionError::write_failed(&what, &e));
         }
         ClientAction::SetRaw { key } => {
             let mut value = Vec::new();
@@ -187,7 +271,7 @@ pub async fn run(
     };
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")))
+        .map_err(|e| ActionError::write_failed(&what, &e))
 }
 
 /// Runs `action` on the node at `address` of cluster `cluster_id`, printing
@@ -202,7 +286,7 @@ pub async fn run_direct(
         DirectAction::Ping => format!("ping {address}"),
         DirectAction::DropMaster => format!("drop-master {address}"),
     };
-    let failed = |e: Error| ActionError::new(&what, reason(&e));
+    let failed = |e: Error| client_failure(&what, &e);
     // One node, named by its address; NotMaster and the like are answers,
     // not something to follow.
     let client = client::ClientBuilder::new(cluster_id)
@@ -224,7 +308,7 @@ pub async fn run_direct(
     };
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| ActionError::new(&what, format!("cannot write the answer: {e}")))
+        .map_err(|e| ActionError::write_failed(&what, &e))
 }
 
 /// Statistics as indented `name: value` lines.

@@ -23,6 +23,7 @@ const SINGLE_DASH_OPTIONS: &[(&str, &str)] = &[
     ("-left", "--left"),
     ("-right", "--right"),
     ("-max_results", "--max_results"),
+    ("-dump-values", "--dump-values"),
 ];
 
 /// Every flag that takes values, with how many: what follows it is copied
@@ -45,6 +46,10 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--node", 1),
     ("--ping", 3),
     ("--drop-master", 3),
+    ("--dump-tlog", 1),
+    ("--dump-store", 1),
+    ("--inspect-store", 1),
+    ("--verify-db", 1),
 ];
 
 /// Rewrites Arakoon's single-dash long options (`-config`) to the
@@ -75,17 +80,34 @@ pub fn normalise(args: &[OsString]) -> Vec<OsString> {
     out
 }
 
+/// Headings of `--help`, one per family of flags.
+const CLIENT: &str = "Client actions (against the cluster in -config)";
+const ADMIN: &str = "Cluster and node queries, admin";
+const OFFLINE: &str = "Offline tools (on a stopped node's files)";
+const NODE: &str = "Running a node";
+
+/// The exit statuses, as `--help` lists them (see [`crate::exit`]).
+pub const EXIT_STATUS_HELP: &str = "Exit status:
+  0  success (also when the reader of the output stops early, as `| head` does)
+  1  refused or failed: a missing key, a failed assertion, a node's error
+     answer, a config or file that cannot be read
+  2  bad command line
+  3  the cluster cannot be reached: no connection, no answer in time, no master
+  4  outcome unknown: an update may or may not have been applied; read back
+     before retrying
+  5  an offline tool found a damaged tlog or store file";
+
 /// The flags as clap parses them (after [`normalise`]).
 #[derive(Debug, Parser)]
 #[command(
     name = "arakoon",
     about = "Arakoon-compatible replicated key-value store: client actions and tools",
     override_usage = "arakoon [-config FILE] <ACTION>\n       arakoon <SUBCOMMAND> [ARGS]",
-    after_help = "Arakoon's single-dash options (-config, -left, -right, -max_results) \
-                  are accepted as shown, or with two dashes.\n\
-                  Subcommands: demo (a local 3-node cluster), bench (load against a \
-                  cluster), sim (the deterministic simulator).\n\
-                  Exit status: 0 on success, 1 when the action failed, 2 for a bad command line.",
+    after_help = "Arakoon's single-dash options (-config, -left, -right, -max_results, \
+                  -dump-values) are accepted as shown, or with two dashes.\n\
+                  Offline tools read our formats, not Arakoon's: the tlog is a directory of \
+                  CRC32C-framed segments (.tlog, and lz4-sealed .tlz), the store one redb \
+                  file (<home>/<node>.db); they do the same jobs as Arakoon's tools.",
     disable_version_flag = true
 )]
 #[command(group(ArgGroup::new("action").required(true).multiple(false)))]
@@ -95,11 +117,11 @@ struct Flags {
     config: Option<PathBuf>,
 
     /// Set KEY to VALUE
-    #[arg(long, group = "action", num_args = 2, value_names = ["KEY", "VALUE"], allow_hyphen_values = true)]
+    #[arg(long, group = "action", num_args = 2, value_names = ["KEY", "VALUE"], allow_hyphen_values = true, help_heading = CLIENT)]
     set: Option<Vec<OsString>>,
 
     /// Print KEY's value (escaped, in double quotes)
-    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
+    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true, help_heading = CLIENT)]
     get: Option<OsString>,
 
     /// Print KEY's value as is, without quotes or newline
@@ -107,7 +129,8 @@ struct Flags {
         long = "get-raw",
         group = "action",
         value_name = "KEY",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        help_heading = CLIENT
     )]
     get_raw: Option<OsString>,
 
@@ -116,12 +139,13 @@ struct Flags {
         long = "set-raw",
         group = "action",
         value_name = "KEY",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        help_heading = CLIENT
     )]
     set_raw: Option<OsString>,
 
     /// Delete KEY
-    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true)]
+    #[arg(long, group = "action", value_name = "KEY", allow_hyphen_values = true, help_heading = CLIENT)]
     delete: Option<OsString>,
 
     /// Delete every key starting with PREFIX; print how many
@@ -129,7 +153,8 @@ struct Flags {
         long = "delete-prefix",
         group = "action",
         value_name = "PREFIX",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        help_heading = CLIENT
     )]
     delete_prefix: Option<OsString>,
 
@@ -138,73 +163,99 @@ struct Flags {
         long,
         group = "action",
         value_name = "PREFIX",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        help_heading = CLIENT
     )]
     prefix: Option<OsString>,
 
     /// Print the entries from -left (included) to -right (excluded), at most -max_results
-    #[arg(long = "range-entries", group = "action")]
+    #[arg(long = "range-entries", group = "action", help_heading = CLIENT)]
     range_entries: bool,
 
     /// As --range-entries, descending: -left is the high end
-    #[arg(long = "rev-range-entries", group = "action")]
+    #[arg(long = "rev-range-entries", group = "action", help_heading = CLIENT)]
     rev_range_entries: bool,
 
-    /// Print the master's name
-    #[arg(long = "who-master", group = "action")]
-    who_master: bool,
-
-    /// Print whether the master thinks progress is possible
-    #[arg(long = "expect-progress-possible", group = "action")]
-    expect_progress_possible: bool,
-
-    /// Print the master's statistics
-    #[arg(long, group = "action")]
-    statistics: bool,
-
     /// Send a no-op through consensus
-    #[arg(long, group = "action")]
+    #[arg(long, group = "action", help_heading = CLIENT)]
     nop: bool,
 
     /// Print how many keys the store holds
-    #[arg(long = "n-values", group = "action")]
+    #[arg(long = "n-values", group = "action", help_heading = CLIENT)]
     n_values: bool,
+
+    /// Print the master's name
+    #[arg(long = "who-master", group = "action", help_heading = ADMIN)]
+    who_master: bool,
+
+    /// Print whether the master thinks progress is possible
+    #[arg(long = "expect-progress-possible", group = "action", help_heading = ADMIN)]
+    expect_progress_possible: bool,
+
+    /// Print the master's statistics
+    #[arg(long, group = "action", help_heading = ADMIN)]
+    statistics: bool,
+
+    /// Print the version of node NODE
+    #[arg(long = "node-version", group = "action", value_name = "NODE", help_heading = ADMIN)]
+    node_version: Option<String>,
+
+    /// Print the state of node NODE
+    #[arg(long = "node-state", group = "action", value_name = "NODE", help_heading = ADMIN)]
+    node_state: Option<String>,
+
+    /// Ping the node at IP:PORT of cluster CLUSTER_ID; print its greeting and the round trip
+    #[arg(long, group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
+    ping: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT of cluster CLUSTER_ID to give up mastership
+    #[arg(long = "drop-master", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
+    drop_master: Option<Vec<String>>,
+
+    /// Print every entry of a tlog segment file (.tlog, .tlz) or tlog directory, one line each: index:term:updates
+    #[arg(long = "dump-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    dump_tlog: Option<PathBuf>,
+
+    /// Print a store file's applied index and key count, then every key and value
+    #[arg(long = "dump-store", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    dump_store: Option<PathBuf>,
+
+    /// Print a store file's entries from -left (included) to -right (excluded), at most -max_results
+    #[arg(long = "inspect-store", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    inspect_store: Option<PathBuf>,
+
+    /// Check a store file: verify every page's checksum, walk every key; print its applied index and key count
+    #[arg(long = "verify-db", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    verify_db: Option<PathBuf>,
+
+    /// Run node NAME of the cluster in -config, until SIGTERM or SIGINT
+    #[arg(long, group = "action", value_name = "NAME", help_heading = NODE)]
+    node: Option<String>,
 
     /// Print this program's version
     #[arg(long, group = "action")]
     version: bool,
 
-    /// Print the version of node NODE
-    #[arg(long = "node-version", group = "action", value_name = "NODE")]
-    node_version: Option<String>,
-
-    /// Print the state of node NODE
-    #[arg(long = "node-state", group = "action", value_name = "NODE")]
-    node_state: Option<String>,
-
-    /// Ping the node at IP:PORT of cluster CLUSTER_ID; print its greeting and the round trip
-    #[arg(long, group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"])]
-    ping: Option<Vec<String>>,
-
-    /// Ask the node at IP:PORT of cluster CLUSTER_ID to give up mastership
-    #[arg(long = "drop-master", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"])]
-    drop_master: Option<Vec<String>>,
-
-    /// Run node NAME of the cluster in -config
-    #[arg(long, group = "action", value_name = "NAME")]
-    node: Option<String>,
-
-    /// Left boundary of --range-entries (Arakoon: -left)
+    /// Left boundary of --range-entries and --inspect-store (Arakoon: -left)
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     left: Option<OsString>,
 
-    /// Right boundary of --range-entries (Arakoon: -right)
+    /// Right boundary of --range-entries and --inspect-store (Arakoon: -right)
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     right: Option<OsString>,
 
-    /// Most results of --prefix and --range-entries (Arakoon: -max_results; default 100)
+    /// Most results of --prefix, --range-entries, --inspect-store (Arakoon: -max_results; default 100)
     #[arg(long = "max_results", alias = "max-results", value_name = "N")]
     max_results: Option<usize>,
+
+    /// With --dump-tlog: print the values too, escaped (Arakoon: -dump-values)
+    #[arg(long = "dump-values")]
+    dump_values: bool,
+}
+
+/// The command line's clap definition (for `arakoon completions`).
+pub fn command() -> clap::Command {
+    Flags::command()
 }
 
 /// What the command line asks for.
@@ -226,6 +277,29 @@ pub enum Invocation {
         cluster_id: String,
         address: String,
         action: DirectAction,
+    },
+    /// A tool on a stopped node's files.
+    Offline(OfflineTool),
+}
+
+/// An offline tool and its file (a tlog segment or directory, a store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflineTool {
+    DumpTlog {
+        path: PathBuf,
+        values: bool,
+    },
+    DumpStore {
+        path: PathBuf,
+    },
+    InspectStore {
+        path: PathBuf,
+        left: Option<Vec<u8>>,
+        right: Option<Vec<u8>>,
+        max: usize,
+    },
+    VerifyDb {
+        path: PathBuf,
     },
 }
 
@@ -341,22 +415,29 @@ fn one_line(error: &clap::Error) -> String {
 impl Flags {
     fn into_invocation(self) -> Result<Invocation, UsageError> {
         let ranged = self.range_entries || self.rev_range_entries;
-        if !ranged {
+        let bounded = ranged || self.inspect_store.is_some();
+        if !bounded {
             for (given, name) in [
                 (self.left.is_some(), "-left"),
                 (self.right.is_some(), "-right"),
             ] {
                 if given {
                     return Err(UsageError(format!(
-                        "{name} is only for --range-entries and --rev-range-entries"
+                        "{name} is only for --range-entries, --rev-range-entries and --inspect-store"
                     )));
                 }
             }
         }
-        if self.max_results.is_some() && !ranged && self.prefix.is_none() {
+        if self.max_results.is_some() && !bounded && self.prefix.is_none() {
             return Err(UsageError(
-                "-max_results is only for --prefix, --range-entries and --rev-range-entries"
+                "-max_results is only for --prefix, --range-entries, --rev-range-entries \
+                 and --inspect-store"
                     .to_string(),
+            ));
+        }
+        if self.dump_values && self.dump_tlog.is_none() {
+            return Err(UsageError(
+                "-dump-values is only for --dump-tlog".to_string(),
             ));
         }
         let max = self.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
@@ -423,6 +504,22 @@ impl Flags {
                 address,
                 action: DirectAction::DropMaster,
             });
+        } else if let Some(path) = self.dump_tlog {
+            return Ok(Invocation::Offline(OfflineTool::DumpTlog {
+                path,
+                values: self.dump_values,
+            }));
+        } else if let Some(path) = self.dump_store {
+            return Ok(Invocation::Offline(OfflineTool::DumpStore { path }));
+        } else if let Some(path) = self.inspect_store {
+            return Ok(Invocation::Offline(OfflineTool::InspectStore {
+                path,
+                left: self.left.map(bytes),
+                right: self.right.map(bytes),
+                max,
+            }));
+        } else if let Some(path) = self.verify_db {
+            return Ok(Invocation::Offline(OfflineTool::VerifyDb { path }));
         } else if let Some(name) = self.node {
             return Ok(Invocation::Node { name, config });
         } else if self.version {
@@ -661,6 +758,74 @@ mod tests {
             panic!("no help");
         };
         assert!(text.contains("--who-master"), "{text}");
-        assert!(text.contains("demo"), "{text}");
+        for heading in [CLIENT, ADMIN, OFFLINE, NODE, "Options"] {
+            assert!(text.contains(heading), "{heading:?} missing from {text}");
+        }
+    }
+
+    /// Every flag has its help line.
+    #[test]
+    fn every_flag_has_a_help_line() {
+        for arg in command().get_arguments() {
+            assert!(
+                arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                "{:?} has no help",
+                arg.get_id()
+            );
+        }
+    }
+
+    #[test]
+    fn offline_tools() {
+        assert_eq!(
+            parsed(&["--dump-tlog", "/d/tlog", "-dump-values"]),
+            Invocation::Offline(OfflineTool::DumpTlog {
+                path: PathBuf::from("/d/tlog"),
+                values: true
+            })
+        );
+        assert_eq!(
+            parsed(&["--dump-tlog", "-dump-values"]),
+            Invocation::Offline(OfflineTool::DumpTlog {
+                path: PathBuf::from("-dump-values"),
+                values: false
+            }),
+            "a flag's value is a value"
+        );
+        assert_eq!(
+            parsed(&["--dump-store", "n.db"]),
+            Invocation::Offline(OfflineTool::DumpStore {
+                path: PathBuf::from("n.db")
+            })
+        );
+        assert_eq!(
+            parsed(&["--inspect-store", "n.db", "-left", "k", "-max_results", "3"]),
+            Invocation::Offline(OfflineTool::InspectStore {
+                path: PathBuf::from("n.db"),
+                left: Some(b"k".to_vec()),
+                right: None,
+                max: 3
+            })
+        );
+        assert_eq!(
+            parsed(&["--verify-db", "n.db"]),
+            Invocation::Offline(OfflineTool::VerifyDb {
+                path: PathBuf::from("n.db")
+            })
+        );
+        for (line, expected) in [
+            (
+                &["--dump-store", "n.db", "-dump-values"][..],
+                "-dump-values is only for",
+            ),
+            (
+                &["--verify-db", "n.db", "-left", "a"][..],
+                "-left is only for",
+            ),
+            (&["--dump-tlog"][..], "--dump-tlog"),
+        ] {
+            let reason = refused(line);
+            assert!(reason.contains(expected), "{line:?}: {reason:?}");
+        }
     }
 }

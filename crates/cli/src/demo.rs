@@ -20,6 +20,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// A status line on stdout; a closed stdout must not stop the demo (it
+/// still has nodes to stop), so a failed write is ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 const NODES: usize = 3;
 const CLUSTER_ID: &str = "arakoon_demo";
 /// Lease of the demo cluster: short, so that a failover is quick to watch.
@@ -160,12 +168,12 @@ async fn stop(nodes: &mut Nodes) {
     }
     for (name, child) in &mut nodes.children {
         match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
-            Ok(Ok(status)) if status.success() => println!("arakoon demo: {name} stopped"),
-            Ok(Ok(status)) => println!("arakoon demo: {name} stopped ({status})"),
-            Ok(Err(e)) => println!("arakoon demo: {name}: {e}"),
+            Ok(Ok(status)) if status.success() => say!("arakoon demo: {name} stopped"),
+            Ok(Ok(status)) => say!("arakoon demo: {name} stopped ({status})"),
+            Ok(Err(e)) => say!("arakoon demo: {name}: {e}"),
             Err(_) => {
                 let _ = child.start_kill();
-                println!("arakoon demo: {name} did not stop within {STOP_TIMEOUT:?}: killed");
+                say!("arakoon demo: {name} did not stop within {STOP_TIMEOUT:?}: killed");
             }
         }
     }
@@ -240,7 +248,7 @@ async fn run(args: DemoArgs) -> Result<(), String> {
             }
         } => { exited = Some(format!("node {name} exited ({status}); see {}", dir.display())); }
     }
-    println!("arakoon demo: stopping");
+    say!("arakoon demo: stopping");
     stop(&mut nodes).await;
     match exited {
         Some(reason) => Err(reason),
@@ -251,7 +259,7 @@ async fn run(args: DemoArgs) -> Result<(), String> {
 /// Runs `arakoon demo ARGS`.
 pub fn main(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
+        say!(
             "arakoon demo [--dir DIR]\nStarts a local 3-node cluster on loopback; Ctrl-C stops it."
         );
         return ExitCode::SUCCESS;

@@ -8,9 +8,15 @@
 //!   `--node NAME` to run a node).
 //!
 //! Promises: the output of a client action is what Arakoon's `arakoon`
-//! prints (values escaped in double quotes, one per line); exit status 0
-//! on success, 1 with one line `arakoon: <action>: <reason>` on stderr
-//! when the action failed, 2 with one line for a bad command line.
+//! prints (values escaped in double quotes, one per line); on failure one
+//! line `arakoon: <action>: <reason>` on stderr, never a backtrace, and an
+//! exit status that tells the kind of failure ([`exit`], listed by
+//! `--help`). Output to a closed pipe (`| head`) ends the process quietly,
+//! with status 0.
+//!
+//! The offline tools (`--dump-tlog`, `--dump-store`, `--inspect-store`,
+//! `--verify-db`, in [`offline`]) work on a stopped node's files.
+//! `arakoon completions SHELL` prints a completion script.
 //!
 //! Client actions log to stderr at the level named by `ARAKOON_LOG`
 //! (default `warn`); `ARAKOON_LOG=debug` shows master discovery and retries.
@@ -28,17 +34,60 @@
 pub mod actions;
 pub mod args;
 pub mod demo;
+pub mod offline;
 pub mod subcommands;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use args::Invocation;
 
+/// The exit statuses (`--help` lists them: [`args::EXIT_STATUS_HELP`]).
+pub mod exit {
+    /// Success; also when the reader of standard output went away.
+    pub const OK: u8 = 0;
+    /// Refused or failed: a missing key, a node's error answer, a config
+    /// or a file that cannot be read.
+    pub const REFUSED: u8 = 1;
+    /// A bad command line.
+    pub const USAGE: u8 = 2;
+    /// The cluster cannot be reached: no connection, no answer in time, no
+    /// master.
+    pub const UNREACHABLE: u8 = 3;
+    /// An update may or may not have been applied.
+    pub const OUTCOME_UNKNOWN: u8 = 4;
+    /// An offline tool found a damaged file.
+    pub const DAMAGED: u8 = 5;
+}
+
 /// Exit status of a failed action.
-pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_FAILED: u8 = exit::REFUSED;
 /// Exit status of a bad command line.
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = exit::USAGE;
+
+/// Writes `bytes` to standard output: the exit status. A reader that went
+/// away (`EPIPE`) ends the process quietly with success; any other failure
+/// to write is one line and status 1.
+pub fn print_out(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let error = actions::ActionError::write_failed("output", &e);
+            exit_with(&error)
+        }
+    }
+}
+
+/// The one line of a failed action on stderr (none for a closed output),
+/// and its exit status.
+fn exit_with(error: &actions::ActionError) -> ExitCode {
+    if !error.is_quiet() {
+        eprintln!("arakoon: {error}");
+    }
+    ExitCode::from(error.kind.exit_code())
+}
 
 /// Runs the binary with `args` (without the program name).
 pub fn main(args: &[OsString]) -> ExitCode {
@@ -67,18 +116,24 @@ pub fn main(args: &[OsString]) -> ExitCode {
     }
     match invocation {
         Invocation::Help(text) => {
-            print!("{text}");
-            println!("\nSubcommands:");
+            let mut help = text;
+            help.push_str("\nSubcommands:\n");
             for subcommand in subcommands::SUBCOMMANDS {
-                println!("  {:<8}{}", subcommand.name, subcommand.about);
+                help.push_str(&format!("  {:<13}{}\n", subcommand.name, subcommand.about));
             }
-            ExitCode::SUCCESS
+            help.push('\n');
+            help.push_str(args::EXIT_STATUS_HELP);
+            help.push('\n');
+            print_out(help.as_bytes())
         }
-        Invocation::LocalVersion => {
-            println!("version: {}", env!("CARGO_PKG_VERSION"));
-            println!("implementation: arakoon-rs (Arakoon client protocol 1)");
-            ExitCode::SUCCESS
-        }
+        Invocation::LocalVersion => print_out(
+            format!(
+                "version: {}\nimplementation: arakoon-rs (Arakoon client protocol 1)\n",
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_bytes(),
+        ),
+        Invocation::Offline(tool) => run_offline(&tool),
         Invocation::Node { name, config } => run_node(&name, &config),
         Invocation::Client { config, action } => run_client_action(&config, &action),
         Invocation::Direct {
@@ -159,9 +214,39 @@ fn block_on(
     };
     match runtime.block_on(action) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit_with(&e),
+    }
+}
+
+/// Runs an offline tool, its output buffered. A panic of the store's
+/// reader (redb's own comments allow one on a damaged file) is reported as
+/// damage, in one line, without a backtrace.
+fn run_offline(tool: &args::OfflineTool) -> ExitCode {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        offline::run(tool, &mut out)
+    }));
+    std::panic::set_hook(default_hook);
+    let result = result.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        Err(actions::ActionError::of_kind(
+            actions::FailureKind::Damaged,
+            &offline::describe(tool),
+            format!("reading the file failed, it looks damaged ({message})"),
+        ))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("arakoon: {e}");
-            ExitCode::from(EXIT_FAILED)
+            // What was written before the failure still goes out.
+            let _ = out.flush();
+            exit_with(&e)
         }
     }
 }

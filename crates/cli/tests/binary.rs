@@ -276,7 +276,8 @@ async fn who_master_without_a_master_fails_with_one_line() {
     let nodes = cluster(&["n0", "n1"], "nobody").await;
     let config = config_arg(&write_config(&dir, &nodes));
     let who = arakoon(&["-config", &config, "--who-master"]).await;
-    assert_eq!(who.status.code(), Some(1));
+    // No master: the cluster cannot serve, status 3.
+    assert_eq!(who.status.code(), Some(3));
     let stderr = text(&who.stderr);
     assert!(
         stderr.starts_with(
@@ -315,5 +316,155 @@ async fn log_level_from_the_environment() {
     assert_eq!(
         text(&bad.stderr),
         "arakoon: ARAKOON_LOG=loud: not a level (error, warn, info, debug, trace)\n"
+    );
+}
+
+/// Rule (exit statuses in `--help`): a refused operation is 1, a bad
+/// command line 2, a cluster that cannot be reached 3; each one line on
+/// stderr, never a backtrace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_statuses_tell_the_kind_of_failure() {
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0"], "n0").await;
+    let config = config_arg(&write_config(&dir, &nodes));
+    let missing = arakoon(&["-config", &config, "--get", "nope"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        text(&missing.stderr),
+        "arakoon: get \"nope\": key not found\n"
+    );
+
+    let bad = arakoon(&["-config", &config, "--frobnicate"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).starts_with("arakoon: unexpected argument '--frobnicate'"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert_eq!(text(&bad.stderr).lines().count(), 1);
+
+    // A node that is not there: its port was free a moment ago.
+    let (listener, port) = unused_port();
+    drop(listener);
+    let (reserved, messaging) = unused_port();
+    let config_path = dir.0.join("nobody.ini");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[global]\ncluster = n0\ncluster_id = {CLUSTER}\n\n[n0]\nip = 127.0.0.1\n\
+             client_port = {port}\nmessaging_port = {messaging}\nhome = {}\nlog_level = info\n",
+            dir.0.join("n0").display()
+        ),
+    )
+    .expect("write config");
+    drop(reserved);
+    let down = arakoon(&["-config", &config_arg(&config_path), "--who-master"]).await;
+    let stderr = text(&down.stderr);
+    assert_eq!(down.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with("arakoon: who-master: ") && stderr.contains("is the cluster running"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let help = arakoon(&["--help"]).await;
+    let help = text(&help.stdout);
+    for line in [
+        "Exit status:",
+        "  3  the cluster cannot be reached",
+        "Offline tools",
+        "--dump-tlog <FILE>",
+    ] {
+        assert!(help.contains(line), "{line:?} not in:\n{help}");
+    }
+}
+
+/// Rule: output to a closed pipe ends quietly, with status 0: `--prefix`
+/// with more keys than a pipe buffers, read one line and the reader gone;
+/// and `--help` whose reader is gone before it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = TempDir::new();
+    let nodes = cluster(&["n0"], "n0").await;
+    let value = [b'v'; 16];
+    for k in 0..5000 {
+        nodes[0].insert(
+            format!("key_with_a_long_enough_name_{k:06}").as_bytes(),
+            &value,
+        );
+    }
+    let config = config_arg(&write_config(&dir, &nodes));
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .args([
+                "-config",
+                &config,
+                "--prefix",
+                "key",
+                "-max_results",
+                "5000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first)?;
+        assert_eq!(first, "\"key_with_a_long_enough_name_000000\"\n");
+        drop(reader);
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("run arakoon");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+
+    let out = tokio::task::spawn_blocking(|| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+            .arg("--help")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        drop(child.stdout.take());
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("run arakoon");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+/// `arakoon completions bash` prints a script that knows the flags and
+/// the subcommands; an unknown shell is a usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = arakoon(&["completions", shell]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains("dump-tlog"), "{shell}: {script}");
+        assert!(script.contains("who-master"), "{shell}: {script}");
+    }
+    let bash = text(&arakoon(&["completions", "bash"]).await.stdout);
+    assert!(
+        bash.contains("--verify-db") && bash.contains("demo"),
+        "{bash}"
+    );
+    let out = arakoon(&["completions", "tcsh"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -48,6 +48,14 @@ pub enum StoreError {
     /// reports as an error.
     #[error("store {}: the file is corrupt (the database panicked on open: {message})", path.display())]
     OpenPanicked { path: PathBuf, message: String },
+    /// [`crate::StoreReader`] found a store that was not closed cleanly (a
+    /// crash): redb must repair it, which a read-only open never does.
+    #[error(
+        "store {}: not closed cleanly (a crash); a read-only open does not repair it: \
+         open it once read-write (the node's next start does, or --verify-db)",
+        path.display()
+    )]
+    NeedsRepair { path: PathBuf },
     /// The store's own metadata is missing or malformed.
     #[error("store {}: corrupt metadata: {what}", path.display())]
     CorruptMetadata { path: PathBuf, what: String },

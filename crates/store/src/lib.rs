@@ -88,11 +88,13 @@ mod apply;
 mod backend;
 mod error;
 mod import;
+mod offline;
 mod read;
 pub mod snapshot;
 
 pub use error::{ShowKey, StoreError, UpdateFailure};
 pub use import::ImportSession;
+pub use offline::StoreReader;
 pub use read::{Order, ReadView};
 pub use snapshot::{SnapshotExport, SNAPSHOT_CHUNK_TARGET_BYTES, SNAPSHOT_FRAME_MAX_BYTES};
 

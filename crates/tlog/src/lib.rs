@@ -78,6 +78,12 @@
 //! (`consensus::Standing`). `base`, 36 bytes: magic `ARKBASE1` | generation
 //! u64 | index u64 | term u64 | crc u32.
 //!
+//! # Offline reading
+//! [`offline`] walks a segment file or a whole tlog directory read-only,
+//! entry by entry, with the same checks as open (for `arakoon --dump-tlog`
+//! on a stopped node's files): it never writes, so a torn tail is reported
+//! as damage instead of being cut.
+//!
 //! # Durability contract
 //! - [`Tlog::append`] writes the frames to the active segment and returns;
 //!   nothing is durable yet. [`Tlog::sync`] issues one `fdatasync` for
@@ -170,6 +176,7 @@ mod consensus_log;
 mod error;
 mod format;
 mod log;
+pub mod offline;
 mod segment;
 mod terms;
 

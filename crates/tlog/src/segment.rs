@@ -962,3 +962,159 @@ pub fn unseal_prefix(
         },
     })
 }
+
+/// Where a read-only walk of one segment file ended.
+#[derive(Debug, Clone, Copy)]
+pub struct FileWalk {
+    pub header: SegmentHeader,
+    /// The index after the last entry visited.
+    pub next_index: u64,
+    /// Term of the last entry visited, or `header.prev_term`.
+    pub last_term: u64,
+    /// `each` asked to stop before the end.
+    pub stopped: bool,
+}
+
+/// Walks one segment file without writing anything, checking every frame
+/// and block as open does, calling `each(index, term, payload)` in order
+/// until it breaks. Any damage, a torn final frame included (which open
+/// would cut away in the last segment), is [`TlogError::Corrupt`].
+pub fn walk_file(
+    disk: &dyn Disk,
+    path: &Path,
+    mut each: impl FnMut(u64, u64, &[u8]) -> std::ops::ControlFlow<()>,
+) -> Result<FileWalk, TlogError> {
+    let file = disk
+        .open(path, OpenMode::Read)
+        .map_err(io_err(path, "open"))?;
+    let file_len = file.len().map_err(io_err(path, "length of"))?;
+    if file_len < SEGMENT_HEADER_LEN {
+        return Err(corrupt(
+            path,
+            0,
+            format!("{file_len} bytes, shorter than a segment header"),
+        ));
+    }
+    let mut raw = [0u8; SEGMENT_HEADER_LEN as usize];
+    file.read_exact_at(0, &mut raw)
+        .map_err(io_err(path, "read"))?;
+    let header = SegmentHeader::decode(&raw).map_err(|what| corrupt(path, 0, what))?;
+    let mut walk = FileWalk {
+        header,
+        next_index: header.first_index,
+        last_term: header.prev_term,
+        stopped: false,
+    };
+    match header.kind {
+        SegmentKind::Plain => {
+            if file_len > u64::from(u32::MAX) {
+                return Err(corrupt(
+                    path,
+                    0,
+                    format!("plain segment of {file_len} bytes, above 4 GiB"),
+                ));
+            }
+            let mut reader = WindowReader::new(file.as_ref(), path, file_len);
+            let mut pos = SEGMENT_HEADER_LEN;
+            while pos < file_len {
+                let expected = walk.next_index;
+                match reader.check_frame_at(pos)? {
+                    FrameCheck::Good {
+                        index,
+                        term,
+                        frame_len,
+                    } => {
+                        if index != expected {
+                            return Err(corrupt(
+                                path,
+                                pos,
+                                format!("frame holds index {index}, expected {expected}"),
+                            ));
+                        }
+                        if term < walk.last_term {
+                            return Err(corrupt(
+                                path,
+                                pos,
+                                format!(
+                                    "index {index} has term {term}, below the term {} before it",
+                                    walk.last_term
+                                ),
+                            ));
+                        }
+                        let frame = reader.get(pos, frame_len)?;
+                        walk.next_index = index + 1;
+                        walk.last_term = term;
+                        if each(index, term, frame_payload(frame)).is_break() {
+                            walk.stopped = true;
+                            return Ok(walk);
+                        }
+                        pos += frame_len;
+                    }
+                    bad => {
+                        // Zeros to the end: preallocated space, a clean end.
+                        if reader.next_nonzero(pos)?.is_none() {
+                            break;
+                        }
+                        return Err(corrupt(
+                            path,
+                            pos,
+                            format!(
+                                "{} (index {expected}); if this is the last segment of a node \
+                                 that crashed, it may be a torn final write, which the node \
+                                 cuts away at its next start",
+                                bad.describe()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(walk)
+        }
+        SegmentKind::Sealed => {
+            let mut offset = SEGMENT_HEADER_LEN;
+            let mut count = 0u64;
+            loop {
+                let Some(block) = read_block(file.as_ref(), path, file_len, offset)? else {
+                    let mut raw = [0u8; BLOCK_HEADER_LEN as usize];
+                    file.read_exact_at(offset, &mut raw)
+                        .map_err(io_err(path, "read"))?;
+                    let marker = BlockHeader::decode(&raw);
+                    if marker.first_index != walk.next_index
+                        || u64::from(marker.entry_count) != count
+                    {
+                        return Err(corrupt(
+                            path,
+                            offset,
+                            "end marker does not match the blocks before it",
+                        ));
+                    }
+                    if offset + BLOCK_HEADER_LEN != file_len {
+                        return Err(corrupt(
+                            path,
+                            offset + BLOCK_HEADER_LEN,
+                            "bytes after the end marker",
+                        ));
+                    }
+                    return Ok(walk);
+                };
+                let mut stopped = false;
+                let mut next_index = walk.next_index;
+                walk.last_term =
+                    walk_block(path, &block, walk.next_index, walk.last_term, |i, t, p| {
+                        if !stopped {
+                            next_index = i + 1;
+                            stopped = each(i, t, p).is_break();
+                        }
+                    })?;
+                if stopped {
+                    walk.next_index = next_index;
+                    walk.stopped = true;
+                    return Ok(walk);
+                }
+                walk.next_index += u64::from(block.header.entry_count);
+                count += u64::from(block.header.entry_count);
+                offset += BLOCK_HEADER_LEN + u64::from(block.header.compressed_len);
+            }
+        }
+    }
+}

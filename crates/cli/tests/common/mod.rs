@@ -143,8 +143,9 @@ impl Processes {
         let home = self.home(i);
         // A node killed in its first instants may not have made it yet.
         match std::fs::remove_dir_all(&home) {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            removed => removed.expect("remove the node's home"),
+            Err(e) => panic!("remove the node's home {}: {e}", home.display()),
         }
         std::fs::create_dir_all(&home).expect("make the node's home again");
         assert!(is_empty_dir(&home));

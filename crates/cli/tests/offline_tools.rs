@@ -1,0 +1,306 @@
+//! The offline tools of the built `arakoon` binary (`--dump-tlog`,
+//! `--dump-store`, `--inspect-store`, `--verify-db`) on a tlog and a store
+//! made with the crates' own APIs in a temp dir (removed when the test
+//! ends, also on failure): the output names what was written, and a
+//! damaged file is one line on stderr and exit status 5.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use protocol::Update;
+
+/// The exit status of an offline tool that found damage.
+const EXIT_DAMAGED: i32 = 5;
+
+fn arakoon(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the arakoon binary")
+}
+
+fn run(flag: &str, path: &Path, more: &[&str]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![flag.as_ref(), path.as_os_str()];
+    args.extend(more.iter().map(|a| std::ffi::OsStr::new(*a)));
+    arakoon(&args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn set(key: String, value: String) -> Update {
+    Update::Set {
+        key: key.into_bytes(),
+        value: value.into_bytes(),
+    }
+}
+
+/// Entry `i`'s updates: `key_i` set to `value_i`, and every tenth entry a
+/// sequence with a delete too.
+fn updates_of(i: u64) -> Vec<Update> {
+    let mut updates = vec![set(format!("key_{i:05}"), format!("value \"{i}\""))];
+    if i % 10 == 0 {
+        updates.push(Update::Sequence(vec![Update::Delete {
+            key: format!("gone_{i}").into_bytes(),
+        }]));
+    }
+    updates
+}
+
+/// A tlog of `n` entries (index 1 a barrier, as a new master's), in
+/// segments of 100 entries, the full ones lz4-sealed.
+fn make_tlog(dir: &Path, n: u64) -> PathBuf {
+    let tlog_dir = dir.join("tlog");
+    let options = tlog::TlogOptions {
+        max_entries: 100,
+        ..tlog::TlogOptions::default()
+    };
+    let mut log =
+        tlog::Tlog::open(disk::RealDisk::shared(), tlog_dir.clone(), options).expect("open tlog");
+    let mut entries = Vec::new();
+    for index in 1..=n {
+        let mut payload = Vec::new();
+        if index > 1 {
+            protocol::encode_batch(&updates_of(index), &mut payload);
+        }
+        entries.push(tlog::Entry {
+            index,
+            term: 1 + index / 150,
+            payload,
+        });
+    }
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    log.seal_full_segments().expect("seal");
+    tlog_dir
+}
+
+fn segment_files(tlog_dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(tlog_dir)
+        .expect("list the tlog")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Rule: `--dump-tlog` prints every entry of the directory, in order, one
+/// line each (`index:term:updates`), keys always, values with
+/// `-dump-values`; a single sealed or plain segment file works too.
+#[test]
+fn dump_tlog_prints_every_entry_of_a_directory_or_a_segment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 350);
+
+    let out = run("--dump-tlog", &tlog_dir, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 350, "{stdout}");
+    assert_eq!(lines[0], "1:1:barrier");
+    assert_eq!(lines[1], "2:1:set \"key_00002\"");
+    assert_eq!(
+        lines[9],
+        "10:1:set \"key_00010\"; sequence[delete \"gone_10\"]"
+    );
+    assert_eq!(lines[348], "349:3:set \"key_00349\"");
+    for (k, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("{}:", k + 1)), "{line}");
+    }
+
+    let out = run("--dump-tlog", &tlog_dir, &["-dump-values"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\n2:1:set \"key_00002\" \"value \\\"2\\\"\"\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let sealed = segment_files(&tlog_dir, ".tlz");
+    assert_eq!(sealed.len(), 3, "{sealed:?}");
+    let out = run("--dump-tlog", &sealed[1], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 100);
+    assert!(stdout.starts_with("101:1:set \"key_00101\"\n"), "{stdout}");
+
+    let plain = segment_files(&tlog_dir, ".tlog");
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    let out = run("--dump-tlog", &plain[0], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 50);
+}
+
+/// Rule: damage is refused with the tlog's error (file and byte offset),
+/// exit status 5, never skipped.
+#[test]
+fn dump_tlog_refuses_a_damaged_segment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 250);
+    let sealed = segment_files(&tlog_dir, ".tlz");
+    let mut bytes = std::fs::read(&sealed[0]).expect("read segment");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&sealed[0], &bytes).expect("damage segment");
+
+    for path in [&tlog_dir, &sealed[0]] {
+        let out = run("--dump-tlog", path, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(EXIT_DAMAGED),
+            "{}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with("arakoon: --dump-tlog ")
+                && stderr.contains(&sealed[0].display().to_string())
+                && stderr.contains("at byte")
+                && stderr.contains("corrupt"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+
+    // A frame of the plain (last) segment: the same, with the hint that
+    // a torn final write is the node's to cut.
+    let plain = segment_files(&tlog_dir, ".tlog");
+    let mut bytes = std::fs::read(&plain[0]).expect("read segment");
+    bytes[tlog::SEGMENT_HEADER_LEN as usize + 30] ^= 0xff;
+    std::fs::write(&plain[0], &bytes).expect("damage segment");
+    let out = run("--dump-tlog", &plain[0], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_DAMAGED),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("torn final write"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run("--dump-tlog", &dir.path().join("absent"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A store with `n` entries applied (keys `key_00002` … as in the tlog).
+fn make_store(dir: &Path, n: u64) -> PathBuf {
+    let path = dir.join("arakoon_0.db");
+    let store = store::Store::open(
+        disk::RealDisk::shared(),
+        &path,
+        &store::StoreOptions::default(),
+    )
+    .expect("open store");
+    for index in 1..=n {
+        store.apply(index, &updates_of(index)).expect("apply");
+    }
+    store.close().expect("close store");
+    path
+}
+
+/// Rule: `--dump-store` prints the applied index, the key count and every
+/// pair; `--inspect-store` a window from `-left`, at most `-max_results`;
+/// neither writes the file.
+#[test]
+fn dump_and_inspect_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = make_store(dir.path(), 40);
+    let before = std::fs::read(&path).expect("read store");
+
+    let out = run("--dump-store", &path, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "applied_index: 40");
+    assert_eq!(lines[1], "keys: 40");
+    assert_eq!(lines[2], "\"key_00001\" \"value \\\"1\\\"\"");
+    assert_eq!(lines.len(), 42, "{stdout}");
+
+    let out = run(
+        "--inspect-store",
+        &path,
+        &["-left", "key_00010", "-max_results", "3"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "\"key_00010\" \"value \\\"10\\\"\"\n\"key_00011\" \"value \\\"11\\\"\"\n\
+         \"key_00012\" \"value \\\"12\\\"\"\n3 listed\n"
+    );
+    assert_eq!(std::fs::read(&path).expect("read store"), before, "written");
+}
+
+/// Rule: `--verify-db` checks every page and walks every key, prints the
+/// applied index and key count; a damaged store is exit status 5 with one
+/// line; a missing file is refused (1) and not created.
+#[test]
+fn verify_db_reports_the_applied_index_and_refuses_damage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = make_store(dir.path(), 25);
+    let out = run("--verify-db", &path, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("applied_index: 25\nkeys: 25\n") && stdout.ends_with("ok\n"),
+        "{stdout}"
+    );
+
+    let absent = dir.path().join("absent.db");
+    let out = run("--verify-db", &absent, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!absent.exists(), "--verify-db made a store");
+
+    // Garbage over everything but the file's first page.
+    let mut bytes = std::fs::read(&path).expect("read store");
+    for (k, b) in bytes.iter_mut().enumerate().skip(4096) {
+        *b = (k as u8).wrapping_mul(31) ^ 0xa5;
+    }
+    std::fs::write(&path, &bytes).expect("damage store");
+    let out = run("--verify-db", &path, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_DAMAGED), "{stderr}");
+    assert!(stderr.starts_with("arakoon: --verify-db "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Rule: output to a closed pipe ends quietly (status 0, nothing on
+/// stderr), here a dump much larger than a pipe's buffer whose reader
+/// stops after the first line.
+#[test]
+fn a_closed_pipe_ends_a_dump_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 20_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        .arg("--dump-tlog")
+        .arg(&tlog_dir)
+        .arg("-dump-values")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn arakoon");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("first line");
+    assert_eq!(first, "1:1:barrier\n");
+    drop(reader);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
