@@ -183,6 +183,28 @@ impl Core {
         now: Time,
         log: &dyn LogRead,
     ) -> Result<(), StepError> {
+        self.probe_after_snapshot(peer, now, log)
+    }
+
+    /// On the master: `peer` installed the snapshot it was sent. It is
+    /// probed at once (its answer shows where it stands; a new snapshot is
+    /// asked for if this log was collapsed past it meanwhile), instead of
+    /// after `snapshot_timeout`.
+    pub fn snapshot_sent(
+        &mut self,
+        peer: NodeId,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        self.probe_after_snapshot(peer, now, log)
+    }
+
+    fn probe_after_snapshot(
+        &mut self,
+        peer: NodeId,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
         self.enter(now, log)?;
         if self.role != Role::Master {
             return Ok(());
