@@ -77,7 +77,7 @@ mod updates;
 pub use env::{Env, SyncOutcome};
 pub use error::ReplicaError;
 pub use peer::{AckStatus, PeerMessage, SnapshotMessage};
-pub use published::Published;
+pub use published::{Published, SnapshotProgress};
 pub use replica::{Replica, Settle};
 #[cfg(feature = "broken")]
 pub use settings::Broken;

@@ -679,6 +679,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
             peers_match,
             going_down: self.published.going_down,
             catch_up,
+            snapshot: self.transfers.progress(now),
+            snapshots_sending: self.transfers.sending(),
         };
         if new != self.published {
             self.published = new;

@@ -126,6 +126,24 @@ impl Transfers {
         self.incoming.as_ref().is_some_and(|i| i.complete)
     }
 
+    pub(crate) fn sending(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// The transfer being received, as published.
+    pub(crate) fn progress(&self, now: Time) -> Option<crate::published::SnapshotProgress> {
+        self.incoming
+            .as_ref()
+            .map(|i| crate::published::SnapshotProgress {
+                from: i.from,
+                index: i.index,
+                pairs_done: i.pairs_sent,
+                pairs_total: i.pairs_total,
+                bytes: i.bytes,
+                bytes_per_second: rate(i.bytes, i.started, now) as u64,
+            })
+    }
+
     pub(crate) fn wake_at(&self) -> Option<Time> {
         self.outgoing
             .values()
@@ -666,6 +684,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         }
         let next = inc.next_seq;
         self.ack(from, transfer, next, AckStatus::Receiving, env);
+        self.publish(env);
     }
 
     fn on_end(
