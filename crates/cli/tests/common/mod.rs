@@ -69,11 +69,17 @@ impl Processes {
 
     /// `n` nodes with a lease of `lease_secs` seconds, started.
     pub fn start_with_lease(n: usize, lease_secs: u64) -> Processes {
+        Processes::start_with(n, lease_secs, "")
+    }
+
+    /// `n` nodes with a lease of `lease_secs` seconds and `global` (lines
+    /// of `key = value`) added to the `[global]` section, started.
+    pub fn start_with(n: usize, lease_secs: u64, global: &str) -> Processes {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster_id = random_cluster_id();
         let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
         let mut text = format!(
-            "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {lease_secs}\n\n",
+            "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {lease_secs}\n{global}\n",
             names.join(", ")
         );
         let mut client_addresses = Vec::new();
@@ -129,6 +135,15 @@ impl Processes {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The node's client port.
+    pub fn client_port(&self, i: usize) -> u16 {
+        self.client_addresses[i]
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
     }
 
     /// The node's home directory (its store, tlog and log).
