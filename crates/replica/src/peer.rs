@@ -15,8 +15,9 @@
 //!   2 end        from u64, to u64, transfer u64, seq u64,
 //!                total_bytes u64, total_crc u32
 //!   3 ack        from u64, to u64, transfer u64, next u64, status u8
-//!                (0 receiving, 1 installed, 2 refused), then for refused
-//!                len u32 and a UTF-8 reason
+//!                (0 receiving, 1 installed, 2 refused, 3 not needed), then
+//!                for refused len u32 and a UTF-8 reason, for not needed
+//!                the receiver's commit index u64
 //! ```
 //!
 //! `crc` is the CRC32C of the chunk's bytes, `total_crc` that of all chunks'
@@ -87,6 +88,9 @@ pub enum AckStatus {
     Installed,
     /// The receiver dropped the transfer (and why); the sender gives up.
     Refused(String),
+    /// The receiver already holds the committed state up to this index (at
+    /// or past the snapshot's): the sender replicates from there.
+    NotNeeded(u64),
 }
 
 impl SnapshotMessage {
@@ -202,6 +206,10 @@ pub fn encode_snapshot(msg: &SnapshotMessage) -> Vec<u8> {
             match status {
                 AckStatus::Receiving => out.push(0),
                 AckStatus::Installed => out.push(1),
+                AckStatus::NotNeeded(commit) => {
+                    out.push(3);
+                    put_u64(&mut out, *commit);
+                }
                 AckStatus::Refused(reason) => {
                     out.push(2);
                     let mut end = reason.len().min(REFUSAL_REASON_MAX);
@@ -329,6 +337,7 @@ pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<PeerMessage, DecodeEr
             let status = match r.u8("status")? {
                 0 => AckStatus::Receiving,
                 1 => AckStatus::Installed,
+                3 => AckStatus::NotNeeded(r.u64("commit")?),
                 2 => {
                     let offset = r.offset;
                     let len = r.u32("reason length")? as usize;
@@ -416,6 +425,13 @@ mod tests {
                 transfer: 7,
                 next: 0,
                 status: AckStatus::Refused("no such transfer".into()),
+            },
+            SnapshotMessage::Ack {
+                from: NodeId(2),
+                to: NodeId(1),
+                transfer: 7,
+                next: 0,
+                status: AckStatus::NotNeeded(42),
             },
         ]
     }

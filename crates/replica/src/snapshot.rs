@@ -466,9 +466,18 @@ impl<S: StoreAccess, W> Replica<S, W> {
             AckStatus::Installed => {
                 let secs = now.0.saturating_sub(o.started.0) as f64 / 1e9;
                 tracing::info!(slave = %from, transfer, i = o.index, bytes = o.total_bytes, pairs = o.pairs_total, seconds = secs, bytes_per_second = rate(o.total_bytes, o.started, now) as u64, "snapshot installed by the slave");
+                let index = o.index;
                 self.transfers.outgoing.remove(&from);
                 self.core
-                    .snapshot_sent(from, now, &self.tlog)
+                    .snapshot_sent(from, index, now, &self.tlog)
+                    .map_err(|e| ReplicaError::fatal("snapshot_sent", e))?;
+            }
+            AckStatus::NotNeeded(commit) => {
+                tracing::info!(slave = %from, transfer, commit, "the slave needs no snapshot (it holds the committed state that far): replicating from there");
+                let index = o.index.min(commit);
+                self.transfers.outgoing.remove(&from);
+                self.core
+                    .snapshot_sent(from, index, now, &self.tlog)
                     .map_err(|e| ReplicaError::fatal("snapshot_sent", e))?;
             }
             AckStatus::Refused(reason) => {
@@ -606,7 +615,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
             }
             let commit = self.core.commit_index();
             if index <= commit {
-                self.refuse(from, transfer, format!("not needed: this node's commit index {commit} is at or past the snapshot's {index}"), env);
+                tracing::info!(master = %from, transfer, i = index, commit, "no snapshot needed: this node's commit index is at or past it");
+                self.ack(from, transfer, 0, AckStatus::NotNeeded(commit), env);
                 return;
             }
             if let Some(old) = &self.transfers.incoming {
@@ -755,12 +765,14 @@ impl<S: StoreAccess, W> Replica<S, W> {
         let (from, transfer, index, term, next) =
             (inc.from, inc.transfer, inc.index, inc.term, inc.next_seq);
         let commit = self.core.commit_index();
-        if self.core.role() == Role::Master || index <= commit {
-            let reason = format!(
-                "no longer needed (commit index {commit}, role {})",
-                self.core.role()
-            );
-            self.refuse(from, transfer, reason, env);
+        if self.core.role() == Role::Master {
+            self.refuse(from, transfer, "this node became master".into(), env);
+            self.discard_incoming();
+            return Ok(());
+        }
+        if index <= commit {
+            // Caught up from the tlog meanwhile.
+            self.ack(from, transfer, 0, AckStatus::NotNeeded(commit), env);
             self.discard_incoming();
             return Ok(());
         }
