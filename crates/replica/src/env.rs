@@ -74,4 +74,8 @@ pub trait Env {
 
     /// Peers need entries this node's tlog no longer holds.
     fn snapshots_wanted(&mut self, _peers: &[NodeId]) {}
+
+    /// A step of a tlog collapse removed a segment (see `collapse.rs`):
+    /// the node streams it to the client that asked for the collapse.
+    fn collapsed(&mut self, _progress: &crate::collapse::CollapseProgress) {}
 }

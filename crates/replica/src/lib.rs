@@ -52,6 +52,13 @@
 //!
 //! # Collapse and snapshots
 //!
+//! [`collapse`]: old, full tlog segments that the store holds durably are
+//! removed, on request ([`Replica::collapse`], `collapse_tlogs`) or by the
+//! automatic policy (`Settings::auto_collapse_keep`), one segment per step,
+//! paced so that the node serves clients in between; never an entry above
+//! the store's durable applied index, and, on a master, holding back a
+//! bounded number of segments for a peer that lags a little.
+//!
 //! A peer that needs entries this node's tlog no longer holds is reported to
 //! [`Env::snapshots_wanted`]; transferring the snapshot is the next step of
 //! the project (it will live here, so that the simulator runs it too).
@@ -62,6 +69,7 @@
 mod apply;
 #[cfg(feature = "broken")]
 mod broken;
+pub mod collapse;
 mod env;
 mod error;
 pub mod progress;
@@ -71,6 +79,7 @@ mod replica;
 mod settings;
 mod updates;
 
+pub use collapse::{CollapseOrigin, CollapseProgress, CollapseRefused};
 pub use env::{Env, SyncOutcome};
 pub use error::ReplicaError;
 pub use published::Published;

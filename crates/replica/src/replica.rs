@@ -90,6 +90,8 @@ pub struct Replica<S, W> {
     sent: bool,
     /// ... and should leave before the fsync (or the answers).
     messages_first: bool,
+    /// A tlog collapse in progress (`collapse.rs`).
+    pub(crate) collapse_run: Option<crate::collapse::CollapseRun>,
 }
 
 impl<S, W> std::fmt::Debug for Replica<S, W> {
@@ -144,6 +146,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             rounds: 0,
             sent: false,
             messages_first: false,
+            collapse_run: None,
         }
     }
 
@@ -182,10 +185,14 @@ impl<S: StoreAccess, W> Replica<S, W> {
     /// ([`Replica::wake`]), if any: a commit index the slaves are owed, or
     /// committed entries a slave holds back.
     pub fn wake_at(&self) -> Option<Time> {
-        match (self.core.commit_announce_due(), self.apply_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.core.commit_announce_due(),
+            self.apply_deadline,
+            self.collapse_due_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- inputs ----------------------------------------------------------
@@ -197,8 +204,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
         self.core.step(msg, env.now(), &self.tlog)
     }
 
-    /// Time passed: the core's timers, and a store checkpoint when one is
-    /// due by time.
+    /// Time passed: the core's timers, a store checkpoint when one is due
+    /// by time, and the automatic collapse policy (`collapse.rs`).
     pub fn tick(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
         self.core
@@ -210,18 +217,19 @@ impl<S: StoreAccess, W> Replica<S, W> {
         {
             self.checkpoint(now)?;
         }
+        self.auto_collapse(env)?;
         Ok(())
     }
 
     /// Called at [`Replica::wake_at`]: the core is ticked if a commit
     /// announcement is due; committed entries held back are applied by the
-    /// next [`Replica::settle`].
+    /// next [`Replica::settle`]; a due step of a tlog collapse runs.
     pub fn wake(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
         if self.core.commit_announce_due().is_some_and(|t| now >= t) {
             self.tick(env)?;
         }
-        Ok(())
+        self.collapse_step(env)
     }
 
     /// A reader waits for an index this node holds but has not applied
