@@ -36,11 +36,12 @@
 //! segments could go). It fixes its plan at the start (the count reported
 //! first), then removes one segment per step ([`Replica::wake`] at
 //! [`Replica::wake_at`]), reporting each through [`Env::collapsed`]. Between
-//! two steps the caller goes on with its other inputs: at least
-//! [`STEP_GAP_MIN`], or `collapse_slowdown` times the step's duration
-//! (Arakoon's factor: Arakoon sleeps that factor times each replayed
-//! entry's store insert; here the work of a step is the unlink and its
-//! directory sync, and the pause follows it). A requested run takes over
+//! two steps the caller goes on with its other inputs for `collapse_slowdown`
+//! times the step's duration ([`COLLAPSE_SLOWDOWN_DEFAULT`] when not set),
+//! and at least [`STEP_GAP_MIN`] (Arakoon's factor: Arakoon sleeps that
+//! factor times each replayed entry's store insert; here the work of a
+//! step is writing the tlog's base file and unlinking one segment, a few
+//! fsyncs, and the pause follows it). A requested run takes over
 //! from an automatic one in progress; a second request while a requested
 //! run goes on is refused ([`CollapseRefused::InProgress`]).
 //!
@@ -61,6 +62,14 @@ use std::time::Duration;
 /// Least pause between two steps of a run: the caller's other inputs
 /// (client updates, peers' messages) get their turn in between.
 pub const STEP_GAP_MIN: Duration = Duration::from_millis(1);
+
+/// `collapse_slowdown` when the config has none: a step's duration again
+/// as a pause, so that a run takes at most half of the driver's time
+/// (Arakoon's absent factor means no pause; its collapse runs beside the
+/// node's serving, ours on the thread that serves writes).
+pub const COLLAPSE_SLOWDOWN_DEFAULT: f64 = 1.0;
+/// Largest factor used (a larger one is taken as this).
+pub const COLLAPSE_SLOWDOWN_MAX: f64 = 1_000.0;
 
 /// Who started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,7 +329,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             return Ok(());
         }
         // Cheap test first: more full segments than kept.
-        if self.tlog.segments().len() <= keep + 1 {
+        if self.tlog.segment_count() <= keep + 1 {
             return Ok(());
         }
         let full = self.full_segments();
@@ -365,9 +374,15 @@ impl<S: StoreAccess, W> Replica<S, W> {
         }
         let end = env.now();
         let took = since(end, now);
-        let pause = match self.settings.collapse_slowdown {
-            Some(factor) if factor > 0.0 => took.mul_f64(factor).max(STEP_GAP_MIN),
-            _ => STEP_GAP_MIN,
+        let factor = self
+            .settings
+            .collapse_slowdown
+            .unwrap_or(COLLAPSE_SLOWDOWN_DEFAULT);
+        let pause = if factor.is_finite() && factor > 0.0 {
+            took.mul_f64(factor.min(COLLAPSE_SLOWDOWN_MAX))
+                .max(STEP_GAP_MIN)
+        } else {
+            STEP_GAP_MIN
         };
         let Some(run) = self.collapse_run.as_mut() else {
             unreachable!("checked above");

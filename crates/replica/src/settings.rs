@@ -43,7 +43,8 @@ pub struct Settings {
     /// turns it off (the default here: the node sets it from its config).
     pub auto_collapse_keep: u32,
     /// `collapse_slowdown`: after a collapse step that took `t`, pause
-    /// `factor · t` (at least `collapse::STEP_GAP_MIN`) before the next.
+    /// `factor · t` (at least `collapse::STEP_GAP_MIN`) before the next;
+    /// `None`: `collapse::COLLAPSE_SLOWDOWN_DEFAULT`.
     pub collapse_slowdown: Option<f64>,
     /// A deliberate bug to exhibit (tests only).
     #[cfg(feature = "broken")]

@@ -292,6 +292,11 @@ impl Tlog {
             .collect()
     }
 
+    /// How many segment files the log has (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
     /// Heap bytes held by the in-memory index (frame offsets of plain
     /// segments, block references of sealed ones, term runs).
     pub fn index_heap_bytes(&self) -> usize {
