@@ -285,6 +285,9 @@ pub async fn run_direct(
     let what = match action {
         DirectAction::Ping => format!("ping {address}"),
         DirectAction::DropMaster => format!("drop-master {address}"),
+        DirectAction::CollapseRemote { tlogs_to_keep } => {
+            format!("collapse-remote {address} {tlogs_to_keep}")
+        }
     };
     let failed = |e: Error| client_failure(&what, &e);
     // One node, named by its address; NotMaster and the like are answers,
@@ -304,6 +307,30 @@ pub async fn run_direct(
         DirectAction::DropMaster => {
             client.drop_master().await.map_err(failed)?;
             String::new()
+        }
+        DirectAction::CollapseRemote { tlogs_to_keep } => {
+            // One line per tlog as the node reports it (a collapse of many
+            // takes a while), then the total.
+            let mut write_error = None;
+            let count = client
+                .collapse_tlogs(tlogs_to_keep, |done, total, _elapsed| {
+                    let line = format!("collapsed {done} of {total} tlogs\n");
+                    if write_error.is_none() {
+                        if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                            write_error = Some(e);
+                        }
+                    }
+                })
+                .await
+                .map_err(failed)?;
+            if let Some(e) = write_error {
+                return Err(ActionError::write_failed(&what, &e));
+            }
+            if count == 0 {
+                "nothing to collapse\n".to_string()
+            } else {
+                format!("done: {count} tlogs collapsed\n")
+            }
         }
     };
     out.write_all(text.as_bytes())

@@ -46,6 +46,8 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--node", 1),
     ("--ping", 3),
     ("--drop-master", 3),
+    ("--collapse-remote", 4),
+    ("--collapse-local", 2),
     ("--dump-tlog", 1),
     ("--dump-store", 1),
     ("--inspect-store", 1),
@@ -212,6 +214,14 @@ struct Flags {
     #[arg(long = "drop-master", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
     drop_master: Option<Vec<String>>,
 
+    /// Ask the node at IP:PORT of cluster CLUSTER_ID to collapse its tlog, keeping its newest N tlogs
+    #[arg(long = "collapse-remote", group = "action", num_args = 4, value_names = ["CLUSTER_ID", "IP", "PORT", "N"], help_heading = ADMIN)]
+    collapse_remote: Option<Vec<String>>,
+
+    /// Collapse the tlog of stopped node NODE of the cluster in -config, keeping its newest N tlogs
+    #[arg(long = "collapse-local", group = "action", num_args = 2, value_names = ["NODE", "N"], help_heading = OFFLINE)]
+    collapse_local: Option<Vec<String>>,
+
     /// Print every entry of a tlog segment file (.tlog, .tlz) or tlog directory, one line each: index:term:updates
     #[arg(long = "dump-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
     dump_tlog: Option<PathBuf>,
@@ -280,6 +290,12 @@ pub enum Invocation {
     },
     /// A tool on a stopped node's files.
     Offline(OfflineTool),
+    /// `--collapse-local NODE N`: collapse a stopped node's tlog.
+    CollapseLocal {
+        name: String,
+        tlogs_to_keep: u32,
+        config: PathBuf,
+    },
 }
 
 /// An offline tool and its file (a tlog segment or directory, a store).
@@ -309,6 +325,21 @@ pub enum OfflineTool {
 pub enum DirectAction {
     Ping,
     DropMaster,
+    /// `collapse_tlogs`, keeping this many tlogs (at least 1).
+    CollapseRemote {
+        tlogs_to_keep: i32,
+    },
+}
+
+/// Arakoon's `N` of the collapse flags: how many tlogs to keep, at least 1.
+fn tlogs_to_keep(flag: &str, value: Option<&String>) -> Result<i32, UsageError> {
+    let value = value.ok_or_else(|| UsageError(format!("{flag} needs N, the tlogs to keep")))?;
+    match value.parse::<i32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(UsageError(format!(
+            "{flag}: N = {value:?}: the number of tlogs to keep must be a whole number of at least 1"
+        ))),
+    }
 }
 
 /// `CLUSTER_ID IP PORT` as a cluster id and a socket address.
@@ -504,6 +535,25 @@ impl Flags {
                 address,
                 action: DirectAction::DropMaster,
             });
+        } else if let Some(values) = self.collapse_remote {
+            let (target, rest) = values.split_at(values.len().min(3));
+            let (cluster_id, address) = direct_target("--collapse-remote", target)?;
+            let tlogs_to_keep = tlogs_to_keep("--collapse-remote", rest.first())?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action: DirectAction::CollapseRemote { tlogs_to_keep },
+            });
+        } else if let Some(values) = self.collapse_local {
+            let [name, n] = values.as_slice() else {
+                return Err(UsageError("--collapse-local needs NODE N".to_string()));
+            };
+            let keep = tlogs_to_keep("--collapse-local", Some(n))?;
+            return Ok(Invocation::CollapseLocal {
+                name: name.clone(),
+                tlogs_to_keep: keep.unsigned_abs(),
+                config,
+            });
         } else if let Some(path) = self.dump_tlog {
             return Ok(Invocation::Offline(OfflineTool::DumpTlog {
                 path,
@@ -683,6 +733,27 @@ mod tests {
                 action: DirectAction::DropMaster,
             }
         );
+        assert_eq!(
+            parsed(&["--collapse-remote", "ricky", "127.0.0.1", "4000", "3"]),
+            Invocation::Direct {
+                cluster_id: "ricky".into(),
+                address: "127.0.0.1:4000".into(),
+                action: DirectAction::CollapseRemote { tlogs_to_keep: 3 },
+            }
+        );
+        assert_eq!(
+            parsed(&["--collapse-local", "arakoon_1", "2", "-config", "c.ini"]),
+            Invocation::CollapseLocal {
+                name: "arakoon_1".into(),
+                tlogs_to_keep: 2,
+                config: PathBuf::from("c.ini"),
+            }
+        );
+        assert!(
+            refused(&["--collapse-remote", "ricky", "127.0.0.1", "4000", "0"])
+                .contains("at least 1")
+        );
+        assert!(refused(&["--collapse-local", "arakoon_1", "x"]).contains("N = \"x\""));
         assert_eq!(
             parsed(&["--ping", "ricky", "::1", "4000"]),
             Invocation::Direct {

@@ -33,6 +33,7 @@
 
 pub mod actions;
 pub mod args;
+mod collapse;
 pub mod demo;
 pub mod offline;
 pub mod subcommands;
@@ -135,6 +136,20 @@ pub fn main(args: &[OsString]) -> ExitCode {
         ),
         Invocation::Offline(tool) => run_offline(&tool),
         Invocation::Node { name, config } => run_node(&name, &config),
+        Invocation::CollapseLocal {
+            name,
+            tlogs_to_keep,
+            config,
+        } => {
+            if let Err(e) = init_client_logging(std::env::var_os(LOG_ENV)) {
+                eprintln!("arakoon: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            match collapse::run(&name, tlogs_to_keep, &config, &mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => exit_with(&e),
+            }
+        }
         Invocation::Client { config, action } => run_client_action(&config, &action),
         Invocation::Direct {
             cluster_id,

@@ -336,6 +336,56 @@ impl Client {
         result
     }
 
+    /// `collapse_tlogs` on the handle's node (or the master): see
+    /// [`Client::collapse_tlogs`](crate::Client::collapse_tlogs). Not
+    /// retried (the node may have begun).
+    pub(crate) async fn collapse(
+        &self,
+        tlogs_to_keep: i32,
+        on_removed: &mut dyn FnMut(u32, u32, i64),
+    ) -> Result<u32, Error> {
+        let command = Command::CollapseTlogs;
+        let index = match self.options.target {
+            Target::Node(index) => index,
+            Target::Master => match self.cached_master() {
+                Some(index) => index,
+                None => self.discover().await?,
+            },
+        };
+        let frame = Frame::new(&Request::CollapseTlogs { tlogs_to_keep });
+        let slot = &self.shared.nodes[index];
+        let mut guard = slot.connection.lock().await;
+        let connection = match guard.take() {
+            Some(connection) if connection.is_reusable() => guard.insert(connection),
+            _ => guard.insert(
+                Connection::open(
+                    &slot.name,
+                    &slot.addresses,
+                    &self.shared.cluster_id,
+                    self.shared.connect_timeout,
+                    self.shared.limits,
+                )
+                .await?,
+            ),
+        };
+        let result = connection
+            .collapse(&frame, self.options.request_timeout, on_removed)
+            .await;
+        match result {
+            Ok(Ok(count)) => Ok(count),
+            Ok(Err(response)) => {
+                if response.result_code().closes_connection() {
+                    *guard = None;
+                }
+                Err(self.refusal(&slot.name, command, response))
+            }
+            Err(CallError::NotSent(e)) | Err(CallError::MaybeSent(e)) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
     /// Sends `request` where this handle sends requests, retrying as the
     /// type docs say. Returns the answering node's index and the reply.
     pub(crate) async fn call(&self, request: Request) -> Result<(usize, Reply), Error> {

@@ -351,10 +351,35 @@ impl Client {
         call!(self, Request::DropMaster, Reply::DropMaster => ())
     }
 
+    /// `collapse_tlogs`: asks the node (usually one on purpose:
+    /// `client.node(name)?.collapse_tlogs(..)`; else the master) to collapse
+    /// its tlog, keeping the newest `tlogs_to_keep` full tlogs (Arakoon's
+    /// `n`, at least 1). The node first says how many it will remove, then
+    /// reports each: `on_removed(done, total, elapsed)`, `elapsed` being
+    /// the node's opaque progress value (microseconds since the start on
+    /// arakoon-rs). Returns the count. Never retried; `n < 1` or a collapse
+    /// already running is the node's [`Error::Server`] (`E_UNKNOWN_FAILURE`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: client::Client) -> Result<(), client::Error> {
+    /// let removed = client
+    ///     .node("arakoon_0")?
+    ///     .collapse_tlogs(5, |done, total, _| println!("{done}/{total}"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn collapse_tlogs(
+        &self,
+        tlogs_to_keep: i32,
+        mut on_removed: impl FnMut(u32, u32, i64),
+    ) -> Result<u32, Error> {
+        self.collapse(tlogs_to_keep, &mut on_removed).await
+    }
+
     /// Sends any request and returns its reply, with the same routing and
     /// retry rules as the typed methods (for tools that build requests
     /// themselves). `collapse_tlogs`, whose answer is a stream of frames, is
-    /// refused.
+    /// refused: use [`Client::collapse_tlogs`].
     ///
     /// ```no_run
     /// # async fn demo(client: client::Client) -> Result<(), client::Error> {

@@ -51,6 +51,7 @@ pub(crate) struct Connection {
     buffer: Vec<u8>,
     /// Keeps its place inside a long answer between reads (linear time).
     decoder: ResponseDecoder,
+    decoder_limits: Limits,
     /// Set while a request is between its first written byte and the end of
     /// its answer. Still set when a caller dropped the future mid-request
     /// (cancellation): the stream is then out of step and is not reused.
@@ -119,6 +120,7 @@ impl Connection {
             stream,
             buffer: Vec::new(),
             decoder: ResponseDecoder::new(limits),
+            decoder_limits: limits,
             in_flight: false,
             answered: false,
         };
@@ -185,12 +187,91 @@ impl Connection {
         self.read_response(command).await
     }
 
+    /// Sends a `collapse_tlogs` frame and reads its stream: the first
+    /// answer (the count, or the node's refusal), then one progress frame
+    /// per segment (`on_removed(done, total, elapsed)`), each within
+    /// `timeout` of the one before. An error frame in place of a progress
+    /// frame ends it as a refusal.
+    pub(crate) async fn collapse(
+        &mut self,
+        frame: &Frame,
+        timeout: Duration,
+        on_removed: &mut dyn FnMut(u32, u32, i64),
+    ) -> Result<Result<u32, protocol::ErrorResponse>, CallError> {
+        let command = frame.command;
+        let count = match self.call(frame, timeout).await? {
+            Response::Ok(protocol::Reply::CollapseTlogs { tlogs_to_collapse }) => {
+                u32::try_from(tlogs_to_collapse).map_err(|_| {
+                    CallError::MaybeSent(self.unexpected(command, "a negative count"))
+                })?
+            }
+            Response::Ok(_) => {
+                return Err(CallError::MaybeSent(
+                    self.unexpected(command, "the reply is for another command"),
+                ))
+            }
+            Response::Error(e) => return Ok(Err(e)),
+        };
+        self.in_flight = true;
+        for done in 1..=count {
+            let limits = self.decoder_limits;
+            let read = self.read_with(command, |_, buf| {
+                protocol::decode_collapse_progress(buf, &limits)
+            });
+            let response = match tokio::time::timeout(timeout, read).await {
+                Ok(r) => r.map_err(CallError::MaybeSent)?,
+                Err(_) => {
+                    return Err(CallError::MaybeSent(Error::Timeout {
+                        node: self.node.clone(),
+                        command: command.name(),
+                        after: timeout,
+                    }))
+                }
+            };
+            match response {
+                Response::Ok(protocol::Reply::CollapseTlogsProgress { elapsed }) => {
+                    on_removed(done, count, elapsed)
+                }
+                Response::Ok(_) => {
+                    return Err(CallError::MaybeSent(
+                        self.unexpected(command, "not a progress frame"),
+                    ))
+                }
+                Response::Error(e) => {
+                    self.in_flight = false;
+                    return Ok(Err(e));
+                }
+            }
+        }
+        self.in_flight = false;
+        Ok(Ok(count))
+    }
+
+    fn unexpected(&self, command: Command, reason: &'static str) -> Error {
+        Error::Protocol {
+            node: self.node.clone(),
+            command: command.name(),
+            source: protocol::ProtocolError::UnexpectedResponse { reason },
+        }
+    }
+
     async fn read_response(&mut self, command: Command) -> Result<Response, Error> {
+        self.read_with(command, |decoder, buf| decoder.decode(buf, command))
+            .await
+    }
+
+    /// Reads one answer frame, decoded by `decode` from the buffer.
+    async fn read_with(
+        &mut self,
+        command: Command,
+        mut decode: impl FnMut(
+            &mut ResponseDecoder,
+            &[u8],
+        ) -> Result<Decoded<Response>, protocol::ProtocolError>,
+    ) -> Result<Response, Error> {
         loop {
-            let decoded = self
-                .decoder
-                .decode(&self.buffer, command)
-                .map_err(|source| Error::Protocol {
+            let decoded =
+                decode(&mut self.decoder, &self.buffer).map_err(|source| Error::Protocol {
                     node: self.node.clone(),
                     command: command.name(),
                     source,

@@ -135,7 +135,17 @@ pub struct NodeConfig {
     /// hold a connection slot for good). Idle connections between requests
     /// are not timed out (Arakoon's clients keep theirs).
     pub client_frame_timeout: Duration,
+    /// Our key (`auto_collapse_keep`): the node collapses its tlog by
+    /// itself, keeping this many full tlog segments (Arakoon's `n` of
+    /// `collapse_tlogs`) beside the active one; 0 turns it off. Default
+    /// [`AUTO_COLLAPSE_KEEP_DEFAULT`].
+    pub auto_collapse_keep: u32,
 }
+
+/// Default of `auto_collapse_keep`.
+pub const AUTO_COLLAPSE_KEEP_DEFAULT: u32 = 10;
+/// Largest `auto_collapse_keep`.
+pub const AUTO_COLLAPSE_KEEP_MAX: u64 = 100_000;
 
 /// Default of `client_frame_timeout`.
 pub const CLIENT_FRAME_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);

@@ -4,8 +4,8 @@
 use crate::reader::{in_bounds, in_range, invalid, parse_list, Reader};
 use crate::{
     BatchConfig, ClusterConfig, ConfigError, LogLevel, MasterMode, NodeConfig, TlogCompression,
-    TlsConfig, CLIENT_FRAME_TIMEOUT_DEFAULT, CLIENT_FRAME_TIMEOUT_MAX_SECS,
-    SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
+    TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT, AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT,
+    CLIENT_FRAME_TIMEOUT_MAX_SECS, SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -404,6 +404,18 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         });
     }
     let collapse_slowdown = r.float(name, "collapse_slowdown")?;
+    if let Some(f) = collapse_slowdown.filter(|f| !(f.is_finite() && *f >= 0.0)) {
+        return Err(invalid(
+            name,
+            "collapse_slowdown",
+            f,
+            "must be a factor of at least 0",
+        ));
+    }
+    let auto_collapse_keep = match r.int(name, "auto_collapse_keep")? {
+        None => AUTO_COLLAPSE_KEEP_DEFAULT,
+        Some(n) => in_bounds(name, "auto_collapse_keep", n, 0, AUTO_COLLAPSE_KEEP_MAX)? as u32,
+    };
     let head_copy_throttling = r.float(name, "head_copy_throttling")?.unwrap_or(0.0);
     let optimize_db_slowdown = r.float(name, "optimize_db_slowdown")?.unwrap_or(0.0);
     let reporting = Duration::from_secs(r.int(name, "reporting")?.unwrap_or(300));
@@ -462,5 +474,6 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         metrics_port,
         slave_apply_delay,
         client_frame_timeout,
+        auto_collapse_keep,
     })
 }

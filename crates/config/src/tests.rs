@@ -338,3 +338,21 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn auto_collapse_keep_and_collapse_slowdown() {
+    let with =
+        |v: &str| QUICKSTART.replace("log_level = debug", &format!("log_level = debug\n{v}"));
+    let c = parse(&with("auto_collapse_keep = 0\ncollapse_slowdown = 1.5"))
+        .unwrap()
+        .config;
+    let n1 = c.node("arakoon_1").unwrap();
+    assert_eq!(n1.auto_collapse_keep, 0);
+    assert_eq!(n1.collapse_slowdown, Some(1.5));
+    let n0 = c.node("arakoon_0").unwrap();
+    assert_eq!(n0.auto_collapse_keep, crate::AUTO_COLLAPSE_KEEP_DEFAULT);
+    assert_eq!(n0.collapse_slowdown, None);
+    assert!(err(&with("auto_collapse_keep = 100001"))
+        .contains("auto_collapse_keep = '100001': must be between 0 and 100000"));
+    assert!(err(&with("collapse_slowdown = -1")).contains("collapse_slowdown = '-1'"));
+}

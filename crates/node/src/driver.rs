@@ -75,6 +75,8 @@ pub struct NodeEnv {
     metrics: Arc<NodeMetrics>,
     /// Appended since the last fsync: what the next one makes durable.
     unsynced: Unsynced,
+    /// Where the requested collapse in progress reports each segment.
+    collapse_progress: Option<mpsc::UnboundedSender<Duration>>,
 }
 
 /// Entries and updates appended since the last fsync (group commit size).
@@ -184,6 +186,22 @@ impl Env for NodeEnv {
             }
         }
     }
+
+    /// A requested run's step goes to the connection that asked (it
+    /// streams it to its client); an automatic run's is only logged (by
+    /// the replica).
+    fn collapsed(&mut self, progress: &replica::CollapseProgress) {
+        if progress.origin != replica::CollapseOrigin::Request {
+            return;
+        }
+        if let Some(tx) = &self.collapse_progress {
+            // The client may have gone: the collapse goes on regardless.
+            let _ = tx.send(progress.elapsed);
+        }
+        if progress.done >= progress.total {
+            self.collapse_progress = None;
+        }
+    }
 }
 
 enum Event {
@@ -253,6 +271,7 @@ impl Driver {
                 logged_master: None,
                 metrics: io.metrics,
                 unsynced: Unsynced::default(),
+                collapse_progress: None,
             },
             settings,
             replica,
@@ -383,6 +402,22 @@ impl Driver {
                 let answer = self.replica.drop_master(&mut self.env)?;
                 let _ = reply.send(answer);
             }
+            DriverRequest::Collapse {
+                tlogs_to_keep,
+                started,
+                progress,
+            } => {
+                let answer = self
+                    .replica
+                    .collapse(i64::from(tlogs_to_keep), &mut self.env)?;
+                if let Ok(count) = answer {
+                    if count > 0 {
+                        // Before the run's first step (at the next wake).
+                        self.env.collapse_progress = Some(progress);
+                    }
+                }
+                let _ = started.send(answer);
+            }
         }
         Ok(())
     }
@@ -403,6 +438,8 @@ impl Driver {
                 DriverRequest::DropMaster { reply } => {
                     let _ = reply.send(Err("the node is going down".into()));
                 }
+                // Dropped: the connection answers E_GOING_DOWN.
+                DriverRequest::Collapse { .. } => {}
             }
         }
     }

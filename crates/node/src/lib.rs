@@ -77,6 +77,14 @@
 //! poisons the tlog: the node stops rather than acknowledge what may not be
 //! on disk; restarted, it recovers what is).
 //!
+//! # Collapse
+//!
+//! The tlog is collapsed by the replica (`replica::collapse`): on request
+//! (`collapse_tlogs`, served with Arakoon's streamed answer by
+//! `service/collapse.rs` through a driver request) and by the automatic
+//! policy (`auto_collapse_keep`, default 10 segments kept); offline on a
+//! stopped node by [`collapse_local`] (`--collapse-local`).
+//!
 //! # Not yet
 //!
 //! TLS (a config with TLS settings is refused at start); user functions. Requests of one connection are served one at a time.
@@ -86,6 +94,7 @@
 
 mod answer;
 mod clock;
+mod collapse_local;
 mod driver;
 mod error;
 mod logging;
@@ -98,6 +107,7 @@ mod state;
 mod stats;
 mod stop;
 
+pub use collapse_local::{collapse_local, LocalCollapse};
 pub use error::NodeError;
 pub use logging::{init_logging, reopen_log_on_sigusr1, LogFile};
 pub use messaging::{HANDSHAKE_MAGIC, MESSAGING_VERSION};

@@ -153,6 +153,8 @@ impl Settings {
             payload_limits: self.payload_limits,
             batch_target_bytes: BATCH_TARGET_BYTES,
             batch_max_updates: BATCH_MAX_UPDATES,
+            auto_collapse_keep: self.node().auto_collapse_keep,
+            collapse_slowdown: self.node().collapse_slowdown,
             ..replica::Settings::default()
         }
     }

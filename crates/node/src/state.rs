@@ -1,5 +1,5 @@
 //! What the driver shares with the client service: the requests it takes
-//! (updates, drop-master), how an update's answer comes back ([`Answered`],
+//! (updates, drop-master, collapse), how an update's answer comes back ([`Answered`],
 //! [`DirectReply`]), and the store both use. The state readers go by is
 //! the replica's `Published` (see `crates/replica`), sent through a `watch`.
 
@@ -55,6 +55,16 @@ pub enum DriverRequest {
     /// Give up mastership to a caught-up voter (`drop_master`).
     DropMaster {
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Collapse the tlog keeping `tlogs_to_keep` segments
+    /// (`collapse_tlogs`): `started` gets the count of segments the run
+    /// removes (or why it was refused); then `progress` gets the time since
+    /// the start after each one (at most `count` values; closed early if
+    /// the node stops).
+    Collapse {
+        tlogs_to_keep: i32,
+        started: oneshot::Sender<Result<u32, replica::CollapseRefused>>,
+        progress: tokio::sync::mpsc::UnboundedSender<std::time::Duration>,
     },
 }
 

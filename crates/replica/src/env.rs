@@ -80,4 +80,8 @@ pub trait Env {
     /// A store snapshot of the log entry `(index, term)` was installed (the
     /// store holds it, the tlog is rebased on it). For observers.
     fn snapshot_installed(&mut self, _index: u64, _term: u64, _store: &store::Store) {}
+
+    /// A step of a tlog collapse removed a segment (see `collapse.rs`):
+    /// the node streams it to the client that asked for the collapse.
+    fn collapsed(&mut self, _progress: &crate::collapse::CollapseProgress) {}
 }

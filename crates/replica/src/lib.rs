@@ -52,6 +52,13 @@
 //!
 //! # Snapshots
 //!
+//! [`collapse`]: old, full tlog segments that the store holds durably are
+//! removed, on request ([`Replica::collapse`], `collapse_tlogs`) or by the
+//! automatic policy (`Settings::auto_collapse_keep`), one segment per step,
+//! paced so that the node serves clients in between; never an entry above
+//! the store's durable applied index, and, on a master, holding back a
+//! bounded number of segments for a peer that lags a little.
+//!
 //! A peer that needs entries this node's tlog no longer holds gets a store
 //! snapshot, sent and installed here ([`snapshot`]), over the caller's
 //! transport ([`Env::send_snapshot`], [`Replica::step_snapshot`]; the wire
@@ -63,6 +70,7 @@
 mod apply;
 #[cfg(feature = "broken")]
 mod broken;
+pub mod collapse;
 mod env;
 mod error;
 pub mod peer;
@@ -74,6 +82,7 @@ mod settings;
 pub mod snapshot;
 mod updates;
 
+pub use collapse::{CollapseOrigin, CollapseProgress, CollapseRefused};
 pub use env::{Env, SyncOutcome};
 pub use error::ReplicaError;
 pub use peer::{AckStatus, PeerMessage, SnapshotMessage};

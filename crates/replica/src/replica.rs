@@ -92,6 +92,8 @@ pub struct Replica<S, W> {
     messages_first: bool,
     /// Snapshot transfers, sent and received.
     pub(crate) transfers: crate::snapshot::Transfers,
+    /// A tlog collapse in progress (`collapse.rs`).
+    pub(crate) collapse_run: Option<crate::collapse::CollapseRun>,
 }
 
 impl<S, W> std::fmt::Debug for Replica<S, W> {
@@ -147,6 +149,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             sent: false,
             messages_first: false,
             transfers: crate::snapshot::Transfers::default(),
+            collapse_run: None,
         };
         replica.remove_stale_scratch();
         replica
@@ -191,6 +194,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             self.core.commit_announce_due(),
             self.apply_deadline,
             self.transfers.wake_at(),
+            self.collapse_due_at(),
         ]
         .into_iter()
         .flatten()
@@ -206,8 +210,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
         self.core.step(msg, env.now(), &self.tlog)
     }
 
-    /// Time passed: the core's timers, and a store checkpoint when one is
-    /// due by time.
+    /// Time passed: the core's timers, a store checkpoint when one is due
+    /// by time, and the automatic collapse policy (`collapse.rs`).
     pub fn tick(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
         self.core
@@ -219,17 +223,19 @@ impl<S: StoreAccess, W> Replica<S, W> {
         {
             self.checkpoint(now)?;
         }
+        self.auto_collapse(env)?;
         self.snapshot_timers(env)
     }
 
     /// Called at [`Replica::wake_at`]: the core is ticked if a commit
     /// announcement is due; committed entries held back are applied by the
-    /// next [`Replica::settle`].
+    /// next [`Replica::settle`]; a due step of a tlog collapse runs.
     pub fn wake(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
         if self.core.commit_announce_due().is_some_and(|t| now >= t) {
             self.tick(env)?;
         }
+        self.collapse_step(env)?;
         self.snapshot_timers(env)
     }
 

@@ -42,6 +42,14 @@ pub struct Settings {
     pub checkpoint_every_entries: u64,
     /// ... and at least this often while entries are applied.
     pub checkpoint_interval: Duration,
+    /// The automatic collapse policy: keep this many full tlog segments
+    /// (Arakoon's `n`) and collapse beyond them (see `collapse.rs`); 0
+    /// turns it off (the default here: the node sets it from its config).
+    pub auto_collapse_keep: u32,
+    /// `collapse_slowdown`: after a collapse step that took `t`, pause
+    /// `factor · t` (at least `collapse::STEP_GAP_MIN`) before the next;
+    /// `None`: `collapse::COLLAPSE_SLOWDOWN_DEFAULT`.
+    pub collapse_slowdown: Option<f64>,
     /// A deliberate bug to exhibit (tests only).
     #[cfg(feature = "broken")]
     pub broken: Option<Broken>,
@@ -58,6 +66,8 @@ impl Default for Settings {
             batch_max_updates: 10_000,
             checkpoint_every_entries: 10_000,
             checkpoint_interval: Duration::from_secs(10),
+            auto_collapse_keep: 0,
+            collapse_slowdown: None,
             #[cfg(feature = "broken")]
             broken: None,
         }

@@ -285,27 +285,6 @@ impl<S: StoreAccess, W> Replica<S, W> {
         }
     }
 
-    /// Collapses the tlog: removes the sealed segments below the store's
-    /// durable applied index (a checkpoint first), keeping at least the last
-    /// `keep_entries` entries. Returns the tlog's new first index.
-    pub fn collapse_tlog(
-        &mut self,
-        keep_entries: u64,
-        env: &mut impl Env<Waiter = W>,
-    ) -> Result<u64, ReplicaError> {
-        #[allow(unused_mut)]
-        let mut durable = self.store.store().checkpoint()?;
-        self.applied_since_checkpoint = 0;
-        self.last_checkpoint = env.now();
-        #[cfg(feature = "broken")]
-        if self.settings.broken == Some(crate::settings::Broken::CollapseBeyondDurable) {
-            // What the store applied, not what it made durable.
-            durable = self.commit_index.min(self.tlog.last_index());
-        }
-        let below = (durable + 1).min(self.tlog.last_index().saturating_sub(keep_entries) + 1);
-        self.tlog.collapse(below).map_err(|e| self.tlog_error(e))
-    }
-
     // ----- sender --------------------------------------------------------
 
     /// The core asks for snapshots to these peers.

@@ -141,10 +141,12 @@ fn read_value(store: &Store, key: u64) -> Result<Option<Value>, String> {
 }
 
 /// The replica's settings in the simulator (the node's defaults, with
-/// frequent checkpoints).
+/// frequent checkpoints, and the automatic collapse keeping 2 segments of
+/// 8 entries: peers that fall behind need snapshots often).
 pub fn replica_settings() -> replica::Settings {
     replica::Settings {
         checkpoint_every_entries: CHECKPOINT_EVERY,
+        auto_collapse_keep: 2,
         ..replica::Settings::default()
     }
 }
@@ -546,22 +548,29 @@ impl SimNode {
             .trace(ctx.now_ns, || format!("node {id}: WIPE (disk lost)"));
     }
 
-    /// The node collapses its tlog, keeping at least `keep` entries (never
-    /// what its store has not made durable).
+    /// `collapse_tlogs` on this node, keeping its newest `keep` full
+    /// segments (never what its store has not made durable); the run's
+    /// steps follow at the replica's wake-ups.
     pub fn collapse(&mut self, ctx: &mut Ctx, keep: u64) {
         let id = self.id;
-        let mut first = None;
+        let mut count = None;
         self.with_replica(ctx, |replica, env| {
-            first = Some(
-                replica
-                    .collapse_tlog(keep, env)
-                    .map_err(|e| e.to_string())?,
-            );
+            match replica
+                .collapse(keep as i64, env)
+                .map_err(|e| e.to_string())?
+            {
+                Ok(n) => count = Some(n),
+                Err(refused) => {
+                    env.ctx.obs.trace(env.ctx.now_ns, || {
+                        format!("node {id}: collapse refused: {refused}")
+                    });
+                }
+            }
             Ok(())
         });
-        if let Some(first) = first {
+        if let Some(count) = count {
             ctx.obs.trace(ctx.now_ns, || {
-                format!("node {id}: COLLAPSE keeping {keep}: tlog now starts at {first}")
+                format!("node {id}: COLLAPSE keeping {keep} segments: {count} to remove")
             });
         }
     }

@@ -274,9 +274,9 @@ impl World {
             }
             7 if f.collapses => {
                 let victim = self.rng.below(n as u64) as usize;
-                // A few entries kept at most: peers a little behind still
-                // catch up from the tlog, others need a snapshot.
-                let keep = self.rng.below(12);
+                // A few segments (of 8 entries) kept: peers a little behind
+                // still catch up from the tlog, others need a snapshot.
+                let keep = 1 + self.rng.below(2);
                 if self.nodes[victim].driver_busy_until_ns(now).is_some() {
                     return;
                 }

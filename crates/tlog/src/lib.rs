@@ -167,7 +167,8 @@
 //! is spread over many calls and keeps up with the appends, instead of
 //! stalling one call for a whole segment ([`Tlog::seal_some`] takes an
 //! explicit budget; [`Tlog::seal_full_segments`] does everything at once).
-//! A truncation, collapse or reset cancels a seal in progress.
+//! A truncation or reset cancels a seal in progress, and so does a collapse
+//! that removes the segment being sealed.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

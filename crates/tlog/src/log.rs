@@ -167,7 +167,8 @@ pub struct Tlog {
     hard_state_unreadable: Option<String>,
     poisoned: Option<String>,
     /// The seal in progress, if any: always of the oldest plain segment
-    /// that is not the active one. Cancelled by truncate, collapse, reset.
+    /// that is not the active one. Cancelled by truncate, reset, and a
+    /// collapse that removes its segment.
     sealing: Option<segment::SealProgress>,
     /// Frame bytes appended since the last `seal_pending`, which then seals
     /// at least twice as much, so that sealing keeps up with appending.
@@ -289,6 +290,11 @@ impl Tlog {
                 sealed: !s.is_plain(),
             })
             .collect()
+    }
+
+    /// How many segment files the log has (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
     }
 
     /// Heap bytes held by the in-memory index (frame offsets of plain
@@ -715,7 +721,6 @@ impl Tlog {
     }
 
     fn collapse_checked(&mut self, below: u64) -> Result<(), TlogError> {
-        self.cancel_sealing()?;
         let doomed = self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.next_index() <= below)
@@ -724,6 +729,16 @@ impl Tlog {
             return Ok(());
         }
         let new_first = self.segments[doomed].first_index();
+        // A seal in progress goes on if its segment stays (removing sealed
+        // segments before it, as a collapse under load does, does not
+        // throw its work away).
+        if self
+            .sealing
+            .as_ref()
+            .is_some_and(|p| p.first_index < new_first)
+        {
+            self.cancel_sealing()?;
+        }
         let Some(new_base_term) = self.terms.term(new_first - 1) else {
             unreachable!("new_first - 1 is within the log");
         };

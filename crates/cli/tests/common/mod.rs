@@ -69,17 +69,28 @@ impl Processes {
 
     /// `n` nodes with a lease of `lease_secs` seconds, started.
     pub fn start_with_lease(n: usize, lease_secs: u64) -> Processes {
-        Processes::start_with(n, lease_secs, "")
+        Processes::start_with_config(n, lease_secs, "", "")
     }
 
     /// `n` nodes with a lease of `lease_secs` seconds and `global` (lines
     /// of `key = value`) added to the `[global]` section, started.
     pub fn start_with(n: usize, lease_secs: u64, global: &str) -> Processes {
+        Processes::start_with_config(n, lease_secs, global, "")
+    }
+
+    /// `n` nodes with a lease of `lease_secs` seconds and extra lines in
+    /// `[global]` and in every node's section, started.
+    pub fn start_with_config(
+        n: usize,
+        lease_secs: u64,
+        global_extra: &str,
+        node_extra: &str,
+    ) -> Processes {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster_id = random_cluster_id();
         let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
         let mut text = format!(
-            "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {lease_secs}\n{global}\n",
+            "[global]\ncluster = {}\ncluster_id = {cluster_id}\nlease_period = {lease_secs}\n{global_extra}\n\n",
             names.join(", ")
         );
         let mut client_addresses = Vec::new();
@@ -87,7 +98,7 @@ impl Processes {
             let (cp, mp) = (free_port(), free_port());
             client_addresses.push(format!("127.0.0.1:{cp}"));
             text.push_str(&format!(
-                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n\n",
+                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n{node_extra}\n\n",
                 dir.path().join(name).display()
             ));
         }

@@ -425,9 +425,14 @@ impl Service {
                 }
                 (Reply::Confirm, None)
             }
-            Request::CollapseTlogs { .. }
-            | Request::UserFunction { .. }
-            | Request::GetNurseryCfg => {
+            Request::CollapseTlogs { .. } => {
+                // Its answer is a stream: `serve_collapse` (collapse.rs).
+                return Err(internal(
+                    "dispatch",
+                    "collapse_tlogs is served by the connection's stream",
+                ));
+            }
+            Request::UserFunction { .. } | Request::GetNurseryCfg => {
                 return Err(error(
                     ResultCode::NotSupported,
                     format!("{} is not supported by this node", request_name(&request)),

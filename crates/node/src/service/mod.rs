@@ -32,6 +32,7 @@
 //!   nodes do; a command of known layout that this node does not support
 //!   is answered `E_NOT_SUPPORTED` and the connection kept.
 
+mod collapse;
 mod commands;
 
 use crate::clock::Clock;
@@ -305,6 +306,14 @@ impl Service {
                 Err(e) => return Err(e.to_string()),
             };
             match incoming {
+                Incoming::Request(protocol::Request::CollapseTlogs { tlogs_to_keep }) => {
+                    if self.serve_collapse(&mut stream, tlogs_to_keep).await? {
+                        tracing::debug!(
+                            "collapse_tlogs failed: closing the connection, as Arakoon does"
+                        );
+                        return Ok(());
+                    }
+                }
                 Incoming::Request(request) => {
                     let handled = self
                         .handle(
