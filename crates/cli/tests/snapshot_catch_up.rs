@@ -162,6 +162,10 @@ async fn a_slave_behind_a_collapse_catches_up_from_a_snapshot_even_when_killed_m
         "the slave logs the transfer:\n{log}"
     );
     let installed_before_kill = log.contains("store snapshot installed");
+    eprintln!(
+        "killed {} the install",
+        if installed_before_kill { "after" } else { "before" }
+    );
 
     // Restarted: the half transfer is thrown away, a new one completes.
     p.spawn(s);
