@@ -123,15 +123,28 @@ fn scratch_file(p: &Processes, i: usize) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slave_behind_a_collapse_catches_up_from_a_snapshot_even_when_killed_mid_transfer() {
-    let mut p = Processes::start_with(3, LEASE_SECS, GLOBAL);
+    // No automatic collapse: first the tlog catch-up, then a collapse by hand.
+    let mut p = Processes::start_with_config(3, LEASE_SECS, GLOBAL, "auto_collapse_keep = 0\n");
     let c = p.client();
     let master = wait_for_master(&c, &p).await;
     let m = index_of(&p, &master);
     let s = (m + 1) % 3;
     let o = (m + 2) % 3;
+    // Down while 100,000 updates (1,000 entries) of 400-byte values are
+    // written (~45 MB of store): back, it catches up from the tlog.
     p.kill(s);
-    // 100,000 updates (1,000 entries) of 400-byte values: ~45 MB of store.
     fill(&c, 0, 1_000, 400).await;
+    let last = txid(c.get_txid().await.expect("txid"));
+    p.spawn(s);
+    read_at_least(&c, &p, s, last, &key(99_999)).await;
+    assert!(
+        !p.stderr_of(s).contains("receiving a store snapshot"),
+        "nothing was collapsed: the tlog suffices"
+    );
+    // Down again while more is written, and the others collapse: back, it
+    // needs a snapshot.
+    p.kill(s);
+    fill(&c, 100_000, 100, 400).await;
     let last = txid(c.get_txid().await.expect("txid"));
     let before = tlog_segments(&p, m);
     collapse(&p, m);
@@ -176,7 +189,7 @@ async fn a_slave_behind_a_collapse_catches_up_from_a_snapshot_even_when_killed_m
             "the restarted slave removes the half transfer:\n{log}"
         );
     }
-    assert_all_equal(&c, &p, last, 100_000).await;
+    assert_all_equal(&c, &p, last, 110_000).await;
     // The master saw it done.
     wait_for_log(&p, m, "snapshot installed by the slave").await;
     assert!(
@@ -188,7 +201,7 @@ async fn a_slave_behind_a_collapse_catches_up_from_a_snapshot_even_when_killed_m
     // and serves everything.
     p.kill(s);
     p.spawn(s);
-    read_at_least(&c, &p, s, last, &key(99_999)).await;
+    read_at_least(&c, &p, s, last, &key(109_999)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
