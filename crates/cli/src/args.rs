@@ -749,8 +749,10 @@ mod tests {
                 config: PathBuf::from("c.ini"),
             }
         );
-        assert!(refused(&["--collapse-remote", "ricky", "127.0.0.1", "4000", "0"])
-            .contains("at least 1"));
+        assert!(
+            refused(&["--collapse-remote", "ricky", "127.0.0.1", "4000", "0"])
+                .contains("at least 1")
+        );
         assert!(refused(&["--collapse-local", "arakoon_1", "x"]).contains("N = \"x\""));
         assert_eq!(
             parsed(&["--ping", "ricky", "::1", "4000"]),

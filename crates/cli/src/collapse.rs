@@ -27,8 +27,11 @@ pub fn run(
             }
         }
     };
-    let result = node::collapse_local(loaded.config, name, tlogs_to_keep, &mut |event| {
-        match event {
+    let result = node::collapse_local(
+        loaded.config,
+        name,
+        tlogs_to_keep,
+        &mut |event| match event {
             node::LocalCollapse::Planned {
                 total,
                 below,
@@ -61,8 +64,8 @@ pub fn run(
                 Some(b) => b.set_position(u64::from(done)),
                 None => write(out, format!("collapsed {done} of {total} tlogs\n")),
             },
-        }
-    });
+        },
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

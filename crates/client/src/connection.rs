@@ -270,8 +270,8 @@ impl Connection {
         ) -> Result<Decoded<Response>, protocol::ProtocolError>,
     ) -> Result<Response, Error> {
         loop {
-            let decoded = decode(&mut self.decoder, &self.buffer)
-                .map_err(|source| Error::Protocol {
+            let decoded =
+                decode(&mut self.decoder, &self.buffer).map_err(|source| Error::Protocol {
                     node: self.node.clone(),
                     command: command.name(),
                     source,

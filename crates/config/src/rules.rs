@@ -4,8 +4,8 @@
 use crate::reader::{in_bounds, in_range, invalid, parse_list, Reader};
 use crate::{
     BatchConfig, ClusterConfig, ConfigError, LogLevel, MasterMode, NodeConfig, TlogCompression,
-    TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT, AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT, CLIENT_FRAME_TIMEOUT_MAX_SECS,
-    SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
+    TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT, AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT,
+    CLIENT_FRAME_TIMEOUT_MAX_SECS, SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

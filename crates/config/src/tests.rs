@@ -341,7 +341,8 @@ proptest::proptest! {
 
 #[test]
 fn auto_collapse_keep_and_collapse_slowdown() {
-    let with = |v: &str| QUICKSTART.replace("log_level = debug", &format!("log_level = debug\n{v}"));
+    let with =
+        |v: &str| QUICKSTART.replace("log_level = debug", &format!("log_level = debug\n{v}"));
     let c = parse(&with("auto_collapse_keep = 0\ncollapse_slowdown = 1.5"))
         .unwrap()
         .config;

@@ -65,10 +65,12 @@ pub fn collapse_local(
     let disk = disk::RealDisk::shared();
     let store = Store::open(disk.clone(), &store_file, &StoreOptions::default())?;
     let durable = store.checkpoint()?;
-    let mut tlog = Tlog::open(disk, dir.clone(), tlog_options(&settings.cluster, node))
-        .map_err(|source| NodeError::Tlog {
-            dir: dir.clone(),
-            source,
+    let mut tlog =
+        Tlog::open(disk, dir.clone(), tlog_options(&settings.cluster, node)).map_err(|source| {
+            NodeError::Tlog {
+                dir: dir.clone(),
+                source,
+            }
         })?;
     let mut full: Vec<SegmentSpan> = tlog
         .segments()

@@ -308,7 +308,9 @@ impl Service {
             match incoming {
                 Incoming::Request(protocol::Request::CollapseTlogs { tlogs_to_keep }) => {
                     if self.serve_collapse(&mut stream, tlogs_to_keep).await? {
-                        tracing::debug!("collapse_tlogs failed: closing the connection, as Arakoon does");
+                        tracing::debug!(
+                            "collapse_tlogs failed: closing the connection, as Arakoon does"
+                        );
                         return Ok(());
                     }
                 }
