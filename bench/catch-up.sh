@@ -10,8 +10,18 @@
 # `reporting = 1` log lines, so to about a second). Everything it starts is
 # stopped and removed, also on failure.
 #
-#   bench/catch-up.sh        (CARGO_TARGET_DIR is honoured)
+# With `snapshot`, the two live nodes collapse their tlogs (keeping one
+# segment) before the empty node starts, so it must catch up from a store
+# snapshot (issue 11's target: under 20 s, RSS during the install at most
+# 256 MiB: its VmHWM, the peak, is printed). With `snapshot-under-load`,
+# 64 clients write for 20 s while it joins, and the same 20 s of writes
+# without a joining node are run first, for comparison.
+#
+#   bench/catch-up.sh [tlog|snapshot|snapshot-under-load]   (default tlog;
+#                     CARGO_TARGET_DIR is honoured)
 set -euo pipefail
+MODE=${1:-tlog}
+case "$MODE" in tlog|snapshot|snapshot-under-load) ;; *) echo "usage: $0 [tlog|snapshot|snapshot-under-load]" >&2; exit 2 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -64,6 +74,26 @@ echo "fill of 1,000,000 keys (and 1,000 gets): $(since "$t") s"
 for i in 0 1 2; do if [ "$i" != "$X" ]; then echo "n$i: $(rss "${PIDS[$i]}")"; fi; done
 du -sh "$WORK/n$M" | awk '{print "on disk per node: " $1}'
 
+port_of() { awk -v n="[n$1]" '$0 == n {s=1} s && /^client_port/ {print $3; exit}' "$CONFIG"; }
+CLUSTER_ID=$(awk '/^cluster_id/ {print $3; exit}' "$CONFIG")
+if [ "$MODE" != tlog ]; then
+    for i in 0 1 2; do
+        if [ "$i" != "$X" ]; then
+            t=$(now)
+            "$ARAKOON" --collapse-remote "$CLUSTER_ID" 127.0.0.1 "$(port_of "$i")" 1 > /dev/null
+            echo "n$i: collapsed to one tlog segment in $(since "$t") s ($(du -sh "$WORK/n$i/tlog" | cut -f1) of tlog left)"
+        fi
+    done
+fi
+LOAD_PID=""
+if [ "$MODE" = snapshot-under-load ]; then
+    echo "without a joining node, 64 clients for 20 s:"
+    "$ARAKOON" bench -config "$CONFIG" --scenario set --clients 64 --ops 100000000 --max-seconds 20 --keys 1000000 | tail -1
+    echo "while the empty node joins, 64 clients for 20 s:"
+    "$ARAKOON" bench -config "$CONFIG" --scenario set --clients 64 --ops 100000000 --max-seconds 20 --keys 1000000 | tail -1 &
+    LOAD_PID=$!
+fi
+
 t=$(now)
 start "$X"
 target=""
@@ -73,6 +103,8 @@ for _ in $(seq 1200); do
     if [ -n "$target" ] && [ -n "$got" ] && [ "$got" -ge "$target" ]; then
         echo "n$X (wiped, started empty) applied $got entries, as far as the master, $(since "$t") s after its start"
         echo "n$X: $(rss "${PIDS[$X]}")"
+        grep -E "store snapshot installed" "$WORK/n$X.log" | tail -1 || true
+        if [ -n "$LOAD_PID" ]; then wait "$LOAD_PID"; fi
         exit 0
     fi
     sleep 0.1

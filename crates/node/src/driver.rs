@@ -45,7 +45,10 @@ use crate::settings::Settings;
 use crate::state::{Answered, DirectReply, DriverRequest, SharedStore};
 use crate::stop::StopMode;
 use consensus::{Message, NodeId, Role, RoleChange, StepError, Time};
-use replica::{Env, Published, Refused, Replica, ReplicaError, Settle, SyncOutcome, UpdateAnswer};
+use replica::{
+    Env, PeerMessage, Published, Refused, Replica, ReplicaError, Settle, SnapshotMessage,
+    SyncOutcome, UpdateAnswer,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::UpdateOk;
@@ -92,6 +95,10 @@ impl Env for NodeEnv {
 
     fn send(&mut self, message: &Message) {
         self.transport.send(message);
+    }
+
+    fn send_snapshot(&mut self, message: &SnapshotMessage) {
+        self.transport.send_snapshot(message);
     }
 
     fn publish(&mut self, published: &Published) {
@@ -195,19 +202,11 @@ impl Env for NodeEnv {
             self.collapse_progress = None;
         }
     }
-
-    fn snapshots_wanted(&mut self, peers: &[NodeId]) {
-        let names: Vec<&str> = peers.iter().map(|p| self.settings.name_of(*p)).collect();
-        tracing::warn!(
-            nodes = ?names,
-            "peers need a store snapshot (their entries were collapsed); snapshot transfer is not implemented in this build"
-        );
-    }
 }
 
 enum Event {
     Stop,
-    Message(Option<Message>),
+    Message(Option<PeerMessage>),
     Request(Option<DriverRequest>),
     Tick,
     Wake,
@@ -218,7 +217,7 @@ enum Event {
 pub struct DriverIo {
     pub transport: Transport,
     pub requests: mpsc::Receiver<DriverRequest>,
-    pub inbound: mpsc::Receiver<Message>,
+    pub inbound: mpsc::Receiver<PeerMessage>,
     pub published: watch::Sender<Published>,
     pub stop: watch::Receiver<StopMode>,
     /// A reader waits for this node to apply an index it holds
@@ -233,7 +232,7 @@ pub struct Driver {
     replica: Replica<Arc<SharedStore>, NodeWaiter>,
     env: NodeEnv,
     requests: mpsc::Receiver<DriverRequest>,
-    inbound: mpsc::Receiver<Message>,
+    inbound: mpsc::Receiver<PeerMessage>,
     stop: watch::Receiver<StopMode>,
     apply_wanted: Arc<Notify>,
 }
@@ -369,7 +368,14 @@ impl Driver {
         Ok(())
     }
 
-    fn on_message(&mut self, msg: Message) -> Result<(), NodeError> {
+    fn on_message(&mut self, msg: PeerMessage) -> Result<(), NodeError> {
+        let msg = match msg {
+            PeerMessage::Consensus(m) => m,
+            PeerMessage::Snapshot(s) => {
+                self.replica.step_snapshot(s, &mut self.env)?;
+                return Ok(());
+            }
+        };
         let from = msg.from;
         let kind = msg.body.kind();
         match self.replica.step(msg, &mut self.env) {

@@ -87,10 +87,7 @@
 //!
 //! # Not yet
 //!
-//! The store snapshot a slave needs when the entries it lacks were
-//! collapsed everywhere (the core's `snapshots_to_send` is logged, never
-//! served); TLS (a config with TLS settings is refused at start); user
-//! functions. Requests of one connection are served one at a time.
+//! TLS (a config with TLS settings is refused at start); user functions. Requests of one connection are served one at a time.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -122,7 +119,7 @@ pub use stop::{shutdown_signal, StopMode};
 
 use clock::Clock;
 use config::ClusterConfig;
-use consensus::{Core, HardState, Message, NodeId, Role};
+use consensus::{Core, HardState, NodeId, Role};
 pub use ports::loopback_ports;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -254,7 +251,10 @@ struct DriverParts {
     clock: Clock,
     replica: replica::Replica<Arc<state::SharedStore>, driver::NodeWaiter>,
     messaging_listener: std::net::TcpListener,
-    inbound: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
+    inbound: (
+        mpsc::Sender<replica::PeerMessage>,
+        mpsc::Receiver<replica::PeerMessage>,
+    ),
     requests: mpsc::Receiver<state::DriverRequest>,
     published: watch::Sender<replica::Published>,
     stop: watch::Receiver<StopMode>,
@@ -594,9 +594,10 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     let disk = disk::RealDisk::shared();
     let options = tlog_options(&settings.cluster, node);
     let dir = tlog_path(node);
-    let tlog = Tlog::open(disk.clone(), dir.clone(), options)
+    let mut tlog = Tlog::open(disk.clone(), dir.clone(), options)
         .map_err(|source| NodeError::Tlog { dir, source })?;
     let store = Store::open(disk, &store_path(node), &StoreOptions::default())?;
+    replica::reconcile_storage(&mut tlog, &store)?;
     Ok((tlog, store))
 }
 

@@ -16,10 +16,11 @@
 //! accepted, or `1` then a `u32`-length reason, and closes: a wrong magic,
 //! version or cluster id, an unknown sender, or a `to_name` that is not
 //! itself (both sides log the reason). After it, frames follow:
-//! `u32 length | consensus message` ([`consensus::encode`]), the length at
-//! most the node's `max_message_bytes`; a longer one, or a message that does
-//! not decode or claims another sender than the handshake's, closes the
-//! connection with a logged reason.
+//! `u32 length | peer message` ([`replica::peer`]: a consensus message or a
+//! part of a store snapshot transfer), the length at most the node's
+//! `max_message_bytes`; a longer one, or a message that does not decode or
+//! claims another sender than the handshake's, closes the connection with a
+//! logged reason.
 //!
 //! # Behaviour
 //!
@@ -38,6 +39,7 @@ use crate::settings::{Settings, PEER_QUEUE_CAPACITY};
 use crate::stop::{stopped, StopMode};
 use bytes::Bytes;
 use consensus::{Message, NodeId};
+use replica::{PeerMessage, SnapshotMessage};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +48,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 pub const HANDSHAKE_MAGIC: &[u8; 8] = b"ARKRSMSG";
-pub const MESSAGING_VERSION: u32 = 2;
+/// 3: frames carry [`replica::peer`] messages (snapshot transfers).
+pub const MESSAGING_VERSION: u32 = 3;
 /// Longest cluster id or node name in a handshake.
 pub const HANDSHAKE_STRING_MAX: usize = 256;
 /// Longest wait for a handshake (and its answer).
@@ -67,11 +70,19 @@ pub struct Transport {
 
 impl Transport {
     pub fn send(&self, msg: &Message) {
-        let Some(Some(queue)) = self.peers.get(msg.to.0 as usize) else {
-            tracing::warn!(to = %msg.to, "message for an unknown node dropped");
+        self.queue(msg.to, replica::peer::encode_consensus(msg));
+    }
+
+    pub fn send_snapshot(&self, msg: &SnapshotMessage) {
+        self.queue(msg.to(), replica::peer::encode_snapshot(msg));
+    }
+
+    fn queue(&self, to: NodeId, bytes: Vec<u8>) {
+        let Some(Some(queue)) = self.peers.get(to.0 as usize) else {
+            tracing::warn!(%to, "message for an unknown node dropped");
             return;
         };
-        if queue.try_send(Bytes::from(consensus::encode(msg))).is_err() {
+        if queue.try_send(Bytes::from(bytes)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -82,7 +93,7 @@ impl Transport {
 pub fn start(
     settings: Arc<Settings>,
     listener: TcpListener,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<PeerMessage>,
     stop: watch::Receiver<StopMode>,
 ) -> (Transport, tokio::task::JoinHandle<()>) {
     let mut peers = Vec::new();
@@ -238,7 +249,7 @@ async fn pump(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::
 async fn accept_loop(
     settings: Arc<Settings>,
     listener: TcpListener,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<PeerMessage>,
     stop: watch::Receiver<StopMode>,
 ) {
     loop {
@@ -333,7 +344,7 @@ async fn read_handshake(settings: &Settings, stream: &mut TcpStream) -> Result<N
 async fn receive(
     settings: Arc<Settings>,
     mut stream: TcpStream,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<PeerMessage>,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let checked = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(&settings, &mut stream))
@@ -374,12 +385,13 @@ async fn receive(
             .read_exact(&mut buf)
             .await
             .map_err(|e| format!("from {peer_name}: {e}"))?;
-        let msg = consensus::decode(&buf, &settings.decode_limits)
+        let msg = replica::peer::decode(&buf, &settings.decode_limits)
             .map_err(|e| format!("from {peer_name}: undecodable message: {e}"))?;
-        if msg.from != peer || msg.to != settings.id() {
+        if msg.from() != peer || msg.to() != settings.id() {
             return Err(format!(
                 "from {peer_name}: message claims to be from {} to {}",
-                msg.from, msg.to
+                msg.from(),
+                msg.to()
             ));
         }
         if inbound.send(msg).await.is_err() {

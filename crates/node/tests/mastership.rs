@@ -150,5 +150,25 @@ async fn forced_and_preferred_masters_from_the_config() {
         start.elapsed()
     );
     assert_eq!(c.get(b"p").await.unwrap(), b"2");
+    // openvstorage/arakoon#95: a preferred master must not keep the cluster
+    // losing its master. Once back, it stays master (three lease periods,
+    // every node naming it at every poll) and writes go on.
+    let stable_for = Duration::from_secs(3);
+    let started = Instant::now();
+    let mut writes = 0u64;
+    while started.elapsed() < stable_for {
+        c.set(b"stable", writes.to_string().as_bytes()).await.unwrap();
+        writes += 1;
+        for name in ["node_0", "node_1", "node_2"] {
+            let named = c.node(name).unwrap().who_master().await.unwrap();
+            assert_eq!(
+                named.as_deref(),
+                Some("node_2"),
+                "{name} names another master after {:?} ({writes} writes)",
+                started.elapsed()
+            );
+        }
+    }
+    eprintln!("node_2 stayed master for {stable_for:?}: {writes} writes");
     preferred.stop_all().await;
 }

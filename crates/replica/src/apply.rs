@@ -89,6 +89,16 @@ impl<S: StoreAccess, W> Replica<S, W> {
         w.before_apply.is_some()
     }
 
+    /// The highest index that may be applied: committed, and durable in
+    /// this node's tlog. A store checkpoint must never make durable an entry
+    /// a crash could still take from the tlog (the store would be ahead of
+    /// its tlog at the next start), and a slave may learn that an entry is
+    /// committed before its own fsync of it ends.
+    pub(crate) fn appliable_index(&self) -> u64 {
+        let applied = self.store.store().applied_index();
+        self.commit_index.min(self.reported_synced.max(applied))
+    }
+
     /// Applies committed entries, at most [`APPLY_PER_ROUND_MAX`] per round;
     /// the rest in the next rounds.
     pub(crate) fn apply_committed(
@@ -98,8 +108,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
         if !self.apply_due(env.now()) {
             return Ok(());
         }
-        let commit_index = self.commit_index;
         let applied = self.store.store().applied_index();
+        let commit_index = self.appliable_index();
         let stop_at = commit_index.min(applied + APPLY_PER_ROUND_MAX);
         if stop_at < commit_index {
             self.again = true;
@@ -134,7 +144,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
     /// latency.
     fn apply_due(&mut self, now: Time) -> bool {
         let waiting = self
-            .commit_index
+            .appliable_index()
             .saturating_sub(self.store.store().applied_index());
         if waiting == 0 {
             self.apply_deadline = None;

@@ -287,7 +287,13 @@ impl<S: StoreAccess, W> Replica<S, W> {
         if possible.count > 0 && possible.below - 1 > self.store.store().durable_applied_index() {
             self.checkpoint(started)?;
         }
-        let durable = self.store.store().durable_applied_index();
+        #[allow(unused_mut)]
+        let mut durable = self.store.store().durable_applied_index();
+        #[cfg(feature = "broken")]
+        if self.settings.broken == Some(crate::settings::Broken::CollapseBeyondDurable) {
+            // What is committed, not what the store made durable.
+            durable = self.commit_index;
+        }
         let decided = plan(&full, tlogs_to_keep, durable, &peers);
         let total = u32::try_from(decided.count).unwrap_or(u32::MAX);
         let level_info = origin == CollapseOrigin::Request || total > 0;
@@ -363,6 +369,14 @@ impl<S: StoreAccess, W> Replica<S, W> {
             let next = oldest.first_index + oldest.entry_count;
             if next <= below {
                 let durable = self.store.store().durable_applied_index();
+                #[cfg(feature = "broken")]
+                let durable = if self.settings.broken
+                    == Some(crate::settings::Broken::CollapseBeyondDurable)
+                {
+                    u64::MAX
+                } else {
+                    durable
+                };
                 // The store's durability contract: only what it made durable.
                 assert!(
                     next - 1 <= durable,

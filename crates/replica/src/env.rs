@@ -1,8 +1,9 @@
 //! [`Env`]: what the replica needs of the world it runs in.
 
+use crate::peer::SnapshotMessage;
 use crate::published::Published;
 use crate::updates::UpdateAnswer;
-use consensus::{Message, NodeId, RoleChange, Time};
+use consensus::{Message, RoleChange, Time};
 use protocol::Update;
 use tlog::{SyncJob, Synced, TlogError};
 
@@ -72,8 +73,13 @@ pub trait Env {
     ) {
     }
 
-    /// Peers need entries this node's tlog no longer holds.
-    fn snapshots_wanted(&mut self, _peers: &[NodeId]) {}
+    /// Queues a message of a snapshot transfer to another node (to
+    /// `message.to()`). Never blocks.
+    fn send_snapshot(&mut self, message: &SnapshotMessage);
+
+    /// A store snapshot of the log entry `(index, term)` was installed (the
+    /// store holds it, the tlog is rebased on it). For observers.
+    fn snapshot_installed(&mut self, _index: u64, _term: u64, _store: &store::Store) {}
 
     /// A step of a tlog collapse removed a segment (see `collapse.rs`):
     /// the node streams it to the client that asked for the collapse.

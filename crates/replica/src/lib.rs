@@ -50,7 +50,7 @@
 //!   tlog; the store's applied index never passes the commit index handed
 //!   out by the core.
 //!
-//! # Collapse and snapshots
+//! # Snapshots
 //!
 //! [`collapse`]: old, full tlog segments that the store holds durably are
 //! removed, on request ([`Replica::collapse`], `collapse_tlogs`) or by the
@@ -59,9 +59,10 @@
 //! the store's durable applied index, and, on a master, holding back a
 //! bounded number of segments for a peer that lags a little.
 //!
-//! A peer that needs entries this node's tlog no longer holds is reported to
-//! [`Env::snapshots_wanted`]; transferring the snapshot is the next step of
-//! the project (it will live here, so that the simulator runs it too).
+//! A peer that needs entries this node's tlog no longer holds gets a store
+//! snapshot, sent and installed here ([`snapshot`]), over the caller's
+//! transport ([`Env::send_snapshot`], [`Replica::step_snapshot`]; the wire
+//! form of every peer message is [`peer`]).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -72,21 +73,25 @@ mod broken;
 pub mod collapse;
 mod env;
 mod error;
+pub mod peer;
 pub mod progress;
 mod published;
 pub mod reads;
 mod replica;
 mod settings;
+pub mod snapshot;
 mod updates;
 
 pub use collapse::{CollapseOrigin, CollapseProgress, CollapseRefused};
 pub use env::{Env, SyncOutcome};
 pub use error::ReplicaError;
-pub use published::Published;
+pub use peer::{AckStatus, PeerMessage, SnapshotMessage};
+pub use published::{Published, SnapshotProgress};
 pub use replica::{Replica, Settle};
 #[cfg(feature = "broken")]
 pub use settings::Broken;
 pub use settings::Settings;
+pub use snapshot::reconcile_storage;
 pub use updates::{Refused, UpdateAnswer};
 
 /// What the replica needs of the store: the store itself, however the

@@ -37,6 +37,45 @@ pub struct Published {
     /// This node's store catching up with the commit index, when it is far
     /// behind (see [`crate::progress`]).
     pub catch_up: Option<CatchUp>,
+    /// A store snapshot being received ([`crate::snapshot`]).
+    pub snapshot: Option<SnapshotProgress>,
+    /// On the master: how many snapshot transfers it sends.
+    pub snapshots_sending: usize,
+}
+
+/// A store snapshot being received, as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotProgress {
+    /// The sender.
+    pub from: NodeId,
+    /// The snapshot's index.
+    pub index: u64,
+    /// Pairs received so far, of `pairs_total` (the sender's count).
+    pub pairs_done: u64,
+    pub pairs_total: u64,
+    pub bytes: u64,
+    /// Over the whole transfer so far.
+    pub bytes_per_second: u64,
+}
+
+impl std::fmt::Display for SnapshotProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} pairs, {} bytes at {} bytes/s",
+            self.pairs_done, self.pairs_total, self.bytes, self.bytes_per_second
+        )?;
+        if self.bytes_per_second > 0 && self.pairs_done > 0 {
+            let bytes_per_pair = self.bytes as f64 / self.pairs_done as f64;
+            let left = self.pairs_total.saturating_sub(self.pairs_done) as f64 * bytes_per_pair;
+            write!(
+                f,
+                ", about {:.0} s left",
+                left / self.bytes_per_second as f64
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Published {
@@ -61,6 +100,8 @@ impl Published {
             peers_match: Vec::new(),
             going_down: false,
             catch_up: None,
+            snapshot: None,
+            snapshots_sending: 0,
         }
     }
 }

@@ -72,7 +72,7 @@ pub struct Replica<S, W> {
     sync_pending: bool,
     /// The highest index reported to the core as synced (with `fsync =
     /// false`, the tlog's own synced index stays behind).
-    reported_synced: u64,
+    pub(crate) reported_synced: u64,
     /// The commit index of the last `Ready` (what may be applied).
     pub(crate) commit_index: u64,
     /// Not master, committed entries wait: apply them by then.
@@ -90,6 +90,8 @@ pub struct Replica<S, W> {
     sent: bool,
     /// ... and should leave before the fsync (or the answers).
     messages_first: bool,
+    /// Snapshot transfers, sent and received.
+    pub(crate) transfers: crate::snapshot::Transfers,
     /// A tlog collapse in progress (`collapse.rs`).
     pub(crate) collapse_run: Option<crate::collapse::CollapseRun>,
 }
@@ -121,7 +123,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             applied,
             tlog.last_index(),
         );
-        Replica {
+        let replica = Replica {
             settings,
             core,
             tlog,
@@ -146,8 +148,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
             rounds: 0,
             sent: false,
             messages_first: false,
+            transfers: crate::snapshot::Transfers::default(),
             collapse_run: None,
-        }
+        };
+        replica.remove_stale_scratch();
+        replica
     }
 
     // ----- queries -------------------------------------------------------
@@ -188,6 +193,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         [
             self.core.commit_announce_due(),
             self.apply_deadline,
+            self.transfers.wake_at(),
             self.collapse_due_at(),
         ]
         .into_iter()
@@ -218,7 +224,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             self.checkpoint(now)?;
         }
         self.auto_collapse(env)?;
-        Ok(())
+        self.snapshot_timers(env)
     }
 
     /// Called at [`Replica::wake_at`]: the core is ticked if a commit
@@ -229,7 +235,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
         if self.core.commit_announce_due().is_some_and(|t| now >= t) {
             self.tick(env)?;
         }
-        self.collapse_step(env)
+        self.collapse_step(env)?;
+        self.snapshot_timers(env)
     }
 
     /// A reader waits for an index this node holds but has not applied
@@ -351,6 +358,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
                     self.again = false;
                     self.flush_updates(env)?;
                     self.sent = self.round(env)?;
+                    // Right after a `Ready` was taken, as the core wants.
+                    if self.transfers.install_due() {
+                        self.install_snapshot(env)?;
+                        self.sent = true;
+                    }
+                    self.pump_snapshots(env)?;
                     self.messages_first = self.sync_due || self.core.role() != Role::Master;
                     self.phase = Phase::Sync;
                     if self.sent && self.messages_first {
@@ -495,7 +508,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             env.send(m);
         }
         if !ready.snapshots_to_send.is_empty() {
-            env.snapshots_wanted(&ready.snapshots_to_send);
+            self.start_snapshots(&ready.snapshots_to_send, env)?;
         }
         for rc in &ready.role_changes {
             env.role_changed(rc);
@@ -598,6 +611,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
         Ok(())
     }
 
+    /// After the tlog was rebased on a snapshot: whether an fsync is due.
+    pub(crate) fn sync_due_after_rebase(&mut self) {
+        self.sync_due = self.tlog.last_index() > self.reported_synced;
+    }
+
     pub(crate) fn tlog_error(&self, e: TlogError) -> ReplicaError {
         ReplicaError::Tlog {
             dir: self.tlog.dir().to_path_buf(),
@@ -667,6 +685,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
             peers_match,
             going_down: self.published.going_down,
             catch_up,
+            snapshot: self.transfers.progress(now),
+            snapshots_sending: self.transfers.sending(),
         };
         if new != self.published {
             self.published = new;
@@ -706,10 +726,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
     pub fn shutdown(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         tracing::info!("stopping: failing in-flight requests with E_GOING_DOWN, syncing the tlog, checkpointing the store");
         self.fail_all(env);
+        self.drop_outgoing("stopping");
         self.tlog.sync().map_err(|e| self.tlog_error(e))?;
         // What a slave held back goes into the checkpoint rather than into
         // the next start's replay.
-        while self.store.store().applied_index() < self.commit_index {
+        self.reported_synced = self.reported_synced.max(self.tlog.synced_index());
+        while self.store.store().applied_index() < self.appliable_index() {
             self.apply_wanted = true;
             self.apply_committed(env)?;
         }

@@ -13,6 +13,10 @@ pub enum Broken {
     AnswerStoreDependentAtCommit,
     /// The published lease ends a lease period later than the core allows.
     LeaseTooLong,
+    /// Collapse removes entries up to the commit index, beyond what the
+    /// store made durable: a crash then finds a store behind its tlog's
+    /// start.
+    CollapseBeyondDurable,
 }
 
 /// Limits and pacing of one replica.

@@ -24,11 +24,14 @@ use crate::rng::Rng;
 use crate::storage::Storage;
 use crate::workload::{ClientReply, ClientRequest, ReadKind};
 use bytes::Bytes;
-use consensus::{Config, Core, HardState, Message, NodeId, Role, RoleChange, Standing, Time};
+use consensus::{Config, Core, HardState, Message, Role, RoleChange, Standing, Time};
 use disk::SimDisk;
 use protocol::{KeyRange, Update};
 use replica::reads::{Gate, ReadConsistency, ReadGate, ReadRefusal, ReadTiming};
-use replica::{Env, Published, Refused, Replica, Settle, SyncOutcome, UpdateAnswer};
+use replica::{
+    Env, PeerMessage, Published, Refused, Replica, Settle, SnapshotMessage, SyncOutcome,
+    UpdateAnswer,
+};
 use std::collections::BTreeMap;
 use store::{Order, Store, UpdateFailure, UpdateOk};
 use tlog::SyncJob;
@@ -36,8 +39,9 @@ use tlog::SyncJob;
 /// What travels on the simulated network.
 #[derive(Debug, Clone)]
 pub enum SimMsg {
-    /// A consensus message, encoded with the real wire codec.
-    Consensus(Bytes),
+    /// A message between replicas (consensus, or a snapshot transfer's),
+    /// encoded with the real wire codec.
+    Peer(Bytes),
     Request(ClientRequest),
     Reply {
         request_id: u64,
@@ -137,10 +141,12 @@ fn read_value(store: &Store, key: u64) -> Result<Option<Value>, String> {
 }
 
 /// The replica's settings in the simulator (the node's defaults, with
-/// frequent checkpoints).
+/// frequent checkpoints, and the automatic collapse keeping 2 segments of
+/// 8 entries: peers that fall behind need snapshots often).
 pub fn replica_settings() -> replica::Settings {
     replica::Settings {
         checkpoint_every_entries: CHECKPOINT_EVERY,
+        auto_collapse_keep: 2,
         ..replica::Settings::default()
     }
 }
@@ -193,10 +199,18 @@ impl Env for SimEnv<'_, '_> {
 
     fn send(&mut self, message: &Message) {
         let to = message.to.0 as usize;
-        let bytes = Bytes::from(consensus::encode(message));
+        let bytes = Bytes::from(replica::peer::encode_consensus(message));
         self.ctx
             .net
-            .send(self.ctx.now_ns, self.id, to, SimMsg::Consensus(bytes));
+            .send(self.ctx.now_ns, self.id, to, SimMsg::Peer(bytes));
+    }
+
+    fn send_snapshot(&mut self, message: &SnapshotMessage) {
+        let to = message.to().0 as usize;
+        let bytes = Bytes::from(replica::peer::encode_snapshot(message));
+        self.ctx
+            .net
+            .send(self.ctx.now_ns, self.id, to, SimMsg::Peer(bytes));
     }
 
     fn publish(&mut self, _published: &Published) {}
@@ -312,13 +326,42 @@ impl Env for SimEnv<'_, '_> {
         }
     }
 
-    fn snapshots_wanted(&mut self, peers: &[NodeId]) {
-        // The simulator never collapses tlogs, so no slave can need one.
+    /// The installed store must hold, for every key, the value the key
+    /// had after `index` (as the nodes that applied the entries saw it).
+    fn snapshot_installed(&mut self, index: u64, term: u64, store: &Store) {
         let id = self.id;
-        self.ctx.obs.violation(
-            self.ctx.now_ns,
-            format!("node {id}: asked to send snapshots to {peers:?}, but no tlog was collapsed"),
-        );
+        self.ctx.obs.trace(self.ctx.now_ns, || {
+            format!("node {id}: installed a store snapshot at ({index}, term {term})")
+        });
+        let content = match store
+            .read()
+            .and_then(|view| view.range_entries(&KeyRange::all(), Order::Ascending, usize::MAX))
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.ctx.obs.violation(
+                    self.ctx.now_ns,
+                    format!("node {id}: reading the installed snapshot: {e}"),
+                );
+                return;
+            }
+        };
+        let mut pairs = Vec::with_capacity(content.len());
+        for (key, value) in content {
+            match (parse_key(&key), decode_value(&value)) {
+                (Some(k), Ok(v)) => pairs.push((k, v)),
+                _ => {
+                    self.ctx.obs.violation(
+                        self.ctx.now_ns,
+                        format!("node {id}: the installed snapshot holds a pair the simulator never wrote"),
+                    );
+                    return;
+                }
+            }
+        }
+        self.ctx
+            .obs
+            .snapshot_installed(self.ctx.now_ns, id, index, term, &pairs);
     }
 }
 
@@ -505,6 +548,33 @@ impl SimNode {
             .trace(ctx.now_ns, || format!("node {id}: WIPE (disk lost)"));
     }
 
+    /// `collapse_tlogs` on this node, keeping its newest `keep` full
+    /// segments (never what its store has not made durable); the run's
+    /// steps follow at the replica's wake-ups.
+    pub fn collapse(&mut self, ctx: &mut Ctx, keep: u64) {
+        let id = self.id;
+        let mut count = None;
+        self.with_replica(ctx, |replica, env| {
+            match replica
+                .collapse(keep as i64, env)
+                .map_err(|e| e.to_string())?
+            {
+                Ok(n) => count = Some(n),
+                Err(refused) => {
+                    env.ctx.obs.trace(env.ctx.now_ns, || {
+                        format!("node {id}: collapse refused: {refused}")
+                    });
+                }
+            }
+            Ok(())
+        });
+        if let Some(count) = count {
+            ctx.obs.trace(ctx.now_ns, || {
+                format!("node {id}: COLLAPSE keeping {keep} segments: {count} to remove")
+            });
+        }
+    }
+
     /// Power loss: everything not fsynced may be lost; the process is gone.
     pub fn crash(&mut self, ctx: &mut Ctx) {
         self.running = None;
@@ -609,22 +679,25 @@ impl SimNode {
         });
     }
 
-    pub fn on_consensus(&mut self, ctx: &mut Ctx, bytes: &[u8]) {
-        let msg = match consensus::decode(bytes, &consensus::DecodeLimits::default()) {
+    pub fn on_peer(&mut self, ctx: &mut Ctx, bytes: &[u8]) {
+        let msg = match replica::peer::decode(bytes, &consensus::DecodeLimits::default()) {
             Ok(m) => m,
             Err(e) => {
                 let id = self.id;
                 ctx.obs.violation(
                     ctx.now_ns,
-                    format!("node {id}: undecodable consensus message: {e}"),
+                    format!("node {id}: undecodable peer message: {e}"),
                 );
                 return;
             }
         };
-        self.with_replica(ctx, |replica, env| {
-            replica
+        self.with_replica(ctx, |replica, env| match msg {
+            PeerMessage::Consensus(msg) => replica
                 .step(msg, env)
-                .map_err(|e| format!("core refused an input: {e}"))
+                .map_err(|e| format!("core refused an input: {e}")),
+            PeerMessage::Snapshot(msg) => replica
+                .step_snapshot(msg, env)
+                .map_err(|e| format!("snapshot transfer: {e}")),
         });
     }
 

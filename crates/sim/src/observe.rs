@@ -35,6 +35,7 @@ pub struct Observer {
     pub consistent_reads_served: u64,
     pub entries_applied: u64,
     pub master_changes: u64,
+    pub snapshots_installed: u64,
 }
 
 /// FNV-1a, for payload fingerprints (stable across builds and platforms).
@@ -125,6 +126,61 @@ impl Observer {
                 None => {
                     versions.insert(index, value);
                 }
+            }
+        }
+    }
+
+    /// `node` installed a store snapshot of the entry `(index, term)`
+    /// holding `pairs`: the entry must be the one applied at `index`, and
+    /// every key must hold the value it had after `index`.
+    pub fn snapshot_installed(
+        &mut self,
+        now_ns: u64,
+        node: usize,
+        index: u64,
+        term: u64,
+        pairs: &[(u64, Value)],
+    ) {
+        self.snapshots_installed += 1;
+        match self.applied.get(&index) {
+            Some(&(t, _, first)) if t != term => {
+                self.violation(
+                    now_ns,
+                    format!(
+                        "snapshot: node {node} installed ({index}, term {term}) but node {first} applied ({index}, term {t})"
+                    ),
+                );
+                return;
+            }
+            Some(_) => {}
+            None => {
+                self.violation(
+                    now_ns,
+                    format!(
+                        "snapshot: node {node} installed one at {index}, which no node applied"
+                    ),
+                );
+                return;
+            }
+        }
+        let held: BTreeMap<u64, Value> = pairs.iter().copied().collect();
+        let keys: std::collections::BTreeSet<u64> = self
+            .key_versions
+            .keys()
+            .chain(held.keys())
+            .copied()
+            .collect();
+        for key in keys {
+            let expected = self.value_at(key, index);
+            let got = held.get(&key).copied();
+            if got != expected {
+                self.violation(
+                    now_ns,
+                    format!(
+                        "snapshot: node {node} installed ({index}, term {term}) with key {key} = {got:?}; after {index} it held {expected:?}"
+                    ),
+                );
+                return;
             }
         }
     }

@@ -30,6 +30,9 @@ pub struct FaultConfig {
     /// A node loses its whole disk and restarts empty (never more voters
     /// at once than can recover: `voters - quorum` not trusted).
     pub wipes: bool,
+    /// A running node collapses its tlog (keeping a random few entries):
+    /// a peer behind it then needs a store snapshot.
+    pub collapses: bool,
     pub pauses: bool,
     /// A node's next fsync takes longer than a lease (a disk that hangs):
     /// its driver is blocked meanwhile, its readers are not.
@@ -85,6 +88,7 @@ impl Scenario {
                 mean_interval_ns: 250_000_000,
                 crashes: true,
                 wipes: true,
+                collapses: true,
                 pauses: true,
                 slow_disks: true,
                 partitions: true,
@@ -119,6 +123,10 @@ pub struct Report {
     pub faults_injected: u64,
     /// Of which: disks wiped.
     pub wipes_injected: u64,
+    /// Of which: tlog collapses.
+    pub collapses_injected: u64,
+    /// Store snapshots installed.
+    pub snapshots_installed: u64,
     pub entries_applied: u64,
     pub master_changes: u64,
     pub consistent_reads: u64,
@@ -154,6 +162,7 @@ struct World {
     now_ns: u64,
     faults_injected: u64,
     wipes_injected: u64,
+    collapses_injected: u64,
     quiet: bool,
     /// When the quiet phase begins, then when to check for its end.
     next_quiet_check_ns: u64,
@@ -229,7 +238,7 @@ impl World {
         let down = self.restart_at.iter().filter(|r| r.is_some()).count();
         let now = self.now_ns;
         let all: Vec<usize> = (0..n).collect();
-        match self.rng.below(8) {
+        match self.rng.below(9) {
             // At most a minority down at once (one node for a 1-node cluster).
             0 | 1 if f.crashes && down < (n.saturating_sub(1) / 2).max(1) => {
                 let victim = self.rng.below(n as u64) as usize;
@@ -262,6 +271,19 @@ impl World {
                 nodes[victim].wipe(&mut ctx);
                 let back = now + self.rng.between(50_000_000, 800_000_000);
                 self.restart_at[victim] = Some(back);
+            }
+            7 if f.collapses => {
+                let victim = self.rng.below(n as u64) as usize;
+                // A few segments (of 8 entries) kept: peers a little behind
+                // still catch up from the tlog, others need a snapshot.
+                let keep = 1 + self.rng.below(2);
+                if self.nodes[victim].driver_busy_until_ns(now).is_some() {
+                    return;
+                }
+                self.faults_injected += 1;
+                self.collapses_injected += 1;
+                let (mut ctx, nodes) = self.ctx();
+                nodes[victim].collapse(&mut ctx, keep);
             }
             6 if f.slow_disks => {
                 // A master's disk, if there is one: its lease is at stake.
@@ -371,7 +393,7 @@ impl World {
             self.net.send_at(until, from, to, msg);
             return;
         }
-        if let (true, SimMsg::Consensus(_)) = (to < nodes, &msg) {
+        if let (true, SimMsg::Peer(_)) = (to < nodes, &msg) {
             if let Some(until) = self.nodes[to].driver_busy_until_ns(self.now_ns) {
                 // The driver is blocked in an fsync: the message waits in
                 // its queue (clients' requests reach the connections).
@@ -380,9 +402,9 @@ impl World {
             }
         }
         match msg {
-            SimMsg::Consensus(bytes) => {
+            SimMsg::Peer(bytes) => {
                 let (mut ctx, ns) = self.ctx();
-                ns[to].on_consensus(&mut ctx, &bytes);
+                ns[to].on_peer(&mut ctx, &bytes);
             }
             SimMsg::Request(request) => {
                 let (mut ctx, ns) = self.ctx();
@@ -470,6 +492,7 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
         now_ns: 0,
         faults_injected: 0,
         wipes_injected: 0,
+        collapses_injected: 0,
         quiet: false,
         next_quiet_check_ns: scenario.fault_phase_ns,
     };
@@ -606,6 +629,8 @@ fn finish(mut world: World, seed: u64) -> Report {
         operations_checked: world.obs.history.len() as u64 + world.obs.at_least_reads.len() as u64,
         faults_injected: world.faults_injected,
         wipes_injected: world.wipes_injected,
+        collapses_injected: world.collapses_injected,
+        snapshots_installed: world.obs.snapshots_installed,
         entries_applied: world.obs.entries_applied,
         master_changes: world.obs.master_changes,
         consistent_reads: world.obs.consistent_reads_served,

@@ -9,7 +9,7 @@ use tlog::{Tlog, TlogOptions};
 /// Small segments, so that rotation, sealing and collapse happen in short runs.
 pub fn sim_tlog_options() -> TlogOptions {
     TlogOptions {
-        max_entries: 64,
+        max_entries: 8,
         max_size: 64 * 1024,
         compression: tlog::Compression::Lz4,
     }
@@ -33,7 +33,7 @@ fn store_path() -> PathBuf {
 impl Storage {
     /// Opens (recovering after a crash) the node's tlog and store.
     pub fn open(disk: &SimDisk) -> Result<Storage, String> {
-        let tlog = Tlog::open(disk.shared(), tlog_dir(), sim_tlog_options())
+        let mut tlog = Tlog::open(disk.shared(), tlog_dir(), sim_tlog_options())
             .map_err(|e| format!("tlog open: {e}"))?;
         let options = StoreOptions {
             cache_size_bytes: 1 << 20,
@@ -41,6 +41,7 @@ impl Storage {
         };
         let store = Store::open(disk.shared(), &store_path(), &options)
             .map_err(|e| format!("store open: {e}"))?;
+        replica::reconcile_storage(&mut tlog, &store).map_err(|e| format!("reconcile: {e}"))?;
         Ok(Storage { tlog, store })
     }
 }

@@ -166,6 +166,14 @@ mod broken {
         replica_bug_caught_within(replica::Broken::AnswerStoreDependentAtCommit, 2_000);
     }
 
+    /// Collapse removes tlog entries the store has applied but not made
+    /// durable: a crash then leaves a node that cannot restart (its store
+    /// is behind its tlog's start).
+    #[test]
+    fn collapsing_beyond_the_durable_store_is_caught() {
+        replica_bug_caught_within(replica::Broken::CollapseBeyondDurable, 2_000);
+    }
+
     /// The replica publishes a lease a lease period longer than the core's.
     #[test]
     fn a_published_lease_longer_than_the_core_allows_is_caught() {

@@ -5,7 +5,9 @@
 
 use crate::error::StoreError;
 use crate::snapshot::{Frame, FrameSplitter};
-use crate::{read_applied_index, Store, META_APPLIED_INDEX, META_TABLE, USER_TABLE};
+use crate::{
+    read_applied_index, Store, META_APPLIED_INDEX, META_SNAPSHOT_BASE, META_TABLE, USER_TABLE,
+};
 use redb::{Durability, ReadableTableMetadata, WriteTransaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,9 @@ pub struct ImportSession<'s> {
     applied_index: u64,
     last_key: Option<Vec<u8>>,
     entry_count: u64,
+    /// The log entry `(index, term)` the snapshot must be of, recorded with
+    /// it ([`Store::install`]).
+    base: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for ImportSession<'_> {
@@ -98,7 +103,14 @@ impl<'s> ImportSession<'s> {
             applied_index: 0,
             last_key: None,
             entry_count: 0,
+            base: None,
         })
+    }
+
+    /// The stream must be a snapshot at `index`, of the log entry `(index,
+    /// term)`; both are recorded with it.
+    pub fn expect_base(&mut self, index: u64, term: u64) {
+        self.base = Some((index, term));
     }
 
     fn corrupt(&self, offset: u64, what: impl Into<String>) -> StoreError {
@@ -146,6 +158,12 @@ impl<'s> ImportSession<'s> {
                         snapshot_index: applied_index,
                         applied_index: self.applied_index_before,
                     });
+                }
+                if let Some((index, _)) = self.base.filter(|(i, _)| *i != applied_index) {
+                    return Err(self.corrupt(
+                        offset,
+                        format!("a snapshot at index {applied_index}, expected one at {index}"),
+                    ));
                 }
                 self.applied_index = applied_index;
                 self.expect = Expect::EntriesOrTrailer;
@@ -232,6 +250,13 @@ impl<'s> ImportSession<'s> {
                 self.applied_index.to_le_bytes().as_slice(),
             )
             .map_err(|e| store_err(store, e))?;
+            if let Some((index, term)) = self.base {
+                let mut base = [0u8; 16];
+                base[..8].copy_from_slice(&index.to_le_bytes());
+                base[8..].copy_from_slice(&term.to_le_bytes());
+                meta.insert(META_SNAPSHOT_BASE, base.as_slice())
+                    .map_err(|e| store_err(store, e))?;
+            }
         }
         self.txn
             .set_durability(Durability::Immediate)

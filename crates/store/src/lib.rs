@@ -113,6 +113,10 @@ pub(crate) const USER_TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_FORMAT_VERSION: &str = "format_version";
 const META_APPLIED_INDEX: &str = "applied_index";
+/// The `(index, term)` of the last snapshot installed (16 bytes), so that a
+/// node whose store was replaced but whose tlog was not yet rebased (a crash
+/// in between) can rebase its tlog at the next start.
+pub(crate) const META_SNAPSHOT_BASE: &str = "snapshot_base";
 const FORMAT_VERSION: u64 = 1;
 
 /// What a successful update answers.
@@ -227,6 +231,8 @@ pub(crate) fn read_applied_index(
 pub struct Store {
     db: Database,
     path: Arc<Path>,
+    /// The disk the store lives on (and its snapshot scratch file).
+    disk: DiskRef,
     /// Held by whoever changes the applied index (apply, import), from its
     /// check of the index to the update of `applied_index` after its commit.
     writer: Mutex<()>,
@@ -348,6 +354,7 @@ impl Store {
         let store = Self {
             db,
             path,
+            disk,
             writer: Mutex::new(()),
             applied_index: AtomicU64::new(applied_index),
             durable_applied_index: AtomicU64::new(0),
@@ -406,6 +413,45 @@ impl Store {
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The disk the store lives on.
+    pub fn disk(&self) -> &DiskRef {
+        &self.disk
+    }
+
+    /// Where a snapshot being received is written before it is installed
+    /// (beside the store file, on its disk): `<store>.incoming`.
+    pub fn scratch_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".incoming");
+        PathBuf::from(name)
+    }
+
+    /// The `(index, term)` of the last snapshot installed with
+    /// [`Self::install`], if any.
+    pub fn snapshot_base(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
+        let Some(guard) = meta
+            .get(META_SNAPSHOT_BASE)
+            .map_err(|e| redb_error(&self.path, e.into()))?
+        else {
+            return Ok(None);
+        };
+        let bytes = guard.value();
+        let (Some(index), Some(term)) = (bytes.get(..8), bytes.get(8..16)) else {
+            return Err(corrupt_metadata(
+                &self.path,
+                format!("{META_SNAPSHOT_BASE}: {} bytes, expected 16", bytes.len()),
+            ));
+        };
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        Ok(Some((word(index), word(term))))
     }
 
     /// The index of the last applied entry (0: none).
@@ -576,6 +622,20 @@ impl Store {
     /// brought. On any error the store keeps its old content.
     pub fn replace(&self, reader: &mut dyn std::io::Read) -> Result<u64, StoreError> {
         Self::feed(self.begin_replace()?, reader)
+    }
+
+    /// As [`Self::replace`], for a snapshot of the log entry `(index,
+    /// term)`: the same transaction records them ([`Self::snapshot_base`]),
+    /// and a stream of another index is refused.
+    pub fn install(
+        &self,
+        reader: &mut dyn std::io::Read,
+        index: u64,
+        term: u64,
+    ) -> Result<u64, StoreError> {
+        let mut session = self.begin_replace()?;
+        session.expect_base(index, term);
+        Self::feed(session, reader)
     }
 
     fn feed(

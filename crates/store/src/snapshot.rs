@@ -130,6 +130,16 @@ impl SnapshotExport {
         self.view.applied_index()
     }
 
+    /// Pairs framed so far.
+    pub fn pairs_exported(&self) -> u64 {
+        self.entry_count
+    }
+
+    /// Pairs in the exported state.
+    pub fn pair_count(&self) -> Result<u64, StoreError> {
+        self.view.key_count()
+    }
+
     /// Writes the whole stream to `out`; returns the bytes written.
     pub fn write_to(self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
         let mut written_bytes = 0u64;

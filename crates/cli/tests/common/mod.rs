@@ -72,6 +72,12 @@ impl Processes {
         Processes::start_with_config(n, lease_secs, "", "")
     }
 
+    /// `n` nodes with a lease of `lease_secs` seconds and `global` (lines
+    /// of `key = value`) added to the `[global]` section, started.
+    pub fn start_with(n: usize, lease_secs: u64, global: &str) -> Processes {
+        Processes::start_with_config(n, lease_secs, global, "")
+    }
+
     /// `n` nodes with a lease of `lease_secs` seconds and extra lines in
     /// `[global]` and in every node's section, started.
     pub fn start_with_config(
@@ -140,6 +146,15 @@ impl Processes {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The node's client port.
+    pub fn client_port(&self, i: usize) -> u16 {
+        self.client_addresses[i]
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
     }
 
     /// The node's home directory (its store, tlog and log).

@@ -183,6 +183,50 @@ impl Core {
         now: Time,
         log: &dyn LogRead,
     ) -> Result<(), StepError> {
+        self.probe_after_snapshot(peer, now, log)
+    }
+
+    /// On the master: `peer` holds the committed state at `index` (it
+    /// installed the snapshot it was sent, or had come that far already).
+    /// It is probed at once right after `index` (its answer shows where its
+    /// log stands; a new snapshot is asked for if this log was collapsed
+    /// past `index` meanwhile), instead of after `snapshot_timeout` from
+    /// where it was.
+    pub fn snapshot_sent(
+        &mut self,
+        peer: NodeId,
+        index: u64,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
+        self.enter(now, log)?;
+        if self.role != Role::Master {
+            return Ok(());
+        }
+        if index > self.commit_index {
+            return Err(StepError::InvalidEvent {
+                reason: format!(
+                    "a snapshot at {index} past the commit index {}",
+                    self.commit_index
+                ),
+            });
+        }
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            if matches!(pr.state, FlowState::Snapshot { .. }) {
+                pr.become_probe();
+                pr.next_index = pr.next_index.max(index + 1);
+            }
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn probe_after_snapshot(
+        &mut self,
+        peer: NodeId,
+        now: Time,
+        log: &dyn LogRead,
+    ) -> Result<(), StepError> {
         self.enter(now, log)?;
         if self.role != Role::Master {
             return Ok(());

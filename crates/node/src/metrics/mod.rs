@@ -216,6 +216,9 @@ struct StateGauges {
     peer_lag_entries: Family<PeerLabels, Gauge>,
     store_size_bytes: Gauge,
     tlog_size_bytes: Gauge,
+    snapshot_pairs_received: Gauge,
+    snapshot_pairs_total: Gauge,
+    snapshots_sending: Gauge,
 }
 
 const ROLES: [Role; 5] = [
@@ -320,6 +323,9 @@ impl NodeMetrics {
             peer_match_index: Family::default(),
             peer_lag_entries: Family::default(),
             store_size_bytes: Gauge::default(),
+            snapshot_pairs_received: Gauge::default(),
+            snapshot_pairs_total: Gauge::default(),
+            snapshots_sending: Gauge::default(),
             tlog_size_bytes: Gauge::default(),
         };
         r.register("arakoon_term", "Current term n", state.term.clone());
@@ -364,6 +370,21 @@ impl NodeMetrics {
                 })
                 .set(0);
         }
+        r.register(
+            "arakoon_snapshot_pairs_received",
+            "Pairs of the store snapshot being received so far (0 when none)",
+            state.snapshot_pairs_received.clone(),
+        );
+        r.register(
+            "arakoon_snapshot_pairs_total",
+            "Pairs in the store snapshot being received (0 when none)",
+            state.snapshot_pairs_total.clone(),
+        );
+        r.register(
+            "arakoon_snapshots_sending",
+            "Store snapshot transfers this master sends",
+            state.snapshots_sending.clone(),
+        );
         r.register(
             "arakoon_recovering",
             "1 while this node, having lost its disk, catches up before it votes again",
@@ -609,6 +630,11 @@ impl NodeMetrics {
         s.tlog_last_index.set(gauge_value(p.tlog_last_index));
         s.commit_index.set(gauge_value(p.commit_index));
         s.applied_index.set(gauge_value(p.applied_index));
+        let (done, total) = p.snapshot.map_or((0, 0), |s| (s.pairs_done, s.pairs_total));
+        s.snapshot_pairs_received.set(gauge_value(done));
+        s.snapshot_pairs_total.set(gauge_value(total));
+        s.snapshots_sending
+            .set(i64::try_from(p.snapshots_sending).unwrap_or(i64::MAX));
         // Only a master has them: a node that lost mastership drops them.
         s.peer_match_index.clear();
         s.peer_lag_entries.clear();

@@ -237,10 +237,23 @@ impl Service {
                 )
             }
             Request::CurrentState => {
-                let catching_up = p
+                let mut catching_up = p
                     .catch_up
                     .map(|c| format!(", catching up {c}"))
                     .unwrap_or_default();
+                if let Some(s) = p.snapshot {
+                    catching_up.push_str(&format!(
+                        ", receiving a store snapshot at i = {} from {}: {s}",
+                        s.index,
+                        self.settings.name_of(s.from)
+                    ));
+                }
+                if p.snapshots_sending > 0 {
+                    catching_up.push_str(&format!(
+                        ", sending {} store snapshot(s)",
+                        p.snapshots_sending
+                    ));
+                }
                 let state = format!(
                     "node {}: {} ({}) in n = {}, master {}, tlog last i = {}, committed {}, applied {}, lease {}{catching_up}{}",
                     self.name(),
