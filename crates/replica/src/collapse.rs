@@ -518,6 +518,7 @@ mod replica_tests {
             self.now
         }
         fn send(&mut self, _message: &Message) {}
+        fn send_snapshot(&mut self, _message: &crate::SnapshotMessage) {}
         fn publish(&mut self, _published: &crate::Published) {}
         fn answer(&mut self, _w: (), _i: Option<u64>, answer: UpdateAnswer, _direct: bool) {
             assert!(answer.is_ok(), "update refused: {answer:?}");
