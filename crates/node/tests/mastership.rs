@@ -157,7 +157,9 @@ async fn forced_and_preferred_masters_from_the_config() {
     let started = Instant::now();
     let mut writes = 0u64;
     while started.elapsed() < stable_for {
-        c.set(b"stable", writes.to_string().as_bytes()).await.unwrap();
+        c.set(b"stable", writes.to_string().as_bytes())
+            .await
+            .unwrap();
         writes += 1;
         for name in ["node_0", "node_1", "node_2"] {
             let named = c.node(name).unwrap().who_master().await.unwrap();

@@ -15,7 +15,8 @@
 //!   2 end        from u64, to u64, transfer u64, seq u64,
 //!                total_bytes u64, total_crc u32
 //!   3 ack        from u64, to u64, transfer u64, next u64, status u8
-//!                (0 receiving, 1 installed, 2 refused, 3 not needed), then
+//!                (0 receiving, 1 installed, 2 refused, 3 not needed,
+//!                4 unknown transfer), then
 //!                for refused len u32 and a UTF-8 reason, for not needed
 //!                the receiver's commit index u64
 //! ```
@@ -91,6 +92,10 @@ pub enum AckStatus {
     /// The receiver already holds the committed state up to this index (at
     /// or past the snapshot's): the sender replicates from there.
     NotNeeded(u64),
+    /// A part other than the first arrived of a transfer the receiver does
+    /// not know: it restarted mid-transfer (the sender starts over if the
+    /// receiver had acknowledged parts), or the first part is late.
+    UnknownTransfer,
 }
 
 impl SnapshotMessage {
@@ -210,6 +215,7 @@ pub fn encode_snapshot(msg: &SnapshotMessage) -> Vec<u8> {
                     out.push(3);
                     put_u64(&mut out, *commit);
                 }
+                AckStatus::UnknownTransfer => out.push(4),
                 AckStatus::Refused(reason) => {
                     out.push(2);
                     let mut end = reason.len().min(REFUSAL_REASON_MAX);
@@ -338,6 +344,7 @@ pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<PeerMessage, DecodeEr
                 0 => AckStatus::Receiving,
                 1 => AckStatus::Installed,
                 3 => AckStatus::NotNeeded(r.u64("commit")?),
+                4 => AckStatus::UnknownTransfer,
                 2 => {
                     let offset = r.offset;
                     let len = r.u32("reason length")? as usize;
@@ -432,6 +439,13 @@ mod tests {
                 transfer: 7,
                 next: 0,
                 status: AckStatus::NotNeeded(42),
+            },
+            SnapshotMessage::Ack {
+                from: NodeId(2),
+                to: NodeId(1),
+                transfer: 7,
+                next: 0,
+                status: AckStatus::UnknownTransfer,
             },
         ]
     }

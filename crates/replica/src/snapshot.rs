@@ -459,6 +459,17 @@ impl<S: StoreAccess, W> Replica<S, W> {
                     .snapshot_sent(from, index, now, &self.tlog)
                     .map_err(|e| ReplicaError::fatal("snapshot_sent", e))?;
             }
+            AckStatus::UnknownTransfer if o.acked == 0 => {
+                // The first part may be late (a network that reorders): the
+                // resends go on, and the transfer gives up without progress.
+            }
+            AckStatus::UnknownTransfer => {
+                tracing::info!(slave = %from, transfer, "the slave forgot the snapshot transfer (it restarted): starting over");
+                self.transfers.outgoing.remove(&from);
+                self.core
+                    .snapshot_failed(from, now, &self.tlog)
+                    .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
+            }
             AckStatus::Refused(reason) => {
                 tracing::warn!(slave = %from, transfer, reason = %reason, "the slave refused the snapshot transfer; probing it again");
                 self.transfers.outgoing.remove(&from);
@@ -580,12 +591,9 @@ impl<S: StoreAccess, W> Replica<S, W> {
                 return; // a chunk sent again after the install
             }
             if seq != 0 {
-                self.refuse(
-                    from,
-                    transfer,
-                    "unknown transfer (this node restarted or took a newer one)".into(),
-                    env,
-                );
+                // Not refused: over a network that reorders, the first part
+                // may still come; the sender decides (see `on_ack`).
+                self.ack(from, transfer, 0, AckStatus::UnknownTransfer, env);
                 return;
             }
             if self.core.role() == Role::Master {
@@ -697,12 +705,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             .as_mut()
             .filter(|i| i.from == from && i.transfer == transfer)
         else {
-            self.refuse(
-                from,
-                transfer,
-                "unknown transfer (this node restarted or took a newer one)".into(),
-                env,
-            );
+            self.ack(from, transfer, 0, AckStatus::UnknownTransfer, env);
             return;
         };
         inc.last_chunk = env.now();
