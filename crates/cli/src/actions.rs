@@ -274,6 +274,11 @@ pub async fn run(
         .map_err(|e| ActionError::write_failed(&what, &e))
 }
 
+/// Longest wait for each frame of a `collapse_tlogs` answer: the node may
+/// checkpoint its store before the first, and pauses between segments as
+/// its `collapse_slowdown` says.
+const COLLAPSE_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs `action` on the node at `address` of cluster `cluster_id`, printing
 /// its answer to `out` (`--ping`: the greeting, then `took\t<seconds>`).
 pub async fn run_direct(
@@ -313,6 +318,7 @@ pub async fn run_direct(
             // takes a while), then the total.
             let mut write_error = None;
             let count = client
+                .with_request_timeout(COLLAPSE_FRAME_TIMEOUT)
                 .collapse_tlogs(tlogs_to_keep, |done, total, _elapsed| {
                     let line = format!("collapsed {done} of {total} tlogs\n");
                     if write_error.is_none() {

@@ -755,3 +755,50 @@ fn a_crash_anywhere_in_creating_the_tlog_leaves_one_that_opens() {
         }
     }
 }
+
+/// A collapse of sealed segments before the one being sealed leaves that
+/// seal in progress (a collapse under load does not throw its work away);
+/// a collapse that removes the segment being sealed cancels it.
+#[test]
+fn a_collapse_cancels_a_seal_only_if_it_removes_its_segment() {
+    let disk = SimDisk::new();
+    let options = small_options(1000, 1 << 20);
+    let mut tlog = open_sim(&disk, options);
+    let entries: Vec<_> = (1..=4500).map(|i| entry(i, 1, i, 1000)).collect();
+    assert!(tlog.append(&entries).is_ok());
+    let Ok(Some(job)) = tlog.take_sync_job() else {
+        panic!("entries to sync");
+    };
+    assert_eq!(tlog.mark_synced(job.run()).ok(), Some(4500));
+    // Seal the first two of the four full segments, then start the third.
+    while tlog.segments().iter().filter(|s| s.sealed).count() < 2 {
+        assert!(tlog.seal_some(1).is_ok());
+    }
+    for _ in 0..5 {
+        assert_eq!(tlog.seal_some(1).ok(), Some(0), "one block of the third");
+    }
+    let tmp = |disk: &SimDisk| {
+        disk::Disk::list(disk, &dir())
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| n.ends_with(".tmp"))
+            .count()
+    };
+    assert_eq!(tmp(&disk), 1, "the third segment's seal is in progress");
+    // Removing the two sealed segments keeps it going: 16 blocks in all,
+    // 5 done, so 10 more steps without a segment finished, then the 11th.
+    assert_eq!(tlog.collapse(2001).ok(), Some(2001));
+    assert_eq!(tmp(&disk), 1, "the seal goes on");
+    for step in 0..10 {
+        assert_eq!(tlog.seal_some(1).ok(), Some(0), "step {step}");
+    }
+    assert_eq!(tlog.seal_some(1).ok(), Some(1), "finished where it was");
+    // Start sealing the fourth, then collapse it away: cancelled.
+    assert_eq!(tlog.seal_some(1).ok(), Some(0));
+    assert_eq!(tmp(&disk), 1);
+    assert_eq!(tlog.collapse(4001).ok(), Some(4001));
+    assert_eq!(tmp(&disk), 0, "the cancelled seal's file is gone");
+    assert_eq!(all_entries(&tlog), entries[4000..]);
+    let reopened = open_sim(&disk, options);
+    assert_eq!(all_entries(&reopened), entries[4000..]);
+}
