@@ -6,7 +6,9 @@
 //! are also Arakoon's catch-up failures that must not happen here: a new or
 //! lagging node that never catches up while the cluster keeps writing
 //! (openvstorage/arakoon#191, #204), tlog numbering that looks out of
-//! order after a long absence (#67, #84), a store ahead of its tlogs after
+//! order after a long absence (#67, #84), a node killed after a catch-up
+//! whose store is behind its tlog ("store counter too low", #137: it
+//! replays from the store's index), a store ahead of its tlogs after
 //! a collapse (#101; the crash between install and rebase is
 //! `crates/replica/tests/reconcile.rs`).
 
