@@ -486,6 +486,39 @@ mod tests {
         ));
     }
 
+    /// Hostile input: mutated encodings and random bytes decode to a
+    /// message or an error, never a panic, and what decodes encodes back
+    /// to the same bytes.
+    #[test]
+    fn mutated_and_random_bytes_never_panic() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let limits = DecodeLimits::default();
+        let valid: Vec<Vec<u8>> = samples().iter().map(encode_snapshot).collect();
+        for round in 0..50_000 {
+            let mut bytes = if round % 2 == 0 {
+                valid[(next() % valid.len() as u64) as usize].clone()
+            } else {
+                (0..next() % 96).map(|_| next() as u8).collect()
+            };
+            for _ in 0..(next() % 4) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            if let Ok(PeerMessage::Snapshot(m)) = decode(&bytes, &limits) {
+                assert_eq!(encode_snapshot(&m), bytes);
+            }
+        }
+    }
+
     #[test]
     fn unknown_tags_and_statuses_are_refused() {
         assert!(matches!(
