@@ -746,6 +746,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         };
         let (from, transfer, index, term, next) =
             (inc.from, inc.transfer, inc.index, inc.term, inc.next_seq);
+        let (pairs, bytes, received_since) = (inc.pairs_total, inc.bytes, inc.started);
         let commit = self.core.commit_index();
         if self.core.role() == Role::Master {
             self.refuse(from, transfer, "this node became master".into(), env);
@@ -798,9 +799,6 @@ impl<S: StoreAccess, W> Replica<S, W> {
         self.commit_index = self.commit_index.max(index);
         self.applied_since_checkpoint = 0;
         self.transfers.installed = Some((from, transfer, next));
-        let pairs = inc_pairs(&self.transfers.incoming);
-        let bytes = self.transfers.incoming.as_ref().map_or(0, |i| i.bytes);
-        let received_since = self.transfers.incoming.as_ref().map_or(now, |i| i.started);
         self.discard_incoming();
         tracing::info!(
             master = %from,
@@ -821,8 +819,4 @@ impl<S: StoreAccess, W> Replica<S, W> {
         self.again = true;
         Ok(())
     }
-}
-
-fn inc_pairs(incoming: &Option<Incoming>) -> u64 {
-    incoming.as_ref().map_or(0, |i| i.pairs_total)
 }
