@@ -1,6 +1,9 @@
 //! The `.ini` syntax Arakoon reads: `[section]` headers, `key = value`
-//! lines, `#` or `;` comments (also after a value), values trimmed.
-//! Parsing keeps line numbers so that errors can point at them.
+//! lines, values trimmed. A comment is a whole line whose first non-blank
+//! character is `#` or `;`; as in Arakoon, a `#` or `;` after a value is
+//! part of the value (the typed readers point that out when such a value
+//! does not parse). Parsing keeps line numbers so that errors can point at
+//! them.
 
 use crate::ConfigError;
 use std::collections::BTreeMap;
@@ -18,11 +21,8 @@ pub struct Ini {
     pub sections: BTreeMap<String, BTreeMap<String, Entry>>,
 }
 
-fn strip_comment(line: &str) -> &str {
-    match line.find(['#', ';']) {
-        Some(at) => &line[..at],
-        None => line,
-    }
+fn is_comment(line: &str) -> bool {
+    line.starts_with('#') || line.starts_with(';')
 }
 
 impl Ini {
@@ -33,8 +33,8 @@ impl Ini {
         let mut current: Option<String> = None;
         for (n, raw) in text.lines().enumerate() {
             let line_no = n + 1;
-            let line = strip_comment(raw).trim();
-            if line.is_empty() {
+            let line = raw.trim();
+            if line.is_empty() || is_comment(line) {
                 continue;
             }
             if let Some(rest) = line.strip_prefix('[') {

@@ -13,9 +13,15 @@
 //! Deliberate choices where Arakoon is silent or we differ:
 //! - `lease_period` accepts a decimal number of seconds (`0.5`) as well as
 //!   Arakoon's integer.
-//! - Nodes are exactly those in `cluster`; a learner is listed there too,
-//!   with `learner = true` and its `targets`.
-//! - `fsync` defaults to `true` (durability first).
+//! - The nodes are those in `cluster` and, as in Arakoon, every other
+//!   section with `learner = true` (a learner); a learner may also be
+//!   listed in `cluster`. `targets` is accepted and has no effect (a
+//!   learner follows whichever node is master). Node ids follow `cluster`'s
+//!   order, then the other learners by section name.
+//! - `fsync` defaults to `true` (durability first); `fsync_interval` or
+//!   `fsync_entries` without `fsync` choose Arakoon's relaxed modes.
+//! - Keys Arakoon 1.9 knows that have no effect in this design are
+//!   accepted with one warning each saying why.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -92,6 +98,52 @@ pub struct TlsConfig {
     pub version: String,
 }
 
+/// Where a node's log lines go (`log_sinks`, Arakoon's forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSink {
+    /// `console:` — standard error.
+    Console,
+    /// `file:///path`, `file:path` or a plain path (relative to the
+    /// directory the node starts in).
+    File(PathBuf),
+}
+
+/// Per-component log levels of a `log_config` section (Arakoon's
+/// component names; each maps to the code that does that job here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogComponents {
+    pub client_protocol: Option<LogLevel>,
+    pub paxos: Option<LogLevel>,
+    pub tcp_messaging: Option<LogLevel>,
+    pub tlog_map: Option<LogLevel>,
+    pub server: Option<LogLevel>,
+}
+
+/// TCP keepalive on the node's and the clients' sockets (`[global]`
+/// `enable_tcp_keepalive`, `tcp_keepalive_time`, `tcp_keepalive_intvl`,
+/// `tcp_keepalive_probes`; Arakoon's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub enabled: bool,
+    /// Idle time before the first probe.
+    pub time: Duration,
+    /// Between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub probes: u32,
+}
+
+impl Default for TcpKeepalive {
+    fn default() -> TcpKeepalive {
+        TcpKeepalive {
+            enabled: true,
+            time: Duration::from_secs(20),
+            interval: Duration::from_secs(20),
+            probes: 3,
+        }
+    }
+}
+
 /// One node's section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
@@ -106,11 +158,13 @@ pub struct NodeConfig {
     pub head_dir: PathBuf,
     pub log_dir: PathBuf,
     pub log_level: LogLevel,
+    /// Where log lines go; default: the file `<log_dir>/<name>.log`.
+    pub log_sinks: Vec<LogSink>,
     pub log_config: Option<String>,
+    /// The levels of the `log_config` section (empty without one).
+    pub log_components: LogComponents,
     pub batched_transaction_config: Option<String>,
     pub learner: bool,
-    /// For a learner: the nodes it follows.
-    pub targets: Vec<String>,
     pub witness: bool,
     pub tlog_compression: TlogCompression,
     pub fsync: bool,
@@ -192,6 +246,7 @@ pub struct ClusterConfig {
     pub max_value_size: usize,
     pub max_buffer_size: usize,
     pub tls: Option<TlsConfig>,
+    pub tcp_keepalive: TcpKeepalive,
     /// `batched_transaction_config` sections by name.
     pub batch_configs: BTreeMap<String, BatchConfig>,
 }
@@ -229,7 +284,8 @@ pub fn parse(text: &str) -> Result<Loaded, ConfigError> {
     let ini = Ini::parse(text)?;
     let mut reader = Reader::new(&ini);
     let config = rules::read_cluster(&mut reader)?;
-    let warnings = reader.unknown_keys(&config, rules::KNOWN_UNUSED_GLOBAL);
+    let mut warnings = reader.take_warnings();
+    warnings.extend(reader.unknown_keys(&config));
     Ok(Loaded { config, warnings })
 }
 

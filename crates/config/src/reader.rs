@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 pub(crate) struct Reader<'a> {
     ini: &'a Ini,
     used: BTreeSet<(String, String)>,
+    /// Warnings about keys that were read (accepted without effect, or
+    /// weakened), in the order found.
+    warnings: Vec<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -17,7 +20,39 @@ impl<'a> Reader<'a> {
         Reader {
             ini,
             used: BTreeSet::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// The sections of the file, by name.
+    pub(crate) fn section_names(&self) -> impl Iterator<Item = &'a str> {
+        self.ini.sections.keys().map(String::as_str)
+    }
+
+    /// Whether `[section] key` is given (without marking it read).
+    pub(crate) fn is_set(&self, section: &str, key: &str) -> bool {
+        self.ini
+            .sections
+            .get(section)
+            .is_some_and(|s| s.contains_key(key))
+    }
+
+    /// Records a warning about `[section] key`, if the key is given: with
+    /// its line, once.
+    pub(crate) fn warn(&mut self, section: &str, key: &str, why: impl std::fmt::Display) {
+        let Some(entry) = self.ini.sections.get(section).and_then(|s| s.get(key)) else {
+            return;
+        };
+        self.used.insert((section.to_string(), key.to_string()));
+        self.warnings.push(format!(
+            "config line {}: [{section}] {key} = '{}': {why}",
+            entry.line, entry.value
+        ));
+    }
+
+    /// The warnings recorded with [`Reader::warn`].
+    pub(crate) fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Whether the file has a section `[name]`.
@@ -52,14 +87,22 @@ impl<'a> Reader<'a> {
     ) -> Result<Option<T>, ConfigError> {
         match self.raw(section, key) {
             None => Ok(None),
-            Some(value) => parse(&value)
-                .map(Some)
-                .map_err(|reason| ConfigError::Invalid {
+            Some(value) => parse(&value).map(Some).map_err(|reason| {
+                let reason = match value.find(['#', ';']) {
+                    // Arakoon's reading, kept: only a whole line is a comment.
+                    Some(_) => format!(
+                        "{reason} (a '#' or ';' after a value is part of the value, as in \
+                         Arakoon; put comments on lines of their own)"
+                    ),
+                    None => reason,
+                };
+                ConfigError::Invalid {
                     section: section.into(),
                     key: key.into(),
                     value,
                     reason,
-                }),
+                }
+            }),
         }
     }
 
@@ -84,9 +127,8 @@ impl<'a> Reader<'a> {
         self.raw(section, key).map(|v| parse_list(&v))
     }
 
-    /// Warnings for the keys no rule read, in the sections the config uses;
-    /// `tolerated` global keys are known to other tools and pass silently.
-    pub(crate) fn unknown_keys(&self, config: &ClusterConfig, tolerated: &[&str]) -> Vec<String> {
+    /// Warnings for the keys no rule read, in the sections the config uses.
+    pub(crate) fn unknown_keys(&self, config: &ClusterConfig) -> Vec<String> {
         let mut warnings = Vec::new();
         let node_sections: BTreeSet<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
         for (section, keys) in &self.ini.sections {
@@ -98,9 +140,7 @@ impl<'a> Reader<'a> {
                 continue;
             }
             for (key, entry) in keys {
-                let used = self.used.contains(&(section.clone(), key.clone()));
-                let tolerated = section == "global" && tolerated.contains(&key.as_str());
-                if !used && !tolerated {
+                if !self.used.contains(&(section.clone(), key.clone())) {
                     warnings.push(format!(
                         "config line {}: unknown key [{section}] {key} ignored",
                         entry.line
@@ -112,11 +152,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A non-negative integer in OCaml's forms, as Arakoon reads them:
+/// decimal, `0x`/`0X` hexadecimal, `0o`/`0O` octal, `0b`/`0B` binary, with
+/// `_` anywhere after the first digit.
 pub(crate) fn parse_int(s: &str) -> Result<u64, String> {
-    let digits: String = s.chars().filter(|c| *c != '_').collect();
-    digits
-        .parse::<u64>()
-        .map_err(|_| "not a non-negative integer".to_string())
+    const WHAT: &str = "not a non-negative integer (decimal, 0x hex, 0o octal or 0b binary)";
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let (radix, body) = match s.get(..2) {
+        Some("0x" | "0X") => (16, &s[2..]),
+        Some("0o" | "0O") => (8, &s[2..]),
+        Some("0b" | "0B") => (2, &s[2..]),
+        _ => (10, s),
+    };
+    if !body.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(WHAT.to_string());
+    }
+    let digits: String = body.chars().filter(|c| *c != '_').collect();
+    u64::from_str_radix(&digits, radix).map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("larger than {}", u64::MAX),
+        _ => WHAT.to_string(),
+    })
 }
 
 pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
@@ -135,8 +190,9 @@ pub(crate) fn parse_float(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A list as Arakoon splits one: on commas, spaces and tabs.
 pub(crate) fn parse_list(s: &str) -> Vec<String> {
-    s.split(',')
+    s.split([',', ' ', '\t'])
         .map(str::trim)
         .filter(|x| !x.is_empty())
         .map(str::to_string)

@@ -3,17 +3,55 @@
 
 use crate::reader::{in_bounds, in_range, invalid, parse_list, Reader};
 use crate::{
-    BatchConfig, ClusterConfig, ConfigError, LogLevel, MasterMode, NodeConfig, TlogCompression,
-    TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT, AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT,
-    CLIENT_FRAME_TIMEOUT_MAX_SECS, SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
+    BatchConfig, ClusterConfig, ConfigError, LogComponents, LogLevel, LogSink, MasterMode,
+    NodeConfig, TcpKeepalive, TlogCompression, TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT,
+    AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT, CLIENT_FRAME_TIMEOUT_MAX_SECS,
+    SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Global keys other tools write that this node does not use: no warning.
-pub(crate) const KNOWN_UNUSED_GLOBAL: &[&str] =
-    &["lcnum", "ncnum", "__tainted_tlog_entries_per_file"];
+/// Global keys of Arakoon 1.9 that have no effect here, and why (one
+/// warning each when set).
+const NO_EFFECT_GLOBAL: &[(&str, &str)] = &[
+    (
+        "lcnum",
+        "no effect: a Tokyo Cabinet cache size; the store here is redb, which sizes its own cache",
+    ),
+    (
+        "ncnum",
+        "no effect: a Tokyo Cabinet cache size; the store here is redb, which sizes its own cache",
+    ),
+    (
+        "__tainted_tlog_entries_per_file",
+        "no effect: deprecated in Arakoon too; use tlog_max_entries",
+    ),
+];
+
+/// Node keys of Arakoon 1.9 that have no effect here, and why.
+const NO_EFFECT_NODE: &[(&str, &str)] = &[
+    (
+        "laggy",
+        "no effect: every voter may be elected here; steer mastership with preferred_masters",
+    ),
+    (
+        "head_dir",
+        "no effect: the store in home is the head database here (no separate head copy is kept)",
+    ),
+    (
+        "crash_log_sinks",
+        "no effect: there is no separate crash dump here; log lines go to log_sinks at log_level",
+    ),
+    (
+        "__tainted_fsync_tlog_dir",
+        "no effect: the tlog directory is always fsynced when a tlog file is created or removed",
+    ),
+    (
+        "targets",
+        "no effect: a learner follows whichever node is master",
+    ),
+];
 
 pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError> {
     const G: &str = "global";
@@ -42,6 +80,21 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
                 format!("node '{name}' has no [{name}] section"),
             ));
         }
+    }
+    // Arakoon's learners: any other section with `learner = true`.
+    let mut names = names;
+    let others: Vec<String> = r
+        .section_names()
+        .filter(|s| !names.iter().any(|n| n == s))
+        .map(str::to_string)
+        .collect();
+    for section in others {
+        if r.is_set(&section, "learner") && r.bool(&section, "learner", false)? {
+            names.push(section);
+        }
+    }
+    for (key, why) in NO_EFFECT_GLOBAL {
+        r.warn(G, key, why);
     }
     let cluster_id = r.required(G, "cluster_id")?;
     let lease_s = r.float(G, "lease_period")?.unwrap_or(10.0);
@@ -74,24 +127,6 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
                         format!("{ip}:{port} is already used by [{other}]"),
                     ));
                 }
-            }
-        }
-    }
-    for n in nodes.iter().filter(|n| n.learner) {
-        if n.targets.is_empty() {
-            return Err(ConfigError::Missing {
-                section: n.name.clone(),
-                key: "targets".into(),
-            });
-        }
-        for t in &n.targets {
-            if !names.contains(t) {
-                return Err(invalid(
-                    &n.name,
-                    "targets",
-                    n.targets.join(", "),
-                    format!("'{t}' is not in [global] cluster"),
-                ));
             }
         }
     }
@@ -226,6 +261,7 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
         ));
     }
     let tls = read_tls(r)?;
+    let tcp_keepalive = read_tcp_keepalive(r)?;
     let mut batch_configs = BTreeMap::new();
     for section in nodes
         .iter()
@@ -261,6 +297,7 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
         max_value_size,
         max_buffer_size,
         tls,
+        tcp_keepalive,
         batch_configs,
     })
 }
@@ -271,27 +308,119 @@ fn read_tls(r: &mut Reader) -> Result<Option<TlsConfig>, ConfigError> {
     let service = r.bool(G, "tls_service", false)?;
     let service_validate_peer = r.bool(G, "tls_service_validate_peer", false)?;
     let version = r.raw(G, "tls_version").unwrap_or_else(|| "1.2".into());
-    let _ignored_cipher_list = r.raw(G, "tls_cipher_list");
+    r.warn(
+        G,
+        "tls_cipher_list",
+        "ignored: rustls offers only its own safe cipher suites",
+    );
     let Some(ca_cert) = ca_cert else {
         if service {
             return Err(invalid(G, "tls_service", "true", "needs tls_ca_cert"));
         }
         return Ok(None);
     };
-    if version != "1.2" && version != "1.3" {
-        return Err(invalid(
-            G,
-            "tls_version",
-            version,
-            "only 1.2 and 1.3 are supported (1.0 and 1.1 are unsafe)",
-        ));
-    }
+    let version = match version.as_str() {
+        "1.2" | "1.3" => version,
+        "1.0" | "1.1" => {
+            r.warn(
+                G,
+                "tls_version",
+                "TLS 1.0 and 1.1 are unsafe and not offered; TLS 1.2 is used",
+            );
+            "1.2".to_string()
+        }
+        _ => {
+            return Err(invalid(
+                G,
+                "tls_version",
+                version,
+                "expected 1.2 or 1.3 (1.0 and 1.1 are taken as 1.2)",
+            ))
+        }
+    };
     Ok(Some(TlsConfig {
         ca_cert: PathBuf::from(ca_cert),
         service,
         service_validate_peer,
         version,
     }))
+}
+
+fn read_tcp_keepalive(r: &mut Reader) -> Result<TcpKeepalive, ConfigError> {
+    const G: &str = "global";
+    let default = TcpKeepalive::default();
+    let secs = |r: &mut Reader, key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(match r.int(G, key)? {
+            None => default,
+            Some(s) => Duration::from_secs(in_bounds(G, key, s, 1, 32_767)?),
+        })
+    };
+    let enabled = r.bool(G, "enable_tcp_keepalive", default.enabled)?;
+    let time = secs(r, "tcp_keepalive_time", default.time)?;
+    let interval = secs(r, "tcp_keepalive_intvl", default.interval)?;
+    let probes = match r.int(G, "tcp_keepalive_probes")? {
+        None => default.probes,
+        Some(p) => in_bounds(G, "tcp_keepalive_probes", p, 1, 127)? as u32,
+    };
+    Ok(TcpKeepalive {
+        enabled,
+        time,
+        interval,
+        probes,
+    })
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "debug" => LogLevel::Debug,
+        "info" => LogLevel::Info,
+        "notice" => LogLevel::Notice,
+        "warning" => LogLevel::Warning,
+        "error" => LogLevel::Error,
+        "fatal" => LogLevel::Fatal,
+        _ => return Err("expected debug, info, notice, warning, error or fatal".into()),
+    })
+}
+
+/// One of `log_sinks`, in Arakoon's forms; `dir` resolves relative paths.
+fn parse_sink(s: &str, cwd: &Path) -> Result<LogSink, String> {
+    if s == "console:" || s == "console" || s.starts_with("console://") {
+        return Ok(LogSink::Console);
+    }
+    let path = if let Some(rest) = s.strip_prefix("file://") {
+        rest
+    } else if let Some(rest) = s.strip_prefix("file:") {
+        rest
+    } else if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "sink '{s}': {scheme} sinks are not supported here (use console: or a file)"
+        ));
+    } else {
+        s
+    };
+    if path.is_empty() {
+        return Err(format!("sink '{s}' names no file"));
+    }
+    let path = Path::new(path);
+    Ok(LogSink::File(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }))
+}
+
+fn read_log_components(r: &mut Reader, section: &str) -> Result<LogComponents, ConfigError> {
+    if !r.has_section(section) {
+        return Err(invalid(section, "log_config", section, "no such section"));
+    }
+    let mut level = |key: &str| r.parsed(section, key, parse_level);
+    Ok(LogComponents {
+        client_protocol: level("client_protocol")?,
+        paxos: level("paxos")?,
+        tcp_messaging: level("tcp_messaging")?,
+        tlog_map: level("tlog_map")?,
+        server: level("server")?,
+    })
 }
 
 fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
@@ -325,28 +454,34 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
     let head_dir = dir_or(r, "head_dir", &tlx_dir);
     let log_dir = dir_or(r, "log_dir", &home);
     let level_text = r.required(name, "log_level")?;
-    let log_level = match level_text.to_ascii_lowercase().as_str() {
-        "debug" => LogLevel::Debug,
-        "info" => LogLevel::Info,
-        "notice" => LogLevel::Notice,
-        "warning" => LogLevel::Warning,
-        "error" => LogLevel::Error,
-        "fatal" => LogLevel::Fatal,
-        _ => {
-            return Err(invalid(
-                name,
-                "log_level",
-                level_text,
-                "expected debug, info, notice, warning, error or fatal",
-            ))
+    let log_level = parse_level(&level_text)
+        .map_err(|reason| invalid(name, "log_level", &level_text, reason))?;
+    let log_config = r.raw(name, "log_config").filter(|v| !v.is_empty());
+    let log_components = match &log_config {
+        Some(section) => read_log_components(r, section)?,
+        None => LogComponents::default(),
+    };
+    let log_sinks = match r.list(name, "log_sinks").filter(|l| !l.is_empty()) {
+        None => vec![LogSink::File(log_dir.join(format!("{name}.log")))],
+        Some(list) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let mut sinks = Vec::with_capacity(list.len());
+            for sink in &list {
+                sinks.push(
+                    parse_sink(sink, &cwd)
+                        .map_err(|reason| invalid(name, "log_sinks", list.join(", "), reason))?,
+                );
+            }
+            sinks
         }
     };
-    let log_config = r.raw(name, "log_config").filter(|v| !v.is_empty());
+    for (key, why) in NO_EFFECT_NODE {
+        r.warn(name, key, why);
+    }
     let batched_transaction_config = r
         .raw(name, "batched_transaction_config")
         .filter(|v| !v.is_empty());
     let learner = r.bool(name, "learner", false)?;
-    let targets = r.list(name, "targets").unwrap_or_default();
     let witness = r.bool(name, "witness", false)?;
     if witness {
         return Err(invalid(
@@ -356,7 +491,6 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
             "witness nodes are not supported by this version",
         ));
     }
-    let _laggy = r.bool(name, "laggy", false)?;
     let tlog_compression = if r.bool(name, "disable_tlog_compression", false)? {
         TlogCompression::None
     } else {
@@ -379,11 +513,30 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
             }
         }
     };
-    let fsync = r.bool(name, "fsync", true)?;
     let fsync_interval = r
         .float(name, "fsync_interval")?
         .map(Duration::from_secs_f64);
-    let fsync_entries = r.int(name, "fsync_entries")?;
+    let fsync_entries = match r.int(name, "fsync_entries")? {
+        Some(0) => return Err(invalid(name, "fsync_entries", 0, "must be at least 1")),
+        n => n,
+    };
+    let relaxed = fsync_interval.is_some() || fsync_entries.is_some();
+    let fsync_explicit = r.parsed(name, "fsync", crate::reader::parse_bool)?;
+    if relaxed && fsync_explicit == Some(true) {
+        let key = if fsync_interval.is_some() {
+            "fsync_interval"
+        } else {
+            "fsync_entries"
+        };
+        return Err(invalid(
+            name,
+            key,
+            r.raw(name, key).unwrap_or_default(),
+            "a relaxed fsync mode cannot be combined with fsync = true (drop one of them)",
+        ));
+    }
+    // Durability first: fsync unless it is turned off or relaxed.
+    let fsync = fsync_explicit.unwrap_or(!relaxed);
     let tls_cert = r
         .raw(name, "tls_cert")
         .filter(|v| !v.is_empty())
@@ -456,10 +609,11 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         head_dir,
         log_dir,
         log_level,
+        log_sinks,
         log_config,
+        log_components,
         batched_transaction_config,
         learner,
-        targets,
         witness,
         tlog_compression,
         fsync,

@@ -2,7 +2,9 @@ use super::*;
 
 const QUICKSTART: &str = "
 [global]
-cluster = arakoon_0 , arakoon_1, arakoon_2   # three nodes
+# three nodes
+; Arakoon also takes ';' comments
+cluster = arakoon_0 , arakoon_1, arakoon_2
 cluster_id = ricky
 
 [arakoon_0]
@@ -218,7 +220,7 @@ fn errors_name_section_key_and_value() {
     let bad_port = QUICKSTART.replace("client_port = 4001", "client_port = forty");
     assert_eq!(
         err(&bad_port),
-        "config: [arakoon_1] client_port = 'forty': not a non-negative integer"
+        "config: [arakoon_1] client_port = 'forty': not a non-negative integer (decimal, 0x hex, 0o octal or 0b binary)"
     );
     let big_port = QUICKSTART.replace("client_port = 4001", "client_port = 70000");
     assert_eq!(
@@ -266,7 +268,7 @@ fn unknown_keys_are_warnings_with_line_numbers() {
         loaded.warnings
     );
     assert!(
-        loaded.warnings[0].starts_with("config line 19:"),
+        loaded.warnings[0].starts_with("config line 21:"),
         "{:?}",
         loaded.warnings
     );
@@ -289,20 +291,237 @@ fn syntax_errors_have_line_numbers() {
     assert!(err("[global]\na = 1\na = 2\n").contains("given twice (first on line 2)"));
 }
 
+/// A learner listed in `cluster` (our earlier form) still works; its
+/// `targets` are accepted with a warning that they have no effect.
 #[test]
-fn learners_need_targets_in_the_cluster() {
+fn a_learner_listed_in_cluster_with_targets() {
     let with_learner = QUICKSTART.replace(
         "tlog_dir = /tmp/arakoon/tlogs_2",
         "learner = true\ntargets = arakoon_0",
     );
-    let c = parse(&with_learner).unwrap().config;
+    let loaded = parse(&with_learner).unwrap();
+    let c = loaded.config;
     assert!(c.node("arakoon_2").unwrap().learner);
     assert_eq!(c.voters().count(), 2);
-    let no_targets = QUICKSTART.replace("tlog_dir = /tmp/arakoon/tlogs_2", "learner = true");
-    assert_eq!(
-        err(&no_targets),
-        "config: [arakoon_2] targets is required but missing"
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("[arakoon_2] targets = 'arakoon_0': no effect"),
+        "{:?}",
+        loaded.warnings
     );
+    let no_targets = QUICKSTART.replace("tlog_dir = /tmp/arakoon/tlogs_2", "learner = true");
+    assert!(
+        parse(&no_targets)
+            .unwrap()
+            .config
+            .node("arakoon_2")
+            .unwrap()
+            .learner
+    );
+}
+
+/// Arakoon's form: a section with `learner = true` that `cluster` does not
+/// list is a learner; it comes after the listed nodes (node ids stay put).
+#[test]
+fn a_learner_in_arakoon_form_is_not_listed_in_cluster() {
+    let text = format!(
+        "{QUICKSTART}\n[zz_learner]\nip = 127.0.0.1\nclient_port = 4003\nmessaging_port = 4013\n\
+         home = /tmp/l\nlog_level = info\nlearner = true\n\n[other_tool]\nlearner = false\n"
+    );
+    let loaded = parse(&text).unwrap();
+    let names: Vec<&str> = loaded
+        .config
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(names, ["arakoon_0", "arakoon_1", "arakoon_2", "zz_learner"]);
+    assert!(loaded.config.node("zz_learner").unwrap().learner);
+    assert_eq!(loaded.config.voters().count(), 3);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // A learner section missing a node key is refused by name.
+    let broken = text.replace("messaging_port = 4013\n", "");
+    assert_eq!(
+        err(&broken),
+        "config: [zz_learner] messaging_port is required but missing"
+    );
+}
+
+/// Lists split on commas, spaces and tabs; integers take OCaml's forms;
+/// only whole lines are comments, and a value with a trailing comment that
+/// does not parse says why.
+#[test]
+fn arakoon_lists_integers_and_comments() {
+    let text = QUICKSTART
+        .replace(
+            "cluster = arakoon_0 , arakoon_1, arakoon_2",
+            "cluster = arakoon_0\tarakoon_1  arakoon_2,",
+        )
+        .replace("client_port = 4000", "client_port = 0xfa0")
+        .replace("messaging_port = 4010", "messaging_port = 0o7652")
+        .replace("client_port = 4001", "client_port = 0b1111_1010_0001")
+        .replace(
+            "ip = 127.0.0.1\nclient_port = 4002",
+            "ip = 127.0.0.1 127.0.0.2,\t::1\nclient_port = 4002",
+        );
+    let c = parse(&text).unwrap().config;
+    assert_eq!(c.nodes.len(), 3);
+    assert_eq!(c.nodes[0].client_port, 4000);
+    assert_eq!(c.nodes[0].messaging_port, 4010);
+    assert_eq!(c.nodes[1].client_port, 4001);
+    assert_eq!(c.nodes[2].ips, ["127.0.0.1", "127.0.0.2", "::1"]);
+    let trailing = QUICKSTART.replace("client_port = 4000", "client_port = 4000 # clients");
+    let e = err(&trailing);
+    assert!(
+        e.contains("[arakoon_0] client_port = '4000 # clients'") && e.contains("part of the value"),
+        "{e}"
+    );
+    for bad in [
+        "0x",
+        "0xg",
+        "_1",
+        "--1",
+        "+",
+        "1e3",
+        "-1",
+        "18446744073709551616",
+    ] {
+        let text = QUICKSTART.replace("client_port = 4000", &format!("client_port = {bad}"));
+        assert!(
+            err(&text).contains(&format!("client_port = '{bad}'")),
+            "{bad}"
+        );
+    }
+}
+
+/// Arakoon 1.9's keys without an effect here: accepted, one warning each
+/// naming the key and why.
+#[test]
+fn keys_without_effect_warn_once_with_the_reason() {
+    let text = QUICKSTART
+        .replace(
+            "cluster_id = ricky",
+            "cluster_id = ricky\nlcnum = 1024\nncnum = 512\n__tainted_tlog_entries_per_file = 7\n\
+             tls_ca_cert = /ca.pem\ntls_version = 1.1\ntls_cipher_list = HIGH",
+        )
+        .replace(
+            "log_level = debug",
+            "log_level = debug\nlaggy = true\nhead_dir = /h\ncrash_log_sinks = /c\n__tainted_fsync_tlog_dir = false",
+        );
+    let loaded = parse(&text).unwrap();
+    let w = &loaded.warnings;
+    assert_eq!(w.len(), 9, "{w:#?}");
+    for key in [
+        "[global] lcnum",
+        "[global] ncnum",
+        "[global] __tainted_tlog_entries_per_file",
+        "[global] tls_version = '1.1': TLS 1.0 and 1.1 are unsafe",
+        "[global] tls_cipher_list",
+        "[arakoon_1] laggy",
+        "[arakoon_1] head_dir",
+        "[arakoon_1] crash_log_sinks",
+        "[arakoon_1] __tainted_fsync_tlog_dir",
+    ] {
+        assert_eq!(
+            w.iter().filter(|x| x.contains(key)).count(),
+            1,
+            "{key}: {w:#?}"
+        );
+    }
+    assert_eq!(loaded.config.tls.as_ref().unwrap().version, "1.2");
+    assert!(err(&QUICKSTART.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\ntls_ca_cert = /c\ntls_version = 2"
+    ))
+    .contains("tls_version = '2'"));
+}
+
+/// `fsync_interval`/`fsync_entries` choose a relaxed mode (fsync off between
+/// them); with `fsync = true` they are refused.
+#[test]
+fn relaxed_fsync_modes() {
+    let c = parse(&QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nfsync_interval = 0.5",
+    ))
+    .unwrap()
+    .config;
+    let n = c.node("arakoon_1").unwrap();
+    assert!(!n.fsync);
+    assert_eq!(n.fsync_interval, Some(Duration::from_millis(500)));
+    assert!(c.node("arakoon_0").unwrap().fsync);
+    let c = parse(&QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nfsync = false\nfsync_entries = 100",
+    ))
+    .unwrap()
+    .config;
+    assert_eq!(c.node("arakoon_1").unwrap().fsync_entries, Some(100));
+    let e = err(&QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nfsync = true\nfsync_entries = 100",
+    ));
+    assert!(
+        e.contains("[arakoon_1] fsync_entries = '100'") && e.contains("fsync = true"),
+        "{e}"
+    );
+    assert!(
+        err(&QUICKSTART.replace("log_level = debug", "log_level = debug\nfsync_entries = 0"))
+            .contains("at least 1")
+    );
+}
+
+/// `log_sinks` in Arakoon's forms, `log_config` levels, keepalive keys.
+#[test]
+fn log_sinks_log_config_and_keepalive() {
+    let c = parse(QUICKSTART).unwrap().config;
+    assert_eq!(
+        c.nodes[0].log_sinks,
+        [LogSink::File(PathBuf::from(
+            "/tmp/arakoon/arakoon_0/arakoon_0.log"
+        ))]
+    );
+    assert_eq!(c.tcp_keepalive, TcpKeepalive::default());
+    let text = QUICKSTART
+        .replace(
+            "cluster_id = ricky",
+            "cluster_id = ricky\nenable_tcp_keepalive = false\ntcp_keepalive_time = 5\n\
+             tcp_keepalive_intvl = 2\ntcp_keepalive_probes = 4",
+        )
+        .replace(
+            "log_level = debug",
+            "log_level = debug\nlog_sinks = console:, file:///var/log/a.log, /x/b.log\nlog_config = lc\n\
+             [lc]\npaxos = debug\nclient_protocol = warning",
+        );
+    let c = parse(&text).unwrap().config;
+    let n = c.node("arakoon_1").unwrap();
+    assert_eq!(
+        n.log_sinks,
+        [
+            LogSink::Console,
+            LogSink::File(PathBuf::from("/var/log/a.log")),
+            LogSink::File(PathBuf::from("/x/b.log"))
+        ]
+    );
+    assert_eq!(n.log_components.paxos, Some(LogLevel::Debug));
+    assert_eq!(n.log_components.client_protocol, Some(LogLevel::Warning));
+    assert_eq!(n.log_components.server, None);
+    assert_eq!(
+        c.tcp_keepalive,
+        TcpKeepalive {
+            enabled: false,
+            time: Duration::from_secs(5),
+            interval: Duration::from_secs(2),
+            probes: 4
+        }
+    );
+    let redis = QUICKSTART.replace(
+        "log_level = debug",
+        "log_level = debug\nlog_sinks = redis://h:1/k",
+    );
+    assert!(err(&redis).contains("redis sinks are not supported"));
+    let missing = QUICKSTART.replace("log_level = debug", "log_level = debug\nlog_config = nope");
+    assert!(err(&missing).contains("[nope] log_config = 'nope': no such section"));
 }
 
 #[test]
@@ -317,7 +536,7 @@ fn quorum_readonly_plugins_tls() {
         "cluster_id = ricky",
         "cluster_id = ricky\ntls_ca_cert = /ca.pem\ntls_version = 1.0",
     );
-    assert!(err(&tls10).contains("[global] tls_version = '1.0'"));
+    assert_eq!(parse(&tls10).unwrap().config.tls.unwrap().version, "1.2");
 }
 
 proptest::proptest! {
