@@ -158,7 +158,8 @@ pub struct NodeConfig {
     pub head_dir: PathBuf,
     pub log_dir: PathBuf,
     pub log_level: LogLevel,
-    /// Where log lines go; default: the file `<log_dir>/<name>.log`.
+    /// Where log lines go; default: the file `<log_dir>/<name>.log` and
+    /// stderr (Arakoon: the file only).
     pub log_sinks: Vec<LogSink>,
     pub log_config: Option<String>,
     /// The levels of the `log_config` section (empty without one).

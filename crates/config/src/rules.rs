@@ -275,8 +275,14 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
                 "no such section",
             ));
         }
-        let max_entries = r.int(&section, "max_entries")?;
-        let max_size = r.int(&section, "max_size")?;
+        let max_entries = match r.int(&section, "max_entries")? {
+            Some(n) => Some(in_bounds(&section, "max_entries", n, 1, u64::MAX)?),
+            None => None,
+        };
+        let max_size = match r.int(&section, "max_size")? {
+            Some(n) => Some(in_bounds(&section, "max_size", n, 1, u64::MAX)?),
+            None => None,
+        };
         batch_configs.insert(
             section,
             BatchConfig {
@@ -462,7 +468,11 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         None => LogComponents::default(),
     };
     let log_sinks = match r.list(name, "log_sinks").filter(|l| !l.is_empty()) {
-        None => vec![LogSink::File(log_dir.join(format!("{name}.log")))],
+        // Arakoon's default file, and stderr (where Arakoon writes nothing).
+        None => vec![
+            LogSink::File(log_dir.join(format!("{name}.log"))),
+            LogSink::Console,
+        ],
         Some(list) => {
             let cwd = std::env::current_dir().unwrap_or_default();
             let mut sinks = Vec::with_capacity(list.len());

@@ -103,6 +103,7 @@ mod metrics;
 mod ports;
 mod service;
 mod settings;
+mod sockets;
 mod state;
 mod stats;
 mod stop;
@@ -326,19 +327,27 @@ impl Node {
         }
         let client_listener =
             listen(listeners.client, &node.client_address(), "client_port").await?;
+        // Arakoon binds every address of `ip`; the first is where the
+        // others connect.
+        let mut client_listeners = vec![client_listener];
+        for ip in node.ips.iter().skip(1) {
+            let address = format!("{ip}:{}", node.client_port);
+            client_listeners.push(listen(None, &address, "client_port").await?);
+        }
         let messaging_listener = listen(
             listeners.messaging,
             &node.messaging_address(),
             "messaging_port",
         )
         .await?;
-        let client_address = client_listener
-            .local_addr()
-            .map_err(|source| NodeError::Listen {
-                address: node.client_address(),
-                what: "client_port",
-                source,
-            })?;
+        let client_address =
+            client_listeners[0]
+                .local_addr()
+                .map_err(|source| NodeError::Listen {
+                    address: node.client_address(),
+                    what: "client_port",
+                    source,
+                })?;
 
         // Storage: blocking work, off the runtime's workers.
         let settings2 = Arc::clone(&settings);
@@ -439,7 +448,7 @@ impl Node {
                 stop: stop_rx,
                 apply_wanted,
             },
-            client_listener,
+            client_listeners,
         );
         Ok(Node {
             name: node.name.clone(),
@@ -613,14 +622,13 @@ pub async fn run(
         config::ConfigError::Io { .. } => NodeError::ConfigFile(e.to_string()),
         e => NodeError::ConfigFile(format!("{}: {e}", config_path.display())),
     })?;
-    let mut log_file = None;
+    let mut log_files = Vec::new();
     if let Some(node) = loaded.config.node(node_name) {
-        let path = node.log_dir.join(format!("{node_name}.log"));
-        log_file = init_logging(node.log_level, Some(&path));
+        log_files = init_logging(node.log_level, &node.log_components, &node.log_sinks);
     }
     // Installed whether or not there is a file to reopen: SIGUSR1 (what
     // logrotate sends, as for Arakoon) must never stop the node.
-    let reopen = tokio::spawn(reopen_log_on_sigusr1(log_file));
+    let reopen = tokio::spawn(reopen_log_on_sigusr1(log_files));
     for warning in &loaded.warnings {
         tracing::warn!("config {}: {warning}", config_path.display());
     }

@@ -1,14 +1,21 @@
-//! The node's logs: `tracing` to stderr and, when the node has a log file,
-//! to that file too, which SIGUSR1 reopens (logrotate's convention, and
-//! Arakoon's: rotate by renaming the file, then send SIGUSR1; the node goes
-//! on in a new file of the old name).
+//! The node's logs: `tracing` to the node's `log_sinks` (Arakoon's key:
+//! `console:` is stderr, anything else a file; default: the file
+//! `<log_dir>/<name>.log` and stderr), at `log_level`, with the levels of a
+//! `log_config` section for Arakoon's components. SIGUSR1 reopens every log
+//! file (logrotate's convention, and Arakoon's: rotate by renaming the file,
+//! then send SIGUSR1; the node goes on in a new file of the old name).
+//!
+//! Arakoon's components map onto this code's modules (`tracing` targets):
+//! `paxos` → `consensus`, `replica`; `tcp_messaging` → `node::messaging`;
+//! `client_protocol` → `node::service`, `protocol`; `tlog_map` → `tlog`;
+//! `server` → `node` (the rest of the node).
 //!
 //! Invariants: a line is written whole to one file (the file is swapped
 //! under the same lock the writers take); a file that cannot be reopened
 //! leaves the old one in use, with a warning, and never stops the node;
 //! SIGUSR1 never stops the node, with or without a log file.
 
-use config::LogLevel;
+use config::{LogComponents, LogLevel, LogSink};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -85,57 +92,102 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedLogFile {
     }
 }
 
-/// Sets up `tracing` logs at Arakoon's `level` (notice counts as info, fatal
-/// as error) to stderr and, if `log_file` is given and can be opened for
-/// appending, to that file too (a warning on stderr otherwise). `RUST_LOG`,
-/// if set, takes precedence. Does nothing if a subscriber is already
-/// installed. Returns the log file, for [`reopen_log_on_sigusr1`].
-pub fn init_logging(level: LogLevel, log_file: Option<&Path>) -> Option<Arc<LogFile>> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let level = match level {
+fn level_name(level: LogLevel) -> &'static str {
+    match level {
         LogLevel::Debug => "debug",
         LogLevel::Info | LogLevel::Notice => "info",
         LogLevel::Warning => "warn",
         LogLevel::Error | LogLevel::Fatal => "error",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let mut file_error = None;
-    let file = log_file.and_then(|path| {
-        LogFile::open(path)
-            .map_err(|e| file_error = Some(format!("{}: {e}", path.display())))
-            .ok()
-            .map(Arc::new)
+    }
+}
+
+/// The `EnvFilter` directives for `level` and the components' levels
+/// (Arakoon's notice counts as info, fatal as error).
+pub fn filter_directives(level: LogLevel, components: &LogComponents) -> String {
+    let mut directives = vec![level_name(level).to_string()];
+    let targets: [(Option<LogLevel>, &[&str]); 5] = [
+        (components.server, &["node"]),
+        (components.paxos, &["consensus", "replica"]),
+        (components.tcp_messaging, &["node::messaging"]),
+        (components.client_protocol, &["node::service", "protocol"]),
+        (components.tlog_map, &["tlog"]),
+    ];
+    for (level, modules) in targets {
+        if let Some(level) = level {
+            for module in modules {
+                directives.push(format!("{module}={}", level_name(level)));
+            }
+        }
+    }
+    directives.join(",")
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Sets up `tracing` logs at Arakoon's `level` and the `components`'
+/// levels to `sinks` (a file that cannot be opened for appending is left
+/// out with a warning, on stderr if no other sink is left). `RUST_LOG`, if
+/// set, takes precedence. Does nothing if a subscriber is already
+/// installed. Returns the log files, for [`reopen_log_on_sigusr1`].
+pub fn init_logging(
+    level: LogLevel,
+    components: &LogComponents,
+    sinks: &[LogSink],
+) -> Vec<Arc<LogFile>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(filter_directives(level, components))
     });
-    let file_layer = file.as_ref().map(|f| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(SharedLogFile(Arc::clone(f)))
-    });
-    let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    let mut console = false;
+    for sink in sinks {
+        match sink {
+            LogSink::Console => console = true,
+            LogSink::File(path) => match LogFile::open(path) {
+                Ok(f) => files.push(Arc::new(f)),
+                Err(e) => errors.push(format!("{}: {e}", path.display())),
+            },
+        }
+    }
+    let mut layers: Vec<BoxedLayer> = files
+        .iter()
+        .map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(SharedLogFile(Arc::clone(f)))
+                .boxed()
+        })
+        .collect();
+    if console || layers.is_empty() {
+        layers.push(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .boxed(),
+        );
+    }
     let installed = tracing_subscriber::registry()
+        .with(layers)
         .with(filter)
-        .with(stderr_layer)
-        .with(file_layer)
         .try_init()
         .is_ok();
-    if let (true, Some(e)) = (installed, file_error) {
-        tracing::warn!("cannot open the log file, logging to stderr only: {e}");
-    }
     if installed {
-        file
+        for e in errors {
+            tracing::warn!("cannot open a log file, leaving it out: {e}");
+        }
+        files
     } else {
-        None
+        Vec::new()
     }
 }
 
 /// Reopens `file` at every SIGUSR1, for as long as it runs (the node aborts
 /// it when it stops). Without a file, SIGUSR1 is only logged: it never
 /// stops the node.
-pub async fn reopen_log_on_sigusr1(file: Option<Arc<LogFile>>) {
+pub async fn reopen_log_on_sigusr1(files: Vec<Arc<LogFile>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -147,8 +199,11 @@ pub async fn reopen_log_on_sigusr1(file: Option<Arc<LogFile>>) {
             }
         };
         while usr1.recv().await.is_some() {
-            match &file {
-                Some(f) => match f.reopen() {
+            if files.is_empty() {
+                tracing::info!("SIGUSR1: no log file to reopen");
+            }
+            for f in &files {
+                match f.reopen() {
                     Ok(()) => {
                         tracing::info!(path = %f.path().display(), "SIGUSR1: log file reopened")
                     }
@@ -156,14 +211,13 @@ pub async fn reopen_log_on_sigusr1(file: Option<Arc<LogFile>>) {
                         path = %f.path().display(),
                         "SIGUSR1: cannot reopen the log file, still writing to the old one: {e}"
                     ),
-                },
-                None => tracing::info!("SIGUSR1: no log file to reopen"),
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = file;
+        let _ = files;
         std::future::pending::<()>().await;
     }
 }
@@ -190,6 +244,25 @@ mod tests {
             "before\nstill the old file\n"
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+    }
+
+    #[test]
+    fn component_levels_become_target_directives() {
+        let c = LogComponents {
+            paxos: Some(LogLevel::Debug),
+            tcp_messaging: Some(LogLevel::Fatal),
+            ..LogComponents::default()
+        };
+        assert_eq!(
+            filter_directives(LogLevel::Notice, &c),
+            "info,consensus=debug,replica=debug,node::messaging=error"
+        );
+        assert_eq!(
+            filter_directives(LogLevel::Warning, &LogComponents::default()),
+            "warn"
+        );
+        // The directives parse as tracing's filter.
+        tracing_subscriber::EnvFilter::try_new(filter_directives(LogLevel::Info, &c)).unwrap();
     }
 
     #[test]

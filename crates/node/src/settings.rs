@@ -146,13 +146,31 @@ impl Settings {
 
     /// What the replica takes from the config (see `replica::Settings`).
     pub fn replica_settings(&self) -> replica::Settings {
+        // Arakoon's `batched_transaction_config` bounds how many updates
+        // (and bytes) go into one store transaction; here that is one
+        // group-commit batch (a tlog entry, applied in one transaction).
+        let batch = self
+            .node()
+            .batched_transaction_config
+            .as_ref()
+            .and_then(|name| self.cluster.batch_configs.get(name))
+            .copied()
+            .unwrap_or_default();
+        let batch_target_bytes = batch.max_size.map_or(BATCH_TARGET_BYTES, |b| {
+            b.clamp(1, BATCH_TARGET_BYTES as u64) as usize
+        });
+        let batch_max_updates = batch.max_entries.map_or(BATCH_MAX_UPDATES, |n| {
+            n.clamp(1, BATCH_MAX_UPDATES as u64) as usize
+        });
         replica::Settings {
             fsync: self.node().fsync,
+            relaxed_fsync_interval: self.node().fsync_interval,
+            relaxed_fsync_entries: self.node().fsync_entries,
             slave_apply_delay: self.node().slave_apply_delay,
             read_only: self.read_only(),
             payload_limits: self.payload_limits,
-            batch_target_bytes: BATCH_TARGET_BYTES,
-            batch_max_updates: BATCH_MAX_UPDATES,
+            batch_target_bytes,
+            batch_max_updates,
             auto_collapse_keep: self.node().auto_collapse_keep,
             collapse_slowdown: self.node().collapse_slowdown,
             ..replica::Settings::default()

@@ -496,7 +496,7 @@ mod tests {
 /// has not made durable; a request streams its count and one report per
 /// segment, and refuses `n < 1` and a second request.
 #[cfg(test)]
-mod replica_tests {
+pub(crate) mod replica_tests {
     use super::*;
     use crate::{Settle, SyncOutcome, UpdateAnswer};
     use consensus::{Config, Core, HardState, Message, NodeId};
@@ -506,8 +506,8 @@ mod replica_tests {
     use store::{Store, StoreOptions};
     use tlog::{Tlog, TlogOptions};
 
-    struct TestEnv {
-        now: Time,
+    pub(crate) struct TestEnv {
+        pub(crate) now: Time,
         progress: Vec<CollapseProgress>,
         answered: usize,
     }
@@ -534,7 +534,7 @@ mod replica_tests {
 
     const SEGMENT_ENTRIES: u64 = 10;
 
-    fn replica(settings: crate::Settings) -> (Replica<Store, ()>, TestEnv, SimDisk) {
+    pub(crate) fn replica(settings: crate::Settings) -> (Replica<Store, ()>, TestEnv, SimDisk) {
         let disk = SimDisk::new();
         let options = TlogOptions {
             max_entries: SEGMENT_ENTRIES,
@@ -573,7 +573,7 @@ mod replica_tests {
     }
 
     /// One entry of one `set`, then time passes (ticks, due wakes).
-    fn write_one(r: &mut Replica<Store, ()>, env: &mut TestEnv, k: u64) {
+    pub(crate) fn write_one(r: &mut Replica<Store, ()>, env: &mut TestEnv, k: u64) {
         let update = Update::Set {
             key: format!("k{k}").into_bytes(),
             value: vec![b'v'; 100],

@@ -64,6 +64,9 @@ pub struct Replica<S, W> {
     pub(crate) last_checkpoint: Time,
     /// `fsync = false` and a synced update was appended: fsync it for real.
     force_sync: bool,
+    /// `fsync = false`: when the tlog was last fsynced for real (relaxed
+    /// modes, [`Settings::relaxed_fsync_interval`]).
+    last_relaxed_fsync: Time,
     /// A round left work for another round.
     pub(crate) again: bool,
     /// Entries were appended and need an fsync.
@@ -133,6 +136,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             answered_index: 0,
             applied_since_checkpoint: 0,
             last_checkpoint: now,
+            last_relaxed_fsync: now,
             force_sync: false,
             again: false,
             sync_due: false,
@@ -546,9 +550,23 @@ impl<S: StoreAccess, W> Replica<S, W> {
     /// the core.
     fn sync(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         if !self.settings.fsync {
-            // The weaker promise of `fsync = false`: appended counts as synced.
-            if std::mem::take(&mut self.force_sync) {
+            // The weaker promise of `fsync = false`: appended counts as
+            // synced; a relaxed mode bounds what a machine crash can take.
+            let now = env.now();
+            let unsynced =
+                self.tlog.last_index() - self.tlog.synced_index().min(self.tlog.last_index());
+            let relaxed_due = unsynced > 0
+                && (self
+                    .settings
+                    .relaxed_fsync_entries
+                    .is_some_and(|n| unsynced >= n)
+                    || self
+                        .settings
+                        .relaxed_fsync_interval
+                        .is_some_and(|d| now >= self.last_relaxed_fsync.plus(d)));
+            if std::mem::take(&mut self.force_sync) || relaxed_due {
                 self.tlog.sync().map_err(|e| self.tlog_error(e))?;
+                self.last_relaxed_fsync = now;
             }
             let last = self.tlog.last_index();
             self.report_synced(last, env)?;
@@ -742,5 +760,72 @@ impl<S: StoreAccess, W> Replica<S, W> {
             "stopped cleanly"
         );
         Ok(())
+    }
+}
+
+/// Arakoon's relaxed fsync modes (`fsync = false` with `fsync_entries` or
+/// `fsync_interval`): the tlog is fsynced for real once that many entries
+/// or that much time accumulated, and not in between.
+#[cfg(test)]
+mod relaxed_fsync_tests {
+    use crate::collapse::replica_tests::{replica, write_one};
+    use std::time::Duration;
+
+    fn unsynced(r: &super::Replica<store::Store, ()>) -> u64 {
+        r.tlog().last_index() - r.tlog().synced_index()
+    }
+
+    #[test]
+    fn every_n_entries() {
+        let (mut r, mut env, _disk) = replica(crate::Settings {
+            fsync: false,
+            relaxed_fsync_entries: Some(4),
+            ..crate::Settings::default()
+        });
+        let mut most = 0;
+        let mut synced_before = r.tlog().synced_index();
+        let mut advances = 0;
+        for k in 0..40 {
+            write_one(&mut r, &mut env, k);
+            most = most.max(unsynced(&r));
+            if r.tlog().synced_index() > synced_before {
+                advances += 1;
+                synced_before = r.tlog().synced_index();
+            }
+        }
+        assert!(most < 4, "{most} entries were left unsynced");
+        assert!(most > 0, "every entry was fsynced: not a relaxed mode");
+        assert!(advances >= 8, "only {advances} real fsyncs for 40 entries");
+    }
+
+    #[test]
+    fn every_interval() {
+        let (mut r, mut env, _disk) = replica(crate::Settings {
+            fsync: false,
+            relaxed_fsync_interval: Some(Duration::from_millis(100)),
+            ..crate::Settings::default()
+        });
+        // write_one lets 5 ms pass: an fsync at least every ~20 entries.
+        let mut most = 0;
+        for k in 0..100 {
+            write_one(&mut r, &mut env, k);
+            most = most.max(unsynced(&r));
+        }
+        assert!(most > 1 && most <= 21, "{most} entries unsynced at most");
+    }
+
+    #[test]
+    fn plain_fsync_false_never_fsyncs_on_its_own() {
+        let (mut r, mut env, _disk) = replica(crate::Settings {
+            fsync: false,
+            ..crate::Settings::default()
+        });
+        // Within one segment (a rotation fsyncs what it seals).
+        let before = r.tlog().synced_index();
+        for k in 0..8 {
+            write_one(&mut r, &mut env, k);
+        }
+        assert_eq!(r.tlog().synced_index(), before);
+        assert!(unsynced(&r) >= 8);
     }
 }

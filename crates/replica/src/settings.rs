@@ -27,6 +27,12 @@ pub struct Settings {
     /// loses nothing, a machine crash may); a `synced_sequence` still
     /// fsyncs.
     pub fsync: bool,
+    /// Arakoon's relaxed modes (`fsync = false` only): also fsync the tlog
+    /// for real once this long has passed since the last real fsync, at
+    /// the next round that appended something ...
+    pub relaxed_fsync_interval: Option<Duration>,
+    /// ... or once this many entries were appended since it.
+    pub relaxed_fsync_entries: Option<u64>,
     /// How long a node that is not master may hold committed entries back
     /// to apply several in one store transaction.
     pub slave_apply_delay: Duration,
@@ -59,6 +65,8 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             fsync: true,
+            relaxed_fsync_interval: None,
+            relaxed_fsync_entries: None,
             slave_apply_delay: Duration::from_millis(10),
             read_only: false,
             payload_limits: protocol::Limits::default(),

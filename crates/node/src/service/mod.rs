@@ -78,20 +78,39 @@ pub struct Service {
     pub apply_wanted: Arc<tokio::sync::Notify>,
 }
 
-/// Starts the accept loop; its task (which holds the listener) ends when
-/// the node stops.
-pub fn start(service: Service, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+/// Starts an accept loop per listener (one per address of the node's
+/// `ip`), sharing one connection limit; the task (which holds the
+/// listeners) ends when the node stops.
+pub fn start(service: Service, listeners: Vec<TcpListener>) -> tokio::task::JoinHandle<()> {
     let mut stop = service.stop.clone();
+    let connections = Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS));
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|l| Box::pin(accept_loop(service.clone(), l, Arc::clone(&connections))))
+        .collect();
     tokio::spawn(async move {
         tokio::select! {
-            _ = accept_loop(service, listener) => {}
+            _ = futures_join_all(loops) => {}
             _ = stopped(&mut stop) => {}
         }
     })
 }
 
-async fn accept_loop(service: Service, listener: TcpListener) {
-    let connections = Arc::new(Semaphore::new(MAX_CLIENT_CONNECTIONS));
+/// Waits for every future (accept loops never end; this keeps them all
+/// polled on one task).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Unpin>(mut futures: Vec<F>) {
+    std::future::poll_fn(|cx| {
+        futures.retain_mut(|f| std::pin::Pin::new(f).poll(cx).is_pending());
+        if futures.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+async fn accept_loop(service: Service, listener: TcpListener, connections: Arc<Semaphore>) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -102,6 +121,7 @@ async fn accept_loop(service: Service, listener: TcpListener) {
             }
         };
         let _ = stream.set_nodelay(true);
+        crate::sockets::set_keepalive(&stream, &service.settings.cluster.tcp_keepalive);
         let service = service.clone();
         match Arc::clone(&connections).try_acquire_owned() {
             Ok(permit) => {
