@@ -37,8 +37,8 @@ free_port() {
 }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
-segments() { find "$WORK/n$1/tlog" -name '*.tlog' -o -name '*.tlz' | wc -l; }
-tlog_size() { du -sh "$WORK/n$1/tlog" | cut -f1; }
+segments() { find "$WORK/n$1" -maxdepth 1 \( -name '*.tlog' -o -name '*.tlz' \) | wc -l; }
+tlog_size() { find "$WORK/n$1" -maxdepth 1 \( -name '*.tlog' -o -name '*.tlz' \) -printf '%s\n' | awk '{s+=$1} END {printf "%.1fM\n", s/1048576}'; }
 # p50, p99 (µs), ops/s and errors of an `arakoon bench --json` line.
 summary() {
     python3 -c '

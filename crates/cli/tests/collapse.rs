@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// The segment files (`.tlog`, `.tlz`) in node `i`'s tlog directory.
 fn segment_files(p: &Processes, i: usize) -> usize {
-    count_segments(&p.home(i).join("tlog"))
+    count_segments(&p.home(i))
 }
 
 fn count_segments(dir: &Path) -> usize {
@@ -38,7 +38,7 @@ fn count_segments(dir: &Path) -> usize {
 /// The first index of the oldest segment in node `i`'s tlog directory
 /// (segment files are named `<generation:08>-<first_index:020>.tlog|.tlz`).
 fn oldest_index(p: &Processes, i: usize) -> u64 {
-    std::fs::read_dir(p.home(i).join("tlog"))
+    std::fs::read_dir(p.home(i))
         .map(|d| {
             d.flatten()
                 .filter_map(|e| {
@@ -151,13 +151,30 @@ async fn collapse_remote_under_load_shrinks_the_tlog_and_a_slave_down_meanwhile_
     for k in 0..2_000 {
         c.set(format!("old-{k:05}").as_bytes(), b"v").await.unwrap();
     }
+    let history_end = common::txid(c.get_txid().await.unwrap());
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let samples: Samples = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let writers = start_writers(&p, 4, epoch, stop.clone(), samples.clone(), errors.clone());
-    // Without a collapse: 1.5 s of load.
+    // Without a collapse: 1.5 s of load, and at least 1,000 writes beyond
+    // the history (what the kept segments and those held for the slave
+    // cover, 800 entries at most, must lie above the history whatever the
+    // machine's speed).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let waited = Instant::now();
+    loop {
+        c.nop().await.unwrap();
+        let i = common::txid(c.get_txid().await.unwrap());
+        if i >= history_end + 1_000 {
+            break;
+        }
+        assert!(
+            waited.elapsed() < common::DEADLINE,
+            "the tlog reached only {i}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let baseline_end = epoch.elapsed();
 
     // A slave goes down just before the collapse: it is a little behind.
@@ -214,7 +231,11 @@ async fn collapse_remote_under_load_shrinks_the_tlog_and_a_slave_down_meanwhile_
     );
     for i in [m, other] {
         let oldest = oldest_index(&p, i);
-        assert!(oldest > 2_000, "{}: tlog starts at {oldest}", p.names[i]);
+        assert!(
+            oldest > history_end as u64,
+            "{}: tlog starts at {oldest}, in the history (up to {history_end})",
+            p.names[i]
+        );
     }
 
     let (n0, p50_0, p99_0) = percentiles(&samples, Duration::ZERO, baseline_end);

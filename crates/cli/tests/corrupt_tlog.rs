@@ -26,7 +26,7 @@ async fn a_damaged_tlog_is_refused_by_name_and_the_wipe_recovery_brings_the_node
 
     // Flip a byte inside the frames of the slave's active segment, with
     // valid frames after it (not a torn tail: damage).
-    let dir = p.home(s).join("tlog");
+    let dir = p.home(s);
     let segment = std::fs::read_dir(&dir)
         .expect("the tlog directory")
         .filter_map(Result::ok)

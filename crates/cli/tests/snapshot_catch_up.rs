@@ -113,9 +113,17 @@ async fn assert_all_equal(c: &Client, p: &Processes, index: i64, at_least_keys: 
 }
 
 fn tlog_segments(p: &Processes, i: usize) -> usize {
-    let dir = p.home(i).join("tlog");
+    let dir = p.home(i);
     std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.ends_with(".tlog") || name.ends_with(".tlz")
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 

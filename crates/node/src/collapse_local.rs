@@ -53,6 +53,7 @@ pub fn collapse_local(
     let node = settings.node();
     refuse_if_running(node)?;
     let store_file = store_path(node);
+    crate::adopt_legacy_tlog_dir(node)?;
     let dir = tlog_path(node);
     for (what, path) in [("store", &store_file), ("tlog directory", &dir)] {
         if !path.exists() {

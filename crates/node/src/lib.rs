@@ -29,8 +29,10 @@
 //!
 //! Ids: a node's id is its position in the config's `cluster` list. Timing
 //! is derived from `lease_period` (see `settings.rs`). Files: the store in
-//! [`store_path`] (`<home>/<name>.db`), the tlog in [`tlog_path`]
-//! (`<tlog_dir>/tlog/`), the log in `<log_dir>/<name>.log`.
+//! [`store_path`] (`<home>/<name>.db`), the tlog directly in [`tlog_path`]
+//! (`tlog_dir`, default `home`, where Arakoon's tools look for it; a
+//! `tlog_dir/tlog/` of an earlier version is moved up at start, see
+//! [`adopt_legacy_tlog_dir`]), the log in `<log_dir>/<name>.log`.
 //!
 //! # What it promises
 //!
@@ -586,11 +588,67 @@ fn spawn_reporter(
     });
 }
 
-/// Where a node keeps its tlog segments: the `tlog` directory inside its
-/// `tlog_dir` (which defaults to `home`, where the store file and the log
-/// file also live; the tlog directory holds nothing but the tlog's files).
+/// Where a node keeps its tlog files: directly in its `tlog_dir` (which
+/// defaults to `home`, where the store file and the log file also live),
+/// as Arakoon does.
 pub fn tlog_path(node: &config::NodeConfig) -> std::path::PathBuf {
-    node.tlog_dir.join("tlog")
+    node.tlog_dir.clone()
+}
+
+/// Earlier versions kept the tlog in `tlog_dir/tlog/`. If that directory
+/// exists, its tlog files are moved up into `tlog_dir` (one `rename`
+/// each, then an fsync of `tlog_dir`, then the old directory is removed if
+/// empty): idempotent, so a crash half-way is finished at the next start.
+/// A file of the same name already in `tlog_dir` is never overwritten
+/// (refused, naming both).
+pub fn adopt_legacy_tlog_dir(node: &config::NodeConfig) -> Result<(), NodeError> {
+    let new = tlog_path(node);
+    let old = node.tlog_dir.join("tlog");
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        NodeError::Driver(format!(
+            "moving the tlog from {} up to {}: {what} {}: {e}",
+            old.display(),
+            new.display(),
+            path.display()
+        ))
+    };
+    let entries = match std::fs::read_dir(&old) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(()),
+        Err(e) => return Err(io("list", &old, e)),
+    };
+    let mut moved = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(|e| io("list", &old, e))?;
+        let name = entry.file_name();
+        let Some(text) = name.to_str() else { continue };
+        if !tlog::is_tlog_file(text) {
+            continue;
+        }
+        let to = new.join(&name);
+        if to.exists() {
+            return Err(NodeError::Driver(format!(
+                "{} and {} both exist: the tlog is in two places; keep the right one and remove the other",
+                entry.path().display(),
+                to.display()
+            )));
+        }
+        std::fs::rename(entry.path(), &to).map_err(|e| io("rename", &entry.path(), e))?;
+        moved += 1;
+    }
+    std::fs::File::open(&new)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync", &new, e))?;
+    match std::fs::remove_dir(&old) {
+        Ok(()) => {}
+        Err(e) => tracing::warn!(
+            dir = %old.display(),
+            "the old tlog directory holds other files and is left in place: {e}"
+        ),
+    }
+    tracing::info!(files = moved, from = %old.display(), to = %new.display(), "tlog moved to where Arakoon keeps it");
+    Ok(())
 }
 
 /// Where a node keeps its store: `<home>/<name>.db`.
@@ -602,6 +660,7 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     let node = settings.node();
     let disk = disk::RealDisk::shared();
     let options = tlog_options(&settings.cluster, node);
+    adopt_legacy_tlog_dir(node)?;
     let dir = tlog_path(node);
     let mut tlog = Tlog::open(disk.clone(), dir.clone(), options)
         .map_err(|source| NodeError::Tlog { dir, source })?;
@@ -667,4 +726,66 @@ pub fn main(config_path: &Path, node_name: &str) -> Result<(), NodeError> {
         .build()
         .map_err(|e| NodeError::Driver(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(run(config_path, node_name, shutdown_signal()))
+}
+
+#[cfg(test)]
+mod tlog_layout_tests {
+    use super::*;
+
+    fn node_in(dir: &Path) -> config::NodeConfig {
+        let text = format!(
+            "[global]\ncluster = a\ncluster_id = t\n[a]\nip = 127.0.0.1\nclient_port = 4000\nmessaging_port = 4001\nhome = {}\nlog_level = info\n",
+            dir.display()
+        );
+        config::parse(&text).unwrap().config.nodes.remove(0)
+    }
+
+    /// A tlog of an earlier version (`tlog_dir/tlog/`) moves up into
+    /// `tlog_dir` and opens there with every entry; other files stay; a
+    /// second run (as after a crash half-way) is harmless; a file in both
+    /// places is refused.
+    #[test]
+    fn a_legacy_tlog_directory_is_moved_up() {
+        let root = tempfile::tempdir().unwrap();
+        let node = node_in(root.path());
+        let legacy = root.path().join("tlog");
+        {
+            let mut log = Tlog::open(
+                disk::RealDisk::shared(),
+                legacy.clone(),
+                TlogOptions::default(),
+            )
+            .unwrap();
+            let entries: Vec<tlog::Entry> = (1..=5)
+                .map(|index| tlog::Entry {
+                    index,
+                    term: 1,
+                    payload: vec![index as u8; 10],
+                })
+                .collect();
+            log.append(&entries).unwrap();
+            log.sync().unwrap();
+        }
+        std::fs::write(legacy.join("notes.txt"), b"an operator's file").unwrap();
+        std::fs::write(root.path().join("a.log"), b"log").unwrap();
+        adopt_legacy_tlog_dir(&node).unwrap();
+        assert!(legacy.join("notes.txt").exists(), "other files stay");
+        assert!(std::fs::read_dir(&legacy)
+            .unwrap()
+            .all(|e| !tlog::is_tlog_file(e.unwrap().file_name().to_str().unwrap())));
+        adopt_legacy_tlog_dir(&node).unwrap();
+        let log = Tlog::open(
+            disk::RealDisk::shared(),
+            tlog_path(&node),
+            TlogOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((log.first_index(), log.last_index()), (1, 5));
+        drop(log);
+        // The same file in both places: refused, naming both.
+        std::fs::write(legacy.join("base"), b"x").unwrap();
+        std::fs::write(root.path().join("base"), b"y").unwrap();
+        let e = adopt_legacy_tlog_dir(&node).unwrap_err().to_string();
+        assert!(e.contains("both exist"), "{e}");
+    }
 }

@@ -14,7 +14,13 @@
 //!   the log starts after, as set by the last [`Tlog::reset`] or
 //!   [`Tlog::collapse`] (absent: generation 0, base (0, 0)). The first
 //!   segment must start right after it, so a lost segment is noticed.
-//! - `*.tmp`: a file being written; removed at open.
+//! - `*.tmp`: a file being written (one of the above with `.tmp` added);
+//!   removed at open.
+//!
+//! The directory may hold other files (a node keeps its tlog directly in
+//! `tlog_dir`, which defaults to its `home`, as Arakoon does): they are
+//! left alone; one whose name ends like a segment's but does not parse is
+//! warned about.
 //!
 //! # On-disk format (all integers little endian, all checksums CRC32C)
 //! Segment header, 36 bytes: magic `ARKTLOG1` (plain) or `ARKTLZ41`
@@ -183,6 +189,21 @@ mod terms;
 
 pub use error::TlogError;
 pub use format::{HardState, FRAME_OVERHEAD_LEN, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
+/// Whether `name` is one of the files the tlog keeps in its directory (a
+/// segment, the hard state, the base file or a temporary file of its own):
+/// what a tool that measures or moves the tlog takes, when the directory is
+/// shared with other files (a node's `home`).
+pub fn is_tlog_file(name: &str) -> bool {
+    name == format::HARD_STATE_FILE
+        || name == format::BASE_FILE
+        || format::parse_segment_name(name).is_some()
+        || name.strip_suffix(format::TMP_SUFFIX).is_some_and(|stem| {
+            stem == format::HARD_STATE_FILE
+                || stem == format::BASE_FILE
+                || format::parse_segment_name(stem).is_some()
+        })
+}
+
 pub use log::{
     Compression, Entry, SegmentInfo, SyncJob, Synced, Tlog, TlogOptions, DEFAULT_MAX_ENTRIES,
     DEFAULT_MAX_SIZE, MAX_ENTRIES_LIMIT, MAX_SIZE_LIMIT, MIN_SIZE_LIMIT, SEAL_STEP_BYTES,

@@ -247,7 +247,8 @@ pub struct DiskUsage {
     pub tlog_bytes: Option<u64>,
 }
 
-/// The store file's size and the sum of the tlog directory's files'.
+/// The store file's size and the sum of the tlog's files' (the tlog
+/// directory may be `home`, shared with the store and the log).
 /// Blocking (a `stat` per file).
 pub fn disk_usage(settings: &Settings) -> DiskUsage {
     let node = settings.node();
@@ -256,6 +257,7 @@ pub fn disk_usage(settings: &Settings) -> DiskUsage {
         .map(|m| m.len());
     let tlog_bytes = std::fs::read_dir(crate::tlog_path(node)).ok().map(|dir| {
         dir.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_str().is_some_and(tlog::is_tlog_file))
             .filter_map(|e| e.metadata().ok())
             .filter(|m| m.is_file())
             .map(|m| m.len())

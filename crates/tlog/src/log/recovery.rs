@@ -161,11 +161,15 @@ impl Tlog {
                 continue;
             }
             if name.ends_with(TMP_SUFFIX) {
-                leftovers.push((name, "temporary file of an interrupted write".to_owned()));
+                if crate::is_tlog_file(&name) {
+                    leftovers.push((name, "temporary file of an interrupted write".to_owned()));
+                }
                 continue;
             }
             let Some((generation, first_index, kind)) = parse_segment_name(&name) else {
-                tracing::warn!(file = %dir.join(&name).display(), "tlog: ignoring a file that is not the tlog's");
+                if name.ends_with(".tlog") || name.ends_with(".tlz") {
+                    tracing::warn!(file = %dir.join(&name).display(), "tlog: ignoring a file named like a segment that is not one");
+                }
                 continue;
             };
             if generation < base.generation {
