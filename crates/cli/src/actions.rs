@@ -367,6 +367,67 @@ fn render_field(field: &NamedField, depth: usize, out: &mut String) {
     }
 }
 
+/// Arakoon's `--load N`: `clients` clients, each setting the keys
+/// `"{c}:{i}_key"` (value: the key) for `i` in `0..steps`, one every
+/// `pause`, printing `"{c:04}: {i}"` before each. Stops at the first
+/// failure.
+pub async fn load(
+    client: &Client,
+    clients: usize,
+    steps: usize,
+    pause: std::time::Duration,
+    out: &mut dyn Write,
+) -> Result<(), ActionError> {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 1..=clients {
+        let client = client.clone();
+        let lines_tx = lines_tx.clone();
+        tasks.spawn(async move {
+            for i in 0..steps {
+                let _ = lines_tx.send(format!("{c:04}: {i}\n"));
+                let key = format!("{c}:{i}_key");
+                client
+                    .set(key.as_bytes(), key.as_bytes())
+                    .await
+                    .map_err(|e| client_failure(&format!("load client {c}: set {key}"), &e))?;
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<(), ActionError>(())
+        });
+    }
+    drop(lines_tx);
+    let mut result = Ok(());
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => {
+                    out.write_all(line.as_bytes())
+                        .map_err(|e| ActionError::write_failed("load", &e))?;
+                }
+                None => break,
+            },
+            Some(done) = tasks.join_next() => {
+                let done = done.unwrap_or_else(|e| Err(ActionError::new("load", e)));
+                if done.is_err() && result.is_ok() {
+                    result = done;
+                    tasks.abort_all();
+                }
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    out.flush()
+        .map_err(|e| ActionError::write_failed("load", &e))?;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

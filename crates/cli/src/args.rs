@@ -24,6 +24,16 @@ const SINGLE_DASH_OPTIONS: &[(&str, &str)] = &[
     ("-right", "--right"),
     ("-max_results", "--max_results"),
     ("-dump-values", "--dump-values"),
+    ("-start", "--start"),
+    ("-daemonize", "--daemonize"),
+    ("-autofix", "--autofix"),
+    ("-catchup-only", "--catchup-only"),
+    ("-scenario", "--scenario"),
+    ("-value_size", "--value_size"),
+    ("-key_size", "--key_size"),
+    ("-tx_size", "--tx_size"),
+    ("-max_n", "--max_n"),
+    ("-n_clients", "--n_clients"),
 ];
 
 /// Every flag that takes values, with how many: what follows it is copied
@@ -52,6 +62,13 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--dump-store", 1),
     ("--inspect-store", 1),
     ("--verify-db", 1),
+    ("--load", 1),
+    ("--scenario", 1),
+    ("--value_size", 1),
+    ("--key_size", 1),
+    ("--tx_size", 1),
+    ("--max_n", 1),
+    ("--n_clients", 1),
 ];
 
 /// Rewrites Arakoon's single-dash long options (`-config`) to the
@@ -87,6 +104,7 @@ const CLIENT: &str = "Client actions (against the cluster in -config)";
 const ADMIN: &str = "Cluster and node queries, admin";
 const OFFLINE: &str = "Offline tools (on a stopped node's files)";
 const NODE: &str = "Running a node";
+const BENCH: &str = "Load (Arakoon's --benchmark and --load; see also `arakoon bench`)";
 
 /// The exit statuses, as `--help` lists them (see [`crate::exit`]).
 pub const EXIT_STATUS_HELP: &str = "Exit status:
@@ -241,6 +259,42 @@ struct Flags {
     /// Run node NAME of the cluster in -config, until SIGTERM or SIGINT
     #[arg(long, group = "action", value_name = "NAME", help_heading = NODE)]
     node: Option<String>,
+    /// With --node: nothing (Arakoon's marker for process matching: `pgrep -f '... -start'`)
+    #[arg(long, help_heading = NODE)]
+    start: bool,
+    /// With --node: run in the background (double fork, new session, stdio to /dev/null), writing the pid to <home>/<name>.pid until it stops
+    #[arg(long, help_heading = NODE)]
+    daemonize: bool,
+    /// With --node: accepted; a torn tlog tail (Arakoon's unexpected end) is always repaired at start, damage inside the tlog always refused
+    #[arg(long, help_heading = NODE)]
+    autofix: bool,
+    /// With --node: catch up with the cluster's committed entries, then stop (exit 0)
+    #[arg(long = "catchup-only", help_heading = NODE)]
+    catchup_only: bool,
+    /// Arakoon's benchmark on the cluster in -config (runs `arakoon bench` with its scenarios mapped)
+    #[arg(long, group = "action", help_heading = BENCH)]
+    benchmark: bool,
+    /// N clients, each setting 1000 keys at 10 per second, printing each step (Arakoon's --load)
+    #[arg(long, group = "action", value_name = "N", help_heading = BENCH)]
+    load: Option<usize>,
+    /// With --benchmark: comma list of master, set, set_tx, get, multi_get, range, range_entries (default all)
+    #[arg(long, value_name = "LIST", help_heading = BENCH)]
+    scenario: Option<String>,
+    /// With --benchmark: value size in bytes (default 10)
+    #[arg(long = "value_size", value_name = "BYTES", help_heading = BENCH)]
+    value_size: Option<usize>,
+    /// With --benchmark: key size in bytes (default 10)
+    #[arg(long = "key_size", value_name = "BYTES", help_heading = BENCH)]
+    key_size: Option<usize>,
+    /// With --benchmark: updates per set_tx sequence (default 100)
+    #[arg(long = "tx_size", value_name = "N", help_heading = BENCH)]
+    tx_size: Option<usize>,
+    /// With --benchmark: operations per scenario (default 1000000)
+    #[arg(long = "max_n", value_name = "N", help_heading = BENCH)]
+    max_n: Option<u64>,
+    /// With --benchmark: concurrent clients (default 1)
+    #[arg(long = "n_clients", value_name = "N", help_heading = BENCH)]
+    n_clients: Option<usize>,
 
     /// Print this program's version
     #[arg(long, group = "action")]
@@ -276,7 +330,16 @@ pub enum Invocation {
     /// `--version`: this program's version.
     LocalVersion,
     /// `--node NAME`: run a node.
-    Node { name: String, config: PathBuf },
+    Node {
+        name: String,
+        config: PathBuf,
+        daemonize: bool,
+        catchup_only: bool,
+    },
+    /// `--benchmark`: `arakoon bench` with these arguments.
+    Benchmark { bench_args: Vec<String> },
+    /// `--load N`: N clients of Arakoon's load.
+    Load { config: PathBuf, clients: usize },
     /// An action against the cluster in `config`.
     Client {
         config: PathBuf,
@@ -358,6 +421,84 @@ fn direct_target(flag: &str, values: &[String]) -> Result<(String, String), Usag
         format!("{ip}:{port}")
     };
     Ok((cluster_id.clone(), address))
+}
+
+/// `-config`'s value: a path, or Arakoon's URL forms: `file://PATH` is the
+/// path; `arakoon://` and `etcd://` (a config kept in another cluster) are
+/// refused, saying what to give instead.
+fn config_path(given: PathBuf) -> Result<PathBuf, UsageError> {
+    let Some(text) = given.to_str() else {
+        return Ok(given);
+    };
+    if let Some(path) = text.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    for scheme in ["arakoon://", "etcd://"] {
+        if text.starts_with(scheme) {
+            return Err(UsageError(format!(
+                "-config {text}: configs kept in {} are not supported here; \
+                 give the path of the .ini file (or file://PATH)",
+                scheme.trim_end_matches("://")
+            )));
+        }
+    }
+    Ok(given)
+}
+
+/// Arakoon's `--benchmark` sizes.
+struct BenchmarkSizes {
+    value_size: usize,
+    key_size: usize,
+    max_n: u64,
+    n_clients: usize,
+}
+
+/// Arakoon's `--benchmark` as `arakoon bench` arguments. Its scenarios map
+/// to ours: `set` → `set`, `set_tx` → `sequence` (ours has a fixed size;
+/// `-tx_size` is not used), `get` and `multi_get` → `get`, `range` and
+/// `range_entries` → `range`; `master` (a who-master round trip) has no
+/// scenario of its own. Repeats are dropped, the order kept.
+fn benchmark_args(
+    config: &std::path::Path,
+    scenario: Option<&str>,
+    sizes: BenchmarkSizes,
+) -> Result<Vec<String>, UsageError> {
+    let list = scenario.unwrap_or("master, set, set_tx, get, multi_get, range, range_entries");
+    let mut ours: Vec<&str> = Vec::new();
+    for name in list.split([',', ' ', '\t']).filter(|s| !s.is_empty()) {
+        let mapped = match name {
+            "master" => None,
+            "set" => Some("set"),
+            "set_tx" => Some("sequence"),
+            "get" | "multi_get" => Some("get"),
+            "range" | "range_entries" => Some("range"),
+            other => {
+                return Err(UsageError(format!(
+                    "-scenario: {other:?} is not one of master, set, set_tx, get, multi_get, range, range_entries"
+                )))
+            }
+        };
+        if let Some(m) = mapped.filter(|m| !ours.contains(m)) {
+            ours.push(m);
+        }
+    }
+    if ours.is_empty() {
+        ours.push("set");
+    }
+    Ok(vec![
+        "-config".to_string(),
+        config.display().to_string(),
+        "--scenario".to_string(),
+        ours.join(","),
+        "--value-size".to_string(),
+        sizes.value_size.to_string(),
+        "--key-size".to_string(),
+        sizes.key_size.max(1).to_string(),
+        "--ops".to_string(),
+        sizes.max_n.max(1).to_string(),
+        "--clients".to_string(),
+        sizes.n_clients.max(1).to_string(),
+    ])
 }
 
 /// A client action. Keys and values are bytes, as given on the command line.
@@ -472,9 +613,34 @@ impl Flags {
             ));
         }
         let max = self.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
-        let config = self
-            .config
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let node_only = [
+            (self.start, "-start"),
+            (self.daemonize, "-daemonize"),
+            (self.autofix, "-autofix"),
+            (self.catchup_only, "-catchup-only"),
+        ];
+        if self.node.is_none() {
+            if let Some((_, name)) = node_only.iter().find(|(given, _)| *given) {
+                return Err(UsageError(format!("{name} is only for --node")));
+            }
+        }
+        let bench_only = [
+            (self.scenario.is_some(), "-scenario"),
+            (self.value_size.is_some(), "-value_size"),
+            (self.key_size.is_some(), "-key_size"),
+            (self.tx_size.is_some(), "-tx_size"),
+            (self.max_n.is_some(), "-max_n"),
+            (self.n_clients.is_some(), "-n_clients"),
+        ];
+        if !self.benchmark {
+            if let Some((_, name)) = bench_only.iter().find(|(given, _)| *given) {
+                return Err(UsageError(format!("{name} is only for --benchmark")));
+            }
+        }
+        let config = config_path(
+            self.config
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+        )?;
         let action = if let Some(mut pair) = self.set {
             let (Some(value), Some(key)) = (pair.pop(), pair.pop()) else {
                 return Err(UsageError("--set needs KEY and VALUE".to_string()));
@@ -571,7 +737,30 @@ impl Flags {
         } else if let Some(path) = self.verify_db {
             return Ok(Invocation::Offline(OfflineTool::VerifyDb { path }));
         } else if let Some(name) = self.node {
-            return Ok(Invocation::Node { name, config });
+            return Ok(Invocation::Node {
+                name,
+                config,
+                daemonize: self.daemonize,
+                catchup_only: self.catchup_only,
+            });
+        } else if self.benchmark {
+            return Ok(Invocation::Benchmark {
+                bench_args: benchmark_args(
+                    &config,
+                    self.scenario.as_deref(),
+                    BenchmarkSizes {
+                        value_size: self.value_size.unwrap_or(10),
+                        key_size: self.key_size.unwrap_or(10),
+                        max_n: self.max_n.unwrap_or(1_000_000),
+                        n_clients: self.n_clients.unwrap_or(1),
+                    },
+                )?,
+            });
+        } else if let Some(clients) = self.load {
+            if clients == 0 {
+                return Err(UsageError("--load: N must be at least 1".to_string()));
+            }
+            return Ok(Invocation::Load { config, clients });
         } else if self.version {
             return Ok(Invocation::LocalVersion);
         } else {
@@ -722,7 +911,9 @@ mod tests {
             parsed(&["--node", "arakoon_0", "-config", "c.ini"]),
             Invocation::Node {
                 name: "arakoon_0".into(),
-                config: PathBuf::from("c.ini")
+                config: PathBuf::from("c.ini"),
+                daemonize: false,
+                catchup_only: false,
             }
         );
         assert_eq!(
@@ -898,5 +1089,103 @@ mod tests {
             let reason = refused(line);
             assert!(reason.contains(expected), "{line:?}: {reason:?}");
         }
+    }
+
+    /// Arakoon's management command line: `--node NAME -config FILE -start`
+    /// with `-daemonize`, `-autofix`, `-catchup-only`; its config URL forms.
+    #[test]
+    fn arakoons_node_flags_and_config_urls() {
+        assert_eq!(
+            parsed(&[
+                "--node",
+                "a0",
+                "-config",
+                "c.ini",
+                "-start",
+                "-daemonize",
+                "-autofix"
+            ]),
+            Invocation::Node {
+                name: "a0".into(),
+                config: PathBuf::from("c.ini"),
+                daemonize: true,
+                catchup_only: false,
+            }
+        );
+        assert_eq!(
+            parsed(&[
+                "--node",
+                "a0",
+                "-config",
+                "file:///etc/a.ini",
+                "-catchup-only"
+            ]),
+            Invocation::Node {
+                name: "a0".into(),
+                config: PathBuf::from("/etc/a.ini"),
+                daemonize: false,
+                catchup_only: true,
+            }
+        );
+        for flag in ["-start", "-daemonize", "-autofix", "-catchup-only"] {
+            assert!(
+                refused(&["--who-master", flag]).contains(&format!("{flag} is only for --node"))
+            );
+        }
+        for url in ["arakoon://host:1/cfg", "etcd://host:2379/key"] {
+            let reason = refused(&["--who-master", "-config", url]);
+            assert!(
+                reason.contains("not supported here") && reason.contains(url),
+                "{reason}"
+            );
+        }
+    }
+
+    /// `--benchmark` maps Arakoon's scenarios and sizes onto `arakoon bench`.
+    #[test]
+    fn arakoons_benchmark_maps_onto_bench() {
+        let Invocation::Benchmark { bench_args } = parsed(&["-config", "c.ini", "--benchmark"])
+        else {
+            panic!("not a benchmark");
+        };
+        assert_eq!(
+            bench_args.join(" "),
+            "-config c.ini --scenario set,sequence,get,range --value-size 10 --key-size 10 --ops 1000000 --clients 1"
+        );
+        let Invocation::Benchmark { bench_args } = parsed(&[
+            "--benchmark",
+            "-config",
+            "c.ini",
+            "-scenario",
+            "range_entries, set",
+            "-value_size",
+            "64",
+            "-key_size",
+            "20",
+            "-max_n",
+            "500",
+            "-n_clients",
+            "4",
+            "-tx_size",
+            "10",
+        ]) else {
+            panic!("not a benchmark");
+        };
+        assert_eq!(
+            bench_args.join(" "),
+            "-config c.ini --scenario range,set --value-size 64 --key-size 20 --ops 500 --clients 4"
+        );
+        assert!(refused(&["--benchmark", "-scenario", "fly"]).contains("\"fly\" is not one of"));
+        assert!(
+            refused(&["--who-master", "-max_n", "3"]).contains("-max_n is only for --benchmark")
+        );
+        assert_eq!(
+            parsed(&["-config", "c.ini", "--load", "3"]),
+            Invocation::Load {
+                config: PathBuf::from("c.ini"),
+                clients: 3
+            }
+        );
+        assert!(refused(&["--load", "0"]).contains("at least 1"));
     }
 }

@@ -34,6 +34,7 @@
 pub mod actions;
 pub mod args;
 mod collapse;
+mod daemon;
 pub mod demo;
 pub mod offline;
 pub mod subcommands;
@@ -127,15 +128,27 @@ pub fn main(args: &[OsString]) -> ExitCode {
             help.push('\n');
             print_out(help.as_bytes())
         }
-        Invocation::LocalVersion => print_out(
-            format!(
-                "version: {}\nimplementation: arakoon-rs (Arakoon client protocol 1)\n",
-                env!("CARGO_PKG_VERSION")
-            )
-            .as_bytes(),
-        ),
+        Invocation::LocalVersion => print_out(version_text().as_bytes()),
         Invocation::Offline(tool) => run_offline(&tool),
-        Invocation::Node { name, config } => run_node(&name, &config),
+        Invocation::Node {
+            name,
+            config,
+            daemonize,
+            catchup_only,
+        } => run_node(&name, &config, daemonize, catchup_only),
+        Invocation::Benchmark { bench_args } => {
+            ExitCode::from(u8::try_from(bench::main(&bench_args)).unwrap_or(EXIT_FAILED))
+        }
+        Invocation::Load { config, clients } => match actions::client_from_config(&config) {
+            Ok(client) => block_on(actions::load(
+                &client,
+                clients,
+                LOAD_STEPS,
+                std::time::Duration::from_millis(100),
+                &mut std::io::stdout().lock(),
+            )),
+            Err(e) => exit_with(&e),
+        },
         Invocation::CollapseLocal {
             name,
             tlogs_to_keep,
@@ -191,9 +204,64 @@ fn init_client_logging(level: Option<OsString>) -> Result<(), args::UsageError> 
     Ok(())
 }
 
-/// `--node NAME -config FILE`: runs the node until SIGTERM/SIGINT.
-fn run_node(name: &str, config: &std::path::Path) -> ExitCode {
-    match node::main(config, name) {
+/// Sets per client of Arakoon's `--load`.
+const LOAD_STEPS: usize = 1000;
+
+/// `--version`: Arakoon's first line (`git_revision: "…"`, the first
+/// quoted string, which Arakoon's tests read), then ours; and
+/// `tlogEntriesPerFile:` (the default `tlog_max_entries`), which Arakoon's
+/// tests look for.
+fn version_text() -> String {
+    format!(
+        "git_revision: {:?}\nversion: {}\nimplementation: arakoon-rs {} (Arakoon 1.9 client protocol)\ncompiler_version: {:?}\ntlogEntriesPerFile: {}\n",
+        env!("ARAKOON_GIT_REVISION"),
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+        env!("ARAKOON_RUSTC_VERSION"),
+        tlog::DEFAULT_MAX_ENTRIES,
+    )
+}
+
+/// `--node NAME -config FILE`: runs the node until SIGTERM/SIGINT
+/// (`-daemonize`: in the background; `-catchup-only`: until caught up).
+fn run_node(name: &str, config: &std::path::Path, daemonize: bool, catchup_only: bool) -> ExitCode {
+    let mut pid_file = None;
+    if daemonize {
+        // Arakoon reads the config before it daemonizes: a bad one is
+        // reported on the terminal.
+        let home = match config::load(config) {
+            Ok(loaded) => match loaded.config.node(name) {
+                Some(n) => n.home.clone(),
+                None => {
+                    eprintln!(
+                        "arakoon: --node {name}: no such node in {}",
+                        config.display()
+                    );
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            },
+            Err(e) => {
+                eprintln!("arakoon: --node {name}: {}: {e}", config.display());
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let path = daemon::pid_file(&home, name);
+        if let Err(e) = daemon::daemonize(&path) {
+            eprintln!("arakoon: --node {name} -daemonize: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        pid_file = Some(path);
+    }
+    let mode = if catchup_only {
+        node::RunMode::CatchUpOnly
+    } else {
+        node::RunMode::Serve
+    };
+    let result = node::main(config, name, mode);
+    if let Some(path) = pid_file {
+        daemon::remove_pid_file(&path);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arakoon: --node {name}: {e}");

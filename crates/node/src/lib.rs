@@ -675,6 +675,7 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
 pub async fn run(
     config_path: &Path,
     node_name: &str,
+    mode: RunMode,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let loaded = config::load(config_path).map_err(|e| match e {
@@ -692,15 +693,62 @@ pub async fn run(
         tracing::warn!("config {}: {warning}", config_path.display());
     }
     let mut node = Node::start(loaded.config, node_name, Listeners::default()).await?;
+    let published = node.published.clone();
+    let caught_up = async move {
+        match mode {
+            RunMode::Serve => std::future::pending::<()>().await,
+            RunMode::CatchUpOnly => wait_caught_up(published).await,
+        }
+    };
     let stopped = tokio::select! {
         r = node.wait() => r,
         _ = shutdown => {
             tracing::info!("shutdown requested");
             node.stop().await
         }
+        _ = caught_up => {
+            tracing::info!("caught up (-catchup-only): stopping");
+            node.stop().await
+        }
     };
     reopen.abort();
     stopped
+}
+
+/// How [`run`] runs the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Serve until the shutdown future resolves.
+    Serve,
+    /// Arakoon's `-catchup-only`: stop (gracefully) once the node's store
+    /// holds every entry the cluster had committed when it heard of it: a
+    /// master other than this node is known and this node has applied up
+    /// to the commit index it learnt, or this node became master (it holds
+    /// every committed entry then). It runs as a full voter meanwhile.
+    CatchUpOnly,
+}
+
+async fn wait_caught_up(mut published: watch::Receiver<replica::Published>) {
+    loop {
+        {
+            let p = published.borrow_and_update();
+            let follows = p.master.is_some() && p.role != Role::Master;
+            if p.role == Role::Master
+                || (follows && p.commit_index > 0 && p.applied_index >= p.commit_index)
+            {
+                tracing::info!(
+                    applied = p.applied_index,
+                    committed = p.commit_index,
+                    "caught up"
+                );
+                return;
+            }
+        }
+        if published.changed().await.is_err() {
+            // The driver stopped: `node.wait()` reports why.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Worker threads of the runtime that serves clients: one per core but the
@@ -717,15 +765,15 @@ fn client_worker_threads() -> usize {
 }
 
 /// [`run`] on a runtime of its own, stopping on SIGTERM/SIGINT: the whole
-/// of `arakoon --node NAME -config FILE`.
-pub fn main(config_path: &Path, node_name: &str) -> Result<(), NodeError> {
+/// of `arakoon --node NAME -config FILE` (`-catchup-only`: `mode`).
+pub fn main(config_path: &Path, node_name: &str, mode: RunMode) -> Result<(), NodeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_worker_threads())
         .enable_all()
         .thread_name("arakoon")
         .build()
         .map_err(|e| NodeError::Driver(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run(config_path, node_name, shutdown_signal()))
+    runtime.block_on(run(config_path, node_name, mode, shutdown_signal()))
 }
 
 #[cfg(test)]

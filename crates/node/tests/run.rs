@@ -22,7 +22,7 @@ async fn run_serves_from_a_config_file_until_shutdown() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let path2 = path.clone();
     let node = tokio::spawn(async move {
-        node::run(&path2, "n0", async {
+        node::run(&path2, "n0", node::RunMode::Serve, async {
             let _ = rx.await;
         })
         .await
@@ -49,7 +49,7 @@ async fn run_serves_from_a_config_file_until_shutdown() {
 
     // A bad config is refused, naming the problem.
     std::fs::write(&path, "[global]\ncluster = n0\n").unwrap();
-    let e = node::run(&path, "n0", std::future::pending())
+    let e = node::run(&path, "n0", node::RunMode::Serve, std::future::pending())
         .await
         .unwrap_err();
     assert!(
