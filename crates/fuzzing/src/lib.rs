@@ -11,15 +11,18 @@
 #![forbid(unsafe_code)]
 
 use consensus::DecodeLimits;
-use disk::{Disk, OpenMode, SimDisk};
+use disk::{OpenMode, SimDisk};
 use protocol::{decode_prologue, Decoded, Limits, RequestDecoder};
 use replica::PeerMessage;
 use std::ops::ControlFlow;
 use std::path::Path;
 
+/// A target: arbitrary bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
 /// The targets by name (the names of `fuzz/fuzz_targets/*.rs` and of the
 /// corpus directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("client_request", client_request),
     ("peer_message", peer_message),
     ("tlog_segment", tlog_segment),
