@@ -98,7 +98,7 @@ fn kind_of(error: &Error) -> FailureKind {
 
 /// The failure of `what` with a client error: its kind, its reason, and
 /// for the kinds where the operator has something to do, what.
-fn client_failure(what: &str, error: &Error) -> ActionError {
+pub(crate) fn client_failure(what: &str, error: &Error) -> ActionError {
     let kind = kind_of(error);
     let hint = match kind {
         FailureKind::Unreachable => {

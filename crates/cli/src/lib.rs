@@ -36,6 +36,7 @@ pub mod args;
 mod collapse;
 mod daemon;
 pub mod demo;
+pub mod migrate;
 pub mod offline;
 pub mod subcommands;
 

@@ -34,6 +34,11 @@ pub const SUBCOMMANDS: &[Subcommand] = &[
         run: run_sim,
     },
     Subcommand {
+        name: "migrate",
+        about: "copy every key of a running cluster to another, resumably, and verify: migrate -from OLD.ini -to NEW.ini",
+        run: migrate,
+    },
+    Subcommand {
         name: "completions",
         about: "print a shell completion script: completions bash|zsh|fish|elvish|powershell",
         run: completions,
@@ -74,6 +79,14 @@ fn demo(args: &[OsString]) -> ExitCode {
 fn bench(args: &[OsString]) -> ExitCode {
     match utf8_args("bench", args) {
         Ok(text) => exit_code(bench::main(&text)),
+        Err(code) => code,
+    }
+}
+
+/// `arakoon migrate`: see [`crate::migrate`].
+fn migrate(args: &[OsString]) -> ExitCode {
+    match utf8_args("migrate", args) {
+        Ok(text) => crate::migrate::main(&text),
         Err(code) => code,
     }
 }
