@@ -274,3 +274,68 @@ async fn benchmark_with_arakoons_flags() {
         assert!(text.contains(scenario), "no {scenario} in:\n{text}");
     }
 }
+
+/// Arakoon's management stops a node with SIGTERM, repeated every second,
+/// and sends SIGUSR2 then `kill -9` after 10 s: the master of a 3-node
+/// cluster under writes stops within that time with status 0, and SIGUSR2
+/// (a crash-log request) does not stop a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_as_arakoons_management_sends_it_stops_a_loaded_master_in_time() {
+    let mut p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let m = common::index_of(&p, &master);
+    let slave = (m + 1) % 3;
+    common::signal(&p, slave, "USR2");
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut k = 0u64;
+            // Until the master goes: failures are expected then.
+            while c.set(format!("w{k}").as_bytes(), b"v").await.is_ok() {
+                k += 1;
+            }
+            k
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut child = p.children[m].take().expect("the master runs");
+    let pid = child.id().to_string();
+    let started = Instant::now();
+    let status = loop {
+        // It may have exited since the last look: the status is not checked.
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut done = None;
+        while Instant::now() < until {
+            if let Some(s) = child.try_wait().unwrap() {
+                done = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(s) = done {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the master did not stop within 10 s of SIGTERM"
+        );
+    };
+    eprintln!(
+        "the master stopped {:?} after the first SIGTERM",
+        started.elapsed()
+    );
+    assert!(status.success(), "{status}");
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+    // The slave that got SIGUSR2 still runs and serves.
+    assert!(p.children[slave]
+        .as_mut()
+        .unwrap()
+        .try_wait()
+        .unwrap()
+        .is_none());
+    wait_for_master(&c, &p).await;
+    assert!(common::stderr_has(&p, slave, "SIGUSR2"));
+}

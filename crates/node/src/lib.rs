@@ -689,6 +689,7 @@ pub async fn run(
     // Installed whether or not there is a file to reopen: SIGUSR1 (what
     // logrotate sends, as for Arakoon) must never stop the node.
     let reopen = tokio::spawn(reopen_log_on_sigusr1(log_files));
+    let usr2 = tokio::spawn(stop::log_sigusr2());
     for warning in &loaded.warnings {
         tracing::warn!("config {}: {warning}", config_path.display());
     }
@@ -712,6 +713,7 @@ pub async fn run(
         }
     };
     reopen.abort();
+    usr2.abort();
     stopped
 }
 

@@ -59,3 +59,29 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// SIGUSR2, for as long as it runs: Arakoon's management sends it to a node
+/// that did not stop within 10 s of SIGTERM, asking for a crash-log dump.
+/// This node keeps no separate crash log (its log is in its `log_sinks`):
+/// the signal is logged, with what the node is doing, and never stops it
+/// (the signal's default action would).
+pub async fn log_sigusr2() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr2 = match signal(SignalKind::user_defined2()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot handle SIGUSR2: {e}");
+                return;
+            }
+        };
+        while usr2.recv().await.is_some() {
+            tracing::warn!(
+                "SIGUSR2 (Arakoon's crash-log request): no separate crash log here; the log is in the node's log_sinks"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
+}

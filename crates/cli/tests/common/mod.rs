@@ -300,3 +300,8 @@ pub fn signal(p: &Processes, i: usize, sig: &str) {
 fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
+
+/// Whether node `i`'s stderr (its log) holds `needle` now.
+pub fn stderr_has(p: &Processes, i: usize, needle: &str) -> bool {
+    p.stderr_of(i).contains(needle)
+}
