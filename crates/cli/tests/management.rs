@@ -299,8 +299,8 @@ async fn sigterm_as_arakoons_management_sends_it_stops_a_loaded_master_in_time()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut child = p.children[m].take().expect("the master runs");
-    let pid = child.id().to_string();
+    let mut child = ChildGuard(p.children[m].take().expect("the master runs"));
+    let pid = child.0.id().to_string();
     let started = Instant::now();
     let status = loop {
         // It may have exited since the last look: the status is not checked.
@@ -308,7 +308,7 @@ async fn sigterm_as_arakoons_management_sends_it_stops_a_loaded_master_in_time()
         let until = Instant::now() + Duration::from_secs(1);
         let mut done = None;
         while Instant::now() < until {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = child.0.try_wait().unwrap() {
                 done = Some(s);
                 break;
             }
