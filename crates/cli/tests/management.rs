@@ -339,3 +339,60 @@ async fn sigterm_as_arakoons_management_sends_it_stops_a_loaded_master_in_time()
     wait_for_master(&c, &p).await;
     assert!(common::stderr_has(&p, slave, "SIGUSR2"));
 }
+
+/// Arakoon's `deploy_2_to_3`: a 2-node cluster grows to 3 by adding the
+/// node to the config and restarting the old nodes one at a time; the new
+/// node starts empty, catches up, and the cluster keeps every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_node_cluster_grows_to_three_by_editing_the_config() {
+    let mut p = Processes::start(2);
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+    for k in 0..200 {
+        c.set(format!("before-{k:03}").as_bytes(), b"v")
+            .await
+            .unwrap();
+    }
+    // The third node, in every node's (the one shared) config.
+    let (cp, mp) = (common::free_port(), common::free_port());
+    let home = p.dir.path().join("arakoon_2");
+    let text = std::fs::read_to_string(&p.config_path).unwrap();
+    let text = text.replacen(
+        "cluster = arakoon_0, arakoon_1",
+        "cluster = arakoon_0, arakoon_1, arakoon_2",
+        1,
+    ) + &format!(
+        "[arakoon_2]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n",
+        home.display()
+    );
+    std::fs::write(&p.config_path, text).unwrap();
+    p.names.push("arakoon_2".into());
+    p.client_addresses.push(format!("127.0.0.1:{cp}"));
+    p.children.push(None);
+    // Restart the old nodes one at a time, then start the new one.
+    for i in 0..2 {
+        p.kill(i);
+        p.spawn(i);
+        let c2 = Processes::client(&p);
+        wait_for_master(&c2, &p).await;
+    }
+    p.spawn(2);
+    let c3 = p.client();
+    wait_for_master(&c3, &p).await;
+    c3.set(b"after", b"v").await.unwrap();
+    let txid = common::txid(c3.get_txid().await.unwrap());
+    common::read_at_least(&c3, &p, 2, txid, b"after").await;
+    let new_node = c3
+        .node("arakoon_2")
+        .unwrap()
+        .with_consistency(client::Consistency::AtLeast(txid));
+    for k in 0..200 {
+        assert_eq!(
+            new_node
+                .get(format!("before-{k:03}").as_bytes())
+                .await
+                .unwrap(),
+            b"v"
+        );
+    }
+}
