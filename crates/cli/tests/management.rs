@@ -396,3 +396,51 @@ async fn a_two_node_cluster_grows_to_three_by_editing_the_config() {
         );
     }
 }
+
+/// `--drop-master` on a preferred master, as Arakoon does it: the command
+/// returns once another node is master, and the preferred node does not
+/// take mastership back at once (before, it did within milliseconds, so
+/// the command was a no-op): watched for three lease periods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_master_on_a_preferred_master_hands_over_for_good() {
+    let p = Processes::start_with(3, 1, "master = arakoon_0\npreferred_master = true");
+    let c = p.client();
+    let started = Instant::now();
+    while wait_for_master(&c, &p).await != "arakoon_0" {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the preferred node never became master"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.set(b"k", b"v").await.unwrap();
+    let port = p.client_port(0).to_string();
+    let out = arakoon()
+        .args(["--drop-master", &p.cluster_id, "127.0.0.1", &port])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A fresh client each time: a client caches the master it found.
+    let master = p.client().master().await.unwrap();
+    assert_ne!(
+        master, "arakoon_0",
+        "drop_master answered before the hand-over"
+    );
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        if let Ok(m) = p.client().master().await {
+            assert_ne!(
+                m,
+                "arakoon_0",
+                "mastership went back to the preferred node after {:?}",
+                watch.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.get(b"k").await.unwrap(), b"v");
+}

@@ -47,6 +47,9 @@ impl Core {
         assert!(self.term < u64::MAX - 1, "term exhausted");
         let term = self.term + 1;
         self.set_term(term);
+        if !transfer {
+            self.handed_over_by = None;
+        }
         self.voted_for = Some(self.config.id);
         self.hard_state_dirty = true;
         self.role = Role::Candidate;
@@ -231,6 +234,7 @@ impl Core {
         {
             tracing::info!(node = %self.config.id, n = self.term, master = %from, "mastership handed over: campaigning");
             self.start_election(true, log)?;
+            self.handed_over_by = Some(from);
         }
         Ok(())
     }

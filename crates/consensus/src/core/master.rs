@@ -76,7 +76,9 @@ impl Core {
     }
 
     /// Preferred master: hand mastership to the most preferred voter that is
-    /// caught up and responsive, if it ranks above this node.
+    /// caught up and responsive, if it ranks above this node, unless that
+    /// voter handed mastership to this node in this term (it was asked to
+    /// drop it: it does not get it back at once).
     pub(super) fn maybe_hand_over(&mut self, log: &dyn LogRead) {
         if self.transfer.is_some()
             || self.config.forced_master.is_some()
@@ -99,11 +101,12 @@ impl Core {
             .iter()
             .copied()
             .find(|p| {
-                self.progress.get(p).is_some_and(|pr| {
-                    !pr.recovering
-                        && pr.match_index >= self.commit_index.min(last)
-                        && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
-                })
+                self.handed_over_by != Some(*p)
+                    && self.progress.get(p).is_some_and(|pr| {
+                        !pr.recovering
+                            && pr.match_index >= self.commit_index.min(last)
+                            && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
+                    })
             });
         if let Some(target) = target {
             self.transfer_to(target, log);

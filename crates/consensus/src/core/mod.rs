@@ -259,6 +259,12 @@ pub struct Core {
     heartbeat_due: Time,
     transfer: Option<Transfer>,
     lease_forfeited: bool,
+    /// The master whose `TimeoutNow` made this node campaign in this term:
+    /// it gave mastership away, so this node, once master, does not hand
+    /// it back as a preferred master (Arakoon: a preferred master asked to
+    /// drop does not take mastership back). Cleared by a campaign of its
+    /// own and when this node follows again.
+    handed_over_by: Option<NodeId>,
     /// When the slaves that no message told the commit index yet get a
     /// heartbeat carrying it (`Config::commit_announce_delay`).
     commit_announce_due: Option<Time>,
@@ -354,6 +360,7 @@ impl Core {
             heartbeat_due: now,
             transfer: None,
             lease_forfeited: false,
+            handed_over_by: None,
             commit_announce_due: None,
             retired_incarnations: BTreeMap::new(),
             config,
@@ -819,6 +826,7 @@ impl Core {
             self.transfer = None;
             self.lease_forfeited = false;
         }
+        self.handed_over_by = None;
         self.set_term(term);
         let role = if self.is_voter {
             Role::Slave

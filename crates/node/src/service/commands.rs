@@ -127,6 +127,43 @@ impl Service {
         1 + caught_up >= consensus.quorum_size()
     }
 
+    /// `drop_master`'s answer comes as Arakoon's does: once another node
+    /// holds mastership, and half a lease period after that (Arakoon waits
+    /// for the hand-over, then `0.5 × lease`). A node that was not master
+    /// answers at once. If no other master is known within twice the
+    /// longest election timeout, the answer is `E_UNKNOWN_FAILURE` saying so.
+    /// (Asked of a node that is not master: the answer comes at once.)
+    async fn await_hand_over(&self) -> Result<(), ErrorResponse> {
+        let consensus = &self.settings.consensus;
+        let limit = consensus.election_timeout_max * 2 + consensus.lease_period;
+        let mut rx = self.published.clone();
+        let handed = tokio::time::timeout(limit, async {
+            loop {
+                {
+                    let p = rx.borrow_and_update();
+                    if p.role != Role::Master && p.master.is_some_and(|m| m != self.settings.id()) {
+                        return true;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        match handed {
+            Ok(true) => {
+                tokio::time::sleep(consensus.lease_period / 2).await;
+                Ok(())
+            }
+            Ok(false) => Err(Self::going_down()),
+            Err(_) => Err(error(
+                ResultCode::UnknownFailure,
+                format!("drop_master: no other node took mastership within {limit:?}"),
+            )),
+        }
+    }
+
     /// The most bytes of keys and values a range, prefix or multi-get
     /// answer may hold:
     /// `max_buffer_size`, beyond which no Arakoon client reads an answer
@@ -295,13 +332,19 @@ impl Service {
                         "drop_master is not supported for singletons",
                     ));
                 }
+                let was_master = self.published.borrow().role == Role::Master;
                 let (tx, rx) = oneshot::channel();
                 self.requests
                     .send(DriverRequest::DropMaster { reply: tx })
                     .await
                     .map_err(|_| Self::going_down())?;
                 match rx.await {
-                    Ok(Ok(())) => (Reply::DropMaster, None),
+                    Ok(Ok(())) => {
+                        if was_master {
+                            self.await_hand_over().await?;
+                        }
+                        (Reply::DropMaster, None)
+                    }
                     Ok(Err(reason)) => return Err(error(ResultCode::UnknownFailure, reason)),
                     Err(_) => return Err(Self::going_down()),
                 }
