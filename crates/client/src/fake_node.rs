@@ -442,6 +442,14 @@ fn answer(name: &str, state: &mut State, request: Request) -> Response {
             Reply::DropMaster
         }
         Request::GetTxid => Reply::GetTxid(Consistency::AtLeast(state.applied)),
+        Request::UserFunction { name, .. } => {
+            // Arakoon's answer for a name it does not know (none is known).
+            let message = format!(
+                "User function \"{}\" could not be found",
+                name.escape_ascii()
+            );
+            return refuse(ResultCode::BadInput, message.as_bytes());
+        }
         Request::Nop => {
             state.applied += 1;
             Reply::Nop
@@ -585,8 +593,24 @@ fn apply(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, update: Update) -> Result<Outco
             }
         }
         Update::Nop => {}
-        Update::UserFunction { .. } => {
-            return Err(refuse(ResultCode::NotSupported, b"user functions"));
+        Update::UserFunction { name, .. } => {
+            // No user function is registered: Arakoon's answer inside a
+            // sequence.
+            let message = format!(
+                "user function \"{}\" could not be found",
+                name.escape_ascii()
+            );
+            return Err(refuse(ResultCode::NotFound, message.as_bytes()));
+        }
+        Update::AssertRange {
+            prefix,
+            assertion: protocol::RangeAssertion::ContainsExactly(mut keys),
+        } => {
+            keys.sort();
+            let found: Vec<&Vec<u8>> = store.keys().filter(|k| k.starts_with(&prefix)).collect();
+            if !found.iter().copied().eq(keys.iter()) {
+                return Err(refuse(ResultCode::AssertionFailed, &prefix));
+            }
         }
     }
     Ok(outcome)
