@@ -59,6 +59,41 @@ pub(crate) struct Connection {
     /// Whether any answer came on this connection: a node that closes a new
     /// connection at once may have refused the prologue (cluster id).
     answered: bool,
+    /// The cluster id sent in the prologue.
+    cluster_id: String,
+}
+
+/// Why a request failed: the node closed a new connection before its
+/// first answer. Arakoon's nodes (and ours) close without a reply on a
+/// prologue naming another cluster, so that is the likely cause; a node
+/// stopping at that moment closes the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClosedAfterPrologue {
+    pub(crate) cluster_id: String,
+}
+
+impl std::fmt::Display for ClosedAfterPrologue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection closed by the node right after the prologue, before any answer: \
+             it does not serve cluster id {:?} (or it was stopping)",
+            self.cluster_id
+        )
+    }
+}
+
+impl std::error::Error for ClosedAfterPrologue {}
+
+/// Whether `error` is a node closing a new connection before its first
+/// answer ([`ClosedAfterPrologue`]).
+pub(crate) fn closed_after_prologue(error: &Error) -> bool {
+    match error {
+        Error::Io { source, .. } => source
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<ClosedAfterPrologue>().is_some()),
+        _ => false,
+    }
 }
 
 impl Connection {
@@ -123,6 +158,7 @@ impl Connection {
             decoder_limits: limits,
             in_flight: false,
             answered: false,
+            cluster_id: cluster_id.to_string(),
         };
         let mut prologue = Vec::new();
         protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
@@ -291,20 +327,23 @@ impl Connection {
                         .await
                         .map_err(|e| self.io_error("read answer", e))?;
                     if read == 0 {
-                        let detail = if self.answered || !self.buffer.is_empty() {
-                            format!(
-                                "connection closed by the node ({} of at least {needed} bytes received)",
-                                self.buffer.len()
+                        let source = if self.answered || !self.buffer.is_empty() {
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!(
+                                    "connection closed by the node ({} of at least {needed} bytes received)",
+                                    self.buffer.len()
+                                ),
                             )
                         } else {
-                            "connection closed by the node before its first answer \
-                             (does it serve this cluster id?)"
-                                .to_string()
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                ClosedAfterPrologue {
+                                    cluster_id: self.cluster_id.clone(),
+                                },
+                            )
                         };
-                        return Err(self.io_error(
-                            "read answer",
-                            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, detail),
-                        ));
+                        return Err(self.io_error("read answer", source));
                     }
                 }
             }

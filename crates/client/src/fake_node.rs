@@ -6,8 +6,8 @@
 //! Default behaviour: `who_master` answers the master set with
 //! [`FakeNode::set_master`]; a node that is not master refuses updates and
 //! `Consistent` reads with `NotMaster` (naming the master); other reads
-//! are served from an in-memory map. A prologue with another cluster id is
-//! answered with `E_WRONG_CLUSTER`, then the connection is closed.
+//! are served from an in-memory map. A prologue with another cluster id
+//! closes the connection without a reply, as Arakoon's nodes do.
 //!
 //! Dropping the `FakeNode` stops it and closes every connection.
 //!
@@ -237,12 +237,7 @@ async fn serve(mut stream: TcpStream, name: String, cluster_id: String, state: A
         }
     };
     if prologue.cluster_id != cluster_id.as_bytes() {
-        let message = format!(
-            "wrong cluster id {:?}, this is {cluster_id:?}",
-            String::from_utf8_lossy(&prologue.cluster_id)
-        );
-        let refusal = ErrorResponse::new(ResultCode::WrongCluster, message.into_bytes());
-        let _ = write(&mut stream, &Response::Error(refusal)).await;
+        // As Arakoon's nodes: closed without a reply.
         return;
     }
     loop {

@@ -271,8 +271,10 @@ async fn timeouts_fail_reads_after_retries_and_updates_at_once() {
     assert_eq!(nodes[0].count(Command::Set), 1);
 }
 
-/// A wrong cluster id is a config mistake: reported at once, naming the
-/// node, not retried.
+/// A wrong cluster id is a config mistake: the nodes close the connection
+/// right after the prologue without a reply (as Arakoon's do); the client
+/// reports it at once, naming the nodes and the cluster id it sent, and
+/// does not retry.
 #[tokio::test]
 async fn wrong_cluster_id_is_reported_not_retried() {
     let nodes = start(&["n0"], Some("n0")).await;
@@ -293,6 +295,66 @@ async fn wrong_cluster_id_is_reported_not_retried() {
         ("n0", "another_cluster")
     );
     assert_eq!(nodes[0].connections(), 1, "not retried");
+    assert!(error.to_string().contains("another_cluster"), "{error}");
+}
+
+/// Every node of three closes right after the prologue, one cannot be
+/// reached: still `WrongCluster`, naming the nodes that closed and saying
+/// how many could not be reached.
+#[tokio::test]
+async fn wrong_cluster_id_with_a_node_down() {
+    let nodes = start(&["n0", "n1"], Some("n0")).await;
+    let (_reserved, down) = closed_port();
+    let client = ClientBuilder::new("another_cluster")
+        .node("n0", nodes[0].address())
+        .node("n1", nodes[1].address())
+        .node("n2", down.as_str())
+        .retry_policy(fast_retry())
+        .build()
+        .expect("client");
+    let error = client.set(b"k", b"v").await.expect_err("wrong cluster");
+    let Error::WrongCluster {
+        node,
+        cluster_id,
+        message,
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        (node.as_str(), cluster_id.as_str()),
+        ("n0, n1", "another_cluster")
+    );
+    assert!(
+        message.contains("1 other node(s) could not be reached"),
+        "{message}"
+    );
+    assert_eq!(nodes[0].count(Command::Set), 0);
+}
+
+/// A node that closes at once while another answers is not a wrong
+/// cluster id: discovery goes on (here: finds no master) and says why.
+#[tokio::test]
+async fn one_node_closing_is_not_a_wrong_cluster() {
+    let ours = start(&["n0"], None).await;
+    let other = FakeNode::start("n1", "another_cluster")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let client = ClientBuilder::new(CLUSTER)
+        .node("n0", ours[0].address())
+        .node("n1", other.address())
+        .retry_policy(RetryPolicy::no_retry())
+        .build()
+        .expect("client");
+    let error = client.master().await.expect_err("no master");
+    let Error::NoMaster { failures, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(failures.len(), 2, "{error}");
+    assert!(
+        failures[1].reason.contains("right after the prologue"),
+        "{error}"
+    );
 }
 
 /// A handle on one node does not follow NotMaster, and serves NoGuarantee
