@@ -816,7 +816,7 @@ async fn a_wrong_cluster_id_is_named_by_the_client() {
     let cluster = Cluster::start(1).await;
     cluster.wait_master(&[0]).await;
     let wrong = client::ClientBuilder::new("not_this_cluster")
-        .node(&cluster.name(0), cluster.config.nodes[0].client_address())
+        .node(cluster.name(0), cluster.config.nodes[0].client_address())
         .build()
         .unwrap();
     let error = wrong.get(b"k").await.unwrap_err();
