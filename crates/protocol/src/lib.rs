@@ -38,7 +38,11 @@
 //! [`Incoming::Rejected`] request was consumed whole (the stream is still in
 //! step): answer its error and go on. An [`Incoming::Unsupported`] command is
 //! answered with its [`Unsupported::error_response`]; close afterwards unless
-//! `stream_in_sync`.
+//! `stream_in_sync`. A server that calls [`RequestDecoder::next`] instead of
+//! [`RequestDecoder::decode`] is also asked to drop a request string too
+//! large for `max_buffer_size` from the stream ([`Step::Discard`]); the
+//! request then comes back [`Incoming::Rejected`] (`E_BAD_INPUT`), as
+//! Arakoon answers it, with the connection kept.
 //!
 //! # What a client calls
 //!
