@@ -660,3 +660,33 @@ async fn raw_requests() {
     assert!(matches!(refused, Error::Config(_)), "{refused:?}");
     assert_eq!(nodes[0].count(Command::CollapseTlogs), 0);
 }
+
+/// `Sequence::assert_prefix_contains_exactly` sends Arakoon's AssertRange
+/// (ContainsExactly): the keys under the prefix, in any order.
+#[tokio::test]
+async fn assert_prefix_contains_exactly_is_an_assert_range() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    let client = client_for(&nodes);
+    client.set(b"p/1", b"").await.expect("set");
+    client.set(b"p/2", b"").await.expect("set");
+    client
+        .sequence(Sequence::new().assert_prefix_contains_exactly(b"p/", &[b"p/2", b"p/1"]))
+        .await
+        .expect("the keys under p/ are p/1 and p/2");
+    let error = client
+        .sequence(
+            Sequence::new()
+                .set(b"q", b"x")
+                .assert_prefix_contains_exactly(b"p/", &[b"p/1"]),
+        )
+        .await
+        .expect_err("p/2 is there too");
+    assert_eq!(error.result_code(), Some(ResultCode::AssertionFailed));
+    assert!(matches!(
+        &nodes[0].received().last(),
+        Some(client::Request::Sequence { updates }) if matches!(
+            updates.last(),
+            Some(Update::AssertRange { prefix, .. }) if prefix == b"p/"
+        )
+    ));
+}
