@@ -211,8 +211,35 @@ fn at_most_so_many_strings_are_dropped() {
     );
 }
 
+/// Requests with strings of up to a few hundred bytes: some over the
+/// small limits of the property below, some not.
+fn big_request() -> impl Strategy<Value = Request> {
+    let string = || proptest::collection::vec(any::<u8>(), 0..400);
+    prop_oneof![
+        (string(), string()).prop_map(|(key, value)| Request::Set { key, value }),
+        proptest::collection::vec((string(), string()), 0..3).prop_map(|pairs| {
+            Request::Sequence {
+                updates: pairs
+                    .into_iter()
+                    .map(|(key, value)| Update::Set { key, value })
+                    .collect(),
+            }
+        }),
+        (
+            string(),
+            proptest::option::of(string()),
+            proptest::option::of(string())
+        )
+            .prop_map(|(key, expected, wanted)| Request::TestAndSet {
+                key,
+                expected,
+                wanted,
+            }),
+    ]
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Any stream of requests under a small limit, in any chunking: each
     /// request is served as the stateless decoder with a large limit reads
@@ -220,13 +247,19 @@ proptest! {
     /// buffer never holds a dropped string.
     #[test]
     fn requests_under_a_small_limit_stay_in_step(
-        requests in proptest::collection::vec(common::request(), 1..4),
+        requests in proptest::collection::vec(
+            prop_oneof![common::request(), big_request()],
+            1..4,
+        ),
         limit in 24usize..200,
         chunk in 1usize..300,
     ) {
         let mut stream = Vec::new();
+        let mut frame_sizes = Vec::new();
         for request in &requests {
+            let before = stream.len();
             encode_request(request, &mut stream);
+            frame_sizes.push(stream.len() - before);
         }
         let (out, error, held_max) = serve(limits(limit), &stream, chunk);
         prop_assert!(held_max < limit + chunk, "held {} bytes", held_max);
@@ -234,7 +267,11 @@ proptest! {
         if error.is_none() {
             prop_assert_eq!(out.len(), requests.len());
         }
-        for (incoming, request) in out.iter().zip(&requests) {
+        for ((incoming, request), size) in out.iter().zip(&requests).zip(&frame_sizes) {
+            if *size <= limit {
+                // A request within the limit is served as sent.
+                prop_assert_eq!(incoming, &Incoming::Request(request.clone()));
+            }
             match incoming {
                 Incoming::Request(got) => prop_assert_eq!(got, request),
                 Incoming::Rejected { command, .. } => prop_assert_eq!(*command, request.command()),
