@@ -216,11 +216,32 @@ impl Connection {
     }
 
     async fn exchange(&mut self, frame: &[u8], command: Command) -> Result<Response, Error> {
-        self.stream
-            .write_all(frame)
-            .await
-            .map_err(|e| self.io_error("send request", e))?;
+        if let Err(e) = self.stream.write_all(frame).await {
+            return Err(self.closed_or_io_error("send request", e));
+        }
         self.read_response(command).await
+    }
+
+    /// The error for `e`: a node that closes a new connection right after
+    /// the prologue may show as a reset (the request it did not read was
+    /// in its socket when it closed), which is [`ClosedAfterPrologue`] too.
+    fn closed_or_io_error(&self, context: &'static str, e: std::io::Error) -> Error {
+        let reset = matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        );
+        if reset && !self.answered && self.buffer.is_empty() {
+            return self.io_error(
+                context,
+                std::io::Error::new(
+                    e.kind(),
+                    ClosedAfterPrologue {
+                        cluster_id: self.cluster_id.clone(),
+                    },
+                ),
+            );
+        }
+        self.io_error(context, e)
     }
 
     /// Sends a `collapse_tlogs` frame and reads its stream: the first
@@ -321,11 +342,10 @@ impl Connection {
                 Decoded::Incomplete { needed } => {
                     let missing = needed.saturating_sub(self.buffer.len());
                     self.buffer.reserve(missing.max(READ_CHUNK_SIZE));
-                    let read = self
-                        .stream
-                        .read_buf(&mut self.buffer)
-                        .await
-                        .map_err(|e| self.io_error("read answer", e))?;
+                    let read = match self.stream.read_buf(&mut self.buffer).await {
+                        Ok(read) => read,
+                        Err(e) => return Err(self.closed_or_io_error("read answer", e)),
+                    };
                     if read == 0 {
                         let source = if self.answered || !self.buffer.is_empty() {
                             std::io::Error::new(

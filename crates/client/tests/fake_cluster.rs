@@ -690,3 +690,45 @@ async fn assert_prefix_contains_exactly_is_an_assert_range() {
         )
     ));
 }
+
+/// A node that closes with the client's request unread in its socket
+/// resets the connection instead of ending it: still the wrong cluster id
+/// (the client had no answer on that connection).
+#[tokio::test]
+async fn a_reset_right_after_the_prologue_is_a_wrong_cluster_too() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let cluster_id = "another_cluster";
+    let node = tokio::spawn(async move {
+        let mut accepted = 0;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            // Read the prologue only, wait until the request is there,
+            // then close with it unread: the kernel answers with a reset.
+            let mut prologue = vec![0u8; 12 + cluster_id.len()];
+            if socket.read_exact(&mut prologue).await.is_err() {
+                continue;
+            }
+            let mut peek = [0u8; 1];
+            let _ = socket.peek(&mut peek).await;
+            drop(socket);
+            accepted += 1;
+            if accepted == 1 {
+                break;
+            }
+        }
+    });
+    let client = ClientBuilder::new(cluster_id)
+        .node("n0", address.as_str())
+        .retry_policy(fast_retry())
+        .build()
+        .expect("client");
+    let error = client.get(b"k").await.expect_err("reset");
+    assert!(
+        matches!(&error, Error::WrongCluster { cluster_id: c, .. } if c == cluster_id),
+        "{error:?}"
+    );
+    node.await.expect("the fake node");
+}
