@@ -215,6 +215,16 @@ fn render_update(update: &Update, values: bool, out: &mut String) {
             let _ = write!(out, "replace {}", Escaped(key));
             value(out, wanted.as_deref());
         }
+        Update::AssertRange {
+            prefix,
+            assertion: protocol::RangeAssertion::ContainsExactly(keys),
+        } => {
+            let _ = write!(out, "assert_range {} [", Escaped(prefix));
+            for (i, key) in keys.iter().enumerate() {
+                let _ = write!(out, "{}{}", if i > 0 { " " } else { "" }, Escaped(key));
+            }
+            out.push(']');
+        }
     }
 }
 

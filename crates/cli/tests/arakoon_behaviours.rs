@@ -185,3 +185,145 @@ async fn not_master_closes_the_connection_and_not_found_keeps_it() {
     }
     c.set(b"k", b"v").await.unwrap();
 }
+
+/// Peak resident memory of process `pid` (VmHWM), in bytes.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
+}
+
+/// A blocking raw connection with read and write timeouts: a node that
+/// stops reading or answering fails the check instead of hanging it.
+fn raw_connection(address: &str, cluster_id: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let timeout = Some(std::time::Duration::from_secs(10));
+    let mut s = std::net::TcpStream::connect(address).expect("connect");
+    s.set_read_timeout(timeout).unwrap();
+    s.set_write_timeout(timeout).unwrap();
+    let mut prologue = Vec::new();
+    protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
+    s.write_all(&prologue).expect("send the prologue");
+    s
+}
+
+/// Reads one answer to `command` (an error answer decodes for any).
+fn read_answer(s: &mut std::net::TcpStream, command: protocol::Command) -> protocol::Response {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    loop {
+        match protocol::decode_response(&buf, command, &protocol::Limits::default())
+            .expect("a valid answer")
+        {
+            protocol::Decoded::Complete { value, .. } => return value,
+            protocol::Decoded::Incomplete { needed } => {
+                let mut more = vec![0u8; needed - buf.len()];
+                s.read_exact(&mut more)
+                    .expect("an answer within the read timeout, on an open connection");
+                buf.extend_from_slice(&more);
+            }
+        }
+    }
+}
+
+/// Issue 13 on a real process (one node, default `max_buffer_size` of
+/// 32 MiB): a sequence carrying a 40 MB value is read and dropped, never
+/// held (the node's peak memory does not grow by the value), answered
+/// E_BAD_INPUT naming the limit, and the same connection serves on; a
+/// wrong cluster id is closed without a reply and our client names the
+/// cluster id; `user_function` of an unknown name is E_BAD_INPUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_strings_wrong_cluster_and_user_functions_as_arakoon() {
+    let p = Processes::start(1);
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+    let pid = p.children[0].as_ref().expect("running").id();
+    let address = p.client_addresses[0].clone();
+    let cluster_id = p.cluster_id.clone();
+    let hwm_before = peak_rss_bytes(pid);
+
+    let checked = tokio::task::spawn_blocking(move || {
+        use protocol::{Command, Reply, Request as Wire, Response};
+        use std::io::{Read, Write};
+        let mut s = raw_connection(&address, &cluster_id);
+        let mut big = Vec::new();
+        protocol::encode_request(
+            &Wire::Sequence {
+                updates: vec![Update::Set {
+                    key: b"big".to_vec(),
+                    value: vec![3; 40_000_000],
+                }],
+            },
+            &mut big,
+        );
+        s.write_all(&big).expect("the node reads the whole request");
+        let Response::Error(e) = read_answer(&mut s, Command::Sequence) else {
+            panic!("a 40 MB sequence was accepted");
+        };
+        assert_eq!(e.result_code(), ResultCode::BadInput);
+        let message = e.message_lossy().into_owned();
+        assert!(message.contains("limit of 33554432"), "{message}");
+        let mut set = Vec::new();
+        protocol::encode_request(
+            &Wire::Set {
+                key: b"after".to_vec(),
+                value: b"ok".to_vec(),
+            },
+            &mut set,
+        );
+        s.write_all(&set).unwrap();
+        assert_eq!(read_answer(&mut s, Command::Set), Response::Ok(Reply::Set));
+
+        // user_function of an unknown name: E_BAD_INPUT, connection kept.
+        let mut uf = Vec::new();
+        protocol::encode_request(
+            &Wire::UserFunction {
+                name: b"nope".to_vec(),
+                argument: None,
+            },
+            &mut uf,
+        );
+        s.write_all(&uf).unwrap();
+        let Response::Error(e) = read_answer(&mut s, Command::UserFunction) else {
+            panic!("user_function answered OK");
+        };
+        assert_eq!(e.result_code(), ResultCode::BadInput);
+        assert_eq!(
+            e.message_lossy(),
+            "User function \"nope\" could not be found"
+        );
+        s.write_all(&set).unwrap();
+        assert_eq!(read_answer(&mut s, Command::Set), Response::Ok(Reply::Set));
+
+        // A wrong cluster id: the connection ends, with no byte sent back.
+        let mut wrong = raw_connection(&address, "not_this_cluster");
+        let mut rest = Vec::new();
+        wrong
+            .read_to_end(&mut rest)
+            .expect("closed within the read timeout");
+        assert_eq!(rest, b"", "no reply to a wrong cluster id");
+    });
+    checked.await.expect("raw checks");
+
+    let grown = peak_rss_bytes(pid).saturating_sub(hwm_before);
+    eprintln!("peak memory of the node: {hwm_before} bytes before, grew by {grown}");
+    assert!(
+        grown < 24 << 20,
+        "the node's peak memory grew by {grown} bytes for a dropped 40 MB value"
+    );
+    assert!(!c.exists(b"big").await.unwrap());
+    assert_eq!(c.get(b"after").await.unwrap(), b"ok");
+
+    let wrong = client::ClientBuilder::new("not_this_cluster")
+        .node(&p.names[0], &p.client_addresses[0])
+        .build()
+        .unwrap();
+    match wrong.get(b"after").await {
+        Err(Error::WrongCluster { cluster_id, .. }) => assert_eq!(cluster_id, "not_this_cluster"),
+        other => panic!("a client of another cluster: {other:?}"),
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 
 use crate::builder::{ClientBuilder, Settings};
-use crate::connection::{CallError, Connection, Frame};
+use crate::connection::{closed_after_prologue, CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
 use crate::retry::{
     self, is_idempotent, Answer, Failure, Happened, MasterCache, Next, Refusal, RetryPolicy,
@@ -247,11 +247,17 @@ impl Client {
     }
 
     /// Asks the nodes who the master is; caches and returns it. A node's
-    /// claim counts only when the named node confirms it is master.
+    /// claim counts only when the named node confirms it is master. When
+    /// every node that could be reached closed the connection right after
+    /// the prologue, without an answer (what Arakoon's nodes do on a wrong
+    /// cluster id), that is `Error::WrongCluster` naming the cluster id sent.
     async fn discover(&self) -> Result<usize, Error> {
         let nodes = &self.shared.nodes;
         let mut asked = vec![false; nodes.len()];
         let mut failures = Vec::new();
+        // Nodes that closed at once; nodes that answered or may have.
+        let mut closed_at_prologue = Vec::new();
+        let mut reached_otherwise = false;
         let mut queue: std::collections::VecDeque<usize> = (0..nodes.len()).collect();
         let who_master = Frame::new(&Request::WhoMaster);
         while let Some(index) = queue.pop_front() {
@@ -262,6 +268,9 @@ impl Client {
             let answer = self
                 .send(index, &who_master, self.shared.discovery_timeout)
                 .await;
+            if answer.is_ok() {
+                reached_otherwise = true;
+            }
             let reason = match answer {
                 Ok(Response::Ok(Reply::WhoMaster(Some(master)))) => {
                     let master = String::from_utf8_lossy(&master).into_owned();
@@ -285,12 +294,35 @@ impl Client {
                     e @ Error::WrongCluster { .. } => return Err(e),
                     e => e.to_string(),
                 },
-                Err(CallError::NotSent(e) | CallError::MaybeSent(e)) => e.cause(),
+                Err(CallError::NotSent(e)) => e.cause(),
+                Err(CallError::MaybeSent(e)) => {
+                    if closed_after_prologue(&e) {
+                        closed_at_prologue.push(name.clone());
+                    } else {
+                        reached_otherwise = true;
+                    }
+                    e.cause()
+                }
             };
             tracing::debug!(node = %name, %reason, "no master from node");
             failures.push(NodeFailure {
                 node: name.clone(),
                 reason,
+            });
+        }
+        if !closed_at_prologue.is_empty() && !reached_otherwise {
+            return Err(Error::WrongCluster {
+                node: closed_at_prologue.join(", "),
+                cluster_id: self.shared.cluster_id.clone(),
+                message: format!(
+                    "every node reached closed the connection right after the prologue, \
+                     without an answer, as Arakoon's nodes do for a cluster id they do not \
+                     serve{}",
+                    match failures.len() - closed_at_prologue.len() {
+                        0 => String::new(),
+                        n => format!(" ({n} other node(s) could not be reached)"),
+                    }
+                ),
             });
         }
         Err(Error::NoMaster {

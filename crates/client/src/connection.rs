@@ -59,6 +59,41 @@ pub(crate) struct Connection {
     /// Whether any answer came on this connection: a node that closes a new
     /// connection at once may have refused the prologue (cluster id).
     answered: bool,
+    /// The cluster id sent in the prologue.
+    cluster_id: String,
+}
+
+/// Why a request failed: the node closed a new connection before its
+/// first answer. Arakoon's nodes (and ours) close without a reply on a
+/// prologue naming another cluster, so that is the likely cause; a node
+/// stopping at that moment closes the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClosedAfterPrologue {
+    pub(crate) cluster_id: String,
+}
+
+impl std::fmt::Display for ClosedAfterPrologue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection closed by the node right after the prologue, before any answer: \
+             it does not serve cluster id {:?} (or it was stopping)",
+            self.cluster_id
+        )
+    }
+}
+
+impl std::error::Error for ClosedAfterPrologue {}
+
+/// Whether `error` is a node closing a new connection before its first
+/// answer ([`ClosedAfterPrologue`]).
+pub(crate) fn closed_after_prologue(error: &Error) -> bool {
+    match error {
+        Error::Io { source, .. } => source
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<ClosedAfterPrologue>().is_some()),
+        _ => false,
+    }
 }
 
 impl Connection {
@@ -123,6 +158,7 @@ impl Connection {
             decoder_limits: limits,
             in_flight: false,
             answered: false,
+            cluster_id: cluster_id.to_string(),
         };
         let mut prologue = Vec::new();
         protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
@@ -180,11 +216,32 @@ impl Connection {
     }
 
     async fn exchange(&mut self, frame: &[u8], command: Command) -> Result<Response, Error> {
-        self.stream
-            .write_all(frame)
-            .await
-            .map_err(|e| self.io_error("send request", e))?;
+        if let Err(e) = self.stream.write_all(frame).await {
+            return Err(self.closed_or_io_error("send request", e));
+        }
         self.read_response(command).await
+    }
+
+    /// The error for `e`: a node that closes a new connection right after
+    /// the prologue may show as a reset (the request it did not read was
+    /// in its socket when it closed), which is [`ClosedAfterPrologue`] too.
+    fn closed_or_io_error(&self, context: &'static str, e: std::io::Error) -> Error {
+        let reset = matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        );
+        if reset && !self.answered && self.buffer.is_empty() {
+            return self.io_error(
+                context,
+                std::io::Error::new(
+                    e.kind(),
+                    ClosedAfterPrologue {
+                        cluster_id: self.cluster_id.clone(),
+                    },
+                ),
+            );
+        }
+        self.io_error(context, e)
     }
 
     /// Sends a `collapse_tlogs` frame and reads its stream: the first
@@ -285,26 +342,28 @@ impl Connection {
                 Decoded::Incomplete { needed } => {
                     let missing = needed.saturating_sub(self.buffer.len());
                     self.buffer.reserve(missing.max(READ_CHUNK_SIZE));
-                    let read = self
-                        .stream
-                        .read_buf(&mut self.buffer)
-                        .await
-                        .map_err(|e| self.io_error("read answer", e))?;
+                    let read = match self.stream.read_buf(&mut self.buffer).await {
+                        Ok(read) => read,
+                        Err(e) => return Err(self.closed_or_io_error("read answer", e)),
+                    };
                     if read == 0 {
-                        let detail = if self.answered || !self.buffer.is_empty() {
-                            format!(
-                                "connection closed by the node ({} of at least {needed} bytes received)",
-                                self.buffer.len()
+                        let source = if self.answered || !self.buffer.is_empty() {
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!(
+                                    "connection closed by the node ({} of at least {needed} bytes received)",
+                                    self.buffer.len()
+                                ),
                             )
                         } else {
-                            "connection closed by the node before its first answer \
-                             (does it serve this cluster id?)"
-                                .to_string()
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                ClosedAfterPrologue {
+                                    cluster_id: self.cluster_id.clone(),
+                                },
+                            )
                         };
-                        return Err(self.io_error(
-                            "read answer",
-                            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, detail),
-                        ));
+                        return Err(self.io_error("read answer", source));
                     }
                 }
             }

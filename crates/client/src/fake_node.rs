@@ -6,8 +6,8 @@
 //! Default behaviour: `who_master` answers the master set with
 //! [`FakeNode::set_master`]; a node that is not master refuses updates and
 //! `Consistent` reads with `NotMaster` (naming the master); other reads
-//! are served from an in-memory map. A prologue with another cluster id is
-//! answered with `E_WRONG_CLUSTER`, then the connection is closed.
+//! are served from an in-memory map. A prologue with another cluster id
+//! closes the connection without a reply, as Arakoon's nodes do.
 //!
 //! Dropping the `FakeNode` stops it and closes every connection.
 //!
@@ -237,12 +237,7 @@ async fn serve(mut stream: TcpStream, name: String, cluster_id: String, state: A
         }
     };
     if prologue.cluster_id != cluster_id.as_bytes() {
-        let message = format!(
-            "wrong cluster id {:?}, this is {cluster_id:?}",
-            String::from_utf8_lossy(&prologue.cluster_id)
-        );
-        let refusal = ErrorResponse::new(ResultCode::WrongCluster, message.into_bytes());
-        let _ = write(&mut stream, &Response::Error(refusal)).await;
+        // As Arakoon's nodes: closed without a reply.
         return;
     }
     loop {
@@ -442,6 +437,14 @@ fn answer(name: &str, state: &mut State, request: Request) -> Response {
             Reply::DropMaster
         }
         Request::GetTxid => Reply::GetTxid(Consistency::AtLeast(state.applied)),
+        Request::UserFunction { name, .. } => {
+            // Arakoon's answer for a name it does not know (none is known).
+            let message = format!(
+                "User function \"{}\" could not be found",
+                name.escape_ascii()
+            );
+            return refuse(ResultCode::BadInput, message.as_bytes());
+        }
         Request::Nop => {
             state.applied += 1;
             Reply::Nop
@@ -585,8 +588,24 @@ fn apply(store: &mut BTreeMap<Vec<u8>, Vec<u8>>, update: Update) -> Result<Outco
             }
         }
         Update::Nop => {}
-        Update::UserFunction { .. } => {
-            return Err(refuse(ResultCode::NotSupported, b"user functions"));
+        Update::UserFunction { name, .. } => {
+            // No user function is registered: Arakoon's answer inside a
+            // sequence.
+            let message = format!(
+                "user function \"{}\" could not be found",
+                name.escape_ascii()
+            );
+            return Err(refuse(ResultCode::NotFound, message.as_bytes()));
+        }
+        Update::AssertRange {
+            prefix,
+            assertion: protocol::RangeAssertion::ContainsExactly(mut keys),
+        } => {
+            keys.sort();
+            let found: Vec<&Vec<u8>> = store.keys().filter(|k| k.starts_with(&prefix)).collect();
+            if !found.iter().copied().eq(keys.iter()) {
+                return Err(refuse(ResultCode::AssertionFailed, &prefix));
+            }
         }
     }
     Ok(outcome)

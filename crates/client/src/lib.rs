@@ -74,7 +74,8 @@ pub use client::Client;
 pub use commands::NodeVersion;
 pub use error::{Error, Escaped, NodeFailure};
 pub use protocol::{
-    Consistency, KeyRange, NamedField, NamedValue, Reply, Request, ResultCode, Update,
+    Consistency, KeyRange, NamedField, NamedValue, RangeAssertion, Reply, Request, ResultCode,
+    Update,
 };
 pub use retry::{RetryPolicy, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_ATTEMPTS};
 pub use sequence::Sequence;

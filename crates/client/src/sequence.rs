@@ -75,6 +75,18 @@ impl Sequence {
         })
     }
 
+    /// Fails the whole sequence unless the keys that start with `prefix`
+    /// are exactly `keys` (in any order): Arakoon's `AssertRange` with
+    /// `ContainsExactly`.
+    pub fn assert_prefix_contains_exactly(self, prefix: &[u8], keys: &[&[u8]]) -> Self {
+        self.push(Update::AssertRange {
+            prefix: prefix.to_vec(),
+            assertion: protocol::RangeAssertion::ContainsExactly(
+                keys.iter().map(|k| k.to_vec()).collect(),
+            ),
+        })
+    }
+
     /// Any update, nested sequences included.
     pub fn push(mut self, update: Update) -> Self {
         self.updates.push(update);

@@ -271,8 +271,10 @@ async fn timeouts_fail_reads_after_retries_and_updates_at_once() {
     assert_eq!(nodes[0].count(Command::Set), 1);
 }
 
-/// A wrong cluster id is a config mistake: reported at once, naming the
-/// node, not retried.
+/// A wrong cluster id is a config mistake: the nodes close the connection
+/// right after the prologue without a reply (as Arakoon's do); the client
+/// reports it at once, naming the nodes and the cluster id it sent, and
+/// does not retry.
 #[tokio::test]
 async fn wrong_cluster_id_is_reported_not_retried() {
     let nodes = start(&["n0"], Some("n0")).await;
@@ -293,6 +295,66 @@ async fn wrong_cluster_id_is_reported_not_retried() {
         ("n0", "another_cluster")
     );
     assert_eq!(nodes[0].connections(), 1, "not retried");
+    assert!(error.to_string().contains("another_cluster"), "{error}");
+}
+
+/// Every node of three closes right after the prologue, one cannot be
+/// reached: still `WrongCluster`, naming the nodes that closed and saying
+/// how many could not be reached.
+#[tokio::test]
+async fn wrong_cluster_id_with_a_node_down() {
+    let nodes = start(&["n0", "n1"], Some("n0")).await;
+    let (_reserved, down) = closed_port();
+    let client = ClientBuilder::new("another_cluster")
+        .node("n0", nodes[0].address())
+        .node("n1", nodes[1].address())
+        .node("n2", down.as_str())
+        .retry_policy(fast_retry())
+        .build()
+        .expect("client");
+    let error = client.set(b"k", b"v").await.expect_err("wrong cluster");
+    let Error::WrongCluster {
+        node,
+        cluster_id,
+        message,
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        (node.as_str(), cluster_id.as_str()),
+        ("n0, n1", "another_cluster")
+    );
+    assert!(
+        message.contains("1 other node(s) could not be reached"),
+        "{message}"
+    );
+    assert_eq!(nodes[0].count(Command::Set), 0);
+}
+
+/// A node that closes at once while another answers is not a wrong
+/// cluster id: discovery goes on (here: finds no master) and says why.
+#[tokio::test]
+async fn one_node_closing_is_not_a_wrong_cluster() {
+    let ours = start(&["n0"], None).await;
+    let other = FakeNode::start("n1", "another_cluster")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let client = ClientBuilder::new(CLUSTER)
+        .node("n0", ours[0].address())
+        .node("n1", other.address())
+        .retry_policy(RetryPolicy::no_retry())
+        .build()
+        .expect("client");
+    let error = client.master().await.expect_err("no master");
+    let Error::NoMaster { failures, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(failures.len(), 2, "{error}");
+    assert!(
+        failures[1].reason.contains("right after the prologue"),
+        "{error}"
+    );
 }
 
 /// A handle on one node does not follow NotMaster, and serves NoGuarantee
@@ -597,4 +659,76 @@ async fn raw_requests() {
         .expect_err("streamed");
     assert!(matches!(refused, Error::Config(_)), "{refused:?}");
     assert_eq!(nodes[0].count(Command::CollapseTlogs), 0);
+}
+
+/// `Sequence::assert_prefix_contains_exactly` sends Arakoon's AssertRange
+/// (ContainsExactly): the keys under the prefix, in any order.
+#[tokio::test]
+async fn assert_prefix_contains_exactly_is_an_assert_range() {
+    let nodes = start(&["n0"], Some("n0")).await;
+    let client = client_for(&nodes);
+    client.set(b"p/1", b"").await.expect("set");
+    client.set(b"p/2", b"").await.expect("set");
+    client
+        .sequence(Sequence::new().assert_prefix_contains_exactly(b"p/", &[b"p/2", b"p/1"]))
+        .await
+        .expect("the keys under p/ are p/1 and p/2");
+    let error = client
+        .sequence(
+            Sequence::new()
+                .set(b"q", b"x")
+                .assert_prefix_contains_exactly(b"p/", &[b"p/1"]),
+        )
+        .await
+        .expect_err("p/2 is there too");
+    assert_eq!(error.result_code(), Some(ResultCode::AssertionFailed));
+    assert!(matches!(
+        &nodes[0].received().last(),
+        Some(client::Request::Sequence { updates }) if matches!(
+            updates.last(),
+            Some(Update::AssertRange { prefix, .. }) if prefix == b"p/"
+        )
+    ));
+}
+
+/// A node that closes with the client's request unread in its socket
+/// resets the connection instead of ending it: still the wrong cluster id
+/// (the client had no answer on that connection).
+#[tokio::test]
+async fn a_reset_right_after_the_prologue_is_a_wrong_cluster_too() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let cluster_id = "another_cluster";
+    let node = tokio::spawn(async move {
+        let mut accepted = 0;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            // Read the prologue only, wait until the request is there,
+            // then close with it unread: the kernel answers with a reset.
+            let mut prologue = vec![0u8; 12 + cluster_id.len()];
+            if socket.read_exact(&mut prologue).await.is_err() {
+                continue;
+            }
+            let mut peek = [0u8; 1];
+            let _ = socket.peek(&mut peek).await;
+            drop(socket);
+            accepted += 1;
+            if accepted == 1 {
+                break;
+            }
+        }
+    });
+    let client = ClientBuilder::new(cluster_id)
+        .node("n0", address.as_str())
+        .retry_policy(fast_retry())
+        .build()
+        .expect("client");
+    let error = client.get(b"k").await.expect_err("reset");
+    assert!(
+        matches!(&error, Error::WrongCluster { cluster_id: c, .. } if c == cluster_id),
+        "{error:?}"
+    );
+    node.await.expect("the fake node");
 }

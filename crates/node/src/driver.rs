@@ -77,6 +77,9 @@ pub struct NodeEnv {
     unsynced: Unsynced,
     /// Where the requested collapse in progress reports each segment.
     collapse_progress: Option<mpsc::UnboundedSender<Duration>>,
+    /// Whether the replica last published this node as master: its
+    /// appended entries are its own harvests (`harvest_stats`).
+    is_master: bool,
 }
 
 /// Entries and updates appended since the last fsync (group commit size).
@@ -102,6 +105,7 @@ impl Env for NodeEnv {
     }
 
     fn publish(&mut self, published: &Published) {
+        self.is_master = published.role == Role::Master;
         self.published.send_replace(published.clone());
     }
 
@@ -144,9 +148,11 @@ impl Env for NodeEnv {
         for e in entries {
             bytes = bytes.saturating_add(e.payload.len() as u64);
             // A barrier entry (empty payload) carries no update.
-            updates = updates.saturating_add(u64::from(
-                protocol::batch_update_count(&e.payload).unwrap_or(0),
-            ));
+            let count = protocol::batch_update_count(&e.payload).unwrap_or(0);
+            updates = updates.saturating_add(u64::from(count));
+            if self.is_master && count > 0 {
+                self.metrics.harvested(count);
+            }
         }
         let n = entries.len() as u64;
         self.unsynced.entries = self.unsynced.entries.saturating_add(n);
@@ -272,6 +278,7 @@ impl Driver {
                 metrics: io.metrics,
                 unsynced: Unsynced::default(),
                 collapse_progress: None,
+                is_master: false,
             },
             settings,
             replica,

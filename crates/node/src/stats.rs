@@ -5,39 +5,56 @@ use protocol::{Command, NamedField, NamedValue};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Welford's running mean and variance of durations in seconds, with min/max.
-#[derive(Debug, Clone, Copy, Default)]
+/// Arakoon's `x_stats` (`statistics.ml`): a count, min, max and Welford's
+/// running mean and `m2`, with its variance as Arakoon computes it, so that
+/// its clients read the same numbers: `min` starts at the largest float and
+/// `max` at 0 (what a list of no samples shows), and after each sample the
+/// variance is `m2` divided by the count *before* that sample (so NaN after
+/// the first, 0 / 0, as Arakoon's).
+#[derive(Debug, Clone, Copy)]
 struct Timing {
     n: u64,
     min: f64,
     max: f64,
     avg: f64,
     m2: f64,
+    var: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            n: 0,
+            min: f64::MAX,
+            max: 0.0,
+            avg: 0.0,
+            m2: 0.0,
+            var: 0.0,
+        }
+    }
 }
 
 impl Timing {
-    fn add(&mut self, seconds: f64) {
+    fn add(&mut self, x: f64) {
+        let n_before = self.n as f64;
         self.n += 1;
-        if self.n == 1 {
-            self.min = seconds;
-            self.max = seconds;
-        } else {
-            self.min = self.min.min(seconds);
-            self.max = self.max.max(seconds);
+        if x < self.min {
+            self.min = x;
         }
-        let delta = seconds - self.avg;
+        if x > self.max {
+            self.max = x;
+        }
+        let delta = x - self.avg;
         self.avg += delta / self.n as f64;
-        self.m2 += delta * (seconds - self.avg);
+        if self.n > 1 {
+            self.m2 += delta * (x - self.avg);
+        }
+        self.var = self.m2 / n_before;
     }
 
     fn field(&self, name: &str) -> NamedField {
-        let var = if self.n > 1 {
-            self.m2 / (self.n - 1) as f64
-        } else {
-            0.0
-        };
         let n = i32::try_from(self.n).unwrap_or(i32::MAX);
-        NamedField::timing(name, n, self.min, self.max, self.m2, self.avg, var)
+        NamedField::timing(name, n, self.min, self.max, self.m2, self.avg, self.var)
     }
 }
 
@@ -114,6 +131,8 @@ struct Inner {
     last: f64,
     per_kind: [Timing; 13],
     op: Timing,
+    /// Client updates per tlog entry this node made as master.
+    harvest: Timing,
     set_size: Average,
     get_size: Average,
     range_size: Average,
@@ -145,6 +164,7 @@ impl Stats {
                 last: now,
                 per_kind: [Timing::default(); 13],
                 op: Timing::default(),
+                harvest: Timing::default(),
                 set_size: Average::default(),
                 get_size: Average::default(),
                 range_size: Average::default(),
@@ -189,6 +209,11 @@ impl Stats {
         }
     }
 
+    /// The master made one tlog entry of `updates` client updates.
+    pub fn harvested(&self, updates: u32) {
+        self.lock().harvest.add(f64::from(updates));
+    }
+
     /// Successful operations per family (Arakoon's `*_info` names without
     /// `_info`), and all of them as `op`.
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
@@ -216,7 +241,7 @@ impl Stats {
             f("avg_rev_range_entries_size", s.rev_range_entries_size.avg),
             f("avg_prefix_size", s.prefix_size.avg),
             f("avg_del_prefix_size", s.del_prefix_size.avg),
-            NamedField::new("harvest_stats", NamedValue::List(Vec::new())),
+            s.harvest.field("harvest_stats"),
         ];
         for (i, (_, name)) in KINDS.iter().enumerate() {
             fields.push(s.per_kind[i].field(name));
@@ -252,5 +277,65 @@ impl Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(field: &NamedField) -> Vec<(String, f64)> {
+        let NamedValue::List(fields) = &field.value else {
+            panic!("{field:?}")
+        };
+        fields
+            .iter()
+            .map(|f| match f.value {
+                NamedValue::Float(x) => (f.name.clone(), x),
+                NamedValue::Int32(i) => (f.name.clone(), f64::from(i)),
+                _ => panic!("{f:?}"),
+            })
+            .collect()
+    }
+
+    /// Arakoon's `update_x_stats`, by hand: no sample shows min = max_float,
+    /// max = 0; one sample a variance of 0 / 0; then m2 / (n - 1).
+    #[test]
+    fn timing_is_computed_as_arakoons_x_stats() {
+        let mut t = Timing::default();
+        let empty = floats(&t.field("x"));
+        assert_eq!(
+            empty.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["n", "min", "max", "m2", "avg", "var"]
+        );
+        assert_eq!(empty[1].1, f64::MAX);
+        assert_eq!((empty[0].1, empty[2].1, empty[5].1), (0.0, 0.0, 0.0));
+        t.add(2.0);
+        let one = floats(&t.field("x"));
+        assert_eq!((one[1].1, one[2].1, one[4].1), (2.0, 2.0, 2.0));
+        assert!(one[5].1.is_nan(), "0 / 0 as Arakoon's: {one:?}");
+        t.add(4.0);
+        t.add(6.0);
+        let three = floats(&t.field("x"));
+        // Samples 2, 4, 6: mean 4, m2 = 8, variance m2 / 2 = 4.
+        assert_eq!(three[0].1, 3.0);
+        assert_eq!((three[1].1, three[2].1), (2.0, 6.0));
+        assert!((three[3].1 - 8.0).abs() < 1e-12, "{three:?}");
+        assert!((three[4].1 - 4.0).abs() < 1e-12, "{three:?}");
+        assert!((three[5].1 - 4.0).abs() < 1e-12, "{three:?}");
+    }
+
+    /// `harvest_stats` carries the six entries of every `*_info` list.
+    #[test]
+    fn harvest_stats_is_a_full_x_stats() {
+        let stats = Stats::new();
+        stats.harvested(3);
+        stats.harvested(5);
+        let field = stats.to_field(Vec::new());
+        let harvest = field.get("harvest_stats").expect("harvest_stats");
+        let values = floats(harvest);
+        assert_eq!(values.len(), 6);
+        assert_eq!(values[0].1, 2.0);
+        assert_eq!((values[1].1, values[2].1, values[4].1), (3.0, 5.0, 4.0));
     }
 }

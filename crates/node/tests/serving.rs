@@ -223,8 +223,9 @@ async fn pipelined_updates_are_all_answered_in_order() {
     }
 }
 
-/// Raw connections: a wrong cluster id, a wrong magic, a huge declared
-/// length and a truncated frame get a clear error; the node serves on.
+/// Raw connections: a wrong cluster id (closed without a reply), a wrong
+/// magic, a huge declared length (beyond what the node drops) and a
+/// truncated frame get a clear error; the node serves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_and_the_node_serves_on() {
     let cluster = Cluster::start(1).await;
@@ -245,11 +246,17 @@ async fn bad_input_is_refused_and_the_node_serves_on() {
         let msg = String::from_utf8_lossy(&out[8..(8 + len).min(out.len())]).into_owned();
         (rc, msg)
     }
+    // A wrong cluster id: closed without a reply, as Arakoon does.
     let mut prologue = Vec::new();
     protocol::encode_prologue(b"other_cluster", &mut prologue);
-    let (rc, msg) = exchange(&addr, &prologue).await;
-    assert_eq!(rc, 0x06, "E_WRONG_CLUSTER: {msg}");
-    assert!(msg.contains("other_cluster"), "{msg}");
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&prologue).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the node closes the connection")
+        .unwrap();
+    assert_eq!(out, b"", "no reply to a wrong cluster id");
 
     let (rc, msg) = exchange(&addr, &[0xde, 0xad, 0xbe, 0xef, 1, 0, 0, 0]).await;
     assert_eq!(rc, 0x01, "E_NO_MAGIC: {msg}");
@@ -556,4 +563,267 @@ async fn a_half_sent_request_is_dropped_after_the_frame_timeout() {
         .unwrap();
     assert_eq!(answer[..4], 0u32.to_le_bytes(), "E_OK");
     assert_eq!(&answer[8..], b"v");
+}
+
+/// A raw client connection: every write and read within [`RAW_TIMEOUT`],
+/// so that a node that stops reading fails the test instead of hanging it.
+struct Raw {
+    stream: tokio::net::TcpStream,
+}
+
+const RAW_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Raw {
+    async fn open(addr: &str, cluster_id: &str) -> Raw {
+        let stream = tokio::time::timeout(RAW_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let mut raw = Raw { stream };
+        let mut prologue = Vec::new();
+        protocol::encode_prologue(cluster_id.as_bytes(), &mut prologue);
+        raw.send(&prologue).await;
+        raw
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        tokio::time::timeout(RAW_TIMEOUT, self.stream.write_all(bytes))
+            .await
+            .expect("the node reads what is sent (write timed out)")
+            .expect("write");
+    }
+
+    /// One answer to `command`: its rc and its message (or payload).
+    async fn answer(&mut self, command: protocol::Command) -> protocol::Response {
+        let mut buf = Vec::new();
+        loop {
+            let limits = protocol::Limits::default();
+            match protocol::decode_response(&buf, command, &limits).expect("a valid answer") {
+                protocol::Decoded::Complete { value, consumed } => {
+                    assert_eq!(consumed, buf.len(), "one answer only");
+                    return value;
+                }
+                protocol::Decoded::Incomplete { needed } => {
+                    let mut more = vec![0u8; needed - buf.len()];
+                    tokio::time::timeout(RAW_TIMEOUT, self.stream.read_exact(&mut more))
+                        .await
+                        .expect("an answer in time")
+                        .expect("the connection is kept until the answer");
+                    buf.extend_from_slice(&more);
+                }
+            }
+        }
+    }
+
+    /// The node closes the connection (nothing more comes).
+    async fn closed(&mut self) {
+        let mut rest = Vec::new();
+        tokio::time::timeout(RAW_TIMEOUT, self.stream.read_to_end(&mut rest))
+            .await
+            .expect("the node closes the connection")
+            .expect("read to the end");
+        assert_eq!(rest, b"", "nothing after the answer");
+    }
+}
+
+fn error_of(response: protocol::Response) -> (protocol::ResultCode, String) {
+    match response {
+        protocol::Response::Error(e) => (e.result_code(), e.message_lossy().into_owned()),
+        ok => panic!("expected an error answer, got {ok:?}"),
+    }
+}
+
+/// Issue 13, as Arakoon 1.9 answers (`shared/spec/arakoon-protocol.md`,
+/// "Behaviours Arakoon's clients and scripts rely on"), on one node with a
+/// 1 MiB `__tainted_max_buffer_size`:
+/// - a request string over the limit is read and dropped, answered
+///   E_BAD_INPUT naming the limit, and the connection serves on; a string
+///   beyond what the node drops (4 × the limit) is E_BAD_INPUT and a close;
+/// - `user_function` of an unknown name: E_BAD_INPUT, connection kept;
+///   inside a sequence: E_NOT_FOUND;
+/// - `set_interval`, `migrate_range`: read whole, E_NOT_SUPPORTED, kept;
+/// - AssertRange in a sequence holds exactly for the keys under the prefix;
+/// - `harvest_stats` is a full `x_stats` list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_13_answers_as_arakoon() {
+    use protocol::{Command, Request as Wire, ResultCode};
+    let limit = 1 << 20;
+    let global =
+        format!("__tainted_max_buffer_size = {limit}\n__tainted_max_value_size = 524288\n");
+    let cluster = Cluster::start_full(&global, &[String::new()]).await;
+    cluster.wait_master(&[0]).await;
+    let addr = cluster.config.nodes[0].client_address();
+    let c = cluster.client();
+
+    // A sequence carrying a 3 MB value: over the limit, within what the
+    // node drops.
+    let mut raw = Raw::open(&addr, cluster.cluster_id()).await;
+    let mut big = Vec::new();
+    protocol::encode_request(
+        &Wire::Sequence {
+            updates: vec![Update::Set {
+                key: b"big".to_vec(),
+                value: vec![5; 3_000_000],
+            }],
+        },
+        &mut big,
+    );
+    raw.send(&big).await;
+    let (rc, message) = error_of(raw.answer(Command::Sequence).await);
+    assert_eq!(rc, ResultCode::BadInput, "{message}");
+    assert!(message.contains(&format!("limit of {limit}")), "{message}");
+    // The connection serves on, in step.
+    let mut set = Vec::new();
+    protocol::encode_request(
+        &Wire::Set {
+            key: b"after_big".to_vec(),
+            value: b"1".to_vec(),
+        },
+        &mut set,
+    );
+    raw.send(&set).await;
+    assert_eq!(
+        raw.answer(Command::Set).await,
+        protocol::Response::Ok(protocol::Reply::Set)
+    );
+    assert!(!c.exists(b"big").await.unwrap(), "nothing of it applied");
+    assert_eq!(c.get(b"after_big").await.unwrap(), b"1");
+
+    // A key declaring 5 MiB (beyond 4 × the limit): refused at its length,
+    // without reading it, and closed.
+    let mut raw2 = Raw::open(&addr, cluster.cluster_id()).await;
+    let mut huge = Command::Delete.word().to_le_bytes().to_vec();
+    huge.extend_from_slice(&(5u32 << 20).to_le_bytes());
+    raw2.send(&huge).await;
+    let (rc, message) = error_of(raw2.answer(Command::Delete).await);
+    assert_eq!(rc, ResultCode::BadInput, "{message}");
+    raw2.closed().await;
+
+    // user_function of a name no node knows: E_BAD_INPUT, kept.
+    let mut uf = Vec::new();
+    protocol::encode_request(
+        &Wire::UserFunction {
+            name: b"no_such_function".to_vec(),
+            argument: None,
+        },
+        &mut uf,
+    );
+    raw.send(&uf).await;
+    let (rc, message) = error_of(raw.answer(Command::UserFunction).await);
+    assert_eq!(rc, ResultCode::BadInput, "{message}");
+    assert_eq!(
+        message,
+        "User function \"no_such_function\" could not be found"
+    );
+    // Inside a sequence: E_NOT_FOUND, nothing applied.
+    let failed = c
+        .sequence(vec![
+            Update::Set {
+                key: b"uf_side_effect".to_vec(),
+                value: b"x".to_vec(),
+            },
+            Update::UserFunction {
+                name: b"no_such_function".to_vec(),
+                argument: Some(b"arg".to_vec()),
+            },
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(failed.result_code(), Some(ResultCode::NotFound), "{failed}");
+    assert!(!c.exists(b"uf_side_effect").await.unwrap());
+
+    // set_interval (four option strings) and migrate_range (the same and a
+    // string): E_NOT_SUPPORTED, connection kept.
+    for code in [0x17u32, 0x22] {
+        let mut bytes = (protocol::MAGIC | code).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[1, 1, 0, 0, 0, b'a', 0, 0, 1, 1, 0, 0, 0, b'z']);
+        if code == 0x22 {
+            bytes.extend_from_slice(&[2, 0, 0, 0, 9, 9]);
+        }
+        raw.send(&bytes).await;
+        // Answered as any command's error: rc and message.
+        let (rc, message) = error_of(raw.answer(Command::Nop).await);
+        assert_eq!(rc, ResultCode::NotSupported, "{code:#x}: {message}");
+        raw.send(&set).await;
+        assert_eq!(
+            raw.answer(Command::Set).await,
+            protocol::Response::Ok(protocol::Reply::Set),
+            "{code:#x}: the connection is kept"
+        );
+    }
+
+    // AssertRange: the keys under the prefix are exactly these.
+    let assert_range = |keys: &[&[u8]]| Update::AssertRange {
+        prefix: b"ar/".to_vec(),
+        assertion: protocol::RangeAssertion::ContainsExactly(
+            keys.iter().map(|k| k.to_vec()).collect(),
+        ),
+    };
+    c.sequence(vec![assert_range(&[])]).await.unwrap();
+    c.set(b"ar/1", b"").await.unwrap();
+    c.set(b"ar/2", b"").await.unwrap();
+    c.set(b"as", b"").await.unwrap();
+    c.sequence(vec![assert_range(&[b"ar/2", b"ar/1"])])
+        .await
+        .unwrap();
+    let failed = c
+        .sequence(vec![
+            Update::Set {
+                key: b"ar_side_effect".to_vec(),
+                value: b"x".to_vec(),
+            },
+            assert_range(&[b"ar/1"]),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        failed.result_code(),
+        Some(ResultCode::AssertionFailed),
+        "{failed}"
+    );
+    assert!(failed.to_string().contains("ar/2"), "{failed}");
+    assert!(!c.exists(b"ar_side_effect").await.unwrap());
+
+    // harvest_stats: n, min, max, m2, avg, var, counting the entries made.
+    let stats = c.statistics().await.unwrap();
+    let harvest = stats.get("harvest_stats").expect("harvest_stats");
+    let protocol::NamedValue::List(fields) = &harvest.value else {
+        panic!("{harvest:?}");
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["n", "min", "max", "m2", "avg", "var"]);
+    assert!(
+        matches!(fields[0].value, protocol::NamedValue::Int32(n) if n >= 5),
+        "{harvest:?}"
+    );
+    assert!(
+        matches!(fields[1].value, protocol::NamedValue::Float(min) if min >= 1.0),
+        "{harvest:?}"
+    );
+    // An operation family never used shows Arakoon's initial min.
+    let unused = stats.get("rev_range_entries_info").expect("listed");
+    assert_eq!(
+        unused.get("min").map(|f| &f.value),
+        Some(&protocol::NamedValue::Float(f64::MAX))
+    );
+    cluster.stop_all().await;
+}
+
+/// A wrong cluster id: the node closes without a reply, and our client
+/// says so, naming the cluster id it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_cluster_id_is_named_by_the_client() {
+    let cluster = Cluster::start(1).await;
+    cluster.wait_master(&[0]).await;
+    let wrong = client::ClientBuilder::new("not_this_cluster")
+        .node(cluster.name(0), cluster.config.nodes[0].client_address())
+        .build()
+        .unwrap();
+    let error = wrong.get(b"k").await.unwrap_err();
+    let Error::WrongCluster { cluster_id, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(cluster_id, "not_this_cluster");
+    assert!(error.to_string().contains("not_this_cluster"), "{error}");
+    cluster.stop_all().await;
 }

@@ -180,6 +180,12 @@ enum UnsupportedLayout {
     ConsistencyString,
     /// get_fringe: option string boundary, int direction.
     OptionStringInt32,
+    /// set_interval: an interval, four option strings (public begin and
+    /// end, private begin and end: `Interval.input_interval`).
+    Interval,
+    /// migrate_range: an interval, then a string (an encoded sequence, as
+    /// the payload of `sequence`).
+    IntervalString,
     /// interval, routing, nursery config: layouts we do not decode.
     Unknown,
 }
@@ -188,7 +194,7 @@ fn unsupported_layout(code: u32) -> Option<(&'static str, UnsupportedLayout)> {
     use UnsupportedLayout::*;
     Some(match code {
         0x0e => ("last_entries", Int64),
-        0x17 => ("set_interval", Unknown),
+        0x17 => ("set_interval", Interval),
         0x18 => ("get_routing", Empty),
         0x19 => ("set_routing", Unknown),
         0x1b => ("get_db", Empty),
@@ -196,7 +202,7 @@ fn unsupported_layout(code: u32) -> Option<(&'static str, UnsupportedLayout)> {
         0x1e => ("get_interval", Empty),
         0x1f => ("set_nursery_cfg", Unknown),
         0x21 => ("set_routing_delta", Strings(3)),
-        0x22 => ("migrate_range", Unknown),
+        0x22 => ("migrate_range", IntervalString),
         0x25 => ("optimize_db", Empty),
         0x26 => ("defrag_db", Empty),
         0x40 => ("last_entries2", Int64),
@@ -246,6 +252,15 @@ pub(crate) fn read_unsupported(r: &mut Reader<'_>, code: u32) -> ReadResult<Unsu
             r.i32("get_fringe.direction")?;
             true
         }
+        UnsupportedLayout::Interval => {
+            read_interval(r)?;
+            true
+        }
+        UnsupportedLayout::IntervalString => {
+            read_interval(r)?;
+            r.skip_bytes("migrate_range.sequence")?;
+            true
+        }
         UnsupportedLayout::Unknown => false,
     };
     Ok(Unsupported {
@@ -253,6 +268,19 @@ pub(crate) fn read_unsupported(r: &mut Reader<'_>, code: u32) -> ReadResult<Unsu
         name: Some(name),
         stream_in_sync,
     })
+}
+
+/// An interval (`Interval.input_interval`): four option strings.
+fn read_interval(r: &mut Reader<'_>) -> ReadResult<()> {
+    for field in [
+        "interval.public_begin",
+        "interval.public_end",
+        "interval.private_begin",
+        "interval.private_end",
+    ] {
+        r.option_bytes(field)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,6 +41,20 @@ pub enum ProtocolError {
         limit: usize,
     },
 
+    /// A request string that does not fit the frame limit: the node read
+    /// its bytes and dropped them, and answers this with the connection
+    /// kept (Arakoon: `E_BAD_INPUT`, "update … has size … > …").
+    #[error(
+        "{field}: a string of {declared} bytes makes the request at least {frame_bytes} bytes, \
+         above the limit of {limit} (max_buffer_size); it was read and dropped"
+    )]
+    OversizedString {
+        field: &'static str,
+        declared: usize,
+        frame_bytes: usize,
+        limit: usize,
+    },
+
     /// A length-delimited payload ends inside `field`.
     #[error("{field}: truncated, needs {needed} bytes but the payload has {available}")]
     Truncated {
@@ -65,8 +79,13 @@ pub enum ProtocolError {
     #[error("update: tag {tag} is not an update")]
     UnknownUpdateTag { tag: i32 },
 
-    /// An update that Arakoon defines but we do not accept (AssertRange,
-    /// and the internal MasterSet, AdminSet, interval and routing updates).
+    /// An AssertRange whose assertion kind is not 1 (ContainsExactly), the
+    /// only one Arakoon defines.
+    #[error("update: AssertRange assertion kind {kind} is not 1 (ContainsExactly)")]
+    UnknownRangeAssertion { kind: i32 },
+
+    /// An update that Arakoon defines but we do not accept (the internal
+    /// MasterSet, AdminSet, interval and routing updates).
     #[error("update: {name} (tag {tag}) is not supported")]
     UnsupportedUpdate { tag: i32, name: &'static str },
 
@@ -103,6 +122,8 @@ impl ProtocolError {
             ProtocolError::NegativeLength { .. }
             | ProtocolError::LengthTooLarge { .. }
             | ProtocolError::FrameTooLarge { .. }
+            | ProtocolError::OversizedString { .. }
+            | ProtocolError::UnknownRangeAssertion { .. }
             | ProtocolError::Truncated { .. }
             | ProtocolError::TrailingBytes { .. }
             | ProtocolError::InvalidBool { .. }

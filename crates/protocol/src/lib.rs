@@ -38,7 +38,11 @@
 //! [`Incoming::Rejected`] request was consumed whole (the stream is still in
 //! step): answer its error and go on. An [`Incoming::Unsupported`] command is
 //! answered with its [`Unsupported::error_response`]; close afterwards unless
-//! `stream_in_sync`.
+//! `stream_in_sync`. A server that calls [`RequestDecoder::next`] instead of
+//! [`RequestDecoder::decode`] is also asked to drop a request string too
+//! large for `max_buffer_size` from the stream ([`Step::Discard`]); the
+//! request then comes back [`Incoming::Rejected`] (`E_BAD_INPUT`), as
+//! Arakoon answers it, with the connection kept.
 //!
 //! # What a client calls
 //!
@@ -85,7 +89,7 @@ pub mod update;
 mod wire;
 
 pub use command::{Command, Unsupported};
-pub use decoder::{RequestDecoder, ResponseDecoder};
+pub use decoder::{RequestDecoder, ResponseDecoder, DISCARD_BUDGET_FACTOR, MAX_DISCARDED_STRINGS};
 pub use error::ProtocolError;
 pub use request::{
     decode_prologue, decode_request, encode_prologue, encode_request, Consistency, Incoming,
@@ -96,7 +100,9 @@ pub use response::{
 };
 pub use result_code::ResultCode;
 pub use statistics::{NamedField, NamedValue};
-pub use update::{batch_update_count, decode_batch, encode_batch, Update, BATCH_FORMAT_VERSION};
+pub use update::{
+    batch_update_count, decode_batch, encode_batch, RangeAssertion, Update, BATCH_FORMAT_VERSION,
+};
 
 /// Arakoon's default `__tainted_max_buffer_size`: the largest request frame
 /// accepted, in bytes.
@@ -147,6 +153,33 @@ impl<T> Decoded<T> {
     }
 }
 
+/// What [`RequestDecoder::next`] asks of the caller: [`Decoded`]'s two
+/// outcomes, and one more.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<T> {
+    /// A whole frame: its value and how many bytes of the buffer it used.
+    Complete { value: T, consumed: usize },
+    /// At least `needed` bytes (from the start of the buffer) are required.
+    Incomplete { needed: usize },
+    /// A string of the request is too large for the frame: drop its `bytes`
+    /// bytes, which start at buffer position `at`, from the stream. Remove
+    /// those already in the buffer (`at..` up to `bytes` of them, so that
+    /// what follows the string moves up to `at`), read the rest from the
+    /// stream and throw it away, then call again. The request is still read
+    /// to its end; it then comes back [`Incoming::Rejected`] with
+    /// [`ProtocolError::OversizedString`].
+    Discard { at: usize, bytes: usize },
+}
+
+impl<T> From<Decoded<T>> for Step<T> {
+    fn from(decoded: Decoded<T>) -> Self {
+        match decoded {
+            Decoded::Complete { value, consumed } => Step::Complete { value, consumed },
+            Decoded::Incomplete { needed } => Step::Incomplete { needed },
+        }
+    }
+}
+
 /// Runs a stream decoder over `buf`, turning its outcome into the public
 /// shape.
 pub(crate) fn decode_stream<T>(
@@ -165,7 +198,8 @@ pub(crate) fn decode_stream<T>(
             assert!(needed > buf.len(), "needed {needed} <= {}", buf.len());
             Ok(Decoded::Incomplete { needed })
         }
-        Err(wire::Fail::Invalid(e)) => Err(e),
+        // Only a request decoder's reader has a discard budget.
+        Err(wire::Fail::Invalid(e) | wire::Fail::Discard { error: e, .. }) => Err(e),
     }
 }
 
@@ -183,7 +217,7 @@ pub(crate) fn decode_payload<T>(
             reader.finish(field)?;
             Ok(value)
         }
-        Err(wire::Fail::Invalid(e)) => Err(e),
+        Err(wire::Fail::Invalid(e) | wire::Fail::Discard { error: e, .. }) => Err(e),
         // A payload reader reports running out as `Truncated`, never this.
         Err(wire::Fail::Incomplete { needed }) => Err(ProtocolError::Truncated {
             field,

@@ -42,6 +42,31 @@ pub enum Update {
         key: Vec<u8>,
         wanted: Option<Vec<u8>>,
     },
+    /// Tag 17: fails the sequence unless the keys that start with `prefix`
+    /// satisfy `assertion`.
+    AssertRange {
+        prefix: Vec<u8>,
+        assertion: RangeAssertion,
+    },
+}
+
+/// What an [`Update::AssertRange`] asserts of the keys under its prefix
+/// (Arakoon's `Range_assertion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeAssertion {
+    /// Kind 1: the keys under the prefix are exactly these. Kept in wire
+    /// order; Arakoon's Python client writes them ascending, its OCaml
+    /// client descending, so the store compares them sorted.
+    ContainsExactly(Vec<Vec<u8>>),
+}
+
+impl RangeAssertion {
+    /// The wire kind (`int32`).
+    pub fn kind(&self) -> i32 {
+        match self {
+            RangeAssertion::ContainsExactly(_) => 1,
+        }
+    }
 }
 
 // ---- encoding ------------------------------------------------------------
@@ -51,6 +76,7 @@ use crate::wire::{self, ReadResult, Reader};
 use crate::{decode_payload, Limits};
 
 pub(crate) const SEQUENCE_TAG: i32 = 5;
+const ASSERT_RANGE_TAG: i32 = 17;
 /// Smallest encoding of an update: a tag alone (Nop).
 const MIN_UPDATE_SIZE: usize = 4;
 
@@ -72,6 +98,7 @@ impl Update {
             Update::DeletePrefix { .. } => 14,
             Update::AssertExists { .. } => 15,
             Update::Replace { .. } => 16,
+            Update::AssertRange { .. } => ASSERT_RANGE_TAG,
         }
     }
 
@@ -105,6 +132,10 @@ impl Update {
             Update::UserFunction { name, argument } => string(name) + option(argument),
             Update::Assert { key, value } => string(key) + option(value),
             Update::Replace { key, wanted } => string(key) + option(wanted),
+            Update::AssertRange {
+                prefix,
+                assertion: RangeAssertion::ContainsExactly(keys),
+            } => string(prefix) + 4 + 4 + keys.iter().map(|k| string(k)).sum::<usize>(),
         }
     }
 
@@ -142,6 +173,18 @@ impl Update {
             Update::Replace { key, wanted } => {
                 wire::put_bytes(out, key);
                 wire::put_option_bytes(out, wanted.as_deref());
+            }
+            Update::AssertRange { prefix, assertion } => {
+                wire::put_bytes(out, prefix);
+                wire::put_i32(out, assertion.kind());
+                match assertion {
+                    RangeAssertion::ContainsExactly(keys) => {
+                        wire::put_len(out, keys.len());
+                        for key in keys {
+                            wire::put_bytes(out, key);
+                        }
+                    }
+                }
             }
         }
     }
@@ -216,14 +259,25 @@ pub(crate) fn read_update(r: &mut Reader<'_>, depth: usize, limits: &Limits) -> 
             key: r.bytes("update.replace.key")?,
             wanted: r.option_bytes("update.replace.wanted")?,
         },
-        4 | 9..=12 | 17 => {
+        ASSERT_RANGE_TAG => {
+            let prefix = r.bytes("update.assert_range.prefix")?;
+            let assertion = match r.i32("update.assert_range.kind")? {
+                1 => RangeAssertion::ContainsExactly(r.list(
+                    "update.assert_range.keys",
+                    wire::MIN_STRING_SIZE,
+                    |r| r.bytes("update.assert_range.key"),
+                )?),
+                kind => return Err(ProtocolError::UnknownRangeAssertion { kind }.into()),
+            };
+            Update::AssertRange { prefix, assertion }
+        }
+        4 | 9..=12 => {
             let name = match tag {
                 4 => "MasterSet",
                 9 => "AdminSet",
                 10 => "SetInterval",
                 11 => "SetRouting",
-                12 => "SetRoutingDelta",
-                _ => "AssertRange",
+                _ => "SetRoutingDelta",
             };
             return Err(ProtocolError::UnsupportedUpdate { tag, name }.into());
         }
@@ -314,24 +368,42 @@ mod tests {
         ));
     }
 
-    /// Spec: AssertRange (17) is `string prefix, int32 1, list keys`; we do
-    /// not apply it, and say so.
+    /// Spec: AssertRange (17) is `string prefix, int32 1 (ContainsExactly),
+    /// list keys`; written out by hand.
     #[test]
-    fn assert_range_is_unsupported_not_garbage() {
+    fn assert_range_layout_is_prefix_kind_keys() {
         let mut bytes = Vec::new();
         wire::put_i32(&mut bytes, 17);
         wire::put_bytes(&mut bytes, b"p");
         wire::put_i32(&mut bytes, 1);
+        wire::put_i32(&mut bytes, 2);
+        wire::put_bytes(&mut bytes, b"pa");
+        wire::put_bytes(&mut bytes, b"pb");
+        let update = Update::AssertRange {
+            prefix: b"p".to_vec(),
+            assertion: RangeAssertion::ContainsExactly(vec![b"pa".to_vec(), b"pb".to_vec()]),
+        };
+        assert_eq!(
+            Update::decode(&bytes, &Limits::default()),
+            Ok(update.clone())
+        );
+        let mut out = Vec::new();
+        update.encode(&mut out);
+        assert_eq!(out, bytes);
+        assert_eq!(update.encoded_len(), bytes.len());
+    }
+
+    /// Arakoon defines one assertion kind; another is refused by name.
+    #[test]
+    fn assert_range_of_an_unknown_kind_is_bad_input() {
+        let mut bytes = Vec::new();
+        wire::put_i32(&mut bytes, 17);
+        wire::put_bytes(&mut bytes, b"p");
+        wire::put_i32(&mut bytes, 2);
         wire::put_i32(&mut bytes, 0);
         let err = Update::decode(&bytes, &Limits::default()).unwrap_err();
-        assert_eq!(
-            err,
-            ProtocolError::UnsupportedUpdate {
-                tag: 17,
-                name: "AssertRange"
-            }
-        );
-        assert_eq!(err.result_code(), crate::ResultCode::NotSupported);
+        assert_eq!(err, ProtocolError::UnknownRangeAssertion { kind: 2 });
+        assert_eq!(err.result_code(), crate::ResultCode::BadInput);
     }
 
     #[test]

@@ -31,6 +31,14 @@ pub(crate) enum Fail {
     Incomplete { needed: usize },
     /// The bytes are not a valid frame.
     Invalid(ProtocolError),
+    /// A reader with a discard budget met a string too large for the frame
+    /// (`error` says why): its `bytes` bytes, from buffer position `at` on,
+    /// are to be dropped from the stream (see [`crate::RequestDecoder::next`]).
+    Discard {
+        at: usize,
+        bytes: usize,
+        error: ProtocolError,
+    },
 }
 
 impl From<ProtocolError> for Fail {
@@ -75,6 +83,14 @@ pub(crate) struct Reader<'a> {
     resume_at: Option<ListCheckpoint>,
     /// Where the skim stopped, if it stopped inside a list.
     stopped_at: Option<ListCheckpoint>,
+    /// Request streams only: the strings already dropped from the buffer,
+    /// by the buffer position where their bytes would start (ascending).
+    discarded: &'a [usize],
+    /// Request streams only: how many more bytes of oversized strings may
+    /// be dropped; `None`: an oversized string is an error.
+    discard_budget: Option<usize>,
+    /// Whether a dropped string was passed over.
+    passed_discarded: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -87,7 +103,26 @@ impl<'a> Reader<'a> {
             skim: false,
             resume_at: None,
             stopped_at: None,
+            discarded: &[],
+            discard_budget: None,
+            passed_discarded: false,
         }
+    }
+
+    /// Lets this (stream) reader ask for oversized strings to be dropped,
+    /// up to `budget` bytes, and pass over the strings at `discarded`
+    /// (buffer positions of their missing bytes) as dropped.
+    pub(crate) fn discarding(mut self, discarded: &'a [usize], budget: usize) -> Self {
+        debug_assert!(self.mode == Mode::Stream);
+        self.discarded = discarded;
+        self.discard_budget = Some(budget);
+        self
+    }
+
+    /// Whether a string dropped earlier was passed over: the request was
+    /// read to its end but cannot be served.
+    pub(crate) fn passed_discarded(&self) -> bool {
+        self.passed_discarded
     }
 
     /// A stream reader that only validates and measures the frame, resuming
@@ -192,16 +227,54 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A declared length or count, checked against the limits (not yet
-    /// against the bytes present).
-    fn length(&mut self, field: &'static str) -> ReadResult<usize> {
+    /// A declared length or count, not negative.
+    fn declared(&mut self, field: &'static str) -> ReadResult<usize> {
         let declared = self.i32(field)?;
         if declared < 0 {
             return Err(ProtocolError::NegativeLength { field, declared }.into());
         }
         // Non-negative i32 always fits a usize on the platforms we build for
         // (at least 32 bits).
-        let length = declared as usize;
+        Ok(declared as usize)
+    }
+
+    /// A string's bytes: `None` when the string was dropped (see
+    /// [`Reader::discarding`]). An oversized string is an error, or, on a
+    /// reader with a discard budget that covers it, a [`Fail::Discard`].
+    fn string(&mut self, field: &'static str) -> ReadResult<Option<&'a [u8]>> {
+        let length = self.declared(field)?;
+        if self.discarded.binary_search(&self.pos).is_ok() {
+            self.passed_discarded = true;
+            return Ok(None);
+        }
+        let frame_bytes = self.pos.saturating_add(length);
+        if let Some(budget) = self.discard_budget {
+            if frame_bytes > self.max_buffer_size && length <= budget {
+                return Err(Fail::Discard {
+                    at: self.pos,
+                    bytes: length,
+                    error: ProtocolError::OversizedString {
+                        field,
+                        declared: length,
+                        frame_bytes,
+                        limit: self.max_buffer_size,
+                    },
+                });
+            }
+        }
+        self.check_length(field, length)?;
+        self.take(field, length).map(Some)
+    }
+
+    /// A declared length or count, checked against the limits (not yet
+    /// against the bytes present).
+    fn length(&mut self, field: &'static str) -> ReadResult<usize> {
+        let length = self.declared(field)?;
+        self.check_length(field, length)?;
+        Ok(length)
+    }
+
+    fn check_length(&self, field: &'static str, length: usize) -> ReadResult<()> {
         if length > self.max_buffer_size {
             return Err(ProtocolError::LengthTooLarge {
                 field,
@@ -210,14 +283,14 @@ impl<'a> Reader<'a> {
             }
             .into());
         }
-        Ok(length)
+        Ok(())
     }
 
     /// A string: int32 length, then the bytes. Nothing is allocated until all
-    /// the bytes are present.
+    /// the bytes are present. (A dropped string reads as empty: the caller
+    /// of a discarding reader rejects the request.)
     pub(crate) fn bytes(&mut self, field: &'static str) -> ReadResult<Vec<u8>> {
-        let length = self.length(field)?;
-        let bytes = self.take(field, length)?;
+        let bytes = self.string(field)?.unwrap_or_default();
         if self.skim {
             return Ok(Vec::new());
         }
@@ -226,14 +299,13 @@ impl<'a> Reader<'a> {
 
     /// A string that is skipped, not kept (bounded all the same).
     pub(crate) fn skip_bytes(&mut self, field: &'static str) -> ReadResult<()> {
-        let length = self.length(field)?;
-        self.take(field, length).map(|_| ())
+        self.string(field).map(|_| ())
     }
 
-    /// A string whose bytes must themselves be decoded: returns the slice.
+    /// A string whose bytes must themselves be decoded: returns the slice
+    /// (empty if the string was dropped).
     pub(crate) fn slice(&mut self, field: &'static str) -> ReadResult<&'a [u8]> {
-        let length = self.length(field)?;
-        self.take(field, length)
+        Ok(self.string(field)?.unwrap_or_default())
     }
 
     pub(crate) fn option_bytes(&mut self, field: &'static str) -> ReadResult<Option<Vec<u8>>> {

@@ -346,25 +346,77 @@ fn bad_sequence_content_is_rejected_in_step() {
     }
 }
 
-/// A sequence holding an AssertRange (tag 17): E_NOT_SUPPORTED, in step.
+/// A sequence holding an AssertRange (tag 17, kind 1, an empty key list),
+/// bytes written by hand: decoded.
 #[test]
-fn assert_range_in_a_sequence_is_not_supported() {
+fn assert_range_in_a_sequence_decodes() {
     let mut payload = [5i32.to_le_bytes(), 1i32.to_le_bytes(), 17i32.to_le_bytes()].concat();
     payload.extend_from_slice(&[1, 0, 0, 0, b'p', 1, 0, 0, 0, 0, 0, 0, 0]);
     let mut bytes = Command::Sequence.word().to_le_bytes().to_vec();
     bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&payload);
-    let (incoming, _) = decode_request(&bytes, &Limits::default())
+    let (incoming, consumed) = decode_request(&bytes, &Limits::default())
         .unwrap()
         .complete()
         .unwrap();
-    let Incoming::Rejected { error, .. } = incoming else {
-        panic!("{incoming:?}")
-    };
+    assert_eq!(consumed, bytes.len());
     assert_eq!(
-        error.to_error_response().result_code(),
-        ResultCode::NotSupported
+        incoming,
+        Incoming::Request(Request::Sequence {
+            updates: vec![Update::AssertRange {
+                prefix: b"p".to_vec(),
+                assertion: protocol::RangeAssertion::ContainsExactly(vec![]),
+            }]
+        })
     );
+}
+
+/// `set_interval` (0x17: four option strings) and `migrate_range` (0x22:
+/// the same, then a string) are read whole and answered E_NOT_SUPPORTED,
+/// the next request still in step (Arakoon's `Interval.input_interval`).
+#[test]
+fn set_interval_and_migrate_range_are_read_whole() {
+    let interval = |bytes: &mut Vec<u8>| {
+        bytes.extend_from_slice(&[1, 1, 0, 0, 0, b'a']); // Some "a"
+        bytes.push(0); // None
+        bytes.extend_from_slice(&[1, 2, 0, 0, 0, b'b', b'c']); // Some "bc"
+        bytes.push(0); // None
+    };
+    for (code, name) in [(0x17u32, "set_interval"), (0x22, "migrate_range")] {
+        let mut bytes = (protocol::MAGIC | code).to_le_bytes().to_vec();
+        interval(&mut bytes);
+        if code == 0x22 {
+            bytes.extend_from_slice(&[3, 0, 0, 0, 1, 2, 3]);
+        }
+        let frame = bytes.len();
+        encode_request(&Request::Nop, &mut bytes);
+        let Ok(Decoded::Complete {
+            value: Incoming::Unsupported(u),
+            consumed,
+        }) = decode_request(&bytes, &Limits::default())
+        else {
+            panic!("{name}: {:?}", decode_request(&bytes, &Limits::default()));
+        };
+        assert_eq!(
+            (consumed, u.name, u.stream_in_sync),
+            (frame, Some(name), true)
+        );
+        assert_eq!(u.error_response().result_code(), ResultCode::NotSupported);
+        // Every strict prefix waits for more.
+        for cut in 0..frame {
+            assert!(matches!(
+                decode_request(&bytes[..cut], &Limits::default()),
+                Ok(Decoded::Incomplete { .. })
+            ));
+        }
+        assert_eq!(
+            decode_request(&bytes[frame..], &Limits::default()),
+            Ok(Decoded::Complete {
+                value: Incoming::Request(Request::Nop),
+                consumed: 4
+            })
+        );
+    }
 }
 
 /// A longer random run, a poor man's fuzzer (no cargo-fuzz on these
@@ -388,6 +440,7 @@ fn long_random_run() {
             let limits = Limits::default();
             let _ = decode_request(&bytes, &limits);
             let _ = protocol::RequestDecoder::new(limits).decode(&bytes);
+            let _ = protocol::RequestDecoder::new(limits).next(&bytes);
             for command in Command::ALL {
                 let _ = decode_response(&bytes, command, &limits);
             }

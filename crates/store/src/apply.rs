@@ -9,7 +9,7 @@
 
 use crate::error::UpdateFailure;
 use crate::UpdateOk;
-use protocol::Update;
+use protocol::{RangeAssertion, Update};
 use redb::{ReadableTable, ReadableTableMetadata, Table};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -123,9 +123,16 @@ pub(crate) fn apply_update(table: &mut UserTable<'_>, update: &Update) -> Applie
         }
         Update::Nop => UpdateOk::Done,
         Update::UserFunction { name, .. } => {
-            return Ok(Err(UpdateFailure::UserFunctionNotSupported {
+            return Ok(Err(UpdateFailure::UserFunctionNotFound {
                 name: name.clone(),
             }))
+        }
+        Update::AssertRange { .. } => {
+            // An assertion changes nothing: evaluated as a sequence of one.
+            if let Err(failure) = evaluate_sequence(table, std::slice::from_ref(update))? {
+                return Ok(Err(failure));
+            }
+            UpdateOk::Done
         }
         Update::Sequence(updates) | Update::SyncedSequence(updates) => {
             let effects = match evaluate_sequence(table, updates)? {
@@ -235,14 +242,84 @@ fn evaluate_sequence<'u>(
             }
             Update::Nop => {}
             Update::UserFunction { name, .. } => {
-                return Ok(Err(UpdateFailure::UserFunctionNotSupported {
+                return Ok(Err(UpdateFailure::UserFunctionNotFound {
                     name: name.clone(),
                 }))
+            }
+            Update::AssertRange {
+                prefix,
+                assertion: RangeAssertion::ContainsExactly(keys),
+            } => {
+                if let Some((expected, found)) = first_difference(table, &overlay, prefix, keys)? {
+                    return Ok(Err(UpdateFailure::RangeAssertionFailed {
+                        prefix: prefix.clone(),
+                        expected,
+                        found,
+                    }));
+                }
             }
             Update::Sequence(inner) | Update::SyncedSequence(inner) => stack.push(inner.iter()),
         }
     }
     Ok(Ok(overlay.effects))
+}
+
+/// Where the keys under `prefix`, as the sequence sees them (`overlay`
+/// over `table`), differ from `asserted` compared sorted (Arakoon's clients
+/// write the list ascending or descending): `(asserted, found)` at the first
+/// difference, `None` if they are the same keys. Walks the table's keys
+/// under the prefix only as far as the first difference.
+#[allow(clippy::type_complexity)]
+fn first_difference(
+    table: &UserTable<'_>,
+    overlay: &Overlay<'_>,
+    prefix: &[u8],
+    asserted: &[Vec<u8>],
+) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>)>, redb::Error> {
+    let mut asserted: Vec<&[u8]> = asserted.iter().map(Vec::as_slice).collect();
+    asserted.sort_unstable();
+    let (start, end) = prefix_bounds(prefix);
+    let bounds = (as_slice_bound(&start), as_slice_bound(&end));
+    let mut stored = table.range::<&[u8]>(bounds)?;
+    let mut changed = overlay.changes.range::<[u8], _>(bounds).peekable();
+    let mut next_stored = stored.next().transpose()?.map(|(k, _)| k.value().to_vec());
+    let mut visible = move || -> Result<Option<Vec<u8>>, redb::Error> {
+        loop {
+            let from_changes = match (&next_stored, changed.peek()) {
+                (None, None) => return Ok(None),
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some(s), Some((c, _))) => **c <= s.as_slice(),
+            };
+            if from_changes {
+                let Some((key, value)) = changed.next() else {
+                    return Ok(None);
+                };
+                // A change hides the stored value of the same key.
+                if next_stored.as_deref() == Some(*key) {
+                    next_stored = stored.next().transpose()?.map(|(k, _)| k.value().to_vec());
+                }
+                if value.is_some() {
+                    return Ok(Some(key.to_vec()));
+                }
+            } else {
+                let key = next_stored.take();
+                next_stored = stored.next().transpose()?.map(|(k, _)| k.value().to_vec());
+                if let Some(key) = key {
+                    if !overlay.removed_prefixes.iter().any(|p| key.starts_with(p)) {
+                        return Ok(Some(key));
+                    }
+                }
+            }
+        }
+    };
+    for want in asserted {
+        match visible()? {
+            Some(found) if found.as_slice() == want => {}
+            found => return Ok(Some((Some(want.to_vec()), found))),
+        }
+    }
+    Ok(visible()?.map(|found| (None, Some(found))))
 }
 
 #[cfg(test)]

@@ -24,6 +24,18 @@ impl fmt::Display for ShowKey<'_> {
     }
 }
 
+/// Shows an optional key: the key, or `no key` for `None`.
+pub struct ShowOptionKey<'a>(pub &'a Option<Vec<u8>>);
+
+impl fmt::Display for ShowOptionKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(key) => ShowKey(key).fmt(f),
+            None => f.write_str("no key"),
+        }
+    }
+}
+
 /// Why an operation of the store failed. Every variant names the store file
 /// or the key it is about. (Fields are named for what they hold.)
 #[allow(missing_docs)]
@@ -136,7 +148,22 @@ pub enum UpdateFailure {
     /// message: the key).
     #[error("assertion on key {} failed", ShowKey(key))]
     AssertionFailed { key: Vec<u8> },
-    /// User functions are not supported (Arakoon's E_NOT_SUPPORTED).
-    #[error("user function {} is not supported", ShowKey(name))]
-    UserFunctionNotSupported { name: Vec<u8> },
+    /// A `UserFunction` update: no user function is registered on this node,
+    /// so none can be found (Arakoon's E_NOT_FOUND for an unknown name).
+    #[error("user function {} could not be found", ShowKey(name))]
+    UserFunctionNotFound { name: Vec<u8> },
+    /// An `AssertRange` did not hold (Arakoon's E_ASSERTION_FAILED): the
+    /// first key, in ascending order, where the asserted keys and the keys
+    /// under `prefix` differ (`None`: the list ran out first).
+    #[error(
+        "assertion on the keys under prefix {} failed: expected {}, found {}",
+        ShowKey(prefix),
+        ShowOptionKey(expected),
+        ShowOptionKey(found)
+    )]
+    RangeAssertionFailed {
+        prefix: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        found: Option<Vec<u8>>,
+    },
 }

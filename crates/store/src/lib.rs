@@ -13,8 +13,8 @@
 //! 1; an empty store has applied index 0, and `index` must be exactly the
 //! applied index + 1 ([`StoreError::IndexMismatch`] otherwise, nothing
 //! changed). Semantics are Arakoon's: a refused update ([`UpdateFailure`]:
-//! `Delete` of a missing key, a failed `Assert`/`AssertExists`, a
-//! `UserFunction`) changes nothing and affects no other update of the batch;
+//! `Delete` of a missing key, a failed `Assert`/`AssertExists`/`AssertRange`,
+//! a `UserFunction`) changes nothing and affects no other update of the batch;
 //! a `Sequence` is all or nothing at any nesting depth: its first refused
 //! update is its result and none of it is applied. The entry is applied (the
 //! index advances) whatever its updates' results.
@@ -154,6 +154,7 @@ pub fn result_before_apply(update: &Update) -> Option<UpdateResult> {
             | Update::Assert { .. }
             | Update::DeletePrefix { .. }
             | Update::AssertExists { .. }
+            | Update::AssertRange { .. }
             | Update::Replace { .. } => false,
         }
     }

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use disk::SimDisk;
 use proptest::prelude::*;
-use protocol::{KeyRange, Update};
+use protocol::{KeyRange, RangeAssertion, Update};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use store::{Order, Store};
@@ -38,6 +38,15 @@ fn leaf_update() -> impl Strategy<Value = Update> {
         1 => key().prop_map(|key| Update::AssertExists { key }),
         1 => Just(Update::Nop),
         1 => Just(Update::UserFunction { name: b"f".to_vec(), argument: None }),
+        // Short prefixes and few keys, so that some assertions hold.
+        2 => (
+            prop::collection::vec(prop::sample::select(vec![b'a', b'b']), 0..3),
+            prop::collection::vec(key(), 0..3),
+        )
+            .prop_map(|(prefix, keys)| Update::AssertRange {
+                prefix,
+                assertion: RangeAssertion::ContainsExactly(keys),
+            }),
     ]
 }
 
@@ -369,4 +378,133 @@ proptest! {
         prop_assert!(batched.apply_entries(next, &[Vec::<Update>::new()]).is_err());
         prop_assert_eq!(batched.applied_index(), entries.len() as u64);
     }
+}
+
+fn assert_range(prefix: &str, keys: &[&str]) -> Update {
+    Update::AssertRange {
+        prefix: prefix.as_bytes().to_vec(),
+        assertion: RangeAssertion::ContainsExactly(
+            keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        ),
+    }
+}
+
+/// Arakoon's own scenario for AssertRange (`src/system/single.ml`,
+/// `_assert_range`), then the same assertions inside sequences that change
+/// the keys under the prefix before asserting (the sequence sees its own
+/// changes) and with the keys written in descending order (as Arakoon's
+/// OCaml client writes them).
+#[test]
+fn assert_range_holds_exactly_for_the_keys_under_the_prefix() {
+    let disk = SimDisk::new();
+    let mut store = Store::open(disk.shared(), sim_path(), &options()).unwrap();
+    let mut index = 0;
+    let mut apply = |store: &mut Store, update: Update| {
+        index += 1;
+        let mut results = store
+            .apply(index, &[Update::Sequence(vec![update])])
+            .unwrap();
+        results.remove(0)
+    };
+    let holds = |r: store::UpdateResult| assert_eq!(r, Ok(store::UpdateOk::Done));
+    let fails = |r: store::UpdateResult| {
+        assert!(
+            matches!(r, Err(store::UpdateFailure::RangeAssertionFailed { .. })),
+            "{r:?}"
+        )
+    };
+    let p = "_assert_range";
+    holds(apply(&mut store, assert_range(p, &[])));
+    holds(apply(&mut store, set(p, "")));
+    holds(apply(&mut store, assert_range(p, &[p])));
+    fails(apply(&mut store, assert_range(p, &[])));
+    fails(apply(
+        &mut store,
+        assert_range(p, &["_assert_rangedsisisi"]),
+    ));
+    holds(apply(
+        &mut store,
+        Update::Delete {
+            key: p.as_bytes().to_vec(),
+        },
+    ));
+    holds(apply(&mut store, assert_range(p, &[])));
+    fails(apply(&mut store, assert_range(p, &[p])));
+    fails(apply(
+        &mut store,
+        assert_range(p, &[p, "_assert_rangefsda"]),
+    ));
+    holds(apply(&mut store, set("_assert_rangebla", "")));
+    fails(apply(&mut store, assert_range(p, &[])));
+    holds(apply(&mut store, assert_range(p, &["_assert_rangebla"])));
+    holds(apply(&mut store, set("_assert_rangebla2", "")));
+    holds(apply(
+        &mut store,
+        assert_range(p, &["_assert_rangebla", "_assert_rangebla2"]),
+    ));
+    // Descending, as the OCaml client writes the list.
+    holds(apply(
+        &mut store,
+        assert_range(p, &["_assert_rangebla2", "_assert_rangebla"]),
+    ));
+    // A key outside the prefix does not count.
+    holds(apply(&mut store, set("_assert_rangf", "")));
+    holds(apply(
+        &mut store,
+        assert_range(p, &["_assert_rangebla", "_assert_rangebla2"]),
+    ));
+    // Inside a sequence: its own set, delete and delete_prefix count.
+    let seq = |updates: Vec<Update>| Update::Sequence(updates);
+    holds(apply(
+        &mut store,
+        seq(vec![
+            set("_assert_rangec", "x"),
+            Update::Delete {
+                key: b"_assert_rangebla".to_vec(),
+            },
+            assert_range(p, &["_assert_rangebla2", "_assert_rangec"]),
+        ]),
+    ));
+    assert_eq!(
+        contents(&store).get(b"_assert_rangec".as_slice()),
+        Some(&b"x".to_vec())
+    );
+    holds(apply(
+        &mut store,
+        seq(vec![
+            Update::DeletePrefix {
+                prefix: p.as_bytes().to_vec(),
+            },
+            set("_assert_ranged", "y"),
+            assert_range(p, &["_assert_ranged"]),
+        ]),
+    ));
+    // A failing assertion undoes its sequence and names the difference.
+    let before = contents(&store);
+    let failed = apply(
+        &mut store,
+        seq(vec![
+            set("_assert_rangee", "z"),
+            assert_range(p, &["_assert_ranged"]),
+        ]),
+    );
+    assert_eq!(
+        failed,
+        Err(store::UpdateFailure::RangeAssertionFailed {
+            prefix: p.as_bytes().to_vec(),
+            expected: None,
+            found: Some(b"_assert_rangee".to_vec()),
+        })
+    );
+    assert_eq!(contents(&store), before);
+    // A top-level AssertRange (outside a sequence) is evaluated the same way.
+    index += 1;
+    let results = store
+        .apply(
+            index,
+            &[assert_range(p, &["_assert_ranged"]), assert_range(p, &[])],
+        )
+        .unwrap();
+    assert_eq!(results[0], Ok(store::UpdateOk::Done));
+    assert!(results[1].is_err(), "{results:?}");
 }

@@ -293,6 +293,8 @@ pub struct NodeMetrics {
     state: StateGauges,
     /// One scrape at a time: the per-peer families are cleared and filled.
     scraping: Mutex<()>,
+    /// Arakoon's statistics, which count some of the same events.
+    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -356,7 +358,7 @@ impl NodeMetrics {
             "Highest index applied to the store",
             state.applied_index.clone(),
         );
-        r.register_collector(Box::new(StatsCounts(stats)));
+        r.register_collector(Box::new(StatsCounts(Arc::clone(&stats))));
 
         // New.
         r.register(
@@ -544,7 +546,14 @@ impl NodeMetrics {
             master_changes,
             state,
             scraping: Mutex::new(()),
+            stats,
         }
+    }
+
+    /// The master made one tlog entry of `updates` client updates (Arakoon's
+    /// `harvest_stats`: how many updates it harvested into one value).
+    pub fn harvested(&self, updates: u32) {
+        self.stats.harvested(updates);
     }
 
     /// A request answered with success, `took` after it was decoded.

@@ -38,8 +38,12 @@ fn failure_response(f: UpdateFailure) -> ErrorResponse {
     match f {
         UpdateFailure::NotFound { key } => error(ResultCode::NotFound, key),
         UpdateFailure::AssertionFailed { key } => error(ResultCode::AssertionFailed, key),
-        f @ UpdateFailure::UserFunctionNotSupported { .. } => {
-            error(ResultCode::NotSupported, f.to_string())
+        // Arakoon, inside a sequence: E_NOT_FOUND (its message: Not_found).
+        f @ UpdateFailure::UserFunctionNotFound { .. } => {
+            error(ResultCode::NotFound, f.to_string())
+        }
+        f @ UpdateFailure::RangeAssertionFailed { .. } => {
+            error(ResultCode::AssertionFailed, f.to_string())
         }
     }
 }
@@ -475,7 +479,18 @@ impl Service {
                     "collapse_tlogs is served by the connection's stream",
                 ));
             }
-            Request::UserFunction { .. } | Request::GetNurseryCfg => {
+            Request::UserFunction { name, .. } => {
+                // No user function is registered on this node, so every
+                // name is unknown: Arakoon's answer, before consensus.
+                return Err(error(
+                    ResultCode::BadInput,
+                    format!(
+                        "User function \"{}\" could not be found",
+                        name.escape_ascii()
+                    ),
+                ));
+            }
+            Request::GetNurseryCfg => {
                 return Err(error(
                     ResultCode::NotSupported,
                     format!("{} is not supported by this node", request_name(&request)),

@@ -3,8 +3,8 @@
 //! - At most [`MAX_CLIENT_CONNECTIONS`] connections; one more is answered
 //!   `E_MAX_CONNECTIONS` and closed.
 //! - The prologue comes first: a wrong magic or version is answered
-//!   `E_NO_MAGIC`, a wrong cluster id `E_WRONG_CLUSTER`, and the connection
-//!   is closed (the reason is logged).
+//!   `E_NO_MAGIC` and the connection closed; a wrong cluster id closes it
+//!   without a reply, as Arakoon does (the reason is logged).
 //! - Requests of one connection are served one at a time, in order (so at
 //!   most one is queued per connection, within Arakoon's
 //!   `client_buffer_capacity`; the rest wait in the socket); every
@@ -25,7 +25,11 @@
 //!   `commands.rs`, `ReadCost`).
 //! - A request the decoder cannot read is answered with its error
 //!   (`E_BAD_INPUT`, `E_NO_MAGIC`) and the connection closed; a request
-//!   read whole but unusable is answered and the connection goes on.
+//!   read whole but unusable is answered and the connection goes on. A
+//!   request string too large for `max_buffer_size` is read in chunks and
+//!   dropped (`protocol::RequestDecoder::next`, bounded per request), then
+//!   the request is answered `E_BAD_INPUT` naming the limit, the connection
+//!   kept, as Arakoon does.
 //! - After an answer whose code Arakoon closes on
 //!   ([`ResultCode::closes_connection`]: `E_NOT_MASTER`, `E_GOING_DOWN`,
 //!   `E_NOT_SUPPORTED`, `0xff`, …) the connection is closed, as Arakoon's
@@ -43,7 +47,7 @@ use crate::stats::Stats;
 use crate::stop::StopMode;
 use crate::stop::{stopped, stopped_as};
 use protocol::{
-    Decoded, ErrorResponse, Incoming, ProtocolError, RequestDecoder, Response, ResultCode,
+    ErrorResponse, Incoming, ProtocolError, RequestDecoder, Response, ResultCode, Step,
 };
 use replica::Published;
 use std::os::fd::AsFd;
@@ -190,23 +194,33 @@ async fn write_bytes(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String>
 /// Reads from `stream` into `buf` until `decode` finds a whole frame.
 /// `Ok(None)`: the client closed the connection between frames. Once a
 /// frame has begun (a byte of it is here), the rest must come within
-/// `frame_timeout`; waiting for the first byte has no limit.
+/// `frame_timeout`; waiting for the first byte has no limit. A string the
+/// decoder asks to drop ([`Step::Discard`]) is read in chunks of at most
+/// [`READ_CHUNK_BYTES`] and thrown away, never held whole, within the same
+/// timeout.
 async fn read_frame<T>(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     frame_timeout: Duration,
-    mut decode: impl FnMut(&[u8]) -> Result<Decoded<T>, ProtocolError>,
+    mut decode: impl FnMut(&[u8]) -> Result<Step<T>, ProtocolError>,
 ) -> Result<Option<T>, FrameError> {
     let mut begun = (!buf.is_empty()).then(tokio::time::Instant::now);
     loop {
         if !buf.is_empty() {
             match decode(buf).map_err(FrameError::Protocol)? {
-                Decoded::Complete { value, consumed } => {
+                Step::Complete { value, consumed } => {
                     buf.drain(..consumed);
                     return Ok(Some(value));
                 }
-                Decoded::Incomplete { needed } => {
+                Step::Incomplete { needed } => {
                     buf.reserve((needed - buf.len()).min(READ_CHUNK_BYTES));
+                }
+                Step::Discard { at, bytes } => {
+                    let present = buf.len().saturating_sub(at).min(bytes);
+                    buf.drain(at..at + present);
+                    let started = *begun.get_or_insert_with(tokio::time::Instant::now);
+                    drop_bytes(stream, bytes - present, started, frame_timeout).await?;
+                    continue;
                 }
             }
         }
@@ -233,6 +247,34 @@ async fn read_frame<T>(
         }
         begun.get_or_insert_with(tokio::time::Instant::now);
     }
+}
+
+/// Reads `bytes` bytes from `stream` and throws them away, within
+/// `frame_timeout` of the frame's start.
+async fn drop_bytes(
+    stream: &mut TcpStream,
+    bytes: usize,
+    frame_started: tokio::time::Instant,
+    frame_timeout: Duration,
+) -> Result<(), FrameError> {
+    let deadline = frame_started + frame_timeout;
+    let mut scratch = vec![0u8; bytes.min(READ_CHUNK_BYTES)];
+    let mut left = bytes;
+    while left > 0 {
+        let want = left.min(scratch.len());
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut scratch[..want]))
+            .await
+            .map_err(|_| FrameError::Stalled {
+                bytes: bytes - left,
+                timeout: frame_timeout,
+            })?
+            .map_err(FrameError::Io)?;
+        if n == 0 {
+            return Err(FrameError::Truncated(bytes - left));
+        }
+        left -= n;
+    }
+    Ok(())
 }
 
 enum FrameError {
@@ -274,7 +316,7 @@ impl Service {
         let prologue = tokio::time::timeout(
             PROLOGUE_TIMEOUT,
             read_frame(&mut stream, &mut buf, frame_timeout, |b| {
-                protocol::decode_prologue(b, &limits)
+                protocol::decode_prologue(b, &limits).map(Step::from)
             }),
         )
         .await
@@ -290,14 +332,13 @@ impl Service {
         };
         let ours = self.settings.cluster.cluster_id.as_bytes();
         if prologue.cluster_id != ours {
-            let message = format!(
-                "wrong cluster id {:?}: this node is in cluster {:?}",
+            // As Arakoon: closed without a reply (the client sees the
+            // connection end before any answer; ours names the cluster id).
+            return Err(format!(
+                "refused, closed without a reply: wrong cluster id {:?}: this node is in cluster {:?}",
                 String::from_utf8_lossy(&prologue.cluster_id),
                 self.settings.cluster.cluster_id
-            );
-            let e = ErrorResponse::new(ResultCode::WrongCluster, message.clone());
-            let _ = write_response(&mut stream, &Response::Error(e)).await;
-            return Err(format!("refused: {message}"));
+            ));
         }
         let mut decoder = RequestDecoder::new(limits);
         let mut stop = self.stop.clone();
@@ -312,7 +353,7 @@ impl Service {
         };
         loop {
             let read = tokio::select! {
-                r = read_frame(&mut stream, &mut buf, frame_timeout, |b| decoder.decode(b)) => r,
+                r = read_frame(&mut stream, &mut buf, frame_timeout, |b| decoder.next(b)) => r,
                 _ = stopped(&mut stop) => return Ok(()), // between requests: just close
             };
             let incoming = match read {

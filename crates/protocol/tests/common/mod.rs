@@ -69,6 +69,10 @@ pub fn update() -> impl Strategy<Value = Update> {
         bytes().prop_map(|prefix| Update::DeletePrefix { prefix }),
         bytes().prop_map(|key| Update::AssertExists { key }),
         (bytes(), opt_bytes()).prop_map(|(key, wanted)| Update::Replace { key, wanted }),
+        (bytes(), vec(bytes(), 0..3)).prop_map(|(prefix, keys)| Update::AssertRange {
+            prefix,
+            assertion: protocol::RangeAssertion::ContainsExactly(keys),
+        }),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![

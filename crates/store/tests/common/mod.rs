@@ -2,7 +2,7 @@
 //! Arakoon's update and read semantics over a `BTreeMap`, and small helpers.
 #![allow(dead_code)]
 
-use protocol::{KeyRange, Update};
+use protocol::{KeyRange, RangeAssertion, Update};
 use std::collections::BTreeMap;
 use std::path::Path;
 use store::{Order, UpdateFailure, UpdateOk, UpdateResult};
@@ -58,7 +58,28 @@ pub fn model_apply(model: &mut Model, update: &Update) -> UpdateResult {
         }
         Update::Nop => Ok(UpdateOk::Done),
         Update::UserFunction { name, .. } => {
-            Err(UpdateFailure::UserFunctionNotSupported { name: name.clone() })
+            Err(UpdateFailure::UserFunctionNotFound { name: name.clone() })
+        }
+        Update::AssertRange {
+            prefix,
+            assertion: RangeAssertion::ContainsExactly(keys),
+        } => {
+            let found: Vec<&Vec<u8>> = model.keys().filter(|k| k.starts_with(prefix)).collect();
+            let mut asserted: Vec<&Vec<u8>> = keys.iter().collect();
+            asserted.sort();
+            if found == asserted {
+                return Ok(UpdateOk::Done);
+            }
+            let at = found
+                .iter()
+                .zip(&asserted)
+                .take_while(|(f, a)| f == a)
+                .count();
+            Err(UpdateFailure::RangeAssertionFailed {
+                prefix: prefix.clone(),
+                expected: asserted.get(at).map(|k| k.to_vec()),
+                found: found.get(at).map(|k| k.to_vec()),
+            })
         }
         Update::Sequence(updates) | Update::SyncedSequence(updates) => {
             let mut copy = model.clone();
