@@ -477,9 +477,11 @@ fn log_sinks_log_config_and_keepalive() {
     let c = parse(QUICKSTART).unwrap().config;
     assert_eq!(
         c.nodes[0].log_sinks,
-        [LogSink::File(PathBuf::from(
-            "/tmp/arakoon/arakoon_0/arakoon_0.log"
-        ))]
+        [
+            LogSink::File(PathBuf::from("/tmp/arakoon/arakoon_0/arakoon_0.log")),
+            LogSink::Console
+        ],
+        "without log_sinks: Arakoon's file, and stderr"
     );
     assert_eq!(c.tcp_keepalive, TcpKeepalive::default());
     let text = QUICKSTART
