@@ -12,7 +12,8 @@ use common::{read_at_least, wait_for_log, wait_for_master, Processes};
 use std::time::Duration;
 
 /// A config written as an Arakoon user writes one.
-fn arakoon_style_cluster() -> Processes {
+/// Returns the cluster and arakoon_0's `messaging_port`.
+fn arakoon_style_cluster() -> (Processes, u16) {
     let dir = tempfile::tempdir().expect("temp dir");
     let cluster_id = format!(
         "test_{:016x}",
@@ -92,12 +93,12 @@ fn arakoon_style_cluster() -> Processes {
     for i in 0..3 {
         p.spawn(i);
     }
-    p
+    (p, ports[1])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_in_arakoons_own_form_runs_a_cluster_with_a_learner() {
-    let p = arakoon_style_cluster();
+    let (p, messaging_port_0) = arakoon_style_cluster();
     let c = p.client();
     let master = wait_for_master(&c, &p).await;
     assert_ne!(master, "arakoon_learner", "a learner never becomes master");
@@ -120,6 +121,25 @@ async fn a_config_in_arakoons_own_form_runs_a_cluster_with_a_learner() {
         .await
         .expect("an answer on 127.0.0.2");
     assert_eq!((v.major, v.minor), (1, 9));
+    // ... and takes a peer's messaging connection there too: a handshake
+    // from arakoon_1 is accepted (status byte 0).
+    let mut hello = Vec::new();
+    hello.extend_from_slice(node::messaging::HANDSHAKE_MAGIC);
+    hello.extend_from_slice(&node::messaging::MESSAGING_VERSION.to_le_bytes());
+    for s in [p.cluster_id.as_str(), "arakoon_1", "arakoon_0"] {
+        hello.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        hello.extend_from_slice(s.as_bytes());
+    }
+    let status = tokio::time::timeout(common::DEADLINE, async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut peer = tokio::net::TcpStream::connect(("127.0.0.2", messaging_port_0)).await?;
+        peer.write_all(&hello).await?;
+        peer.read_u8().await
+    })
+    .await
+    .expect("a handshake answer in time")
+    .expect("messaging_port bound on 127.0.0.2");
+    assert_eq!(status, 0, "the handshake on the second address is accepted");
 
     // log_sinks: the node's own file (and the console); log_config:
     // paxos at debug (the master logs each commit), the rest at info

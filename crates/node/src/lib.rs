@@ -100,7 +100,7 @@ mod collapse_local;
 mod driver;
 mod error;
 mod logging;
-mod messaging;
+pub mod messaging;
 mod metrics;
 mod ports;
 mod service;
@@ -253,7 +253,8 @@ struct DriverParts {
     settings: Arc<Settings>,
     clock: Clock,
     replica: replica::Replica<Arc<state::SharedStore>, driver::NodeWaiter>,
-    messaging_listener: std::net::TcpListener,
+    /// One per address of the node's `ip`.
+    messaging_listeners: Vec<std::net::TcpListener>,
     inbound: (
         mpsc::Sender<replica::PeerMessage>,
         mpsc::Receiver<replica::PeerMessage>,
@@ -279,12 +280,17 @@ impl DriverParts {
             .build()
             .map_err(|e| NodeError::Driver(format!("cannot start the driver's runtime: {e}")))?;
         let result = runtime.block_on(async move {
-            let listener = TcpListener::from_std(self.messaging_listener)
-                .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?;
+            let mut listeners = Vec::with_capacity(self.messaging_listeners.len());
+            for listener in self.messaging_listeners {
+                listeners.push(
+                    TcpListener::from_std(listener)
+                        .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?,
+                );
+            }
             let (inbound_tx, inbound_rx) = self.inbound;
             let (transport, _accept) = messaging::start(
                 Arc::clone(&self.settings),
-                listener,
+                listeners,
                 inbound_tx,
                 self.stop.clone(),
             );
@@ -336,12 +342,18 @@ impl Node {
             let address = format!("{ip}:{}", node.client_port);
             client_listeners.push(listen(None, &address, "client_port").await?);
         }
-        let messaging_listener = listen(
-            listeners.messaging,
-            &node.messaging_address(),
-            "messaging_port",
-        )
-        .await?;
+        let mut messaging_listeners = vec![
+            listen(
+                listeners.messaging,
+                &node.messaging_address(),
+                "messaging_port",
+            )
+            .await?,
+        ];
+        for ip in node.ips.iter().skip(1) {
+            let address = format!("{ip}:{}", node.messaging_port);
+            messaging_listeners.push(listen(None, &address, "messaging_port").await?);
+        }
         let client_address =
             client_listeners[0]
                 .local_addr()
@@ -392,16 +404,21 @@ impl Node {
         let (requests_tx, requests_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
         let apply_wanted = Arc::new(tokio::sync::Notify::new());
         // The messaging listener moves to the driver's own runtime.
-        let messaging_listener = messaging_listener
-            .into_std()
-            .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?;
+        let mut messaging_std = Vec::with_capacity(messaging_listeners.len());
+        for listener in messaging_listeners {
+            messaging_std.push(
+                listener
+                    .into_std()
+                    .map_err(|e| NodeError::Driver(format!("messaging listener: {e}")))?,
+            );
+        }
         let stats = Arc::new(stats::Stats::new());
         let node_metrics = Arc::new(metrics::NodeMetrics::new(&settings, Arc::clone(&stats)));
         let driver_parts = DriverParts {
             settings: Arc::clone(&settings),
             clock,
             replica,
-            messaging_listener,
+            messaging_listeners: messaging_std,
             inbound: (inbound_tx, inbound_rx),
             requests: requests_rx,
             published: published_tx,

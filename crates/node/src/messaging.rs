@@ -31,6 +31,12 @@
 //!   they are dropped: the consensus tolerates loss, and the driver never
 //!   waits for the network. What was queued before a (re)connection is
 //!   dropped too (stale).
+//! - A peer is dialled at each address of its `ip` in turn (the next one
+//!   after a failure); `messaging_port` is bound on every address of ours.
+//! - Both ends set the config's TCP keepalive; the sending end also sets
+//!   `TCP_USER_TIMEOUT` to a lease period ([`unacknowledged_limit`]), so
+//!   a peer behind a cut is redialled (and reached as soon as the cut
+//!   heals) rather than left to TCP's growing retransmission back-off.
 //! - Incoming connections are accepted from any known peer; their messages
 //!   go to the driver's bounded inbound queue (a full queue slows the
 //!   reading of that connection, not the driver).
@@ -88,14 +94,15 @@ impl Transport {
     }
 }
 
-/// Starts the accept loop and one sender task per peer; the accept task
-/// (which holds the listener) ends when the node stops.
+/// Starts one accept loop per listener (Arakoon binds `messaging_port` on
+/// every address of `ip`) and one sender task per peer; the accept tasks
+/// (which hold the listeners) end when the node stops.
 pub fn start(
     settings: Arc<Settings>,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     inbound: mpsc::Sender<PeerMessage>,
     stop: watch::Receiver<StopMode>,
-) -> (Transport, tokio::task::JoinHandle<()>) {
+) -> (Transport, Vec<tokio::task::JoinHandle<()>>) {
     let mut peers = Vec::new();
     for (p, _) in settings.cluster.nodes.iter().enumerate() {
         if p == settings.me {
@@ -113,13 +120,17 @@ pub fn start(
             }
         });
     }
-    let mut accept_stop = stop.clone();
-    let accept = tokio::spawn(async move {
-        tokio::select! {
-            _ = accept_loop(settings, listener, inbound, stop) => {}
-            _ = stopped(&mut accept_stop) => {}
-        }
-    });
+    let mut accept = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let mut accept_stop = stop.clone();
+        let (settings, inbound, stop) = (Arc::clone(&settings), inbound.clone(), stop.clone());
+        accept.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = accept_loop(settings, listener, inbound, stop) => {}
+                _ = stopped(&mut accept_stop) => {}
+            }
+        }));
+    }
     let transport = Transport {
         peers: Arc::new(peers),
         dropped: Arc::new(AtomicU64::new(0)),
@@ -149,11 +160,20 @@ async fn sender(settings: Arc<Settings>, peer: NodeId, mut queue: mpsc::Receiver
     let Some(peer_config) = settings.cluster.nodes.get(peer.0 as usize) else {
         return;
     };
-    let address = peer_config.messaging_address();
+    // Every address of the peer's `ip`, tried in turn: the first at the
+    // start, the next one after a failure.
+    let addresses: Vec<String> = peer_config
+        .ips
+        .iter()
+        .map(|ip| format!("{ip}:{}", peer_config.messaging_port))
+        .collect();
+    assert!(!addresses.is_empty(), "the config gives every node an ip");
+    let mut which = 0;
     let mut backoff = BACKOFF_INITIAL;
     let mut last_error = String::new();
     loop {
-        match connect(&settings, &peer_name, &address).await {
+        let address = &addresses[which % addresses.len()];
+        match connect(&settings, &peer_name, address).await {
             Ok(stream) => {
                 tracing::debug!(peer = %peer_name, %address, "messaging connection up");
                 backoff = BACKOFF_INITIAL;
@@ -168,6 +188,7 @@ async fn sender(settings: Arc<Settings>, peer: NodeId, mut queue: mpsc::Receiver
                 }
             }
             Err(e) => {
+                which += 1;
                 // Logged once per distinct reason, not at every retry.
                 if e != last_error {
                     if e.starts_with("refused") {
@@ -198,6 +219,8 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
         .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?
         .map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
+    crate::sockets::set_keepalive(&stream, &settings.cluster.tcp_keepalive);
+    crate::sockets::set_user_timeout(&stream, unacknowledged_limit(settings));
     let hello = handshake_bytes(
         &settings.cluster.cluster_id,
         &settings.node().name,
@@ -221,6 +244,18 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
         None => Ok(stream),
         Some(reason) => Err(format!("refused: {reason}")),
     }
+}
+
+/// How long data sent to a peer may stay unacknowledged by its kernel
+/// before the connection is dropped and redialled: one lease period, at
+/// least 500 ms. A master heartbeats ten times per lease, so a live peer
+/// acknowledges well within it; a peer cut off (packets dropped) is given
+/// up on within it, and the redial reaches it as soon as the cut heals.
+fn unacknowledged_limit(settings: &Settings) -> Duration {
+    settings
+        .cluster
+        .lease_period
+        .max(Duration::from_millis(500))
 }
 
 /// Writes queued messages until the queue closes (`Ok`) or a write fails.
@@ -261,6 +296,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        crate::sockets::set_keepalive(&stream, &settings.cluster.tcp_keepalive);
         let settings = Arc::clone(&settings);
         let inbound = inbound.clone();
         let mut stop = stop.clone();
