@@ -26,6 +26,9 @@ pub enum Broken {
     /// empty state at once: it votes and counts as if it had never promised
     /// anything.
     WipedNodeVotes,
+    /// A witness that becomes master serves as one: it holds the lease,
+    /// takes proposals and does not hand mastership to a full node.
+    WitnessServes,
 }
 
 /// Configuration of one node. Every period is a `Duration`; every limit is
@@ -39,6 +42,11 @@ pub struct Config {
     pub voters: Vec<NodeId>,
     /// Non-voting members that receive the log.
     pub learners: Vec<NodeId>,
+    /// Voters that vote and acknowledge like any other but never serve as
+    /// master (Arakoon's witness nodes): never handed mastership, and they
+    /// campaign only after a longer timeout (see `core` docs: "Witnesses").
+    /// At least one voter is not a witness.
+    pub witnesses: Vec<NodeId>,
     /// Lower bound of the randomized election timeout.
     pub election_timeout_min: Duration,
     /// Upper bound (exclusive) of the randomized election timeout.
@@ -110,6 +118,7 @@ impl Config {
             id,
             voters,
             learners: Vec::new(),
+            witnesses: Vec::new(),
             election_timeout_min: Duration::from_millis(1_000),
             election_timeout_max: Duration::from_millis(2_000),
             heartbeat_interval: Duration::from_millis(100),
@@ -238,14 +247,37 @@ impl Config {
         if self.snapshot_timeout.is_zero() {
             return Err(invalid("snapshot_timeout", "must be positive"));
         }
+        for w in &self.witnesses {
+            if !self.voters.contains(w) {
+                return Err(invalid("witnesses", format!("{w} is not a voter")));
+            }
+        }
+        if self.voters.iter().all(|v| self.witnesses.contains(v)) {
+            return Err(invalid(
+                "witnesses",
+                "every voter is a witness: no node could ever be master",
+            ));
+        }
         for p in &self.preferred_masters {
             if !self.voters.contains(p) {
                 return Err(invalid("preferred_masters", format!("{p} is not a voter")));
+            }
+            if self.witnesses.contains(p) {
+                return Err(invalid(
+                    "preferred_masters",
+                    format!("{p} is a witness, which never becomes master"),
+                ));
             }
         }
         if let Some(f) = self.forced_master {
             if !self.voters.contains(&f) {
                 return Err(invalid("forced_master", format!("{f} is not a voter")));
+            }
+            if self.witnesses.contains(&f) {
+                return Err(invalid(
+                    "forced_master",
+                    format!("{f} is a witness, which never becomes master"),
+                ));
             }
         }
         if let Some(q) = self.quorum {

@@ -170,6 +170,19 @@
 //!   every committed entry (it then catches up the rest while proposals
 //!   wait). **Forced master**: only that node campaigns, and voters vote
 //!   only for it.
+//! - **Witnesses** (Arakoon's `witness = true`): voters that vote and
+//!   acknowledge like any other (so they count for quorums and the lease)
+//!   but never serve as master: never the target of a hand-over, and they
+//!   campaign only after `election_timeout_max` more than the others, so a
+//!   full voter that can be elected is. A full voter cannot be elected
+//!   when a witness alone holds the latest entries (the witness refuses it
+//!   its vote, §3.6.1: its log is behind); then the witness is elected,
+//!   forfeits the lease at once (no `Consistent` read), refuses every
+//!   proposal, and once its term's first entry is committed hands
+//!   mastership to the responsive full voter furthest along (which it
+//!   catches up first). `Core::serving_master` hides a witness master from
+//!   clients. The safety rules are untouched: a witness master is an
+//!   ordinary master that proposes nothing.
 //! - **Quorum**: a majority of voters, or `Config::quorum` (dangerous below a
 //!   majority: two quorums may then not intersect, so neither election
 //!   safety nor the lease argument hold).

@@ -247,3 +247,108 @@ fn fresh_cluster_elects_without_waiting_a_lease_period() {
     assert!(c.run_until(Duration::from_secs(30), |c| c.master().is_some()));
     c.assert_one_master_per_term();
 }
+
+/// Witnesses (Arakoon's `witness = true`): they vote and acknowledge, so
+/// a cluster of two full nodes and a witness commits with one full node
+/// down, but a witness is never handed mastership (`--drop-master` picks
+/// the other full node) and, while a full node can be elected, never
+/// becomes master.
+#[test]
+fn a_witness_votes_but_never_becomes_master() {
+    let mut c = Cluster::new(3, 0, |cfg| cfg.witnesses = vec![NodeId(3)]);
+    let m = c.elect();
+    assert_ne!(m, NodeId(3));
+    // --drop-master hands over to the other full node, never to the witness.
+    let now = c.now;
+    let n = c.nodes.get_mut(&m).unwrap();
+    let target = n.core.drop_master(now, &n.log).unwrap().expect("a target");
+    assert_ne!(target, NodeId(3), "mastership handed to a witness");
+    c.process(m);
+    assert!(c.run_until(Duration::from_secs(2), |c| c.master() == Some(target)));
+    // The other full node down: the master commits with the witness's
+    // acknowledgement (2 of 3).
+    let other = if target == NodeId(1) { 2 } else { 1 };
+    c.crash(other);
+    let p = c.propose(target, b"with the witness").unwrap();
+    assert!(c.run_until(Duration::from_millis(500), |c| c
+        .node(target.0)
+        .core
+        .commit_index()
+        >= p.index));
+    // The master down too: the witness alone is not master.
+    c.crash(target.0);
+    c.run_for(Duration::from_secs(3));
+    assert!(c.masters_now().is_empty());
+    // The node with the latest log back: elected with the witness's vote
+    // (the other full node misses the last entry, so the witness would
+    // refuse it its vote, as any voter would).
+    c.restart(target.0);
+    assert!(c.run_until(Duration::from_secs(3), |c| c.master() == Some(target)));
+    c.restart(other);
+    c.run_for(Duration::from_millis(500));
+    assert_eq!(c.master(), Some(target));
+    assert!(c.masters.iter().all(|(_, id)| *id != NodeId(3)));
+    c.assert_one_master_per_term();
+}
+
+/// A config where every voter is a witness, or a witness is the forced
+/// or a preferred master, is refused, naming the field.
+#[test]
+fn witness_configs_that_cannot_work_are_refused() {
+    let mut cfg = consensus::Config::new(NodeId(1), vec![NodeId(1), NodeId(2)]);
+    cfg.witnesses = vec![NodeId(1), NodeId(2)];
+    assert!(cfg.validate().unwrap_err().to_string().contains("witnesses"));
+    cfg.witnesses = vec![NodeId(2)];
+    cfg.forced_master = Some(NodeId(2));
+    assert!(cfg.validate().unwrap_err().to_string().contains("forced_master"));
+    cfg.forced_master = None;
+    cfg.preferred_masters = vec![NodeId(2)];
+    assert!(cfg.validate().unwrap_err().to_string().contains("preferred_masters"));
+    cfg.witnesses = vec![NodeId(3)];
+    cfg.preferred_masters.clear();
+    assert!(cfg.validate().unwrap_err().to_string().contains("not a voter"));
+}
+
+/// The one case a witness takes mastership: it alone holds the latest
+/// committed entries (committed by a master and the witness while the
+/// other full node was cut off; then that master died). The full node
+/// cannot be elected (the witness refuses it its vote: its log is behind),
+/// so the witness, after its longer timeout, is elected, refuses proposals
+/// and reads, brings the full node up to date and hands mastership to it.
+#[test]
+fn a_witness_holding_the_latest_entries_hands_them_to_a_full_node() {
+    let mut c = Cluster::new(3, 0, |cfg| {
+        cfg.witnesses = vec![NodeId(3)];
+        cfg.preferred_masters = vec![NodeId(1)];
+    });
+    assert!(c.run_until(Duration::from_secs(3), |c| c.master() == Some(NodeId(1))));
+    c.isolate(2);
+    let p = c.propose(NodeId(1), b"only on 1 and the witness").unwrap();
+    assert!(c.run_until(Duration::from_millis(500), |c| c
+        .node(1)
+        .core
+        .commit_index()
+        >= p.index));
+    c.crash(1);
+    c.heal();
+    assert!(
+        c.run_until(Duration::from_secs(10), |c| c.node(3).core.role() == Role::Master),
+        "the witness had to step in"
+    );
+    // As master, the witness takes no proposal, serves no read, and sends
+    // clients nowhere.
+    let now = c.now;
+    let w = c.nodes.get_mut(&NodeId(3)).unwrap();
+    let local = w.local_time(now);
+    assert!(w.core.propose(bytes::Bytes::from_static(b"x"), local, &w.log).is_err());
+    assert!(w.core.consistent_read_index(local).is_err());
+    assert_eq!(w.core.serving_master(), None);
+    assert!(
+        c.run_until(Duration::from_secs(5), |c| c.master() == Some(NodeId(2))),
+        "the full node was never made master"
+    );
+    assert!(c.node(2).core.commit_index() >= p.index);
+    let entry = c.node(2).log.entry(p.index).expect("the entry on node 2");
+    assert_eq!(entry.term, p.term, "the entry committed by node 1 survives");
+    c.assert_one_master_per_term();
+}

@@ -694,7 +694,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             role,
             standing: self.core.standing(),
             term: self.core.term(),
-            master: self.core.master(),
+            master: self.core.serving_master(),
             lease,
             commit_index,
             applied_index,

@@ -3,6 +3,8 @@
 //!
 //! Checked on the spot:
 //! - at most one master per term (election safety);
+//! - a witness serves no client: a term it is master of holds no entry but
+//!   the master's empty barrier, and it serves no `Consistent` read;
 //! - every node applies the same entry at each index, and afterwards holds
 //!   the same values for the keys that entry touched (state-machine safety);
 //! - `Consistent` reads are served in non-decreasing term order over real
@@ -26,6 +28,8 @@ pub struct Observer {
     pub history: Vec<Operation>,
     pub at_least_reads: Vec<AtLeastRead>,
     masters_by_term: BTreeMap<u64, usize>,
+    /// Voters that must never become master.
+    witnesses: Vec<usize>,
     /// index -> (term, payload fingerprint, first node to apply it)
     applied: BTreeMap<u64, (u64, u64, usize)>,
     /// key -> index -> value after that index (only indexes touching the key).
@@ -54,6 +58,12 @@ impl Observer {
             trace: with_trace.then(Vec::new),
             ..Observer::default()
         }
+    }
+
+    /// The nodes that are witnesses: one becoming master is a violation.
+    pub fn with_witnesses(mut self, witnesses: Vec<usize>) -> Self {
+        self.witnesses = witnesses;
+        self
     }
 
     /// Adds a trace line (only when tracing; the closure is not run otherwise).
@@ -95,6 +105,17 @@ impl Observer {
         touched: &[(u64, Option<Value>)],
     ) {
         self.entries_applied += 1;
+        if let Some(&master) = self.masters_by_term.get(&term) {
+            if self.witnesses.contains(&master) && !payload.is_empty() {
+                self.violation(
+                    now_ns,
+                    format!(
+                        "witness node {master}, master of term {term}, took a client update \
+                         (applied at index {index} by node {node})"
+                    ),
+                );
+            }
+        }
         let print = fingerprint(payload);
         match self.applied.get(&index) {
             Some(&(t, p, first)) if (t, p) != (term, print) => {
@@ -188,6 +209,12 @@ impl Observer {
     /// `node`, master of `term`, served a `Consistent` read now.
     pub fn consistent_read(&mut self, now_ns: u64, node: usize, term: u64) {
         self.consistent_reads_served += 1;
+        if self.witnesses.contains(&node) {
+            self.violation(
+                now_ns,
+                format!("witness node {node} served a Consistent read as master of term {term}"),
+            );
+        }
         if let Some((last_term, last_node, at_ns)) = self.last_lease_read {
             if term < last_term {
                 self.violation(

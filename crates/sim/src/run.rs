@@ -48,6 +48,9 @@ pub struct FaultConfig {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub voters: usize,
+    /// How many of the voters (the highest-numbered) are witnesses: they
+    /// vote but must never become master.
+    pub witnesses: usize,
     pub workload: WorkloadConfig,
     pub fault_phase_ns: u64,
     pub quiet_limit_ns: u64,
@@ -74,6 +77,7 @@ impl Scenario {
     pub fn standard(voters: usize, ops_per_client: u64) -> Scenario {
         Scenario {
             voters,
+            witnesses: 0,
             workload: WorkloadConfig {
                 clients: 4,
                 keys: 4,
@@ -430,7 +434,10 @@ impl World {
 
 fn node_config(scenario: &Scenario, id: usize, seed: u64) -> Config {
     let voters: Vec<NodeId> = (0..scenario.voters as u64).map(NodeId).collect();
+    assert!(scenario.witnesses < scenario.voters, "a witness-only cluster");
+    let witnesses = voters[scenario.voters - scenario.witnesses..].to_vec();
     let mut c = Config::new(NodeId(id as u64), voters);
+    c.witnesses = witnesses;
     c.election_timeout_min = scenario.election_timeout.0;
     c.election_timeout_max = scenario.election_timeout.1;
     c.heartbeat_interval = scenario.heartbeat_interval;
@@ -484,7 +491,8 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
         scenario: scenario.clone(),
         rng,
         net,
-        obs: Observer::new(with_trace),
+        obs: Observer::new(with_trace)
+            .with_witnesses((scenario.voters - scenario.witnesses..scenario.voters).collect()),
         nodes,
         clients,
         restart_at: vec![None; scenario.voters],

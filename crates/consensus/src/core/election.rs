@@ -84,11 +84,17 @@ impl Core {
             Some(self.config.id),
             "a master voted for itself"
         );
+        assert!(
+            self.forced_allows(self.config.id),
+            "only the forced master campaigns"
+        );
         self.role = Role::Master;
         self.master = Some(self.config.id);
         self.became_master_at = self.now;
         self.transfer = None;
-        self.lease_forfeited = false;
+        // A witness never holds the lease: it serves no read, takes no
+        // proposal, and hands mastership on (`maybe_hand_over`).
+        self.lease_forfeited = self.is_witness() && !self.witness_serves();
         self.votes.clear();
         let last = self.pending.last_index(log);
         self.progress.clear();
@@ -228,9 +234,8 @@ impl Core {
     ) -> Result<(), StepError> {
         if self.role == Role::Slave
             && self.master == Some(from)
-            && self.is_voter
             && self.is_trusted()
-            && self.forced_allows(self.config.id)
+            && self.may_be_master(self.config.id)
         {
             tracing::info!(node = %self.config.id, n = self.term, master = %from, "mastership handed over: campaigning");
             self.start_election(true, log)?;

@@ -86,6 +86,10 @@ impl Core {
         {
             return;
         }
+        if self.is_witness() && !self.witness_serves() {
+            self.witness_hands_over(log);
+            return;
+        }
         let rank = self
             .config
             .preferred_masters
@@ -102,12 +106,37 @@ impl Core {
             .copied()
             .find(|p| {
                 self.handed_over_by != Some(*p)
+                    && self.may_be_master(*p)
                     && self.progress.get(p).is_some_and(|pr| {
                         !pr.recovering
                             && pr.match_index >= self.commit_index.min(last)
                             && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
                     })
             });
+        if let Some(target) = target {
+            self.transfer_to(target, log);
+        }
+    }
+
+    /// A witness master (see the core's docs, "Witnesses"): once its term's
+    /// first entry committed (a quorum holds every entry it had), it hands
+    /// mastership to the responsive full voter furthest along; the
+    /// transfer sends that voter what it lacks before `TimeoutNow`.
+    fn witness_hands_over(&mut self, log: &dyn LogRead) {
+        let period = self
+            .config
+            .lease_period
+            .saturating_sub(self.config.max_clock_drift);
+        let target = self
+            .progress
+            .iter()
+            .filter(|(id, pr)| {
+                self.may_be_master(**id)
+                    && !pr.recovering
+                    && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
+            })
+            .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id);
         if let Some(target) = target {
             self.transfer_to(target, log);
         }
@@ -163,7 +192,7 @@ impl Core {
         self.enter(now, log)?;
         if self.role != Role::Master
             || self.transfer.is_some()
-            || !self.is_voter_id(target)
+            || !self.may_be_master(target)
             || target == self.config.id
         {
             return Ok(false);
@@ -261,7 +290,7 @@ impl Core {
             .progress
             .iter()
             .filter(|(id, pr)| {
-                self.config.voters.contains(id)
+                self.may_be_master(**id)
                     && !pr.recovering
                     && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
             })

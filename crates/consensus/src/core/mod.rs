@@ -396,6 +396,13 @@ impl Core {
         self.master
     }
 
+    /// The master clients should be sent to: the master, unless it is a
+    /// witness (which takes mastership only to hand it on, and serves no
+    /// client meanwhile).
+    pub fn serving_master(&self) -> Option<NodeId> {
+        self.master.filter(|m| !self.config.witnesses.contains(m))
+    }
+
     /// Highest index known committed (may exceed the `Ready`'s apply limit
     /// while the local log is not yet durable that far).
     pub fn commit_index(&self) -> u64 {
@@ -492,6 +499,9 @@ impl Core {
         }
         if let Some(t) = self.transfer {
             return Err(ProposeError::TransferInProgress { to: t.target });
+        }
+        if self.is_witness() && !self.witness_serves() {
+            return Err(ProposeError::NotMaster { master: None });
         }
         if payload.is_empty() {
             return Err(ProposeError::EmptyPayload);
@@ -763,7 +773,11 @@ impl Core {
     fn reset_election_deadline(&mut self) {
         let low = duration_nanos(self.config.election_timeout_min);
         let high = duration_nanos(self.config.election_timeout_max);
-        let timeout = self.rng.in_range(low, high);
+        let mut timeout = self.rng.in_range(low, high);
+        if self.is_witness() {
+            // A full voter that can be elected is, before a witness tries.
+            timeout = timeout.saturating_add(high);
+        }
         self.election_deadline = Time(self.now.0.saturating_add(timeout));
     }
 
@@ -771,6 +785,30 @@ impl Core {
         self.config.forced_master.is_none_or(|f| f == candidate)
     }
 
+    /// Whether `id` may ever be master: a voter, not a witness, and the
+    /// forced master if there is one.
+    /// Whether `id` may be a serving master, the target of a hand-over: a
+    /// voter, not a witness, and the forced master if there is one.
+    fn may_be_master(&self, id: NodeId) -> bool {
+        self.is_voter_id(id) && !self.config.witnesses.contains(&id) && self.forced_allows(id)
+    }
+
+    /// The deliberately broken variant where a witness serves as master.
+    fn witness_serves(&self) -> bool {
+        #[cfg(feature = "broken")]
+        if self.config.broken == Some(crate::config::Broken::WitnessServes) {
+            return true;
+        }
+        false
+    }
+
+    /// Whether this node is a witness.
+    pub(super) fn is_witness(&self) -> bool {
+        self.config.witnesses.contains(&self.config.id)
+    }
+
+    /// A witness campaigns too (after a longer timeout: see
+    /// `reset_election_deadline`), but only to hand its entries on.
     fn may_campaign(&self) -> bool {
         self.is_voter
             && self.is_trusted()
