@@ -148,8 +148,28 @@ pub(crate) fn read_cluster(r: &mut Reader) -> Result<ClusterConfig, ConfigError>
     let preferred_masters = r.list(G, "preferred_masters").filter(|l| !l.is_empty());
     let preferred_master = r.bool(G, "preferred_master", false)?;
     let readonly = r.bool(G, "readonly", false)?;
+    if nodes.iter().filter(|n| !n.learner).all(|n| n.witness) {
+        return Err(invalid(
+            G,
+            "cluster",
+            names.join(", "),
+            "every voter is a witness: no node could ever be master",
+        ));
+    }
+    let witnesses: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.witness)
+        .map(|n| n.name.as_str())
+        .collect();
     let check_voter = |key: &str, value: &str, m: &str| -> Result<(), ConfigError> {
-        if voters.contains(&m) {
+        if witnesses.contains(&m) {
+            Err(invalid(
+                G,
+                key,
+                value,
+                format!("'{m}' is a witness, which never serves as master"),
+            ))
+        } else if voters.contains(&m) {
             Ok(())
         } else {
             Err(invalid(
@@ -458,6 +478,19 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         None => dir_or(r, "tlf_dir", &tlog_dir),
     };
     let head_dir = dir_or(r, "head_dir", &tlx_dir);
+    if tlx_dir != tlog_dir {
+        // Arakoon moves sealed (compressed) tlogs there; our tlog keeps
+        // every segment, sealed or not, in one directory, whose crash
+        // recovery it owns (a segment between two directories, on two file
+        // systems, could not be sealed atomically).
+        for key in ["tlx_dir", "tlf_dir"] {
+            r.warn(
+                name,
+                key,
+                "no effect: sealed tlog segments stay in tlog_dir here (one directory, sealed atomically by a rename); size tlog_dir for the whole tlog",
+            );
+        }
+    }
     let log_dir = dir_or(r, "log_dir", &home);
     let level_text = r.required(name, "log_level")?;
     let log_level = parse_level(&level_text)
@@ -493,12 +526,12 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         .filter(|v| !v.is_empty());
     let learner = r.bool(name, "learner", false)?;
     let witness = r.bool(name, "witness", false)?;
-    if witness {
+    if witness && learner {
         return Err(invalid(
             name,
             "witness",
             "true",
-            "witness nodes are not supported by this version",
+            "a witness votes; a learner does not: a node cannot be both",
         ));
     }
     let tlog_compression = if r.bool(name, "disable_tlog_compression", false)? {

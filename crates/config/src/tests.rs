@@ -577,3 +577,66 @@ fn auto_collapse_keep_and_collapse_slowdown() {
         .contains("auto_collapse_keep = '100001': must be between 0 and 100000"));
     assert!(err(&with("collapse_slowdown = -1")).contains("collapse_slowdown = '-1'"));
 }
+
+/// Arakoon 1.9's witness: a voter (listed in `cluster`) with
+/// `witness = true`; it cannot also be a learner, the master or a
+/// preferred master, and a cluster of witnesses only is refused.
+#[test]
+fn witness_nodes() {
+    let text = QUICKSTART.replace(
+        "tlog_dir = /tmp/arakoon/tlogs_2",
+        "tlog_dir = /tmp/arakoon/tlogs_2\nwitness = true",
+    );
+    let c = parse(&text).unwrap().config;
+    let flags: Vec<bool> = c.nodes.iter().map(|n| n.witness).collect();
+    assert_eq!(flags, [false, false, true]);
+    assert!(c.nodes.iter().all(|n| !n.learner));
+    let e = err(&text.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\nmaster = arakoon_2",
+    ));
+    assert!(
+        e.contains("master") && e.contains("'arakoon_2' is a witness"),
+        "{e}"
+    );
+    let e = err(&text.replace(
+        "cluster_id = ricky",
+        "cluster_id = ricky\npreferred_masters = arakoon_0, arakoon_2",
+    ));
+    assert!(
+        e.contains("preferred_masters") && e.contains("witness"),
+        "{e}"
+    );
+    let e = err(&text.replace("witness = true", "witness = true\nlearner = true"));
+    assert!(
+        e.contains("[arakoon_2] witness") && e.contains("learner"),
+        "{e}"
+    );
+    let all = text
+        .replace(
+            "log_level = info\n\n[arakoon_1]",
+            "log_level = info\nwitness = true\n\n[arakoon_1]",
+        )
+        .replace("log_level = debug", "log_level = debug\nwitness = true");
+    let e = err(&all);
+    assert!(e.contains("every voter is a witness"), "{e}");
+}
+
+/// `tlx_dir` (or its alias `tlf_dir`) elsewhere than `tlog_dir`: one
+/// warning saying sealed segments stay in `tlog_dir`; equal: silent.
+#[test]
+fn tlx_dir_elsewhere_warns_that_sealed_segments_stay() {
+    let text = QUICKSTART.replace(
+        "tlog_dir = /tmp/arakoon/tlogs_2",
+        "tlog_dir = /tmp/arakoon/tlogs_2\ntlf_dir = /tmp/arakoon/tlx_2",
+    );
+    let loaded = parse(&text).unwrap();
+    let w: Vec<&String> = loaded.warnings.iter().filter(|w| w.contains("tlf_dir")).collect();
+    assert_eq!(w.len(), 1, "{:?}", loaded.warnings);
+    assert!(w[0].contains("[arakoon_2] tlf_dir") && w[0].contains("stay in tlog_dir"), "{w:?}");
+    let same = QUICKSTART.replace(
+        "tlog_dir = /tmp/arakoon/tlogs_2",
+        "tlog_dir = /tmp/arakoon/tlogs_2\ntlx_dir = /tmp/arakoon/tlogs_2",
+    );
+    assert!(parse(&same).unwrap().warnings.is_empty());
+}

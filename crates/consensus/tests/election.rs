@@ -297,16 +297,32 @@ fn a_witness_votes_but_never_becomes_master() {
 fn witness_configs_that_cannot_work_are_refused() {
     let mut cfg = consensus::Config::new(NodeId(1), vec![NodeId(1), NodeId(2)]);
     cfg.witnesses = vec![NodeId(1), NodeId(2)];
-    assert!(cfg.validate().unwrap_err().to_string().contains("witnesses"));
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("witnesses"));
     cfg.witnesses = vec![NodeId(2)];
     cfg.forced_master = Some(NodeId(2));
-    assert!(cfg.validate().unwrap_err().to_string().contains("forced_master"));
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("forced_master"));
     cfg.forced_master = None;
     cfg.preferred_masters = vec![NodeId(2)];
-    assert!(cfg.validate().unwrap_err().to_string().contains("preferred_masters"));
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("preferred_masters"));
     cfg.witnesses = vec![NodeId(3)];
     cfg.preferred_masters.clear();
-    assert!(cfg.validate().unwrap_err().to_string().contains("not a voter"));
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("not a voter"));
 }
 
 /// The one case a witness takes mastership: it alone holds the latest
@@ -332,7 +348,8 @@ fn a_witness_holding_the_latest_entries_hands_them_to_a_full_node() {
     c.crash(1);
     c.heal();
     assert!(
-        c.run_until(Duration::from_secs(10), |c| c.node(3).core.role() == Role::Master),
+        c.run_until(Duration::from_secs(10), |c| c.node(3).core.role()
+            == Role::Master),
         "the witness had to step in"
     );
     // As master, the witness takes no proposal, serves no read, and sends
@@ -340,7 +357,10 @@ fn a_witness_holding_the_latest_entries_hands_them_to_a_full_node() {
     let now = c.now;
     let w = c.nodes.get_mut(&NodeId(3)).unwrap();
     let local = w.local_time(now);
-    assert!(w.core.propose(bytes::Bytes::from_static(b"x"), local, &w.log).is_err());
+    assert!(w
+        .core
+        .propose(bytes::Bytes::from_static(b"x"), local, &w.log)
+        .is_err());
     assert!(w.core.consistent_read_index(local).is_err());
     assert_eq!(w.core.serving_master(), None);
     assert!(

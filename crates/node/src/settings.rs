@@ -90,6 +90,10 @@ impl Settings {
         let heartbeat = lease / 10;
         let mut c = consensus::Config::new(NodeId(me as u64), voters);
         c.learners = learners;
+        c.witnesses = (0..cluster.nodes.len())
+            .filter(|&p| cluster.nodes[p].witness)
+            .map(|p| NodeId(p as u64))
+            .collect();
         c.lease_period = lease;
         c.heartbeat_interval = heartbeat;
         c.election_timeout_min = lease;

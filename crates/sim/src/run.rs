@@ -434,7 +434,10 @@ impl World {
 
 fn node_config(scenario: &Scenario, id: usize, seed: u64) -> Config {
     let voters: Vec<NodeId> = (0..scenario.voters as u64).map(NodeId).collect();
-    assert!(scenario.witnesses < scenario.voters, "a witness-only cluster");
+    assert!(
+        scenario.witnesses < scenario.voters,
+        "a witness-only cluster"
+    );
     let witnesses = voters[scenario.voters - scenario.witnesses..].to_vec();
     let mut c = Config::new(NodeId(id as u64), voters);
     c.witnesses = witnesses;

@@ -86,6 +86,18 @@ impl Processes {
         global_extra: &str,
         node_extra: &str,
     ) -> Processes {
+        let extras = vec![node_extra; n];
+        Processes::start_with_node_extras(lease_secs, global_extra, &extras)
+    }
+
+    /// One node per entry of `node_extras` (its extra lines), with a lease
+    /// of `lease_secs` seconds and `global_extra` in `[global]`, started.
+    pub fn start_with_node_extras(
+        lease_secs: u64,
+        global_extra: &str,
+        node_extras: &[&str],
+    ) -> Processes {
+        let n = node_extras.len();
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster_id = random_cluster_id();
         let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
@@ -94,7 +106,7 @@ impl Processes {
             names.join(", ")
         );
         let mut client_addresses = Vec::new();
-        for name in &names {
+        for (name, node_extra) in names.iter().zip(node_extras) {
             let (cp, mp) = (free_port(), free_port());
             client_addresses.push(format!("127.0.0.1:{cp}"));
             text.push_str(&format!(
