@@ -631,9 +631,16 @@ fn tlx_dir_elsewhere_warns_that_sealed_segments_stay() {
         "tlog_dir = /tmp/arakoon/tlogs_2\ntlf_dir = /tmp/arakoon/tlx_2",
     );
     let loaded = parse(&text).unwrap();
-    let w: Vec<&String> = loaded.warnings.iter().filter(|w| w.contains("tlf_dir")).collect();
+    let w: Vec<&String> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.contains("tlf_dir"))
+        .collect();
     assert_eq!(w.len(), 1, "{:?}", loaded.warnings);
-    assert!(w[0].contains("[arakoon_2] tlf_dir") && w[0].contains("stay in tlog_dir"), "{w:?}");
+    assert!(
+        w[0].contains("[arakoon_2] tlf_dir") && w[0].contains("stay in tlog_dir"),
+        "{w:?}"
+    );
     let same = QUICKSTART.replace(
         "tlog_dir = /tmp/arakoon/tlogs_2",
         "tlog_dir = /tmp/arakoon/tlogs_2\ntlx_dir = /tmp/arakoon/tlogs_2",

@@ -64,7 +64,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for one write to a peer before the connection is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A peer that comes back is reached within this much (a refused dial on
+/// a LAN costs a round trip).
+pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// The driver's side: hand a message to a peer's queue, never waiting.
 #[derive(Debug, Clone)]
@@ -259,11 +261,36 @@ fn unacknowledged_limit(settings: &Settings) -> Duration {
 }
 
 /// Writes queued messages until the queue closes (`Ok`) or a write fails.
+///
+/// The peer never writes on this connection after the handshake's answer,
+/// so anything readable (its end of file, when it closed or died) ends the
+/// pump at once: the connection is redialled before the next message
+/// rather than that message being written into a dead connection and lost
+/// (which, for a slave that sends nothing between elections, was its next
+/// pre-vote answer: an election lost for a whole timeout).
 async fn pump(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::Result<()> {
-    let mut out = BufWriter::with_capacity(256 << 10, stream);
+    let (mut from_peer, to_peer) = stream.into_split();
+    let mut out = BufWriter::with_capacity(256 << 10, to_peer);
+    let mut scratch = [0u8; 64];
     loop {
-        let Some(bytes) = queue.recv().await else {
-            return Ok(());
+        let bytes = tokio::select! {
+            next = queue.recv() => match next {
+                Some(bytes) => bytes,
+                None => return Ok(()),
+            },
+            read = from_peer.read(&mut scratch) => {
+                return Err(match read {
+                    Ok(0) => std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the peer closed the connection",
+                    ),
+                    Ok(n) => std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the peer sent {n} bytes on a one-way connection"),
+                    ),
+                    Err(e) => e,
+                });
+            }
         };
         let write = async {
             out.write_all(&(bytes.len() as u32).to_le_bytes()).await?;

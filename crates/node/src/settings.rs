@@ -6,14 +6,14 @@
 //! | what | value | why |
 //! |---|---|---|
 //! | heartbeat interval | L / 10 | ten renewals per lease: a few lost heartbeats do not cost the lease |
-//! | election timeout | random in [L, 2·L) | no slave campaigns while a lease it granted may run (the core's guard is L anyway) |
+//! | election timeout | random in [L, 1.5·L) | no slave campaigns while a lease it granted may run (the core's guard is L anyway); a spread of L/2 (hundreds of milliseconds) is ample against split votes, and keeps a failover within Arakoon's bound of about two lease periods (`crates/cli/tests/failover_timing.rs`) |
 //! | max clock drift margin | L / 10 | the master trusts its lease for 0.9·L after the acknowledged send time |
 //! | tick | heartbeat / 2 | the core asks for at least that |
 //! | slave apply delay | `slave_apply_delay` (10 ms) | a slave applies committed entries in batches, at the latest then (at once for an `AtLeast` read): fewer store transactions, off the master's critical moments |
 //! | commit announcement delay | 1 ms (the core's default) | a new commit index waits that long for an append to carry it before a heartbeat does: one slave wake-up per write saved; an `AtLeast(i)` read on a slave whose tlog holds `i` waits for the commit (up to one heartbeat interval) rather than failing |
 //!
-//! So a dead master is replaced after about L to 2·L (plus one pre-vote and
-//! one vote round trip), and a master cut off from its quorum stops serving
+//! So a dead master is replaced after about L to 1.5·L (plus one pre-vote
+//! and one vote round trip; a witness tries only after 2.5·L), and a master cut off from its quorum stops serving
 //! `Consistent` reads within 0.9·L of its last acknowledged heartbeat.
 
 use crate::error::NodeError;
@@ -97,7 +97,7 @@ impl Settings {
         c.lease_period = lease;
         c.heartbeat_interval = heartbeat;
         c.election_timeout_min = lease;
-        c.election_timeout_max = lease * 2;
+        c.election_timeout_max = lease * 3 / 2;
         c.max_clock_drift = lease / 10;
         let max_entry_bytes =
             (cluster.max_buffer_size + ENTRY_OVERHEAD_BYTES).min(tlog::PAYLOAD_LEN_MAX as usize);
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(c.lease_period, Duration::from_secs(2));
         assert_eq!(c.heartbeat_interval, Duration::from_millis(200));
         assert_eq!(c.election_timeout_min, Duration::from_secs(2));
-        assert_eq!(c.election_timeout_max, Duration::from_secs(4));
+        assert_eq!(c.election_timeout_max, Duration::from_secs(3));
         assert_eq!(c.max_clock_drift, Duration::from_millis(200));
         assert_eq!(s.tick_interval, Duration::from_millis(100));
         assert!(c.max_entry_bytes as usize > s.cluster.max_buffer_size);
