@@ -197,6 +197,7 @@ impl Env for NodeEnv {
     /// streams it to its client); an automatic run's is only logged (by
     /// the replica).
     fn collapsed(&mut self, progress: &replica::CollapseProgress) {
+        self.metrics.collapsed(progress);
         if progress.origin != replica::CollapseOrigin::Request {
             return;
         }

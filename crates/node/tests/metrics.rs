@@ -358,3 +358,55 @@ async fn slow_and_oversized_requests_are_bounded() {
     );
     cluster.stop_all().await;
 }
+
+/// A collapse run shows on the page: segments removed and the run's
+/// duration by origin, and the time the last run ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collapse_run_moves_the_collapse_metrics() {
+    let cluster =
+        Cluster::start_full_with_metrics("tlog_max_entries = 5", &vec![String::new(); 3]).await;
+    let m = cluster.wait_master(&[0, 1, 2]).await;
+    let master = format!("node_{m}");
+    let node = format!("node=\"{master}\"");
+    let port = cluster.metrics_ports[m];
+    let runs = format!("arakoon_collapse_duration_seconds_count{{{node},origin=\"request\"}}");
+    let removed = format!("arakoon_collapsed_segments_total{{{node},origin=\"request\"}}");
+    let last = format!("arakoon_last_collapse_timestamp_seconds{{{node}}}");
+    let page = scrape(port).await;
+    assert_eq!(value(&page, &runs), Some(0.0), "{page}");
+    assert_eq!(value(&page, &removed), Some(0.0), "{page}");
+    assert_eq!(value(&page, &last), Some(0.0), "{page}");
+
+    let client = cluster.client();
+    for k in 0..40 {
+        client
+            .set(format!("k{k}").as_bytes(), b"v")
+            .await
+            .expect("set");
+    }
+    let count = client
+        .node(&master)
+        .expect("the master")
+        .collapse_tlogs(1, |_, _, _| {})
+        .await
+        .expect("collapse_tlogs");
+    assert!(
+        count >= 1,
+        "40 entries in segments of 5: something to remove"
+    );
+    let page = cluster
+        .wait_for("the run on the page", async || {
+            let page = scrape(port).await;
+            (value(&page, &runs) == Some(1.0)).then_some(page)
+        })
+        .await;
+    assert_eq!(value(&page, &removed), Some(f64::from(count)), "{page}");
+    assert!(value(&page, &last) > Some(1.0e9), "a Unix time: {page}");
+    assert!(
+        value(
+            &page,
+            &format!("arakoon_collapse_duration_seconds_sum{{{node},origin=\"request\"}}")
+        ) > Some(0.0),
+        "{page}"
+    );
+}

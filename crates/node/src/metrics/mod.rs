@@ -141,6 +141,25 @@ struct PeerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollapseLabels {
+    /// `auto` (the node's own policy) or `request` (`--collapse-remote`).
+    origin: &'static str,
+}
+
+/// Collapse run durations: 10 ms to about 164 s (15 bounds).
+fn collapse_seconds_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.01, 2.0, 15)
+}
+
+/// A collapse run's origin as a label value.
+fn collapse_origin(origin: replica::CollapseOrigin) -> &'static str {
+    match origin {
+        replica::CollapseOrigin::Request => "request",
+        replica::CollapseOrigin::Automatic => "auto",
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -219,6 +238,8 @@ struct StateGauges {
     snapshot_pairs_received: Gauge,
     snapshot_pairs_total: Gauge,
     snapshots_sending: Gauge,
+    catch_up_entries_left: Gauge,
+    catch_up_entries_per_second: Gauge,
 }
 
 const ROLES: [Role; 5] = [
@@ -290,6 +311,9 @@ pub struct NodeMetrics {
     tlog_updates_per_fsync: Histogram,
     elections: Counter,
     master_changes: Counter,
+    collapse_seconds: HistogramFamily<CollapseLabels>,
+    collapsed_segments: Family<CollapseLabels, Counter>,
+    last_collapse_timestamp: Gauge<f64, AtomicU64>,
     state: StateGauges,
     /// One scrape at a time: the per-peer families are cleared and filled.
     scraping: Mutex<()>,
@@ -330,6 +354,8 @@ impl NodeMetrics {
             snapshot_pairs_received: Gauge::default(),
             snapshot_pairs_total: Gauge::default(),
             snapshots_sending: Gauge::default(),
+            catch_up_entries_left: Gauge::default(),
+            catch_up_entries_per_second: Gauge::default(),
             tlog_size_bytes: Gauge::default(),
         };
         r.register("arakoon_term", "Current term n", state.term.clone());
@@ -388,6 +414,16 @@ impl NodeMetrics {
             "arakoon_snapshots_sending",
             "Store snapshot transfers this master sends",
             state.snapshots_sending.clone(),
+        );
+        r.register(
+            "arakoon_catch_up_entries_left",
+            "Entries this node's store still has to apply in a long catch-up (0 when none)",
+            state.catch_up_entries_left.clone(),
+        );
+        r.register(
+            "arakoon_catch_up_entries_per_second",
+            "The rate of that catch-up over its last report interval (0 when none)",
+            state.catch_up_entries_per_second.clone(),
         );
         r.register(
             "arakoon_recovering",
@@ -516,6 +552,41 @@ impl NodeMetrics {
             "New masters this node learnt of (a new term and master, the first after start included)",
             master_changes.clone(),
         );
+        let collapse_seconds: HistogramFamily<CollapseLabels> =
+            Family::new_with_constructor(|| Histogram::new(collapse_seconds_buckets()));
+        let collapsed_segments = Family::<CollapseLabels, Counter>::default();
+        let last_collapse_timestamp = Gauge::<f64, AtomicU64>::default();
+        // Both origins on the page from the start (at 0).
+        for origin in [
+            replica::CollapseOrigin::Automatic,
+            replica::CollapseOrigin::Request,
+        ] {
+            let labels = CollapseLabels {
+                origin: collapse_origin(origin),
+            };
+            collapse_seconds.get_or_create(&labels);
+            collapsed_segments.get_or_create(&labels);
+        }
+        // arakoon_collapse_duration_seconds (its _count: runs done)
+        r.register_with_unit(
+            "arakoon_collapse_duration",
+            "Collapse runs done, by origin (auto, request), and how long each took (store checkpoint and pauses included)",
+            Unit::Seconds,
+            collapse_seconds.clone(),
+        );
+        // arakoon_collapsed_segments_total
+        r.register(
+            "arakoon_collapsed_segments",
+            "Tlog segments removed by collapse runs, by origin",
+            collapsed_segments.clone(),
+        );
+        // arakoon_last_collapse_timestamp_seconds
+        r.register_with_unit(
+            "arakoon_last_collapse_timestamp",
+            "Unix time the last collapse run ended (0: none since the node started)",
+            Unit::Seconds,
+            last_collapse_timestamp.clone(),
+        );
         r.register(
             "arakoon_build",
             "This node's build",
@@ -544,6 +615,9 @@ impl NodeMetrics {
             tlog_updates_per_fsync,
             elections,
             master_changes,
+            collapse_seconds,
+            collapsed_segments,
+            last_collapse_timestamp,
             state,
             scraping: Mutex::new(()),
             stats,
@@ -604,6 +678,24 @@ impl NodeMetrics {
         self.master_changes.inc();
     }
 
+    /// A collapse run removed one more segment; at its last, the run is
+    /// counted with its duration.
+    pub fn collapsed(&self, progress: &replica::CollapseProgress) {
+        let labels = CollapseLabels {
+            origin: collapse_origin(progress.origin),
+        };
+        self.collapsed_segments.get_or_create(&labels).inc();
+        if progress.done >= progress.total {
+            self.collapse_seconds
+                .get_or_create(&labels)
+                .observe(progress.elapsed.as_secs_f64());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.last_collapse_timestamp.set(now);
+        }
+    }
+
     /// The page: the gauges set from `published` (at local time `now`) and
     /// `disk`, then every metric in the OpenMetrics text format.
     pub fn render(
@@ -646,6 +738,11 @@ impl NodeMetrics {
         s.snapshot_pairs_total.set(gauge_value(total));
         s.snapshots_sending
             .set(i64::try_from(p.snapshots_sending).unwrap_or(i64::MAX));
+        let (left, rate) = p
+            .catch_up
+            .map_or((0, 0), |c| (c.remaining(), c.entries_per_second));
+        s.catch_up_entries_left.set(gauge_value(left));
+        s.catch_up_entries_per_second.set(gauge_value(rate));
         // Only a master has them: a node that lost mastership drops them.
         s.peer_match_index.clear();
         s.peer_lag_entries.clear();

@@ -76,6 +76,12 @@ impl Cluster {
         Self::start_inner(global, extras, false).await
     }
 
+    /// As [`Cluster::start_full`], each node serving its metrics.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn start_full_with_metrics(global: &str, extras: &[String]) -> Cluster {
+        Self::start_inner(global, extras, true).await
+    }
+
     async fn start_inner(global: &str, extras: &[String], metrics: bool) -> Cluster {
         let n = extras.len();
         let dir = tempfile::Builder::new()
