@@ -564,8 +564,8 @@ impl NodeMetrics {
             let labels = CollapseLabels {
                 origin: collapse_origin(origin),
             };
-            collapse_seconds.get_or_create(&labels);
-            collapsed_segments.get_or_create(&labels);
+            drop(collapse_seconds.get_or_create(&labels));
+            drop(collapsed_segments.get_or_create(&labels));
         }
         // arakoon_collapse_duration_seconds (its _count: runs done)
         r.register_with_unit(
