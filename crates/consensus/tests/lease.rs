@@ -2,6 +2,7 @@
 //! the property that no two nodes hold a lease at the same real instant.
 
 use consensus::testing::Cluster;
+use consensus::LogRead;
 use consensus::{Body, Message, NodeId, ReadError, Role, Time};
 use std::time::Duration;
 
@@ -384,4 +385,49 @@ fn a_lone_master_always_holds_its_lease() {
     let later = c.now.plus(Duration::from_secs(5));
     let lease = n.core.lease(later).expect("held");
     assert_eq!(lease.until, later.plus(Duration::from_millis(100)));
+}
+
+/// A master paused past its lease (SIGSTOP, a long GC) does not come back
+/// as master for anything it does first on waking: a proposal queued
+/// during the pause is refused and sends no append in the old term (such
+/// appends made the slaves take it for a live master again, so that they
+/// refused every pre-vote for one more election timeout although it was
+/// about to step down: a ghost master, issue 14). It steps down at the
+/// first thing it does, and the slaves elect another master.
+#[test]
+fn a_master_paused_past_its_lease_steps_down_before_anything_else() {
+    let mut c = Cluster::new(3, 0, |cfg| {
+        // The slaves do not campaign during the pause.
+        cfg.election_timeout_min = Duration::from_millis(500);
+        cfg.election_timeout_max = Duration::from_millis(600);
+    });
+    let m = c.elect();
+    c.run_for(Duration::from_millis(50));
+    let term = c.nodes[&m].core.term();
+    c.pause(m.0, Duration::from_millis(250));
+    // The first thing it does on waking (its pause just ending): propose.
+    c.run_for(Duration::from_millis(249));
+    assert_eq!(
+        c.nodes[&m].core.role(),
+        Role::Master,
+        "still master, not ticked yet"
+    );
+    assert!(matches!(
+        c.propose(m, b"queued during the pause"),
+        Err(consensus::ProposeError::NotMaster { .. })
+    ));
+    assert_ne!(c.nodes[&m].core.role(), Role::Master);
+    let others: Vec<NodeId> = c.ids().into_iter().filter(|id| *id != m).collect();
+    assert!(
+        c.run_until(Duration::from_millis(700), |c| c
+            .master()
+            .is_some_and(|new| new != m && c.nodes[&new].core.term() > term)),
+        "no new master"
+    );
+    for id in others {
+        let log = &c.nodes[&id].log;
+        assert!((1..=log.last_index())
+            .filter_map(|i| log.entry(i))
+            .all(|e| e.payload.as_ref() != b"queued during the pause"));
+    }
 }

@@ -7,14 +7,23 @@ use super::*;
 impl Core {
     // ----- master ----------------------------------------------------------
 
-    pub(super) fn tick_master(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+    /// §6.2 check-quorum: a master without a quorum's recent
+    /// acknowledgement (its lease lapsed), past the grace of a lease period
+    /// from taking office, steps down. Run at every input (`enter`).
+    pub(super) fn step_down_if_quorum_lost(&mut self, log: &dyn LogRead) {
         let now = self.now;
-        // §6.2 check-quorum: without a quorum's recent acknowledgement, step down.
-        if !self.lease_holds(now) && now >= self.became_master_at.plus(self.config.lease_period) {
+        if self.role == Role::Master
+            && !self.lease_holds(now)
+            && now >= self.became_master_at.plus(self.config.lease_period)
+        {
             tracing::warn!(node = %self.config.id, n = self.term, "master lost its quorum: stepping down");
             self.become_follower(self.term, None, log);
-            return Ok(());
         }
+    }
+
+    pub(super) fn tick_master(&mut self, log: &dyn LogRead) -> Result<(), StepError> {
+        let now = self.now;
+        assert_eq!(self.role, Role::Master, "enter() ran check-quorum first");
         if let Some(t) = self.transfer {
             if now >= t.deadline {
                 tracing::warn!(node = %self.config.id, n = self.term, target = %t.target, "mastership hand-over timed out: stepping down");

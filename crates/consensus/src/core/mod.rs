@@ -710,9 +710,18 @@ impl Core {
 
     // ----- plumbing ------------------------------------------------------
 
+    /// Every input starts here: the log is checked, time advances, and a
+    /// master whose quorum has lapsed (§6.2 check-quorum) steps down
+    /// before it does anything else. A master woken from a pause longer
+    /// than its lease would otherwise act on its first input (a queued
+    /// proposal, a late response) as master of its old term, and its
+    /// appends would make the slaves take it for a live master again, and
+    /// refuse every pre-vote for an election timeout more (a ghost master).
     fn enter(&mut self, now: Time, log: &dyn LogRead) -> Result<(), StepError> {
         self.check_log(log)?;
-        self.advance_time(now)
+        self.advance_time(now)?;
+        self.step_down_if_quorum_lost(log);
+        Ok(())
     }
 
     fn advance_time(&mut self, now: Time) -> Result<(), StepError> {
