@@ -287,11 +287,18 @@ pub async fn run_direct(
     action: DirectAction,
     out: &mut dyn Write,
 ) -> Result<(), ActionError> {
-    let what = match action {
+    let what = match &action {
         DirectAction::Ping => format!("ping {address}"),
         DirectAction::DropMaster => format!("drop-master {address}"),
         DirectAction::CollapseRemote { tlogs_to_keep } => {
             format!("collapse-remote {address} {tlogs_to_keep}")
+        }
+        DirectAction::BackupDb { file } => format!("backup-db {address} {}", file.display()),
+        DirectAction::OptimizeDb => format!("optimize-db {address}"),
+        DirectAction::DefragDb => format!("defrag-db {address}"),
+        DirectAction::FlushStore => format!("flush-store {address}"),
+        DirectAction::CopyDbToHead { tlogs_to_keep } => {
+            format!("copy-db-to-head {address} {tlogs_to_keep}")
         }
     };
     let failed = |e: Error| client_failure(&what, &e);
@@ -304,6 +311,30 @@ pub async fn run_direct(
         .node(address)
         .map_err(failed)?;
     let text = match action {
+        DirectAction::BackupDb { file } => {
+            let bytes = crate::backup::backup_db(&client, &file, &what).await?;
+            format!("{bytes} bytes written to {}\n", file.display())
+        }
+        DirectAction::OptimizeDb => {
+            client.optimize_db().await.map_err(failed)?;
+            String::new()
+        }
+        DirectAction::DefragDb => {
+            client.defrag_db().await.map_err(failed)?;
+            String::new()
+        }
+        DirectAction::FlushStore => {
+            client.flush_store().await.map_err(failed)?;
+            String::new()
+        }
+        DirectAction::CopyDbToHead { tlogs_to_keep } => {
+            client
+                .with_request_timeout(COLLAPSE_FRAME_TIMEOUT)
+                .copy_db_to_head(tlogs_to_keep)
+                .await
+                .map_err(failed)?;
+            String::new()
+        }
         DirectAction::Ping => {
             let started = std::time::Instant::now();
             let greeting = client.ping("arakoon-cli").await.map_err(failed)?;

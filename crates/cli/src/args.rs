@@ -236,6 +236,30 @@ struct Flags {
     #[arg(long = "collapse-remote", group = "action", num_args = 4, value_names = ["CLUSTER_ID", "IP", "PORT", "N"], help_heading = ADMIN)]
     collapse_remote: Option<Vec<String>>,
 
+    /// Stream a consistent copy of the store of the node at IP:PORT (a slave: a master refuses, as Arakoon's) into FILE (here a redb store file)
+    #[arg(long = "backup-db", group = "action", num_args = 4, value_names = ["CLUSTER_ID", "IP", "PORT", "FILE"], help_heading = ADMIN)]
+    backup_db: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT to optimize its store (refused here on every node: redb compacts offline, see --optimize-db-offline)
+    #[arg(long = "optimize-db", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
+    optimize_db: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT to defragment its store (as --optimize-db)
+    #[arg(long = "defrag-db", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
+    defrag_db: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT (a slave) to drop its tlogs but the newest N (here the store is the head: a collapse keeping N), answered when done
+    #[arg(long = "copy-db-to-head", group = "action", num_args = 4, value_names = ["CLUSTER_ID", "IP", "PORT", "N"], help_heading = ADMIN)]
+    copy_db_to_head: Option<Vec<String>>,
+
+    /// Ask the node at IP:PORT to make its store durable now (Arakoon's flush_store opcode; this flag is ours)
+    #[arg(long = "flush-store", group = "action", num_args = 3, value_names = ["CLUSTER_ID", "IP", "PORT"], help_heading = ADMIN)]
+    flush_store: Option<Vec<String>>,
+
+    /// Compact a stopped node's store file in place (redb compaction: what --optimize-db and --defrag-db do on Arakoon's store)
+    #[arg(long = "optimize-db-offline", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    optimize_db_offline: Option<PathBuf>,
+
     /// Collapse the tlog of stopped node NODE of the cluster in -config, keeping its newest N tlogs
     #[arg(long = "collapse-local", group = "action", num_args = 2, value_names = ["NODE", "N"], help_heading = OFFLINE)]
     collapse_local: Option<Vec<String>>,
@@ -380,14 +404,28 @@ pub enum OfflineTool {
     VerifyDb {
         path: PathBuf,
     },
+    /// Compact a store file in place.
+    OptimizeDb {
+        path: PathBuf,
+    },
 }
 
 /// An action on one node named by its address (Arakoon's
 /// `CLUSTER_ID IP PORT` flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirectAction {
     Ping,
     DropMaster,
+    /// `get_db` into this file.
+    BackupDb {
+        file: PathBuf,
+    },
+    OptimizeDb,
+    DefragDb,
+    FlushStore,
+    CopyDbToHead {
+        tlogs_to_keep: i32,
+    },
     /// `collapse_tlogs`, keeping this many tlogs (at least 1).
     CollapseRemote {
         tlogs_to_keep: i32,
@@ -585,7 +623,7 @@ fn one_line(error: &clap::Error) -> String {
 }
 
 impl Flags {
-    fn into_invocation(self) -> Result<Invocation, UsageError> {
+    fn into_invocation(mut self) -> Result<Invocation, UsageError> {
         let ranged = self.range_entries || self.rev_range_entries;
         let bounded = ranged || self.inspect_store.is_some();
         if !bounded {
@@ -701,6 +739,52 @@ impl Flags {
                 address,
                 action: DirectAction::DropMaster,
             });
+        } else if let Some(values) = self.backup_db {
+            let (target, rest) = values.split_at(values.len().min(3));
+            let (cluster_id, address) = direct_target("--backup-db", target)?;
+            let file = rest.first().ok_or_else(|| {
+                UsageError("--backup-db needs CLUSTER_ID IP PORT FILE".to_string())
+            })?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action: DirectAction::BackupDb {
+                    file: PathBuf::from(file),
+                },
+            });
+        } else if let Some((flag, values, action)) = [
+            (
+                "--optimize-db",
+                self.optimize_db.take(),
+                DirectAction::OptimizeDb,
+            ),
+            ("--defrag-db", self.defrag_db.take(), DirectAction::DefragDb),
+            (
+                "--flush-store",
+                self.flush_store.take(),
+                DirectAction::FlushStore,
+            ),
+        ]
+        .into_iter()
+        .find_map(|(flag, values, action)| values.map(|v| (flag, v, action)))
+        {
+            let (cluster_id, address) = direct_target(flag, &values)?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action,
+            });
+        } else if let Some(values) = self.copy_db_to_head {
+            let (target, rest) = values.split_at(values.len().min(3));
+            let (cluster_id, address) = direct_target("--copy-db-to-head", target)?;
+            let tlogs_to_keep = tlogs_to_keep("--copy-db-to-head", rest.first())?;
+            return Ok(Invocation::Direct {
+                cluster_id,
+                address,
+                action: DirectAction::CopyDbToHead { tlogs_to_keep },
+            });
+        } else if let Some(path) = self.optimize_db_offline {
+            return Ok(Invocation::Offline(OfflineTool::OptimizeDb { path }));
         } else if let Some(values) = self.collapse_remote {
             let (target, rest) = values.split_at(values.len().min(3));
             let (cluster_id, address) = direct_target("--collapse-remote", target)?;

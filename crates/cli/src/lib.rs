@@ -33,6 +33,7 @@
 
 pub mod actions;
 pub mod args;
+mod backup;
 mod collapse;
 mod daemon;
 pub mod demo;

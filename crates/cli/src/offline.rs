@@ -41,6 +41,7 @@ pub fn run(tool: &OfflineTool, out: &mut dyn Write) -> Result<(), ActionError> {
             max,
         } => inspect_store(path, left.as_deref(), right.as_deref(), *max, out),
         OfflineTool::VerifyDb { path } => verify_db(path, out),
+        OfflineTool::OptimizeDb { path } => optimize_db(path, out),
     }
 }
 
@@ -51,6 +52,7 @@ pub fn describe(tool: &OfflineTool) -> String {
         OfflineTool::DumpStore { path } => ("--dump-store", path),
         OfflineTool::InspectStore { path, .. } => ("--inspect-store", path),
         OfflineTool::VerifyDb { path } => ("--verify-db", path),
+        OfflineTool::OptimizeDb { path } => ("--optimize-db-offline", path),
     };
     format!("{flag} {}", path.display())
 }
@@ -320,6 +322,22 @@ fn inspect_store(
 /// `--verify-db FILE`: opens the store as a node does, with every page's
 /// checksum verified, walks every key and checks the count; prints the
 /// applied index, the key count and `ok`.
+/// `--optimize-db-offline FILE`: redb's compaction of a stopped node's
+/// store file, in place (the store must not be open elsewhere: a running
+/// node holds its file, and redb refuses a second opener).
+fn optimize_db(path: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
+    let what = format!("--optimize-db-offline {}", path.display());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(ActionError::new(&what, "not a file")),
+        Err(e) => return Err(ActionError::new(&what, format!("cannot read it: {e}"))),
+    }
+    let (before, after) = store::compact_file(path).map_err(|e| store_failure(&what, e))?;
+    writeln!(out, "compacted: {before} bytes before, {after} bytes after")
+        .and_then(|()| out.flush())
+        .map_err(|e| ActionError::write_failed(&what, &e))
+}
+
 fn verify_db(path: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
     let what = format!("--verify-db {}", path.display());
     // `Store::open` makes a store where there is none: not what a check of

@@ -386,25 +386,81 @@ impl Client {
         };
         let frame = Frame::new(&Request::CollapseTlogs { tlogs_to_keep });
         let slot = &self.shared.nodes[index];
-        let mut guard = slot.connection.lock().await;
-        let connection = match guard.take() {
-            Some(connection) if connection.is_reusable() => guard.insert(connection),
-            _ => guard.insert(
-                Connection::open(
-                    &slot.name,
-                    &slot.addresses,
-                    &self.shared.cluster_id,
-                    self.shared.connect_timeout,
-                    self.shared.limits,
-                )
-                .await?,
-            ),
+        let mut guard = self.open_connection(index).await?;
+        let Some(connection) = guard.as_mut() else {
+            unreachable!("open_connection leaves a connection");
         };
         let result = connection
             .collapse(&frame, self.options.request_timeout, on_removed)
             .await;
         match result {
             Ok(Ok(count)) => Ok(count),
+            Ok(Err(response)) => {
+                if response.result_code().closes_connection() {
+                    *guard = None;
+                }
+                Err(self.refusal(&slot.name, command, response))
+            }
+            Err(CallError::NotSent(e)) | Err(CallError::MaybeSent(e)) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The connection to node `index`, opened if there is none usable.
+    async fn open_connection(
+        &self,
+        index: usize,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<Connection>>, Error> {
+        let slot = &self.shared.nodes[index];
+        let mut guard = slot.connection.lock().await;
+        match guard.take() {
+            Some(connection) if connection.is_reusable() => {
+                *guard = Some(connection);
+            }
+            _ => {
+                *guard = Some(
+                    Connection::open(
+                        &slot.name,
+                        &slot.addresses,
+                        &self.shared.cluster_id,
+                        self.shared.connect_timeout,
+                        self.shared.limits,
+                    )
+                    .await?,
+                );
+            }
+        }
+        Ok(guard)
+    }
+
+    /// `get_db` on the handle's node: see
+    /// [`Client::get_db`](crate::Client::get_db). Not retried.
+    pub(crate) async fn download_db(
+        &self,
+        out: &mut (dyn std::io::Write + Send),
+        on_progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, Error> {
+        let command = Command::GetDb;
+        let index = match self.options.target {
+            Target::Node(index) => index,
+            Target::Master => match self.cached_master() {
+                Some(index) => index,
+                None => self.discover().await?,
+            },
+        };
+        let frame = Frame::new(&Request::GetDb);
+        let slot = &self.shared.nodes[index];
+        let mut guard = self.open_connection(index).await?;
+        let Some(connection) = guard.as_mut() else {
+            unreachable!("open_connection leaves a connection");
+        };
+        let result = connection
+            .get_db(&frame, self.options.request_timeout, out, on_progress)
+            .await;
+        match result {
+            Ok(Ok(length)) => Ok(length),
             Ok(Err(response)) => {
                 if response.result_code().closes_connection() {
                     *guard = None;

@@ -351,6 +351,43 @@ impl Client {
         call!(self, Request::DropMaster, Reply::DropMaster => ())
     }
 
+    /// `get_db`: a consistent copy of the node's store (usually a slave's:
+    /// `client.node(name)?.get_db(..)`; a master refuses, as Arakoon's
+    /// does), written to `out` as it arrives, never whole in memory;
+    /// `on_progress(bytes_done, bytes_total)` after each chunk. Returns the
+    /// length. Not retried. On arakoon-rs the bytes are a redb store file.
+    pub async fn get_db(
+        &self,
+        out: &mut (dyn std::io::Write + Send),
+        mut on_progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<u64, Error> {
+        self.download_db(out, &mut on_progress).await
+    }
+
+    /// `flush_store`: the node makes its store durable now.
+    pub async fn flush_store(&self) -> Result<(), Error> {
+        call!(self, Request::FlushStore, Reply::FlushStore => ())
+    }
+
+    /// `optimize_db` (Arakoon: the store rebuilt to reclaim space; a
+    /// master refuses; arakoon-rs refuses on every node, naming the
+    /// offline tool).
+    pub async fn optimize_db(&self) -> Result<(), Error> {
+        call!(self, Request::OptimizeDb, Reply::OptimizeDb => ())
+    }
+
+    /// `defrag_db`: as [`Self::optimize_db`].
+    pub async fn defrag_db(&self) -> Result<(), Error> {
+        call!(self, Request::DefragDb, Reply::DefragDb => ())
+    }
+
+    /// `copy_db_to_head n`: on a slave, the tlogs but the newest `n` are
+    /// dropped once the store holds them (on arakoon-rs: the collapse
+    /// keeping `n`); answered when done. A master refuses.
+    pub async fn copy_db_to_head(&self, tlogs_to_keep: i32) -> Result<(), Error> {
+        call!(self, Request::CopyDbToHead { tlogs_to_keep }, Reply::CopyDbToHead => ())
+    }
+
     /// `collapse_tlogs`: asks the node (usually one on purpose:
     /// `client.node(name)?.collapse_tlogs(..)`; else the master) to collapse
     /// its tlog, keeping the newest `tlogs_to_keep` full tlogs (Arakoon's

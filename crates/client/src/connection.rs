@@ -304,6 +304,83 @@ impl Connection {
         Ok(Ok(count))
     }
 
+    /// Sends a `get_db` frame, then copies the store bytes that follow its
+    /// answer (`rc 0, int64 length`) to `out`, each read within `timeout`;
+    /// `on_progress(done, total)` after each chunk. Returns the length, or
+    /// the node's refusal.
+    pub(crate) async fn get_db(
+        &mut self,
+        frame: &Frame,
+        timeout: Duration,
+        out: &mut (dyn std::io::Write + Send),
+        on_progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Result<u64, protocol::ErrorResponse>, CallError> {
+        let command = frame.command;
+        let length = match self.call(frame, timeout).await? {
+            Response::Ok(protocol::Reply::GetDb { length }) => u64::try_from(length)
+                .map_err(|_| CallError::MaybeSent(self.unexpected(command, "a negative length")))?,
+            Response::Ok(_) => {
+                return Err(CallError::MaybeSent(
+                    self.unexpected(command, "the reply is for another command"),
+                ))
+            }
+            Response::Error(e) => return Ok(Err(e)),
+        };
+        self.in_flight = true;
+        let write_failed = |e: std::io::Error| {
+            CallError::MaybeSent(Error::Output {
+                context: "get_db: writing the store copy",
+                source: e,
+            })
+        };
+        // What came with the answer's frame first.
+        let mut done = 0u64;
+        let buffered = usize::try_from(length)
+            .unwrap_or(usize::MAX)
+            .min(self.buffer.len());
+        out.write_all(&self.buffer[..buffered])
+            .map_err(write_failed)?;
+        self.buffer.drain(..buffered);
+        done += buffered as u64;
+        on_progress(done, length);
+        let mut chunk = vec![0u8; READ_CHUNK_SIZE.max(64 << 10)];
+        while done < length {
+            let want = usize::try_from(length - done)
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            let read =
+                match tokio::time::timeout(timeout, self.stream.read(&mut chunk[..want])).await {
+                    Ok(Ok(0)) => {
+                        return Err(CallError::MaybeSent(self.io_error(
+                            "read the store copy",
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!("connection closed after {done} of {length} bytes"),
+                            ),
+                        )))
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => {
+                        return Err(CallError::MaybeSent(
+                            self.io_error("read the store copy", e),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(CallError::MaybeSent(Error::Timeout {
+                            node: self.node.clone(),
+                            command: command.name(),
+                            after: timeout,
+                        }))
+                    }
+                };
+            out.write_all(&chunk[..read]).map_err(write_failed)?;
+            done += read as u64;
+            on_progress(done, length);
+        }
+        self.in_flight = false;
+        Ok(Ok(length))
+    }
+
     fn unexpected(&self, command: Command, reason: &'static str) -> Error {
         Error::Protocol {
             node: self.node.clone(),

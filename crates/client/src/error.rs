@@ -151,6 +151,15 @@ pub enum Error {
     /// The client was built wrongly (no nodes, duplicate names, …).
     #[error("client configuration: {0}")]
     Config(String),
+
+    /// Writing what a node streamed (`get_db`) to the caller's output
+    /// failed.
+    #[error("{context}: {source}")]
+    Output {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why one node did not give a master during discovery.
@@ -196,6 +205,7 @@ impl Error {
             | Error::NoMaster { .. }
             | Error::UnknownNode { .. }
             | Error::RequestTooLarge { .. }
+            | Error::Output { .. }
             | Error::Config(_) => None,
         }
     }

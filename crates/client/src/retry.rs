@@ -118,7 +118,13 @@ pub(crate) fn is_idempotent(command: Command) -> bool {
         | Command::SyncedSequence
         | Command::DeletePrefix
         | Command::DropMaster
-        | Command::Replace => false,
+        | Command::Replace
+        // Admin work: long, and not to be started twice.
+        | Command::GetDb
+        | Command::OptimizeDb
+        | Command::DefragDb
+        | Command::FlushStore
+        | Command::CopyDbToHead => false,
     }
 }
 

@@ -27,10 +27,14 @@ pub enum Command {
     UserFunction = 0x15,
     Assert = 0x16,
     GetKeyCount = 0x1a,
+    /// Admin: a copy of the node's store, streamed after the answer.
+    GetDb = 0x1b,
     Confirm = 0x1c,
     GetNurseryCfg = 0x20,
     RevRangeEntries = 0x23,
     SyncedSequence = 0x24,
+    OptimizeDb = 0x25,
+    DefragDb = 0x26,
     DeletePrefix = 0x27,
     Version = 0x28,
     AssertExists = 0x29,
@@ -39,12 +43,14 @@ pub enum Command {
     CurrentState = 0x32,
     Replace = 0x33,
     Nop = 0x41,
+    FlushStore = 0x42,
     GetTxid = 0x43,
+    CopyDbToHead = 0x44,
 }
 
 impl Command {
     /// Every command, in code order.
-    pub const ALL: [Command; 31] = [
+    pub const ALL: [Command; 36] = [
         Command::Ping,
         Command::WhoMaster,
         Command::Exists,
@@ -63,10 +69,13 @@ impl Command {
         Command::UserFunction,
         Command::Assert,
         Command::GetKeyCount,
+        Command::GetDb,
         Command::Confirm,
         Command::GetNurseryCfg,
         Command::RevRangeEntries,
         Command::SyncedSequence,
+        Command::OptimizeDb,
+        Command::DefragDb,
         Command::DeletePrefix,
         Command::Version,
         Command::AssertExists,
@@ -75,7 +84,9 @@ impl Command {
         Command::CurrentState,
         Command::Replace,
         Command::Nop,
+        Command::FlushStore,
         Command::GetTxid,
+        Command::CopyDbToHead,
     ];
 
     /// The wire code (without the magic).
@@ -113,6 +124,11 @@ impl Command {
             Command::UserFunction => "user_function",
             Command::Assert => "assert",
             Command::GetKeyCount => "get_key_count",
+            Command::GetDb => "get_db",
+            Command::OptimizeDb => "optimize_db",
+            Command::DefragDb => "defrag_db",
+            Command::FlushStore => "flush_store",
+            Command::CopyDbToHead => "copy_db_to_head",
             Command::Confirm => "confirm",
             Command::GetNurseryCfg => "get_nursery_cfg",
             Command::RevRangeEntries => "rev_range_entries",
@@ -173,7 +189,6 @@ impl Unsupported {
 #[derive(Debug, Clone, Copy)]
 enum UnsupportedLayout {
     Empty,
-    Int32,
     Int64,
     Strings(usize),
     /// user_hook: consistency, string name.
@@ -197,17 +212,12 @@ fn unsupported_layout(code: u32) -> Option<(&'static str, UnsupportedLayout)> {
         0x17 => ("set_interval", Interval),
         0x18 => ("get_routing", Empty),
         0x19 => ("set_routing", Unknown),
-        0x1b => ("get_db", Empty),
         0x1d => ("get_fringe", OptionStringInt32),
         0x1e => ("get_interval", Empty),
         0x1f => ("set_nursery_cfg", Unknown),
         0x21 => ("set_routing_delta", Strings(3)),
         0x22 => ("migrate_range", IntervalString),
-        0x25 => ("optimize_db", Empty),
-        0x26 => ("defrag_db", Empty),
         0x40 => ("last_entries2", Int64),
-        0x42 => ("flush_store", Empty),
-        0x44 => ("copy_db_to_head", Int32),
         0x45 => ("user_hook", ConsistencyString),
         0x46 => ("last_entries3", Int64),
         _ => return None,
@@ -226,10 +236,6 @@ pub(crate) fn read_unsupported(r: &mut Reader<'_>, code: u32) -> ReadResult<Unsu
     };
     let stream_in_sync = match layout {
         UnsupportedLayout::Empty => true,
-        UnsupportedLayout::Int32 => {
-            r.i32("unsupported.int")?;
-            true
-        }
         UnsupportedLayout::Int64 => {
             r.i64("unsupported.int64")?;
             true

@@ -218,6 +218,17 @@ pub enum Request {
     },
     /// 0x1a.
     GetKeyCount,
+    /// 0x1b: a copy of the store (answered `rc 0, int64 length`, then that
+    /// many bytes of the store file).
+    GetDb,
+    /// 0x25.
+    OptimizeDb,
+    /// 0x26.
+    DefragDb,
+    /// 0x42: make the store durable now.
+    FlushStore,
+    /// 0x44: `int n`, the number of tlog segments to keep.
+    CopyDbToHead { tlogs_to_keep: i32 },
     /// 0x1c.
     Confirm { key: Vec<u8>, value: Vec<u8> },
     /// 0x20.
@@ -346,6 +357,11 @@ impl Request {
             Request::UserFunction { .. } => Command::UserFunction,
             Request::Assert { .. } => Command::Assert,
             Request::GetKeyCount => Command::GetKeyCount,
+            Request::GetDb => Command::GetDb,
+            Request::OptimizeDb => Command::OptimizeDb,
+            Request::DefragDb => Command::DefragDb,
+            Request::FlushStore => Command::FlushStore,
+            Request::CopyDbToHead { .. } => Command::CopyDbToHead,
             Request::Confirm { .. } => Command::Confirm,
             Request::GetNurseryCfg => Command::GetNurseryCfg,
             Request::RevRangeEntries { .. } => Command::RevRangeEntries,
@@ -388,6 +404,10 @@ pub fn encode_request(request: &Request, out: &mut Vec<u8>) {
         | Request::ExpectProgressPossible
         | Request::Statistics
         | Request::GetKeyCount
+        | Request::GetDb
+        | Request::OptimizeDb
+        | Request::DefragDb
+        | Request::FlushStore
         | Request::GetNurseryCfg
         | Request::Version
         | Request::DropMaster
@@ -450,7 +470,9 @@ pub fn encode_request(request: &Request, out: &mut Vec<u8>) {
                 wire::put_bytes(out, key);
             }
         }
-        Request::CollapseTlogs { tlogs_to_keep } => wire::put_i32(out, *tlogs_to_keep),
+        Request::CollapseTlogs { tlogs_to_keep } | Request::CopyDbToHead { tlogs_to_keep } => {
+            wire::put_i32(out, *tlogs_to_keep)
+        }
         Request::UserFunction { name, argument } => {
             wire::put_bytes(out, name);
             wire::put_option_bytes(out, argument.as_deref());
@@ -559,6 +581,13 @@ pub(crate) fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<In
             value: r.option_bytes("assert.value")?,
         },
         Command::GetKeyCount => Request::GetKeyCount,
+        Command::GetDb => Request::GetDb,
+        Command::OptimizeDb => Request::OptimizeDb,
+        Command::DefragDb => Request::DefragDb,
+        Command::FlushStore => Request::FlushStore,
+        Command::CopyDbToHead => Request::CopyDbToHead {
+            tlogs_to_keep: r.i32("copy_db_to_head.tlogs_to_keep")?,
+        },
         Command::Confirm => Request::Confirm {
             key: r.bytes("confirm.key")?,
             value: r.bytes("confirm.value")?,

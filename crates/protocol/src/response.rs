@@ -110,6 +110,15 @@ pub enum Reply {
     UserFunction(Option<Vec<u8>>),
     Assert,
     GetKeyCount(i64),
+    /// The header of `get_db`'s answer: `length` bytes of the store file
+    /// follow it, outside the frame.
+    GetDb {
+        length: i64,
+    },
+    OptimizeDb,
+    DefragDb,
+    FlushStore,
+    CopyDbToHead,
     Confirm,
     /// The nursery configuration, opaque.
     GetNurseryCfg(Vec<u8>),
@@ -160,6 +169,11 @@ impl Reply {
             Reply::UserFunction(_) => Command::UserFunction,
             Reply::Assert => Command::Assert,
             Reply::GetKeyCount(_) => Command::GetKeyCount,
+            Reply::GetDb { .. } => Command::GetDb,
+            Reply::OptimizeDb => Command::OptimizeDb,
+            Reply::DefragDb => Command::DefragDb,
+            Reply::FlushStore => Command::FlushStore,
+            Reply::CopyDbToHead => Command::CopyDbToHead,
             Reply::Confirm => Command::Confirm,
             Reply::GetNurseryCfg(_) => Command::GetNurseryCfg,
             Reply::RevRangeEntries(_) => Command::RevRangeEntries,
@@ -233,7 +247,12 @@ pub fn encode_response(response: &Response, out: &mut Vec<u8>) {
         | Reply::SyncedSequence
         | Reply::AssertExists
         | Reply::DropMaster
+        | Reply::OptimizeDb
+        | Reply::DefragDb
+        | Reply::FlushStore
+        | Reply::CopyDbToHead
         | Reply::Nop => {}
+        Reply::GetDb { length } => wire::put_i64(out, *length),
         Reply::Ping(s) | Reply::Get(s) | Reply::GetNurseryCfg(s) | Reply::CurrentState(s) => {
             wire::put_bytes(out, s)
         }
@@ -372,6 +391,13 @@ pub(crate) fn read_reply(
         Command::UserFunction => Reply::UserFunction(r.option_bytes("user_function.result")?),
         Command::Assert => Reply::Assert,
         Command::GetKeyCount => Reply::GetKeyCount(r.i64("get_key_count.count")?),
+        Command::GetDb => Reply::GetDb {
+            length: r.i64("get_db.length")?,
+        },
+        Command::OptimizeDb => Reply::OptimizeDb,
+        Command::DefragDb => Reply::DefragDb,
+        Command::FlushStore => Reply::FlushStore,
+        Command::CopyDbToHead => Reply::CopyDbToHead,
         Command::Confirm => Reply::Confirm,
         Command::GetNurseryCfg => Reply::GetNurseryCfg(r.bytes("get_nursery_cfg.config")?),
         Command::RevRangeEntries => {

@@ -274,8 +274,8 @@ fn unknown_command_code() {
 /// consumed and the next request reads fine.
 #[test]
 fn known_unsupported_commands_keep_the_stream_in_step() {
-    let mut bytes = 0xb1ff_0044u32.to_le_bytes().to_vec(); // copy_db_to_head
-    bytes.extend_from_slice(&5i32.to_le_bytes());
+    let mut bytes = 0xb1ff_0046u32.to_le_bytes().to_vec(); // last_entries3
+    bytes.extend_from_slice(&5i64.to_le_bytes());
     encode_request(&Request::Nop, &mut bytes);
     let (incoming, consumed) = decode_request(&bytes, &Limits::default())
         .unwrap()
@@ -284,7 +284,7 @@ fn known_unsupported_commands_keep_the_stream_in_step() {
     let Incoming::Unsupported(u) = incoming else {
         panic!("{incoming:?}")
     };
-    assert_eq!(u.name, Some("copy_db_to_head"));
+    assert_eq!(u.name, Some("last_entries3"));
     assert!(u.stream_in_sync);
     assert_eq!(u.error_response().result_code(), ResultCode::NotSupported);
     assert_eq!(

@@ -639,6 +639,43 @@ impl Store {
         Self::feed(session, reader)
     }
 
+    /// Writes a consistent copy of this store (its state at one applied
+    /// index; applies go on meanwhile) as a new store file at `path`,
+    /// which must not exist, through a snapshot stream: never the whole
+    /// store in memory. The copy is durable and closed when this returns
+    /// its applied index. On error, what was written of `path` is removed.
+    pub fn copy_to(&self, path: &Path, options: &StoreOptions) -> Result<u64, StoreError> {
+        if path.exists() {
+            return Err(StoreError::Io {
+                path: path.to_path_buf(),
+                what: "copy the store",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the copy's file exists already",
+                ),
+            });
+        }
+        let result = (|| {
+            let copy = Store::open(self.disk.clone(), path, options)?;
+            {
+                let export = self.export()?;
+                let mut session = copy.begin_import()?;
+                let mut sink = ImportSink(&mut session, None);
+                let written = export.write_to(&mut sink);
+                if let Some(e) = sink.1.take() {
+                    return Err(e);
+                }
+                written?;
+                session.finish()?;
+            }
+            copy.close()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
     fn feed(
         mut session: ImportSession<'_>,
         reader: &mut dyn std::io::Read,
@@ -672,4 +709,44 @@ impl Store {
         self.durable_applied_index
             .store(applied_index, Ordering::Release);
     }
+}
+
+/// A `Write` that feeds an import session (`Store::copy_to`); the
+/// session's error is kept, the writer sees an IO error.
+struct ImportSink<'s, 'a>(&'s mut ImportSession<'a>, Option<StoreError>);
+
+impl std::io::Write for ImportSink<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Err(e) = self.0.push(buf) {
+            let message = e.to_string();
+            self.1 = Some(e);
+            return Err(std::io::Error::other(message));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compacts a stopped node's store file in place (redb's compaction:
+/// pages freed by earlier writes are given back, the file shrinks).
+/// Returns the file's size before and after. The store must not be open
+/// anywhere else.
+pub fn compact_file(path: &Path) -> Result<(u64, u64), StoreError> {
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|source| StoreError::Io {
+                path: p.to_path_buf(),
+                what: "stat the store file",
+                source,
+            })
+    };
+    let before = size(path)?;
+    let mut db = Database::open(path).map_err(|e| redb_error(path, e.into()))?;
+    db.compact().map_err(|e| redb_error(path, e.into()))?;
+    drop(db);
+    Ok((before, size(path)?))
 }

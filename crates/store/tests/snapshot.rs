@@ -327,3 +327,30 @@ fn replace_with_an_older_or_damaged_snapshot_keeps_the_old_content() {
     assert_eq!(behind.read().unwrap().key_count().unwrap(), 0);
     assert!(contents(&behind).is_empty());
 }
+
+/// `copy_to`: a consistent copy as a new store file, equal to the source
+/// at its applied index; an existing target is refused and left alone.
+/// `compact_file` then compacts the copy (closed) and keeps its content.
+#[test]
+fn copy_to_makes_an_equal_store_file_and_compact_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = RealDisk::shared();
+    let source = Store::open(disk.clone(), &dir.path().join("source.db"), &options()).unwrap();
+    let mut model = Model::new();
+    fill(&source, 300, &mut model);
+    let target = dir.path().join("copy.db");
+    let index = source.copy_to(&target, &options()).unwrap();
+    assert_eq!(index, source.applied_index());
+    let copy = Store::open(disk.clone(), &target, &options()).unwrap();
+    assert_eq!(copy.applied_index(), index);
+    assert_eq!(contents(&copy), model);
+    drop(copy);
+
+    let refused = source.copy_to(&target, &options()).unwrap_err();
+    assert!(refused.to_string().contains("exists"), "{refused}");
+
+    let (before, after) = store::compact_file(&target).unwrap();
+    assert!(after <= before, "{before} -> {after}");
+    let copy = Store::open(disk, &target, &options()).unwrap();
+    assert_eq!(contents(&copy), model);
+}

@@ -120,7 +120,12 @@ pub fn kind_of(command: Command) -> &'static str {
         | Command::Version
         | Command::DropMaster
         | Command::CurrentState
-        | Command::GetTxid => "admin",
+        | Command::GetTxid
+        | Command::GetDb
+        | Command::OptimizeDb
+        | Command::DefragDb
+        | Command::FlushStore
+        | Command::CopyDbToHead => "admin",
     }
 }
 
@@ -166,8 +171,8 @@ struct BuildLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// One past the highest command code (`GetTxid`, 0x43).
-const COMMAND_CODES: usize = 0x44;
+/// One past the highest command code (`CopyDbToHead`, 0x44).
+const COMMAND_CODES: usize = 0x45;
 
 /// One command's series, created on its first request.
 struct CommandSeries {

@@ -472,6 +472,20 @@ impl Service {
                 }
                 (Reply::Confirm, None)
             }
+            Request::FlushStore => (self.flush_store().await?, None),
+            Request::OptimizeDb | Request::DefragDb => {
+                return Err(self.compact_store(command));
+            }
+            Request::CopyDbToHead { tlogs_to_keep } => {
+                (self.copy_db_to_head(tlogs_to_keep).await?, None)
+            }
+            Request::GetDb => {
+                // Its answer is a stream: `serve_get_db` (admin.rs).
+                return Err(internal(
+                    "dispatch",
+                    "get_db is served by the connection's stream",
+                ));
+            }
             Request::CollapseTlogs { .. } => {
                 // Its answer is a stream: `serve_collapse` (collapse.rs).
                 return Err(internal(

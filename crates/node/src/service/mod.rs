@@ -36,6 +36,7 @@
 //!   nodes do; a command of known layout that this node does not support
 //!   is answered `E_NOT_SUPPORTED` and the connection kept.
 
+mod admin;
 mod collapse;
 mod commands;
 
@@ -367,6 +368,11 @@ impl Service {
                 Err(e) => return Err(e.to_string()),
             };
             match incoming {
+                Incoming::Request(protocol::Request::GetDb) => {
+                    if self.serve_get_db(&mut stream).await? {
+                        return Ok(());
+                    }
+                }
                 Incoming::Request(protocol::Request::CollapseTlogs { tlogs_to_keep }) => {
                     if self.serve_collapse(&mut stream, tlogs_to_keep).await? {
                         tracing::debug!(

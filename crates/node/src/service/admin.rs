@@ -1,0 +1,209 @@
+//! Arakoon's store admin commands, answered as Arakoon answers them where
+//! our store (redb, not Tokyo Cabinet) allows:
+//!
+//! - `get_db` (0x1b): a consistent copy of the store, streamed: `rc 0,
+//!   int64 length`, then `length` bytes of a store file (a redb file that
+//!   `--inspect-store`, `--verify-db` and `--inject-as-head` read). As in
+//!   Arakoon, a master refuses (`E_NOT_SUPPORTED`, "Operation cannot be
+//!   performed on master node"): take backups from slaves. The copy is
+//!   made through a snapshot stream into a file beside the store (applies
+//!   go on meanwhile), never whole in memory, then streamed and removed.
+//! - `flush_store` (0x42): the store made durable now (a checkpoint).
+//! - `copy_db_to_head` (0x44, `n`): Arakoon copies its store to the head
+//!   database and drops the tlogs but the last `n`; here the store is the
+//!   head, so it is the collapse keeping `n` (`collapse.rs`), answered once
+//!   done. `n < 1`: `E_UNKNOWN_FAILURE` "tlogs_to_keep=n is not
+//!   acceptable"; a master refuses as Arakoon's does.
+//! - `optimize_db` (0x25), `defrag_db` (0x26): a master refuses as
+//!   Arakoon's does. A slave refuses too, with `E_NOT_SUPPORTED` naming
+//!   the way: redb compacts a store file only while nothing else has it
+//!   open, so compaction is an offline tool here (`arakoon
+//!   --optimize-db-offline FILE` on a stopped node's store).
+
+use super::{write_response, Service};
+use crate::state::DriverRequest;
+use consensus::Role;
+use protocol::{Command, ErrorResponse, Reply, Response, ResultCode};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Arakoon's answer to a store admin command on the master.
+pub(super) const ON_MASTER: &str = "Operation cannot be performed on master node";
+
+/// Distinguishes the copies of concurrent `get_db` requests.
+static COPIES: AtomicU64 = AtomicU64::new(0);
+
+/// Removes a `get_db` copy when the request ends, however it ends.
+struct CopyFile(PathBuf);
+
+impl Drop for CopyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn refused(rc: ResultCode, message: impl Into<Vec<u8>>) -> ErrorResponse {
+    ErrorResponse::new(rc, message)
+}
+
+impl Service {
+    fn is_master(&self) -> bool {
+        self.published.borrow().role == Role::Master
+    }
+
+    /// Serves one `get_db`; returns whether the connection is to be closed.
+    pub(super) async fn serve_get_db(&self, stream: &mut TcpStream) -> Result<bool, String> {
+        let began = Instant::now();
+        match self.copy_store().await {
+            Err(e) => {
+                self.metrics.request_failed(Command::GetDb);
+                let closes = e.result_code().closes_connection();
+                write_response(stream, &Response::Error(e)).await?;
+                Ok(closes)
+            }
+            Ok((copy, length)) => {
+                let mut file = tokio::fs::File::open(&copy.0)
+                    .await
+                    .map_err(|e| format!("get_db: open {}: {e}", copy.0.display()))?;
+                let header = Reply::GetDb {
+                    length: i64::try_from(length).unwrap_or(i64::MAX),
+                };
+                write_response(stream, &Response::Ok(header)).await?;
+                let mut buf = vec![0u8; 256 << 10];
+                let mut left = length;
+                while left > 0 {
+                    let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+                    let n = file
+                        .read(&mut buf[..want])
+                        .await
+                        .map_err(|e| format!("get_db: read {}: {e}", copy.0.display()))?;
+                    if n == 0 {
+                        return Err(format!(
+                            "get_db: {} ended {left} bytes early",
+                            copy.0.display()
+                        ));
+                    }
+                    stream
+                        .write_all(&buf[..n])
+                        .await
+                        .map_err(|e| format!("get_db: send: {e}"))?;
+                    left -= n as u64;
+                }
+                stream
+                    .flush()
+                    .await
+                    .map_err(|e| format!("get_db: send: {e}"))?;
+                tracing::info!(
+                    bytes = length,
+                    seconds = began.elapsed().as_secs_f64(),
+                    "get_db: store copy sent"
+                );
+                self.metrics.request_done(Command::GetDb, began.elapsed());
+                Ok(false)
+            }
+        }
+    }
+
+    /// A consistent copy of the store beside it, and its length.
+    async fn copy_store(&self) -> Result<(CopyFile, u64), ErrorResponse> {
+        if self.is_master() {
+            return Err(refused(ResultCode::NotSupported, ON_MASTER));
+        }
+        let n = COPIES.fetch_add(1, Ordering::Relaxed);
+        let mut name = self.store.path().as_os_str().to_owned();
+        name.push(format!(".get_db.{}.{n}", std::process::id()));
+        let copy = CopyFile(PathBuf::from(name));
+        let store = std::sync::Arc::clone(&self.store);
+        let path = copy.0.clone();
+        tracing::info!(copy = %path.display(), "get_db: copying the store");
+        let made = tokio::task::spawn_blocking(move || {
+            store.copy_to(&path, &store::StoreOptions::default())
+        })
+        .await
+        .map_err(|e| refused(ResultCode::UnknownFailure, format!("get_db: {e}")))?;
+        let index = made.map_err(|e| {
+            refused(
+                ResultCode::UnknownFailure,
+                format!("get_db: copying the store failed: {e}"),
+            )
+        })?;
+        let length = std::fs::metadata(&copy.0)
+            .map(|m| m.len())
+            .map_err(|e| refused(ResultCode::UnknownFailure, format!("get_db: {e}")))?;
+        tracing::info!(index, bytes = length, "get_db: store copied");
+        Ok((copy, length))
+    }
+
+    /// `flush_store`: the store made durable now.
+    pub(super) async fn flush_store(&self) -> Result<Reply, ErrorResponse> {
+        let store = std::sync::Arc::clone(&self.store);
+        let done = tokio::task::spawn_blocking(move || store.checkpoint())
+            .await
+            .map_err(|e| refused(ResultCode::UnknownFailure, format!("flush_store: {e}")))?;
+        let index = done.map_err(|e| {
+            refused(
+                ResultCode::UnknownFailure,
+                format!("flush_store: the store checkpoint failed: {e}"),
+            )
+        })?;
+        tracing::info!(index, "flush_store: store durable");
+        Ok(Reply::FlushStore)
+    }
+
+    /// `optimize_db`, `defrag_db`.
+    pub(super) fn compact_store(&self, command: Command) -> ErrorResponse {
+        if self.is_master() {
+            return refused(ResultCode::NotSupported, ON_MASTER);
+        }
+        refused(
+            ResultCode::NotSupported,
+            format!(
+                "{}: the store (redb) is compacted only while no process has it open: \
+                 stop this node and run `arakoon --optimize-db-offline {}`",
+                command.name(),
+                self.store.path().display()
+            ),
+        )
+    }
+
+    /// `copy_db_to_head n`: the collapse keeping `n` tlogs, answered once
+    /// it is done.
+    pub(super) async fn copy_db_to_head(&self, tlogs_to_keep: i32) -> Result<Reply, ErrorResponse> {
+        if tlogs_to_keep < 1 {
+            return Err(refused(
+                ResultCode::UnknownFailure,
+                format!("tlogs_to_keep={tlogs_to_keep} is not acceptable"),
+            ));
+        }
+        if self.is_master() {
+            return Err(refused(ResultCode::NotSupported, ON_MASTER));
+        }
+        let (started_tx, started_rx) = oneshot::channel();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        self.requests
+            .send(DriverRequest::Collapse {
+                tlogs_to_keep,
+                started: started_tx,
+                progress: progress_tx,
+            })
+            .await
+            .map_err(|_| Self::going_down())?;
+        let count = match started_rx.await {
+            Ok(Ok(count)) => count,
+            Ok(Err(why)) => return Err(refused(ResultCode::UnknownFailure, why.to_string())),
+            Err(_) => return Err(Self::going_down()),
+        };
+        for _ in 0..count {
+            if progress_rx.recv().await.is_none() {
+                return Err(Self::going_down());
+            }
+        }
+        tracing::info!(tlogs_to_keep, removed = count, "copy_db_to_head: done");
+        Ok(Reply::CopyDbToHead)
+    }
+}
