@@ -429,9 +429,14 @@ impl Cluster {
         self.master().expect("a master")
     }
 
+    /// A client proposal to node `id`. A paused or crashed process takes
+    /// none (it cannot read its socket): `NotMaster`, the core untouched.
     pub fn propose(&mut self, id: NodeId, payload: &[u8]) -> Result<Proposed, ProposeError> {
         let now = self.now;
         let node = self.nodes.get_mut(&id).expect("node exists");
+        if !node.running(now) {
+            return Err(ProposeError::NotMaster { master: None });
+        }
         let local = node.local_time(now);
         let r = node
             .core

@@ -269,6 +269,7 @@ fn read_without_lease_is_caught() {
         .is_err()
     });
     std::panic::set_hook(hook);
+    println!("ReadWithoutLease caught by seed {found:?}");
     assert!(found.is_some());
 }
 
@@ -405,8 +406,10 @@ fn a_master_paused_past_its_lease_steps_down_before_anything_else() {
     c.run_for(Duration::from_millis(50));
     let term = c.nodes[&m].core.term();
     c.pause(m.0, Duration::from_millis(250));
-    // The first thing it does on waking (its pause just ending): propose.
+    // The first thing it does on waking (its pause just over, before it
+    // ticks): propose.
     c.run_for(Duration::from_millis(249));
+    c.advance(Duration::from_millis(2));
     assert_eq!(
         c.nodes[&m].core.role(),
         Role::Master,
