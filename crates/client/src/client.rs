@@ -377,13 +377,7 @@ impl Client {
         on_removed: &mut dyn FnMut(u32, u32, i64),
     ) -> Result<u32, Error> {
         let command = Command::CollapseTlogs;
-        let index = match self.options.target {
-            Target::Node(index) => index,
-            Target::Master => match self.cached_master() {
-                Some(index) => index,
-                None => self.discover().await?,
-            },
-        };
+        let index = self.target_index().await?;
         let frame = Frame::new(&Request::CollapseTlogs { tlogs_to_keep });
         let slot = &self.shared.nodes[index];
         let mut guard = self.open_connection(index).await?;
@@ -405,6 +399,18 @@ impl Client {
                 *guard = None;
                 Err(e)
             }
+        }
+    }
+
+    /// The node a streamed admin request goes to: the handle's node, or
+    /// the master (the cached one, or found).
+    async fn target_index(&self) -> Result<usize, Error> {
+        match self.options.target {
+            Target::Node(index) => Ok(index),
+            Target::Master => match self.cached_master() {
+                Some(index) => Ok(index),
+                None => self.discover().await,
+            },
         }
     }
 
@@ -443,13 +449,7 @@ impl Client {
         on_progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, Error> {
         let command = Command::GetDb;
-        let index = match self.options.target {
-            Target::Node(index) => index,
-            Target::Master => match self.cached_master() {
-                Some(index) => index,
-                None => self.discover().await?,
-            },
-        };
+        let index = self.target_index().await?;
         let frame = Frame::new(&Request::GetDb);
         let slot = &self.shared.nodes[index];
         let mut guard = self.open_connection(index).await?;

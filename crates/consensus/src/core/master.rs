@@ -136,8 +136,16 @@ impl Core {
             .config
             .lease_period
             .saturating_sub(self.config.max_clock_drift);
-        let target = self
-            .progress
+        if let Some(target) = self.furthest_responsive_candidate(period) {
+            self.transfer_to(target, log);
+        }
+    }
+
+    /// The peer a hand-over goes to: one that may be master, is not
+    /// recovering, acknowledged a message sent less than `period` ago, and
+    /// has the highest match index (the lowest id among equals).
+    fn furthest_responsive_candidate(&self, period: std::time::Duration) -> Option<NodeId> {
+        self.progress
             .iter()
             .filter(|(id, pr)| {
                 self.may_be_master(**id)
@@ -145,10 +153,7 @@ impl Core {
                     && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
             })
             .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
-            .map(|(id, _)| *id);
-        if let Some(target) = target {
-            self.transfer_to(target, log);
-        }
+            .map(|(id, _)| *id)
     }
 
     /// §3.10 leadership transfer. The lease is forfeited first, for the rest
@@ -294,18 +299,7 @@ impl Core {
         if self.role != Role::Master || self.transfer.is_some() {
             return Ok(None);
         }
-        let period = self.config.lease_period;
-        let target = self
-            .progress
-            .iter()
-            .filter(|(id, pr)| {
-                self.may_be_master(**id)
-                    && !pr.recovering
-                    && pr.acked_sent_at.is_some_and(|t| self.now < t.plus(period))
-            })
-            .max_by_key(|(id, pr)| (pr.match_index, std::cmp::Reverse(**id)))
-            .map(|(id, _)| *id);
-        let Some(target) = target else {
+        let Some(target) = self.furthest_responsive_candidate(self.config.lease_period) else {
             return Ok(None);
         };
         self.transfer_to(target, log);
