@@ -7,7 +7,7 @@ use std::path::Path;
 
 use client::{Client, Error, Escaped, KeyRange, NamedField, NamedValue};
 
-use crate::args::{ClientAction, DirectAction};
+use crate::args::{ClientAction, ClientTls, DirectAction};
 
 /// Why an action failed: what was asked (`get "foo"`) and why, one line,
 /// and what kind of failure it is (its exit status).
@@ -145,8 +145,48 @@ fn reason(error: &Error) -> String {
     }
 }
 
+/// `builder` with the command line's TLS options over the config's: a CA
+/// turns TLS on (Arakoon's `-tls-ca-cert`); a client certificate needs TLS.
+pub fn with_tls(
+    builder: client::ClientBuilder,
+    tls: &ClientTls,
+    what: &str,
+) -> Result<client::ClientBuilder, ActionError> {
+    if tls.is_empty() {
+        return Ok(builder);
+    }
+    let mut options = builder.tls_options().cloned();
+    if let Some(ca_cert) = &tls.ca_cert {
+        let options = options.get_or_insert_with(|| client::TlsOptions {
+            ca_cert: ca_cert.clone(),
+            identity: None,
+            min_version: client::TlsMinVersion::Tls12,
+        });
+        options.ca_cert = ca_cert.clone();
+    }
+    let Some(mut options) = options else {
+        return Err(ActionError::new(
+            what,
+            "-tls-cert, -tls-key and -tls-version need TLS: give -tls-ca-cert \
+             (or set tls_service in the config)",
+        ));
+    };
+    if let Some(identity) = &tls.identity {
+        options.identity = Some(identity.clone());
+    }
+    if let Some(version) = tls.min_version {
+        options.min_version = version;
+    }
+    Ok(builder.tls(Some(options)))
+}
+
 /// Loads the config and builds a client of its cluster.
 pub fn client_from_config(path: &Path) -> Result<Client, ActionError> {
+    client_from_config_with_tls(path, &ClientTls::default())
+}
+
+/// [`client_from_config`], with the command line's TLS options.
+pub fn client_from_config_with_tls(path: &Path, tls: &ClientTls) -> Result<Client, ActionError> {
     let loaded = config::load(path).map_err(|e| match e {
         // Names the file already.
         config::ConfigError::Io { .. } => {
@@ -157,8 +197,14 @@ pub fn client_from_config(path: &Path) -> Result<Client, ActionError> {
     for warning in &loaded.warnings {
         tracing::debug!(%warning, "config");
     }
-    Client::from_config(&loaded.config)
-        .map_err(|e| ActionError::new(&path.display().to_string(), e))
+    let what = path.display().to_string();
+    with_tls(
+        client::ClientBuilder::from_config(&loaded.config),
+        tls,
+        &what,
+    )?
+    .build()
+    .map_err(|e| ActionError::new(&what, e))
 }
 
 /// Runs `action` against `client`, printing its answer to `out`.
@@ -285,6 +331,7 @@ pub async fn run_direct(
     cluster_id: &str,
     address: &str,
     action: DirectAction,
+    tls: &ClientTls,
     out: &mut dyn Write,
 ) -> Result<(), ActionError> {
     let what = match &action {
@@ -304,8 +351,8 @@ pub async fn run_direct(
     let failed = |e: Error| client_failure(&what, &e);
     // One node, named by its address; NotMaster and the like are answers,
     // not something to follow.
-    let client = client::ClientBuilder::new(cluster_id)
-        .node(address, address)
+    let builder = client::ClientBuilder::new(cluster_id).node(address, address);
+    let client = with_tls(builder, tls, &what)?
         .build()
         .map_err(failed)?
         .node(address)

@@ -34,6 +34,10 @@ const SINGLE_DASH_OPTIONS: &[(&str, &str)] = &[
     ("-tx_size", "--tx_size"),
     ("-max_n", "--max_n"),
     ("-n_clients", "--n_clients"),
+    ("-tls-ca-cert", "--tls-ca-cert"),
+    ("-tls-cert", "--tls-cert"),
+    ("-tls-key", "--tls-key"),
+    ("-tls-version", "--tls-version"),
 ];
 
 /// Every flag that takes values, with how many: what follows it is copied
@@ -69,6 +73,10 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--tx_size", 1),
     ("--max_n", 1),
     ("--n_clients", 1),
+    ("--tls-ca-cert", 1),
+    ("--tls-cert", 1),
+    ("--tls-key", 1),
+    ("--tls-version", 1),
 ];
 
 /// Rewrites Arakoon's single-dash long options (`-config`) to the
@@ -104,6 +112,7 @@ const CLIENT: &str = "Client actions (against the cluster in -config)";
 const ADMIN: &str = "Cluster and node queries, admin";
 const OFFLINE: &str = "Offline tools (on a stopped node's files)";
 const NODE: &str = "Running a node";
+const TLS: &str = "TLS of client actions (Arakoon's -tls-ca-cert, -tls-cert, -tls-key)";
 const BENCH: &str = "Load (Arakoon's --benchmark and --load; see also `arakoon bench`)";
 
 /// The exit statuses, as `--help` lists them (see [`crate::exit`]).
@@ -323,6 +332,19 @@ struct Flags {
     /// Print this program's version
     #[arg(long, group = "action")]
     version: bool,
+
+    /// Connect with TLS, checking the node's certificate against this CA (default with tls_service in -config: its tls_ca_cert)
+    #[arg(long = "tls-ca-cert", value_name = "FILE", help_heading = TLS)]
+    tls_ca_cert: Option<PathBuf>,
+    /// Client certificate, for a cluster with tls_service_validate_peer (with -tls-key)
+    #[arg(long = "tls-cert", value_name = "FILE", help_heading = TLS)]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's key (with -tls-cert)
+    #[arg(long = "tls-key", value_name = "FILE", help_heading = TLS)]
+    tls_key: Option<PathBuf>,
+    /// Oldest TLS version offered: 1.2 (1.2 and 1.3) or 1.3 (Arakoon's 1.0 and 1.1 are taken as 1.2)
+    #[arg(long = "tls-version", value_name = "VERSION", help_heading = TLS)]
+    tls_version: Option<String>,
 
     /// Left boundary of --range-entries and --inspect-store (Arakoon: -left)
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
@@ -596,18 +618,54 @@ fn bytes(arg: OsString) -> Vec<u8> {
 
 /// Parses Arakoon-style arguments (without the program name).
 pub fn parse(args: &[OsString]) -> Result<Invocation, UsageError> {
+    parse_with_tls(args).map(|(invocation, _)| invocation)
+}
+
+/// TLS of a client action (`-tls-ca-cert`, `-tls-cert`, `-tls-key`,
+/// `-tls-version`); empty: as the config says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca_cert: Option<PathBuf>,
+    pub identity: Option<client::TlsIdentity>,
+    pub min_version: Option<client::TlsMinVersion>,
+}
+
+impl ClientTls {
+    pub fn is_empty(&self) -> bool {
+        *self == ClientTls::default()
+    }
+}
+
+/// [`parse`], and the TLS options of a client action.
+pub fn parse_with_tls(args: &[OsString]) -> Result<(Invocation, ClientTls), UsageError> {
     let mut argv = vec![OsString::from("arakoon")];
     argv.extend(normalise(args));
     let mut command = Flags::command();
     let matches = match command.try_get_matches_from_mut(argv) {
         Ok(matches) => matches,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            return Ok(Invocation::Help(command.render_help().to_string()));
+            return Ok((
+                Invocation::Help(command.render_help().to_string()),
+                ClientTls::default(),
+            ));
         }
         Err(e) => return Err(UsageError(one_line(&e))),
     };
-    let flags = Flags::from_arg_matches(&matches).map_err(|e| UsageError(one_line(&e)))?;
-    flags.into_invocation()
+    let mut flags = Flags::from_arg_matches(&matches).map_err(|e| UsageError(one_line(&e)))?;
+    let tls = flags.take_tls()?;
+    let invocation = flags.into_invocation()?;
+    let for_clients = matches!(
+        invocation,
+        Invocation::Client { .. } | Invocation::Direct { .. } | Invocation::Load { .. }
+    );
+    if !tls.is_empty() && !for_clients {
+        return Err(UsageError(
+            "-tls-ca-cert, -tls-cert, -tls-key and -tls-version are for client actions only \
+             (a node takes its TLS settings from the config)"
+                .to_string(),
+        ));
+    }
+    Ok((invocation, tls))
 }
 
 /// clap's error as one line, without its "error: " lead and usage block.
@@ -623,6 +681,34 @@ fn one_line(error: &clap::Error) -> String {
 }
 
 impl Flags {
+    fn take_tls(&mut self) -> Result<ClientTls, UsageError> {
+        let identity = match (self.tls_cert.take(), self.tls_key.take()) {
+            (Some(cert), Some(key)) => Some(client::TlsIdentity { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(UsageError("-tls-cert needs -tls-key".to_string()));
+            }
+            (None, Some(_)) => {
+                return Err(UsageError("-tls-key needs -tls-cert".to_string()));
+            }
+        };
+        let min_version = match self.tls_version.take().as_deref() {
+            None => None,
+            Some("1.0" | "1.1" | "1.2") => Some(client::TlsMinVersion::Tls12),
+            Some("1.3") => Some(client::TlsMinVersion::Tls13),
+            Some(other) => {
+                return Err(UsageError(format!(
+                    "-tls-version {other:?}: expected 1.2 or 1.3 (1.0 and 1.1 are taken as 1.2)"
+                )))
+            }
+        };
+        Ok(ClientTls {
+            ca_cert: self.tls_ca_cert.take(),
+            identity,
+            min_version,
+        })
+    }
+
     fn into_invocation(mut self) -> Result<Invocation, UsageError> {
         let ranged = self.range_entries || self.rev_range_entries;
         let bounded = ranged || self.inspect_store.is_some();

@@ -102,8 +102,8 @@ pub fn main(args: &[OsString]) -> ExitCode {
     {
         return (subcommand.run)(&args[1..]);
     }
-    let invocation = match args::parse(args) {
-        Ok(invocation) => invocation,
+    let (invocation, tls) = match args::parse_with_tls(args) {
+        Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("arakoon: {e}");
             return ExitCode::from(EXIT_USAGE);
@@ -141,16 +141,18 @@ pub fn main(args: &[OsString]) -> ExitCode {
         Invocation::Benchmark { bench_args } => {
             ExitCode::from(u8::try_from(bench::main(&bench_args)).unwrap_or(EXIT_FAILED))
         }
-        Invocation::Load { config, clients } => match actions::client_from_config(&config) {
-            Ok(client) => block_on(actions::load(
-                &client,
-                clients,
-                LOAD_STEPS,
-                std::time::Duration::from_millis(100),
-                &mut std::io::stdout().lock(),
-            )),
-            Err(e) => exit_with(&e),
-        },
+        Invocation::Load { config, clients } => {
+            match actions::client_from_config_with_tls(&config, &tls) {
+                Ok(client) => block_on(actions::load(
+                    &client,
+                    clients,
+                    LOAD_STEPS,
+                    std::time::Duration::from_millis(100),
+                    &mut std::io::stdout().lock(),
+                )),
+                Err(e) => exit_with(&e),
+            }
+        }
         Invocation::CollapseLocal {
             name,
             tlogs_to_keep,
@@ -165,7 +167,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
                 Err(e) => exit_with(&e),
             }
         }
-        Invocation::Client { config, action } => run_client_action(&config, &action),
+        Invocation::Client { config, action } => run_client_action(&config, &action, &tls),
         Invocation::Direct {
             cluster_id,
             address,
@@ -174,6 +176,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
             &cluster_id,
             &address,
             action,
+            &tls,
             &mut std::io::stdout().lock(),
         )),
     }
@@ -272,8 +275,12 @@ fn run_node(name: &str, config: &std::path::Path, daemonize: bool, catchup_only:
     }
 }
 
-fn run_client_action(config: &std::path::Path, action: &args::ClientAction) -> ExitCode {
-    match actions::client_from_config(config) {
+fn run_client_action(
+    config: &std::path::Path,
+    action: &args::ClientAction,
+    tls: &args::ClientTls,
+) -> ExitCode {
+    match actions::client_from_config_with_tls(config, tls) {
         Ok(client) => block_on(actions::run(&client, action, &mut std::io::stdout().lock())),
         Err(e) => {
             eprintln!("arakoon: {e}");

@@ -4,8 +4,15 @@
 //! [`ClientBuilder::build`] checks the settings once and turns every problem
 //! into an [`Error::Config`]; the running client (`client.rs`) relies on
 //! what it checked: at least one node, node names unique, every node with at
-//! least one address, and no TLS asked for on the client port.
+//! least one address, and TLS files that can be used.
+//!
+//! TLS: a cluster config with `tls_service = true` turns TLS on, with the
+//! config's `tls_ca_cert` and `tls_version` ([`ClientBuilder::from_config`]);
+//! [`ClientBuilder::tls`] sets or changes it (Arakoon's `-tls-ca-cert`,
+//! `-tls-cert`, `-tls-key`). The node's certificate must chain to the CA
+//! (its names are not checked, as Arakoon does not).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use protocol::{Consistency, Limits};
@@ -38,6 +45,29 @@ pub(crate) struct Settings {
     pub(crate) limits: Limits,
     /// Largest request sent, in bytes.
     pub(crate) max_request_size: usize,
+    pub(crate) tls: Option<TlsOptions>,
+}
+
+/// TLS on the connections to the nodes' client port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The CA every node's certificate must chain to (`tls_ca_cert`).
+    pub ca_cert: PathBuf,
+    /// A client certificate and key, for a cluster with
+    /// `tls_service_validate_peer = true`.
+    pub identity: Option<tls::Identity>,
+    /// `tls_version`: 1.2 offers TLS 1.2 and 1.3, 1.3 only 1.3.
+    pub min_version: tls::MinVersion,
+}
+
+/// A connector made from checked [`TlsOptions`].
+#[derive(Clone)]
+pub(crate) struct Connector(pub(crate) tls::TlsConnector);
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
 }
 
 /// Builds a [`Client`] from explicit node addresses, or from a cluster
@@ -58,8 +88,6 @@ pub(crate) struct Settings {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     settings: Settings,
-    /// Why the config cannot be served by this client (reported by `build`).
-    unsupported: Option<String>,
 }
 
 impl ClientBuilder {
@@ -76,8 +104,8 @@ impl ClientBuilder {
                 retry: RetryPolicy::default(),
                 limits: Limits::default(),
                 max_request_size: protocol::DEFAULT_MAX_BUFFER_SIZE,
+                tls: None,
             },
-            unsupported: None,
         }
     }
 
@@ -97,13 +125,30 @@ impl ClientBuilder {
         settings.limits.max_buffer_size =
             settings.limits.max_buffer_size.max(config.max_buffer_size);
         settings.max_request_size = config.max_buffer_size;
-        if config.tls.as_ref().is_some_and(|tls| tls.service) {
-            builder.unsupported = Some(
-                "[global] tls_service = true: TLS on the client port is not supported by this client yet"
-                    .to_string(),
-            );
+        if let Some(tls) = config.tls.as_ref().filter(|tls| tls.service) {
+            settings.tls = Some(TlsOptions {
+                ca_cert: tls.ca_cert.clone(),
+                identity: None,
+                // The config crate allows only 1.2 and 1.3; `build` checks.
+                min_version: match tls.version.as_str() {
+                    "1.3" => tls::MinVersion::Tls13,
+                    _ => tls::MinVersion::Tls12,
+                },
+            });
         }
         builder
+    }
+
+    /// TLS on the client connections (`None`: plaintext), in place of what
+    /// the config said.
+    pub fn tls(mut self, tls: Option<TlsOptions>) -> Self {
+        self.settings.tls = tls;
+        self
+    }
+
+    /// The TLS options so far (from the config, or [`ClientBuilder::tls`]).
+    pub fn tls_options(&self) -> Option<&TlsOptions> {
+        self.settings.tls.as_ref()
     }
 
     /// Adds a node and its client address (`host:port`).
@@ -165,14 +210,22 @@ impl ClientBuilder {
 
     /// The client. Nothing is connected yet: that happens on the first
     /// request. Fails if there is no node, two nodes share a name, a node
-    /// has no address, or the config asks for TLS on the client port (not
-    /// supported yet).
+    /// has no address, or a TLS file cannot be read or used (the error
+    /// names the key and the file).
     pub fn build(self) -> Result<Client, Error> {
-        if let Some(reason) = self.unsupported {
-            return Err(Error::Config(reason));
-        }
         check_nodes(&self.settings)?;
-        Ok(Client::new(self.settings))
+        let connector = match &self.settings.tls {
+            None => None,
+            Some(options) => Some(Connector(
+                tls::connector(
+                    &options.ca_cert,
+                    options.identity.as_ref(),
+                    options.min_version,
+                )
+                .map_err(|e| Error::Config(format!("TLS: {e}")))?,
+            )),
+        };
+        Ok(Client::new(self.settings, connector))
     }
 }
 
@@ -254,19 +307,39 @@ mod tests {
         );
     }
 
-    /// Rule: never send plaintext to a cluster that expects TLS.
+    /// Rule: never send plaintext to a cluster that expects TLS: the
+    /// config's `tls_service` turns TLS on, with its CA; a CA that cannot
+    /// be read fails the build, naming the file.
     #[test]
-    fn tls_service_is_refused_clearly() {
+    fn tls_service_turns_tls_on_with_the_configs_ca() {
         let text = CONFIG.replace(
             "cluster_id = ricky\n",
-            "cluster_id = ricky\ntls_ca_cert = /tmp/ca.pem\ntls_service = true\n",
+            "cluster_id = ricky\ntls_ca_cert = /nonexistent/ca.pem\ntls_service = true\ntls_version = 1.3\n",
         );
-        let error = Client::from_config(&parse(&text))
-            .err()
-            .map(|e| e.to_string());
+        let builder = ClientBuilder::from_config(&parse(&text));
+        assert_eq!(
+            builder.tls_options(),
+            Some(&TlsOptions {
+                ca_cert: PathBuf::from("/nonexistent/ca.pem"),
+                identity: None,
+                min_version: tls::MinVersion::Tls13,
+            })
+        );
+        let error = builder.build().err().map(|e| e.to_string());
         assert!(
-            error.as_deref().is_some_and(|e| e.contains("tls_service")),
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("tls_ca_cert") && e.contains("/nonexistent/ca.pem")),
             "{error:?}"
+        );
+        // Without tls_service, the client port is plaintext.
+        let text = CONFIG.replace(
+            "cluster_id = ricky\n",
+            "cluster_id = ricky\ntls_ca_cert = /nonexistent/ca.pem\n",
+        );
+        assert_eq!(
+            ClientBuilder::from_config(&parse(&text)).tls_options(),
+            None
         );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use protocol::{Command, Consistency, Limits, Reply, Request, Response};
 
-use crate::builder::{ClientBuilder, Settings};
+use crate::builder::{ClientBuilder, Connector, Settings};
 use crate::connection::{closed_after_prologue, CallError, Connection, Frame};
 use crate::error::{Error, NodeFailure};
 use crate::retry::{
@@ -94,6 +94,8 @@ struct Shared {
     discovery_timeout: Duration,
     limits: Limits,
     max_request_size: usize,
+    /// TLS on every connection, if set.
+    tls: Option<Connector>,
 }
 
 #[derive(Debug)]
@@ -117,7 +119,7 @@ enum Step {
 impl Client {
     /// The client of checked `settings` (see [`ClientBuilder::build`]),
     /// connected to nothing yet.
-    pub(crate) fn new(settings: Settings) -> Client {
+    pub(crate) fn new(settings: Settings, tls: Option<Connector>) -> Client {
         // Owned by the builder's checks; discovery and `node_index` find a
         // node by its name, so a duplicate would hide one.
         assert!(!settings.nodes.is_empty(), "a client needs a node");
@@ -147,6 +149,7 @@ impl Client {
                 discovery_timeout: settings.discovery_timeout,
                 limits: settings.limits,
                 max_request_size: settings.max_request_size,
+                tls,
             }),
             options: Options {
                 consistency: settings.consistency,
@@ -341,8 +344,8 @@ impl Client {
     ) -> Result<Response, CallError> {
         let slot = &self.shared.nodes[index];
         let mut guard = slot.connection.lock().await;
-        let connection = match guard.take() {
-            Some(connection) if connection.is_reusable() => guard.insert(connection),
+        let connection = match guard.take().and_then(Connection::if_reusable) {
+            Some(connection) => guard.insert(connection),
             // No connection yet, or one that cannot carry a request (dropped
             // here, which closes it).
             _ => {
@@ -352,6 +355,7 @@ impl Client {
                     &self.shared.cluster_id,
                     self.shared.connect_timeout,
                     self.shared.limits,
+                    self.shared.tls.as_ref().map(|c| &c.0),
                 )
                 .await
                 .map_err(CallError::NotSent)?;
@@ -421,8 +425,8 @@ impl Client {
     ) -> Result<tokio::sync::MutexGuard<'_, Option<Connection>>, Error> {
         let slot = &self.shared.nodes[index];
         let mut guard = slot.connection.lock().await;
-        match guard.take() {
-            Some(connection) if connection.is_reusable() => {
+        match guard.take().and_then(Connection::if_reusable) {
+            Some(connection) => {
                 *guard = Some(connection);
             }
             _ => {
@@ -433,6 +437,7 @@ impl Client {
                         &self.shared.cluster_id,
                         self.shared.connect_timeout,
                         self.shared.limits,
+                        self.shared.tls.as_ref().map(|c| &c.0),
                     )
                     .await?,
                 );

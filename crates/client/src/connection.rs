@@ -41,12 +41,18 @@ pub(crate) enum CallError {
     MaybeSent(Error),
 }
 
+/// The context of a failed TLS handshake (with what to check).
+const TLS_HANDSHAKE: &str =
+    "TLS handshake (does the cluster have tls_service = true, and is the node's certificate \
+     signed by the CA given?)";
+
 /// A connection to `node`, prologue sent.
 #[derive(Debug)]
 pub(crate) struct Connection {
     node: String,
     address: String,
-    stream: TcpStream,
+    /// Plaintext or TLS.
+    stream: tls::Stream,
     /// Bytes received and not yet decoded.
     buffer: Vec<u8>,
     /// Keeps its place inside a long answer between reads (linear time).
@@ -105,10 +111,11 @@ impl Connection {
         cluster_id: &str,
         connect_timeout: Duration,
         limits: Limits,
+        tls: Option<&tls::TlsConnector>,
     ) -> Result<Connection, Error> {
         let mut last_error = None;
         for address in addresses {
-            match Self::open_one(node, address, cluster_id, connect_timeout, limits).await {
+            match Self::open_one(node, address, cluster_id, connect_timeout, limits, tls).await {
                 Ok(connection) => return Ok(connection),
                 Err(e) => {
                     tracing::debug!(node, address, error = %e, "connect failed");
@@ -125,6 +132,7 @@ impl Connection {
         cluster_id: &str,
         connect_timeout: Duration,
         limits: Limits,
+        tls: Option<&tls::TlsConnector>,
     ) -> Result<Connection, Error> {
         let io_error = |context, source| Error::Io {
             node: node.to_string(),
@@ -149,6 +157,26 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| io_error("set TCP_NODELAY", e))?;
+        let stream = match tls {
+            None => tls::Stream::Plain(stream),
+            Some(connector) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let handshake = tls::connect(connector, host, stream);
+                match tokio::time::timeout(connect_timeout, handshake).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return Err(io_error(TLS_HANDSHAKE, e)),
+                    Err(_) => {
+                        return Err(io_error(
+                            TLS_HANDSHAKE,
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("no TLS handshake within {connect_timeout:?}"),
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
         let mut connection = Connection {
             node: node.to_string(),
             address: address.to_string(),
@@ -176,19 +204,19 @@ impl Connection {
         }
     }
 
-    /// Whether the connection can carry another request: no request was
+    /// The connection, if it can carry another request: no request was
     /// abandoned on it, and the node has neither closed it nor sent bytes
     /// nobody asked for. (A close racing with this check is still possible;
     /// it then shows as an error of the next request.)
-    pub(crate) fn is_reusable(&self) -> bool {
+    pub(crate) fn if_reusable(mut self) -> Option<Connection> {
         if self.in_flight || !self.buffer.is_empty() {
-            return false;
+            return None;
         }
         let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+        match self.stream.read_now(&mut probe) {
+            None => Some(self),
             // Ok(0): closed by the node; Ok(_): unasked bytes; Err: broken.
-            Ok(_) | Err(_) => false,
+            Some(_) => None,
         }
     }
 

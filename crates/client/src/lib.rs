@@ -68,7 +68,8 @@ mod sequence;
 pub mod fake_node;
 
 pub use builder::{
-    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    ClientBuilder, TlsOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVERY_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use client::Client;
 pub use commands::NodeVersion;
@@ -79,3 +80,5 @@ pub use protocol::{
 };
 pub use retry::{RetryPolicy, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_ATTEMPTS};
 pub use sequence::Sequence;
+/// TLS types of [`TlsOptions`].
+pub use tls::{Identity as TlsIdentity, MinVersion as TlsMinVersion};

@@ -87,9 +87,16 @@
 //! policy (`auto_collapse_keep`, default 10 segments kept); offline on a
 //! stopped node by [`collapse_local`] (`--collapse-local`).
 //!
+//! # TLS
+//!
+//! With `tls_ca_cert`, node-to-node messaging is mutual TLS; with
+//! `tls_service`, the client port is TLS too (`settings::NodeTls`, the `tls`
+//! crate). A TLS client connection is answered by its own task only (the
+//! driver's direct answers need a plaintext socket).
+//!
 //! # Not yet
 //!
-//! TLS (a config with TLS settings is refused at start); user functions. Requests of one connection are served one at a time.
+//! User functions. Requests of one connection are served one at a time.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -325,14 +332,6 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let settings = Arc::new(Settings::new(cluster, name)?);
         let node = settings.node().clone();
-        if node.tls_cert.is_some() || settings.cluster.tls.is_some() {
-            // Serving plain TCP where the config asks for TLS would expose
-            // what the operator meant to protect: refuse to start.
-            return Err(NodeError::Config(
-                "TLS (tls_ca_cert, tls_cert, ...) is not supported by this build;                  remove the TLS settings to run without it"
-                    .into(),
-            ));
-        }
         let client_listener =
             listen(listeners.client, &node.client_address(), "client_port").await?;
         // Arakoon binds every address of `ip`; the first is where the

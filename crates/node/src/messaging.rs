@@ -49,7 +49,8 @@ use replica::{PeerMessage, SnapshotMessage};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tls::Stream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -67,6 +68,8 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 /// A peer that comes back is reached within this much (a refused dial on
 /// a LAN costs a round trip).
 pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// How a failed TLS handshake with a peer begins (logged as a warning).
+const TLS_FAILURE: &str = "TLS handshake failed";
 
 /// The driver's side: hand a message to a peer's queue, never waiting.
 #[derive(Debug, Clone)]
@@ -193,7 +196,7 @@ async fn sender(settings: Arc<Settings>, peer: NodeId, mut queue: mpsc::Receiver
                 which += 1;
                 // Logged once per distinct reason, not at every retry.
                 if e != last_error {
-                    if e.starts_with("refused") {
+                    if e.starts_with("refused") || e.starts_with(TLS_FAILURE) {
                         tracing::warn!(peer = %peer_name, %address, "peer refused our handshake: {e}");
                     } else {
                         tracing::debug!(peer = %peer_name, %address, "cannot connect: {e}");
@@ -215,19 +218,38 @@ async fn sender(settings: Arc<Settings>, peer: NodeId, mut queue: mpsc::Receiver
     }
 }
 
-async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<TcpStream, String> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<Stream, String> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| format!("no connection within {CONNECT_TIMEOUT:?}"))?
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    crate::sockets::set_keepalive(&stream, &settings.cluster.tcp_keepalive);
-    crate::sockets::set_user_timeout(&stream, unacknowledged_limit(settings));
+    let _ = tcp.set_nodelay(true);
+    crate::sockets::set_keepalive(&tcp, &settings.cluster.tcp_keepalive);
+    crate::sockets::set_user_timeout(&tcp, unacknowledged_limit(settings));
+    let mut stream = match &settings.tls {
+        None => Stream::Plain(tcp),
+        Some(node_tls) => {
+            let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+            let handshake = tls::connect(&node_tls.messaging_connector, host, tcp);
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+                .await
+                .map_err(|_| {
+                    format!("{TLS_FAILURE}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}")
+                })?
+                .map_err(|e| {
+                    format!(
+                        "{TLS_FAILURE}: {e} (every node needs tls_cert and tls_key signed by \
+                         the CA in tls_ca_cert)"
+                    )
+                })?
+        }
+    };
     let hello = handshake_bytes(
         &settings.cluster.cluster_id,
         &settings.node().name,
         peer_name,
     );
+    let tls_on = stream.is_tls();
     let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         stream.write_all(&hello).await?;
         let status = stream.read_u8().await?;
@@ -241,7 +263,18 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
     })
     .await
     .map_err(|_| format!("no handshake answer within {HANDSHAKE_TIMEOUT:?}"))?
-    .map_err(|e| format!("handshake: {e}"))?;
+    .map_err(|e| {
+        // With TLS 1.3 the dialling side's handshake ends before the peer
+        // has checked its certificate: a refusal arrives as an alert here.
+        if tls_on && e.kind() == std::io::ErrorKind::InvalidData {
+            format!(
+                "{TLS_FAILURE}: the peer refused our certificate: {e} (every node needs \
+                 tls_cert and tls_key signed by the CA in tls_ca_cert)"
+            )
+        } else {
+            format!("handshake: {e}")
+        }
+    })?;
     match answer {
         None => Ok(stream),
         Some(reason) => Err(format!("refused: {reason}")),
@@ -268,8 +301,28 @@ fn unacknowledged_limit(settings: &Settings) -> Duration {
 /// rather than that message being written into a dead connection and lost
 /// (which, for a slave that sends nothing between elections, was its next
 /// pre-vote answer: an election lost for a whole timeout).
-async fn pump(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::Result<()> {
-    let (mut from_peer, to_peer) = stream.into_split();
+async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+    match stream {
+        Stream::Plain(tcp) => {
+            let (from_peer, to_peer) = tcp.into_split();
+            pump_halves(from_peer, to_peer, queue).await
+        }
+        tls => {
+            let (from_peer, to_peer) = tokio::io::split(tls);
+            pump_halves(from_peer, to_peer, queue).await
+        }
+    }
+}
+
+async fn pump_halves<R, W>(
+    mut from_peer: R,
+    to_peer: W,
+    queue: &mut mpsc::Receiver<Bytes>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut out = BufWriter::with_capacity(256 << 10, to_peer);
     let mut scratch = [0u8; 64];
     loop {
@@ -340,7 +393,7 @@ async fn accept_loop(
     }
 }
 
-async fn read_str(stream: &mut TcpStream, field: &str) -> Result<String, String> {
+async fn read_str<S: AsyncRead + Unpin>(stream: &mut S, field: &str) -> Result<String, String> {
     let len = stream
         .read_u32_le()
         .await
@@ -359,12 +412,22 @@ async fn read_str(stream: &mut TcpStream, field: &str) -> Result<String, String>
 }
 
 /// Reads and checks a handshake; `Err(reason)`: refuse it.
-async fn read_handshake(settings: &Settings, stream: &mut TcpStream) -> Result<NodeId, String> {
+async fn read_handshake<S: AsyncRead + Unpin>(
+    settings: &Settings,
+    stream: &mut S,
+) -> Result<NodeId, String> {
     let mut magic = [0u8; 8];
     stream
         .read_exact(&mut magic)
         .await
         .map_err(|e| format!("handshake magic: {e}"))?;
+    if magic[0] == tls::HANDSHAKE_RECORD {
+        return Err(
+            "the peer began a TLS handshake and this node has no TLS ([global] tls_ca_cert): \
+             every node needs the same TLS settings"
+                .to_string(),
+        );
+    }
     if &magic != HANDSHAKE_MAGIC {
         return Err(format!(
             "handshake magic {:?} is not {:?} (not an arakoon-rs node?)",
@@ -404,12 +467,41 @@ async fn read_handshake(settings: &Settings, stream: &mut TcpStream) -> Result<N
     }
 }
 
+/// With TLS, the handshake (within [`HANDSHAKE_TIMEOUT`]); a plaintext
+/// peer is refused in our handshake's own terms, so that it logs why.
+async fn secure(settings: &Settings, tcp: TcpStream) -> Result<Stream, String> {
+    let Some(node_tls) = &settings.tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let accepted = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tls::accept(&node_tls.messaging_acceptor, tcp),
+    )
+    .await
+    .map_err(|_| format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}"))?;
+    match accepted {
+        Ok(stream) => Ok(stream),
+        Err((e @ tls::AcceptError::Plaintext(_), Some(mut tcp))) => {
+            let reason = "this node's messaging port speaks TLS ([global] tls_ca_cert) and \
+                          the peer does not: every node needs the same TLS settings";
+            let mut answer = vec![1u8];
+            put_str(&mut answer, reason.as_bytes());
+            let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.write_all(&answer)).await;
+            Err(format!("refused: {e}: {reason}"))
+        }
+        Err((e, _)) => Err(format!(
+            "refused: {e} (a peer needs a certificate signed by the CA in tls_ca_cert)"
+        )),
+    }
+}
+
 async fn receive(
     settings: Arc<Settings>,
-    mut stream: TcpStream,
+    tcp: TcpStream,
     inbound: mpsc::Sender<PeerMessage>,
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = secure(&settings, tcp).await?;
     let checked = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(&settings, &mut stream))
         .await
         .unwrap_or_else(|_| Err(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")));

@@ -52,6 +52,89 @@ pub struct Settings {
     pub request_limits: protocol::Limits,
     pub payload_limits: protocol::Limits,
     pub tick_interval: Duration,
+    /// TLS, when the config has `tls_ca_cert` (see [`NodeTls`]).
+    pub tls: Option<NodeTls>,
+}
+
+/// A node's TLS, made once at start from the config's files (Arakoon's
+/// rules: `tls_ca_cert` turns on mutual TLS between nodes, and every node
+/// then needs `tls_cert` and `tls_key`; `tls_service` adds TLS on the
+/// client port, `tls_service_validate_peer` client certificates there).
+#[derive(Clone)]
+pub struct NodeTls {
+    /// Incoming messaging connections: a peer's certificate is required.
+    pub messaging_acceptor: tls::TlsAcceptor,
+    /// Outgoing messaging connections, with this node's certificate.
+    pub messaging_connector: tls::TlsConnector,
+    /// The client port's, with `tls_service`.
+    pub service: Option<tls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeTls")
+            .field("service", &self.service.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeTls {
+    /// `None` without `tls_ca_cert`. Refused: a node with `tls_cert` but
+    /// no `tls_ca_cert` (plaintext where a certificate shows TLS was
+    /// meant), a TLS cluster whose node has no certificate, and any file
+    /// that cannot be read or used (the error names key and file).
+    fn from_config(
+        cluster: &ClusterConfig,
+        node: &NodeConfig,
+    ) -> Result<Option<NodeTls>, NodeError> {
+        let identity = match (&node.tls_cert, &node.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::Identity {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        let Some(global) = &cluster.tls else {
+            if identity.is_some() {
+                return Err(NodeError::Config(format!(
+                    "[{}] tls_cert is set but [global] tls_ca_cert is not: set tls_ca_cert \
+                     (the CA that signed every node) to use TLS, or remove tls_cert and tls_key",
+                    node.name
+                )));
+            }
+            return Ok(None);
+        };
+        let Some(identity) = identity else {
+            return Err(NodeError::Config(format!(
+                "[{}] tls_cert and tls_key are needed: [global] tls_ca_cert is set, and nodes \
+                 talk to each other over mutual TLS",
+                node.name
+            )));
+        };
+        let tls_error = |e: tls::Error| NodeError::Config(format!("TLS: {e}"));
+        let version = tls::MinVersion::parse(&global.version).map_err(tls_error)?;
+        let ca = &global.ca_cert;
+        let messaging_acceptor =
+            tls::node_acceptor(ca, &identity, tls::ClientAuth::Required, version)
+                .map_err(tls_error)?;
+        let messaging_connector =
+            tls::connector(ca, Some(&identity), version).map_err(tls_error)?;
+        let service = if global.service {
+            let auth = if global.service_validate_peer {
+                tls::ClientAuth::Required
+            } else {
+                tls::ClientAuth::None
+            };
+            Some(tls::node_acceptor(ca, &identity, auth, version).map_err(tls_error)?)
+        } else {
+            None
+        };
+        Ok(Some(NodeTls {
+            messaging_acceptor,
+            messaging_connector,
+            service,
+        }))
+    }
 }
 
 impl Settings {
@@ -137,7 +220,9 @@ impl Settings {
             max_buffer_size: max_entry_bytes,
             ..protocol::Limits::default()
         };
+        let tls = NodeTls::from_config(&cluster, &cluster.nodes[me])?;
         Ok(Settings {
+            tls,
             me,
             consensus: c,
             decode_limits,
@@ -258,5 +343,49 @@ mod tests {
     fn an_unknown_node_name_is_refused_with_the_known_ones() {
         let e = Settings::new(cluster(""), "zz").unwrap_err().to_string();
         assert!(e.contains("\"zz\"") && e.contains("a, b, c"), "{e}");
+    }
+
+    /// TLS as Arakoon sets it up: `tls_ca_cert` makes messaging mutual TLS
+    /// (every node needs its certificate), `tls_service` adds the client
+    /// port; half a set-up is refused, naming what is missing.
+    #[test]
+    fn tls_settings_are_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = tls::testing::TestCa::new(dir.path(), "ca");
+        let a = ca.issue("a");
+        let ca_line = format!("tls_ca_cert = {}", ca.ca_cert().display());
+        let with_cert = |mut c: ClusterConfig| {
+            c.nodes[0].tls_cert = Some(a.cert.clone());
+            c.nodes[0].tls_key = Some(a.key.clone());
+            c
+        };
+
+        assert!(Settings::new(cluster(""), "a").unwrap().tls.is_none());
+        let e = Settings::new(with_cert(cluster("")), "a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[a] tls_cert") && e.contains("tls_ca_cert is not"),
+            "{e}"
+        );
+        let e = Settings::new(cluster(&ca_line), "a")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[a] tls_cert and tls_key are needed"), "{e}");
+
+        let messaging_only = Settings::new(with_cert(cluster(&ca_line)), "a").unwrap();
+        assert!(messaging_only
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.service.is_none()));
+        let service = format!("{ca_line}\ntls_service = true");
+        let both = Settings::new(with_cert(cluster(&service)), "a").unwrap();
+        assert!(both.tls.as_ref().is_some_and(|t| t.service.is_some()));
+
+        let missing = format!("tls_ca_cert = {}", dir.path().join("gone.pem").display());
+        let e = Settings::new(with_cert(cluster(&missing)), "a")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_ca_cert") && e.contains("gone.pem"), "{e}");
     }
 }

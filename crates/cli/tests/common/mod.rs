@@ -190,6 +190,11 @@ impl Processes {
     }
 
     pub fn client(&self) -> Client {
+        self.builder().build().expect("client")
+    }
+
+    /// The builder of [`Processes::client`] (every node, short timeouts).
+    pub fn builder(&self) -> ClientBuilder {
         let mut b = ClientBuilder::new(&self.cluster_id)
             .request_timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_millis(500))
@@ -202,7 +207,7 @@ impl Processes {
         for (name, addr) in self.names.iter().zip(&self.client_addresses) {
             b = b.node(name, addr);
         }
-        b.build().expect("client")
+        b
     }
 
     pub fn stderr_of(&self, i: usize) -> String {

@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// Arakoon's answer to a store admin command on the master.
@@ -57,7 +56,7 @@ impl Service {
     }
 
     /// Serves one `get_db`; returns whether the connection is to be closed.
-    pub(super) async fn serve_get_db(&self, stream: &mut TcpStream) -> Result<bool, String> {
+    pub(super) async fn serve_get_db(&self, stream: &mut tls::Stream) -> Result<bool, String> {
         let began = Instant::now();
         match self.copy_store().await {
             Err(e) => {

@@ -12,7 +12,6 @@ use super::{write_response, Service};
 use crate::state::DriverRequest;
 use protocol::{Command, ErrorResponse, Reply, Response, ResultCode};
 use std::time::Instant;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 impl Service {
@@ -20,7 +19,7 @@ impl Service {
     /// closed (after an error Arakoon closes on).
     pub(super) async fn serve_collapse(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut tls::Stream,
         tlogs_to_keep: i32,
     ) -> Result<bool, String> {
         let began = Instant::now();
@@ -72,7 +71,7 @@ impl Service {
 
     async fn collapse_failed(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut tls::Stream,
         e: ErrorResponse,
     ) -> Result<bool, String> {
         self.metrics.request_failed(Command::CollapseTlogs);

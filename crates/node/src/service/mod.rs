@@ -54,7 +54,8 @@ use replica::Published;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tls::Stream;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -157,6 +158,16 @@ async fn accept_loop(service: Service, listener: TcpListener, connections: Arc<S
             Err(_) => {
                 service.metrics.connection_refused();
                 tracing::warn!(%addr, limit = MAX_CLIENT_CONNECTIONS, "connection refused: too many client connections");
+                if service
+                    .settings
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.service.is_some())
+                {
+                    // No handshake spent on a refusal: a TLS client sees
+                    // the connection closed.
+                    continue;
+                }
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let e = ErrorResponse::new(
@@ -170,7 +181,10 @@ async fn accept_loop(service: Service, listener: TcpListener, connections: Arc<S
     }
 }
 
-async fn write_response(stream: &mut TcpStream, response: &Response) -> Result<(), String> {
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+) -> Result<(), String> {
     write_bytes(stream, &encoded(response)).await
 }
 
@@ -182,7 +196,7 @@ fn encoded(response: &Response) -> Vec<u8> {
 
 /// Writes `bytes` (an answer, or what the driver left of it: see
 /// `state::DirectReply`), within [`WRITE_TIMEOUT`].
-async fn write_bytes(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String> {
+async fn write_bytes<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -200,7 +214,7 @@ async fn write_bytes(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String>
 /// [`READ_CHUNK_BYTES`] and thrown away, never held whole, within the same
 /// timeout.
 async fn read_frame<T>(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     frame_timeout: Duration,
     mut decode: impl FnMut(&[u8]) -> Result<Step<T>, ProtocolError>,
@@ -253,7 +267,7 @@ async fn read_frame<T>(
 /// Reads `bytes` bytes from `stream` and throws them away, within
 /// `frame_timeout` of the frame's start.
 async fn drop_bytes(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     bytes: usize,
     frame_started: tokio::time::Instant,
     frame_timeout: Duration,
@@ -310,7 +324,37 @@ impl std::fmt::Display for FrameError {
 }
 
 impl Service {
-    async fn serve(self, mut stream: TcpStream) -> Result<(), String> {
+    /// With `tls_service`, the TLS handshake first (within
+    /// [`PROLOGUE_TIMEOUT`]); a plaintext client is answered, in plaintext,
+    /// that this port speaks TLS.
+    async fn secure(&self, tcp: TcpStream) -> Result<Option<Stream>, String> {
+        let Some(acceptor) = self.settings.tls.as_ref().and_then(|t| t.service.as_ref()) else {
+            return Ok(Some(Stream::Plain(tcp)));
+        };
+        let accepted = tokio::time::timeout(PROLOGUE_TIMEOUT, tls::accept(acceptor, tcp))
+            .await
+            .map_err(|_| format!("no TLS handshake within {PROLOGUE_TIMEOUT:?}"))?;
+        match accepted {
+            Ok(stream) => Ok(Some(stream)),
+            Err((tls::AcceptError::Closed, _)) => Ok(None),
+            Err((e @ tls::AcceptError::Plaintext(_), Some(mut tcp))) => {
+                let answer = ErrorResponse::new(
+                    ResultCode::NoMagic,
+                    "this node's client port speaks TLS (tls_service = true): connect with TLS \
+                     (the arakoon CLI: -tls-ca-cert, and -tls-cert/-tls-key if client \
+                     certificates are validated)",
+                );
+                let _ = write_response(&mut tcp, &Response::Error(answer)).await;
+                Err(format!("refused: {e} (tls_service = true)"))
+            }
+            Err((e, _)) => Err(format!("refused: {e}")),
+        }
+    }
+
+    async fn serve(self, tcp: TcpStream) -> Result<(), String> {
+        let Some(mut stream) = self.secure(tcp).await? else {
+            return Ok(());
+        };
         let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
         let limits = self.settings.request_limits;
         let frame_timeout = self.settings.node().client_frame_timeout;
@@ -327,6 +371,12 @@ impl Service {
             Ok(None) => return Ok(()),
             Err(FrameError::Protocol(e)) => {
                 let _ = write_response(&mut stream, &Response::Error(e.to_error_response())).await;
+                if !stream.is_tls() && buf.first() == Some(&tls::HANDSHAKE_RECORD) {
+                    return Err(format!(
+                        "refused: bad prologue: {e}: the client began a TLS handshake, \
+                         and this node's client port is plaintext (tls_service is not set)"
+                    ));
+                }
                 return Err(format!("refused: bad prologue: {e}"));
             }
             Err(e) => return Err(format!("prologue: {e}")),
@@ -344,10 +394,12 @@ impl Service {
         let mut decoder = RequestDecoder::new(limits);
         let mut stop = self.stop.clone();
         // A duplicate of the socket (same connection, own descriptor) for
-        // the driver to answer plain successful updates directly.
-        let socket = match stream.as_fd().try_clone_to_owned() {
-            Ok(fd) => Some(Arc::new(std::net::TcpStream::from(fd))),
-            Err(e) => {
+        // the driver to answer plain successful updates directly; not with
+        // TLS (the session's state is this task's).
+        let socket = match stream.plain().map(|tcp| tcp.as_fd().try_clone_to_owned()) {
+            None => None,
+            Some(Ok(fd)) => Some(Arc::new(std::net::TcpStream::from(fd))),
+            Some(Err(e)) => {
                 tracing::debug!("no direct answers on this connection: dup failed: {e}");
                 None
             }
@@ -387,7 +439,7 @@ impl Service {
                             request,
                             commands::Direct {
                                 socket: socket.as_ref(),
-                                stream: buf.is_empty().then_some(&stream),
+                                stream: stream.plain().filter(|_| buf.is_empty()),
                             },
                         )
                         .await;
