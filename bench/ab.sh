@@ -9,6 +9,10 @@
 #
 #   bench/ab.sh OLD_ARAKOON NEW_ARAKOON [ROUNDS]      (default 4 rounds)
 #
+# A_TLS=1 / B_TLS=1 run that side's clusters with TLS (node-to-node and the
+# client port, `tls_service = true`; certificates made with openssl), so
+# `A_TLS=0 B_TLS=1 bench/ab.sh BIN BIN 4` measures what TLS costs.
+#
 # Build the two binaries first, e.g. `git worktree add /tmp/old REV` and
 # `(cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release
 # -p cli --bin arakoon)`, and `cargo build --release -p cli --bin arakoon`.
@@ -33,16 +37,37 @@ free_port() {
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 
-# run_build LABEL BINARY: one cluster of BINARY, the workloads, stopped.
+# Certificates for TLS runs: a CA and one v3 certificate per node.
+CERTS="$WORK/certs"
+make_certs() {
+    mkdir -p "$CERTS"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=ab-ca -keyout "$CERTS/ca.key" -out "$CERTS/cacert.pem" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\n' > "$CERTS/v3.ext"
+    for i in 0 1 2; do
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=a$i" \
+            -keyout "$CERTS/a$i.key" -out "$CERTS/a$i.csr" 2>/dev/null
+        openssl x509 -req -in "$CERTS/a$i.csr" -CA "$CERTS/cacert.pem" -CAkey "$CERTS/ca.key" \
+            -CAcreateserial -days 2 -extfile "$CERTS/v3.ext" -out "$CERTS/a$i.pem" 2>/dev/null
+    done
+}
+if [[ ${A_TLS:-0} == 1 || ${B_TLS:-0} == 1 ]]; then make_certs; fi
+
+# run_build LABEL BINARY TLS: one cluster of BINARY (with TLS if TLS = 1),
+# the workloads, stopped.
 run_build() {
-    local label=$1 bin=$2 dir="$WORK/cluster" id i
+    local label=$1 bin=$2 tls=$3 dir="$WORK/cluster" id i
     rm -rf "$dir"; mkdir -p "$dir"
     id="ab_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     {
-        printf '[global]\ncluster = a0, a1, a2\ncluster_id = %s\n\n' "$id"
+        printf '[global]\ncluster = a0, a1, a2\ncluster_id = %s\n' "$id"
+        if [[ $tls == 1 ]]; then printf 'tls_ca_cert = %s\ntls_service = true\n' "$CERTS/cacert.pem"; fi
+        printf '\n'
         for i in 0 1 2; do
-            printf '[a%d]\nip = 127.0.0.1\nclient_port = %s\nmessaging_port = %s\nhome = %s\nlog_level = warning\nfsync = true\n\n' \
+            printf '[a%d]\nip = 127.0.0.1\nclient_port = %s\nmessaging_port = %s\nhome = %s\nlog_level = warning\nfsync = true\n' \
                 "$i" "$(free_port)" "$(free_port)" "$dir/a$i"
+            if [[ $tls == 1 ]]; then printf 'tls_cert = %s\ntls_key = %s\n' "$CERTS/a$i.pem" "$CERTS/a$i.key"; fi
+            printf '\n'
         done
     } > "$dir/arakoon.ini"
     local started=()
@@ -73,7 +98,11 @@ for line in sys.stdin:
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    if (( round % 2 )); then run_build A "$A"; run_build B "$B"; else run_build B "$B"; run_build A "$A"; fi
+    if (( round % 2 )); then
+        run_build A "$A" "${A_TLS:-0}"; run_build B "$B" "${B_TLS:-0}"
+    else
+        run_build B "$B" "${B_TLS:-0}"; run_build A "$A" "${A_TLS:-0}"
+    fi
 done
 
 python3 - "$RESULTS" <<'EOF'

@@ -164,7 +164,10 @@ impl Connection {
                 let handshake = tls::connect(connector, host, stream);
                 match tokio::time::timeout(connect_timeout, handshake).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return Err(io_error(TLS_HANDSHAKE, e)),
+                    Ok(Err(e)) => {
+                        let described = std::io::Error::new(e.kind(), tls::describe(&e));
+                        return Err(io_error(TLS_HANDSHAKE, described));
+                    }
                     Err(_) => {
                         return Err(io_error(
                             TLS_HANDSHAKE,

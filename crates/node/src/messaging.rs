@@ -238,8 +238,9 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
                 })?
                 .map_err(|e| {
                     format!(
-                        "{TLS_FAILURE}: {e} (every node needs tls_cert and tls_key signed by \
-                         the CA in tls_ca_cert)"
+                        "{TLS_FAILURE}: {} (every node needs tls_cert and tls_key signed by \
+                         the CA in tls_ca_cert)",
+                        tls::describe(&e)
                     )
                 })?
         }
@@ -268,8 +269,9 @@ async fn connect(settings: &Settings, peer_name: &str, address: &str) -> Result<
         // has checked its certificate: a refusal arrives as an alert here.
         if tls_on && e.kind() == std::io::ErrorKind::InvalidData {
             format!(
-                "{TLS_FAILURE}: the peer refused our certificate: {e} (every node needs \
-                 tls_cert and tls_key signed by the CA in tls_ca_cert)"
+                "{TLS_FAILURE}: the peer refused our certificate: {} (every node needs \
+                 tls_cert and tls_key signed by the CA in tls_ca_cert)",
+                tls::describe(&e)
             )
         } else {
             format!("handshake: {e}")

@@ -109,6 +109,31 @@ impl MinVersion {
     }
 }
 
+/// What to do about a TLS failure whose cause an operator can fix,
+/// appended to its text (empty if none is known).
+pub fn hint(error: &str) -> &'static str {
+    if error.contains("UnsupportedCertVersion") {
+        " (an X.509 v1 certificate: TLS here needs v3 certificates; `openssl x509 -req` \
+         makes v1 unless given extensions: add `-extfile` with `basicConstraints=CA:FALSE`, \
+         see docs/operations.md)"
+    } else if error.contains("UnknownIssuer") || error.contains("UnknownCA") {
+        " (the certificate is not signed by the CA in tls_ca_cert)"
+    } else if error.contains("CertExpired") || error.contains("Expired") {
+        " (a certificate has expired)"
+    } else if error.contains("CertNotValidYet") || error.contains("NotValidYet") {
+        " (a certificate is not valid yet: check the clocks)"
+    } else {
+        ""
+    }
+}
+
+/// A failed handshake, with the [`hint`] that fits it.
+pub fn describe(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let hint = hint(&text);
+    format!("{text}{hint}")
+}
+
 /// A certificate and its key (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -179,7 +204,7 @@ fn roots(ca_cert: &Path) -> Result<Arc<RootCertStore>, Error> {
         roots.add(cert).map_err(|e| Error::Invalid {
             what: "tls_ca_cert",
             path: ca_cert.to_path_buf(),
-            reason: format!("not a usable CA certificate: {e}"),
+            reason: format!("not a usable CA certificate: {e}{}", hint(&e.to_string())),
         })?;
     }
     Ok(Arc::new(roots))
@@ -222,7 +247,11 @@ pub fn node_acceptor(
         .map_err(|e| Error::Invalid {
             what: "tls_key",
             path: node.key.clone(),
-            reason: format!("does not go with tls_cert {}: {e}", node.cert.display()),
+            reason: format!(
+                "does not go with tls_cert {}, or the certificate cannot be used: {e}{}",
+                node.cert.display(),
+                hint(&e.to_string())
+            ),
         })?;
     // No resumption: connections are long-lived, and a ticket sent after
     // the handshake would be the only bytes a client did not ask for.
@@ -256,7 +285,11 @@ pub fn connector(
                 .map_err(|e| Error::Invalid {
                     what: "tls_key",
                     path: own.key.clone(),
-                    reason: format!("does not go with tls_cert {}: {e}", own.cert.display()),
+                    reason: format!(
+                        "does not go with tls_cert {}, or the certificate cannot be used: {e}{}",
+                        own.cert.display(),
+                        hint(&e.to_string())
+                    ),
                 })?
         }
         None => builder.with_no_client_auth(),
@@ -344,7 +377,7 @@ pub enum AcceptError {
     Plaintext(u8),
     #[error("the peer closed the connection before the TLS handshake")]
     Closed,
-    #[error("TLS handshake: {0}")]
+    #[error("TLS handshake: {}", describe(.0))]
     Handshake(std::io::Error),
 }
 

@@ -218,3 +218,24 @@ fn file_problems_name_the_key_and_the_file() {
     assert!(MinVersion::parse("1.1").is_err());
     assert_eq!(MinVersion::parse("1.3").unwrap(), MinVersion::Tls13);
 }
+
+/// `openssl x509 -req` without extensions makes X.509 v1 certificates,
+/// which webpki does not accept: the error says so and what to do.
+#[test]
+fn a_v1_certificate_is_refused_with_what_to_do() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fixtures");
+    let v1 = Identity {
+        cert: fixtures.join("v1-node.pem"),
+        key: fixtures.join("v1-node.key"),
+    };
+    let e = node_acceptor(
+        &fixtures.join("v1-cacert.pem"),
+        &v1,
+        ClientAuth::Required,
+        MinVersion::Tls12,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("X.509 v1") && e.contains("basicConstraints"), "{e}");
+}
