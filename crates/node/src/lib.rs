@@ -680,7 +680,14 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
     let dir = tlog_path(node);
     let mut tlog = Tlog::open(disk.clone(), dir.clone(), options)
         .map_err(|source| NodeError::Tlog { dir, source })?;
-    let store = Store::open(disk, &store_path(node), &StoreOptions::default())?;
+    let path = store_path(node);
+    service::admin::remove_leftover_copies(&path).map_err(|e| {
+        NodeError::Driver(format!(
+            "removing get_db copies left beside the store {}: {e}",
+            path.display()
+        ))
+    })?;
+    let store = Store::open(disk, &path, &StoreOptions::default())?;
     replica::reconcile_storage(&mut tlog, &store)?;
     Ok((tlog, store))
 }

@@ -37,6 +37,47 @@ pub(super) const ON_MASTER: &str = "Operation cannot be performed on master node
 /// Distinguishes the copies of concurrent `get_db` requests.
 static COPIES: AtomicU64 = AtomicU64::new(0);
 
+/// What a `get_db` copy's name adds to the store file's name (then the
+/// process id and a counter).
+const COPY_INFIX: &str = ".get_db.";
+
+/// Removes the `get_db` copies a node killed while serving one left beside
+/// `store` (a copy is removed once sent, or when its connection ends; a
+/// `kill -9` leaves it). Run at start, before anything serves. Returns how
+/// many were removed; an entry that cannot be read or removed is an error
+/// naming it.
+pub(crate) fn remove_leftover_copies(store: &std::path::Path) -> std::io::Result<usize> {
+    let (Some(dir), Some(name)) = (store.parent(), store.file_name()) else {
+        return Ok(0);
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(COPY_INFIX);
+    let prefix = prefix.to_string_lossy().into_owned();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("remove {}: {e}", path.display()))
+            })?;
+            tracing::info!(copy = %path.display(), "removed a get_db copy left by an earlier run");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes a `get_db` copy when the request ends, however it ends.
 struct CopyFile(PathBuf);
 
@@ -115,7 +156,7 @@ impl Service {
         }
         let n = COPIES.fetch_add(1, Ordering::Relaxed);
         let mut name = self.store.path().as_os_str().to_owned();
-        name.push(format!(".get_db.{}.{n}", std::process::id()));
+        name.push(format!("{COPY_INFIX}{}.{n}", std::process::id()));
         let copy = CopyFile(PathBuf::from(name));
         let store = std::sync::Arc::clone(&self.store);
         let path = copy.0.clone();
@@ -204,5 +245,31 @@ impl Service {
         }
         tracing::info!(tlogs_to_keep, removed = count, "copy_db_to_head: done");
         Ok(Reply::CopyDbToHead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_leftover_copies;
+
+    #[test]
+    fn leftover_copies_of_this_store_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("arakoon_0.db");
+        let keep = ["arakoon_0.db", "arakoon_1.db.get_db.7.0", "arakoon_0.db-other"];
+        let gone = ["arakoon_0.db.get_db.123.0", "arakoon_0.db.get_db.123.1"];
+        for name in keep.iter().chain(&gone) {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_leftover_copies(&store).unwrap(), 2);
+        for name in keep {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
+        for name in gone {
+            assert!(!dir.path().join(name).exists(), "{name} is still there");
+        }
+        assert_eq!(remove_leftover_copies(&store).unwrap(), 0);
+        let absent = dir.path().join("nowhere").join("x.db");
+        assert_eq!(remove_leftover_copies(&absent).unwrap(), 0);
     }
 }

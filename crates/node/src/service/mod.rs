@@ -36,7 +36,7 @@
 //!   nodes do; a command of known layout that this node does not support
 //!   is answered `E_NOT_SUPPORTED` and the connection kept.
 
-mod admin;
+pub(crate) mod admin;
 mod collapse;
 mod commands;
 
