@@ -62,6 +62,7 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--drop-master", 3),
     ("--collapse-remote", 4),
     ("--collapse-local", 2),
+    ("--inject-as-head", 2),
     ("--dump-tlog", 1),
     ("--dump-store", 1),
     ("--inspect-store", 1),
@@ -269,6 +270,16 @@ struct Flags {
     #[arg(long = "optimize-db-offline", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
     optimize_db_offline: Option<PathBuf>,
 
+    /// Make the store file FILE (a --backup-db) stopped node NODE's store: it starts from it and catches up from its peers
+    #[arg(long = "inject-as-head", group = "action", num_args = 2, value_names = ["FILE", "NODE"], allow_hyphen_values = true, help_heading = OFFLINE)]
+    inject_as_head: Option<Vec<OsString>>,
+    /// With --inject-as-head: inject a backup that is not newer than the node's store
+    #[arg(long, help_heading = OFFLINE)]
+    force: bool,
+    /// With --inject-as-head: move FILE rather than copy it
+    #[arg(long, help_heading = OFFLINE)]
+    inplace: bool,
+
     /// Collapse the tlog of stopped node NODE of the cluster in -config, keeping its newest N tlogs
     #[arg(long = "collapse-local", group = "action", num_args = 2, value_names = ["NODE", "N"], help_heading = OFFLINE)]
     collapse_local: Option<Vec<String>>,
@@ -399,6 +410,14 @@ pub enum Invocation {
     },
     /// A tool on a stopped node's files.
     Offline(OfflineTool),
+    /// `--inject-as-head FILE NODE`: a backup as a stopped node's store.
+    InjectAsHead {
+        file: PathBuf,
+        name: String,
+        config: PathBuf,
+        force: bool,
+        in_place: bool,
+    },
     /// `--collapse-local NODE N`: collapse a stopped node's tlog.
     CollapseLocal {
         name: String,
@@ -736,6 +755,11 @@ impl Flags {
                 "-dump-values is only for --dump-tlog".to_string(),
             ));
         }
+        if (self.force || self.inplace) && self.inject_as_head.is_none() {
+            return Err(UsageError(
+                "--force and --inplace are only for --inject-as-head".to_string(),
+            ));
+        }
         let max = self.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
         let node_only = [
             (self.start, "-start"),
@@ -879,6 +903,20 @@ impl Flags {
                 cluster_id,
                 address,
                 action: DirectAction::CollapseRemote { tlogs_to_keep },
+            });
+        } else if let Some(values) = self.inject_as_head {
+            let [file, name] = values.as_slice() else {
+                return Err(UsageError("--inject-as-head needs FILE NODE".to_string()));
+            };
+            let name = name.to_str().ok_or_else(|| {
+                UsageError(format!("--inject-as-head: node name {name:?} is not UTF-8"))
+            })?;
+            return Ok(Invocation::InjectAsHead {
+                file: PathBuf::from(file),
+                name: name.to_string(),
+                config,
+                force: self.force,
+                in_place: self.inplace,
             });
         } else if let Some(values) = self.collapse_local {
             let [name, n] = values.as_slice() else {
@@ -1115,6 +1153,20 @@ mod tests {
                 .contains("at least 1")
         );
         assert!(refused(&["--collapse-local", "arakoon_1", "x"]).contains("N = \"x\""));
+        assert_eq!(
+            parsed(&["--inject-as-head", "b.db", "arakoon_1", "-config", "c.ini", "--force"]),
+            Invocation::InjectAsHead {
+                file: PathBuf::from("b.db"),
+                name: "arakoon_1".into(),
+                config: PathBuf::from("c.ini"),
+                force: true,
+                in_place: false,
+            }
+        );
+        assert!(refused(&["--get", "k", "--inplace"]).contains("only for --inject-as-head"));
+        assert!(refused(&["-tls-cert", "c.pem", "--get", "k"]).contains("-tls-key"));
+        assert!(refused(&["--dump-store", "s.db", "-tls-ca-cert", "ca.pem"])
+            .contains("for client actions only"));
         assert_eq!(
             parsed(&["--ping", "ricky", "::1", "4000"]),
             Invocation::Direct {

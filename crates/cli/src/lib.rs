@@ -37,6 +37,7 @@ mod backup;
 mod collapse;
 mod daemon;
 pub mod demo;
+mod inject;
 pub mod migrate;
 pub mod offline;
 pub mod subcommands;
@@ -150,6 +151,29 @@ pub fn main(args: &[OsString]) -> ExitCode {
                     std::time::Duration::from_millis(100),
                     &mut std::io::stdout().lock(),
                 )),
+                Err(e) => exit_with(&e),
+            }
+        }
+        Invocation::InjectAsHead {
+            file,
+            name,
+            config,
+            force,
+            in_place,
+        } => {
+            if let Err(e) = init_client_logging(std::env::var_os(LOG_ENV)) {
+                eprintln!("arakoon: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            let options = node::InjectOptions { force, in_place };
+            match inject::run(
+                &file,
+                &name,
+                &config,
+                options,
+                &mut std::io::stdout().lock(),
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => exit_with(&e),
             }
         }

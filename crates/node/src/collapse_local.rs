@@ -118,7 +118,7 @@ pub fn collapse_local(
 
 /// A node whose client port is taken on this machine is running (or
 /// something else holds its port): either way, not a stopped node.
-fn refuse_if_running(node: &config::NodeConfig) -> Result<(), NodeError> {
+pub(crate) fn refuse_if_running(node: &config::NodeConfig) -> Result<(), NodeError> {
     let address = node.client_address();
     match std::net::TcpListener::bind(&address) {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NodeError::Config(format!(

@@ -406,6 +406,9 @@ impl Driver {
                 let waiter = NodeWaiter { reply, direct };
                 self.replica.submit(update, waiter, &mut self.env);
             }
+            DriverRequest::TermOf { index, reply } => {
+                let _ = reply.send(self.replica.tlog().term(index));
+            }
             DriverRequest::DropMaster { reply } => {
                 let answer = self.replica.drop_master(&mut self.env)?;
                 let _ = reply.send(answer);
@@ -446,8 +449,9 @@ impl Driver {
                 DriverRequest::DropMaster { reply } => {
                     let _ = reply.send(Err("the node is going down".into()));
                 }
-                // Dropped: the connection answers E_GOING_DOWN.
-                DriverRequest::Collapse { .. } => {}
+                // Dropped: the connection answers E_GOING_DOWN (or, for a
+                // term, goes without it).
+                DriverRequest::Collapse { .. } | DriverRequest::TermOf { .. } => {}
             }
         }
     }

@@ -106,6 +106,7 @@ mod clock;
 mod collapse_local;
 mod driver;
 mod error;
+mod inject_local;
 mod logging;
 pub mod messaging;
 mod metrics;
@@ -119,6 +120,7 @@ mod stop;
 
 pub use collapse_local::{collapse_local, LocalCollapse};
 pub use error::NodeError;
+pub use inject_local::{inject_as_head, InjectOptions, Injection};
 pub use logging::{init_logging, reopen_log_on_sigusr1, LogFile};
 pub use messaging::{HANDSHAKE_MAGIC, MESSAGING_VERSION};
 pub use settings::{

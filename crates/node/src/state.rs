@@ -52,6 +52,12 @@ pub enum DriverRequest {
         /// Where the driver may write the success answer itself.
         direct: Option<DirectReply>,
     },
+    /// The term of the tlog's entry `index`, if the tlog holds it (for a
+    /// `get_db` copy to record the entry it is the state after).
+    TermOf {
+        index: u64,
+        reply: tokio::sync::oneshot::Sender<Option<u64>>,
+    },
     /// Give up mastership to a caught-up voter (`drop_master`).
     DropMaster {
         reply: oneshot::Sender<Result<(), String>>,

@@ -455,6 +455,32 @@ impl Store {
         Ok(Some((word(index), word(term))))
     }
 
+    /// Records that this store's state is the one after log entry
+    /// `(index, term)`, as [`Self::install`] records a snapshot's: for a
+    /// copy made with [`Self::copy_to`] whose entry's term the caller
+    /// knows, so that a node given the copy (`--inject-as-head`) can rebase
+    /// its tlog on it. `index` must be the applied index.
+    pub fn record_snapshot_base(&self, index: u64, term: u64) -> Result<(), StoreError> {
+        assert_eq!(
+            index,
+            self.applied_index(),
+            "a snapshot base is the applied entry's"
+        );
+        let mut txn = self.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META_TABLE).map_err(|e| self.err(e))?;
+            let mut base = [0u8; 16];
+            base[..8].copy_from_slice(&index.to_le_bytes());
+            base[8..].copy_from_slice(&term.to_le_bytes());
+            meta.insert(META_SNAPSHOT_BASE, base.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The index of the last applied entry (0: none).
     pub fn applied_index(&self) -> u64 {
         self.applied_index.load(Ordering::Acquire)

@@ -237,5 +237,8 @@ fn a_v1_certificate_is_refused_with_what_to_do() {
     .err()
     .map(|e| e.to_string())
     .unwrap_or_default();
-    assert!(e.contains("X.509 v1") && e.contains("basicConstraints"), "{e}");
+    assert!(
+        e.contains("X.509 v1") && e.contains("basicConstraints"),
+        "{e}"
+    );
 }

@@ -149,6 +149,41 @@ impl Service {
         }
     }
 
+    /// Records in the copy the term of its last applied entry (asked of the
+    /// driver's tlog), so that `--inject-as-head` can rebase a node's tlog
+    /// on it; a tlog that no longer holds the entry (collapsed meanwhile)
+    /// leaves the copy without it (such a copy can still be injected where
+    /// the node's own tlog holds the entry).
+    async fn record_base(&self, copy: &std::path::Path, index: u64) -> Result<(), ErrorResponse> {
+        if index == 0 {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(DriverRequest::TermOf { index, reply: tx })
+            .await
+            .map_err(|_| Self::going_down())?;
+        let Some(term) = rx.await.map_err(|_| Self::going_down())? else {
+            tracing::info!(index, "get_db: the tlog no longer holds the copy's last entry: its term is not recorded in the copy");
+            return Ok(());
+        };
+        let path = copy.to_path_buf();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let disk = disk::RealDisk::shared();
+            let copy = store::Store::open(disk, &path, &store::StoreOptions::default())?;
+            copy.record_snapshot_base(index, term)?;
+            copy.close().map(|_| ())
+        })
+        .await
+        .map_err(|e| refused(ResultCode::UnknownFailure, format!("get_db: {e}")))?;
+        recorded.map_err(|e| {
+            refused(
+                ResultCode::UnknownFailure,
+                format!("get_db: recording the copy's last entry: {e}"),
+            )
+        })
+    }
+
     /// A consistent copy of the store beside it, and its length.
     async fn copy_store(&self) -> Result<(CopyFile, u64), ErrorResponse> {
         if self.is_master() {
@@ -172,6 +207,7 @@ impl Service {
                 format!("get_db: copying the store failed: {e}"),
             )
         })?;
+        self.record_base(&copy.0, index).await?;
         let length = std::fs::metadata(&copy.0)
             .map(|m| m.len())
             .map_err(|e| refused(ResultCode::UnknownFailure, format!("get_db: {e}")))?;
@@ -256,7 +292,11 @@ mod tests {
     fn leftover_copies_of_this_store_are_removed_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("arakoon_0.db");
-        let keep = ["arakoon_0.db", "arakoon_1.db.get_db.7.0", "arakoon_0.db-other"];
+        let keep = [
+            "arakoon_0.db",
+            "arakoon_1.db.get_db.7.0",
+            "arakoon_0.db-other",
+        ];
         let gone = ["arakoon_0.db.get_db.123.0", "arakoon_0.db.get_db.123.1"];
         for name in keep.iter().chain(&gone) {
             std::fs::write(dir.path().join(name), b"x").unwrap();
