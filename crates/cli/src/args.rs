@@ -1154,7 +1154,14 @@ mod tests {
         );
         assert!(refused(&["--collapse-local", "arakoon_1", "x"]).contains("N = \"x\""));
         assert_eq!(
-            parsed(&["--inject-as-head", "b.db", "arakoon_1", "-config", "c.ini", "--force"]),
+            parsed(&[
+                "--inject-as-head",
+                "b.db",
+                "arakoon_1",
+                "-config",
+                "c.ini",
+                "--force"
+            ]),
             Invocation::InjectAsHead {
                 file: PathBuf::from("b.db"),
                 name: "arakoon_1".into(),
