@@ -62,6 +62,11 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--drop-master", 3),
     ("--collapse-remote", 4),
     ("--collapse-local", 2),
+    ("--truncate-tlog", 1),
+    ("--replay-tlogs", 2),
+    ("--strip-tlog", 1),
+    ("--mark-tlog", 2),
+    ("--make-tlog", 2),
     ("--inject-as-head", 2),
     ("--dump-tlog", 1),
     ("--dump-store", 1),
@@ -280,6 +285,22 @@ struct Flags {
     #[arg(long, help_heading = OFFLINE)]
     inplace: bool,
 
+    /// Apply the entries of tlog directory TLOG_DIR after the store DB's applied index (up to END_I) to DB, made if missing
+    #[arg(long = "replay-tlogs", group = "action", num_args = 2..=3, value_names = ["TLOG_DIR", "DB", "END_I"], allow_hyphen_values = true, help_heading = OFFLINE)]
+    replay_tlogs: Option<Vec<OsString>>,
+    /// Cut the newest tlog segment FILE (.tlog) after its last whole entry; the node then recovers its votes and the entries cut from its peers
+    #[arg(long = "truncate-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    truncate_tlog: Option<PathBuf>,
+    /// Arakoon's: remove a tlog's clean-shutdown marker (refused: our tlog has no marker)
+    #[arg(long = "strip-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    strip_tlog: Option<PathBuf>,
+    /// Arakoon's: add a clean-shutdown marker KEY (refused: our tlog has no marker)
+    #[arg(long = "mark-tlog", group = "action", num_args = 2, value_names = ["FILE", "KEY"], allow_hyphen_values = true, help_heading = OFFLINE)]
+    mark_tlog: Option<Vec<OsString>>,
+    /// Arakoon's: make an empty tlog file with a counter (refused: our segments are named by their first index)
+    #[arg(long = "make-tlog", group = "action", num_args = 2, value_names = ["FILE", "COUNTER"], allow_hyphen_values = true, help_heading = OFFLINE)]
+    make_tlog: Option<Vec<OsString>>,
+
     /// Collapse the tlog of stopped node NODE of the cluster in -config, keeping its newest N tlogs
     #[arg(long = "collapse-local", group = "action", num_args = 2, value_names = ["NODE", "N"], help_heading = OFFLINE)]
     collapse_local: Option<Vec<String>>,
@@ -447,6 +468,21 @@ pub enum OfflineTool {
     },
     /// Compact a store file in place.
     OptimizeDb {
+        path: PathBuf,
+    },
+    /// Apply a tlog directory's entries to a store file.
+    ReplayTlogs {
+        dir: PathBuf,
+        db: PathBuf,
+        end: Option<u64>,
+    },
+    /// Cut the newest tlog segment after its last whole entry.
+    TruncateTlog {
+        path: PathBuf,
+    },
+    /// One of Arakoon's marker tools, which our tlog has no use for.
+    NoMarker {
+        flag: &'static str,
         path: PathBuf,
     },
 }
@@ -895,6 +931,45 @@ impl Flags {
             });
         } else if let Some(path) = self.optimize_db_offline {
             return Ok(Invocation::Offline(OfflineTool::OptimizeDb { path }));
+        } else if let Some(values) = self.replay_tlogs {
+            let (dir, db, end) = match values.as_slice() {
+                [dir, db] => (dir, db, None),
+                [dir, db, end] => {
+                    let text = end.to_string_lossy();
+                    let end = text.parse::<u64>().map_err(|_| {
+                        UsageError(format!(
+                            "--replay-tlogs: END_I = {text:?} is not a non-negative integer"
+                        ))
+                    })?;
+                    (dir, db, Some(end))
+                }
+                _ => {
+                    return Err(UsageError(
+                        "--replay-tlogs needs TLOG_DIR DB [END_I]".to_string(),
+                    ))
+                }
+            };
+            return Ok(Invocation::Offline(OfflineTool::ReplayTlogs {
+                dir: PathBuf::from(dir),
+                db: PathBuf::from(db),
+                end,
+            }));
+        } else if let Some(path) = self.truncate_tlog {
+            return Ok(Invocation::Offline(OfflineTool::TruncateTlog { path }));
+        } else if let Some(path) = self.strip_tlog {
+            return Ok(Invocation::Offline(OfflineTool::NoMarker {
+                flag: "--strip-tlog",
+                path,
+            }));
+        } else if let Some((flag, values)) = [
+            ("--mark-tlog", self.mark_tlog.take()),
+            ("--make-tlog", self.make_tlog.take()),
+        ]
+        .into_iter()
+        .find_map(|(flag, values)| values.map(|v| (flag, v)))
+        {
+            let path = values.first().map(PathBuf::from).unwrap_or_default();
+            return Ok(Invocation::Offline(OfflineTool::NoMarker { flag, path }));
         } else if let Some(values) = self.collapse_remote {
             let (target, rest) = values.split_at(values.len().min(3));
             let (cluster_id, address) = direct_target("--collapse-remote", target)?;

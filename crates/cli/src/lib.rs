@@ -41,6 +41,7 @@ mod inject;
 pub mod migrate;
 pub mod offline;
 pub mod subcommands;
+mod tlog_tools;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -42,6 +42,11 @@ pub fn run(tool: &OfflineTool, out: &mut dyn Write) -> Result<(), ActionError> {
         } => inspect_store(path, left.as_deref(), right.as_deref(), *max, out),
         OfflineTool::VerifyDb { path } => verify_db(path, out),
         OfflineTool::OptimizeDb { path } => optimize_db(path, out),
+        OfflineTool::ReplayTlogs { dir, db, end } => {
+            crate::tlog_tools::replay_tlogs(dir, db, *end, out)
+        }
+        OfflineTool::TruncateTlog { path } => crate::tlog_tools::truncate_tlog(path, out),
+        OfflineTool::NoMarker { flag, .. } => Err(crate::tlog_tools::no_marker(flag)),
     }
 }
 
@@ -53,6 +58,9 @@ pub fn describe(tool: &OfflineTool) -> String {
         OfflineTool::InspectStore { path, .. } => ("--inspect-store", path),
         OfflineTool::VerifyDb { path } => ("--verify-db", path),
         OfflineTool::OptimizeDb { path } => ("--optimize-db-offline", path),
+        OfflineTool::ReplayTlogs { dir, .. } => ("--replay-tlogs", dir),
+        OfflineTool::TruncateTlog { path } => ("--truncate-tlog", path),
+        OfflineTool::NoMarker { flag, path } => (*flag, path),
     };
     format!("{flag} {}", path.display())
 }

@@ -304,3 +304,137 @@ fn a_closed_pipe_ends_a_dump_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+fn dump_keys(store: &Path) -> String {
+    let out = run("--dump-store", store, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Rule: `--replay-tlogs TLOG_DIR DB [END_I]` applies the entries after
+/// the store's applied index, up to END_I, as a node applies them; a
+/// second run brings the same store forward; a tlog that no longer holds
+/// the entries right after the store's index is refused, naming them.
+#[test]
+fn replay_tlogs_builds_a_store_and_brings_it_forward() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 250);
+    let db = dir.path().join("replayed.db");
+    let db_text = db.to_str().expect("utf-8");
+
+    let out = run("--replay-tlogs", &tlog_dir, &[db_text, "120"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("replayed 120 entries: the store is at i = 120 (was 0)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let keys = dump_keys(&db);
+    assert!(
+        keys.contains("key_00120") && !keys.contains("key_00121"),
+        "{keys}"
+    );
+
+    let out = run("--replay-tlogs", &tlog_dir, &[db_text]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("replayed 130 entries: the store is at i = 250 (was 120)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let keys = dump_keys(&db);
+    for i in 2..=250u64 {
+        assert!(keys.contains(&format!("key_{i:05}")), "key_{i:05} missing");
+    }
+
+    // The first segment collapsed away: a new store cannot start there.
+    let mut log = tlog::Tlog::open(
+        disk::RealDisk::shared(),
+        tlog_dir.clone(),
+        tlog::TlogOptions {
+            max_entries: 100,
+            ..tlog::TlogOptions::default()
+        },
+    )
+    .expect("open tlog");
+    log.collapse(101).expect("collapse");
+    drop(log);
+    let fresh = dir.path().join("fresh.db");
+    let out = run(
+        "--replay-tlogs",
+        &tlog_dir,
+        &[fresh.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("entries 1..=100 are missing"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Rule: `--truncate-tlog FILE` cuts the newest segment after its last
+/// whole entry and removes the node's hard state (it may have acknowledged
+/// what was cut: it recovers from its peers); the tlog then reads whole.
+/// A sealed segment, and Arakoon's marker tools, are refused saying why.
+#[test]
+fn truncate_tlog_cuts_the_newest_segment_at_the_damage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 250);
+    let hard_state = tlog_dir.join(tlog::HARD_STATE_FILE);
+    std::fs::write(&hard_state, b"votes").expect("a hard state");
+    let plain = segment_files(&tlog_dir, ".tlog");
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    let mut bytes = std::fs::read(&plain[0]).expect("read segment");
+    let at = tlog::SEGMENT_HEADER_LEN as usize + 2000;
+    bytes[at] ^= 0xff;
+    std::fs::write(&plain[0], &bytes).expect("damage segment");
+    assert_eq!(
+        run("--dump-tlog", &tlog_dir, &[]).status.code(),
+        Some(EXIT_DAMAGED)
+    );
+
+    let out = run("--truncate-tlog", &plain[0], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("damage at byte") && said.contains("entries kept up to i = "),
+        "{said}"
+    );
+    assert!(said.contains("hard state was removed"), "{said}");
+    assert!(!hard_state.exists());
+    let dump = run("--dump-tlog", &tlog_dir, &[]);
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    let last = text(&dump.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.split(':').next())
+        .and_then(|i| i.parse::<u64>().ok())
+        .expect("an entry line");
+    assert!((201..250).contains(&last), "kept up to {last}");
+    assert!(said.contains(&format!("up to i = {last}")), "{said}");
+    let again = run("--truncate-tlog", &plain[0], &[]);
+    assert!(
+        text(&again.stdout).contains("nothing to cut"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let sealed = segment_files(&tlog_dir, ".tlz");
+    let out = run("--truncate-tlog", &sealed[0], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("never written again"),
+        "{}",
+        text(&out.stderr)
+    );
+    for (flag, more) in [("--strip-tlog", &[][..]), ("--mark-tlog", &["closed"][..])] {
+        let out = run(flag, &plain[0], more);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("no clean-shutdown marker"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

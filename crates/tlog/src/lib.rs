@@ -188,7 +188,9 @@ mod segment;
 mod terms;
 
 pub use error::TlogError;
-pub use format::{HardState, FRAME_OVERHEAD_LEN, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN};
+pub use format::{
+    HardState, FRAME_OVERHEAD_LEN, HARD_STATE_FILE, INDEX_MAX, PAYLOAD_LEN_MAX, SEGMENT_HEADER_LEN,
+};
 /// Whether `name` is one of the files the tlog keeps in its directory (a
 /// segment, the hard state, the base file or a temporary file of its own):
 /// what a tool that measures or moves the tlog takes, when the directory is

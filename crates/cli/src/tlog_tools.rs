@@ -1,0 +1,271 @@
+//! Arakoon's tlog tools, on a stopped node's tlog in our format (a
+//! directory of CRC32C-framed segments, `.tlog` plain and `.tlz` sealed):
+//!
+//! - `--replay-tlogs TLOG_DIR DB [END_I]`: applies the tlog's entries
+//!   after the store's applied index, up to `END_I` (default: the last), to
+//!   the store file `DB` (made if missing), as a node applies them: the
+//!   way to rebuild a store from a tlog, or bring a backup forward.
+//! - `--truncate-tlog FILE`: cuts the newest segment of a tlog after its
+//!   last whole entry, where damage stops a node's start. The node may
+//!   have acknowledged the entries cut, so its hard state goes too: it
+//!   recovers its votes from its peers before it votes again (the wiped
+//!   node's path, `docs/ARCHITECTURE.md`), and takes the lost entries back
+//!   from them.
+//! - `--strip-tlog`, `--mark-tlog`, `--make-tlog`: Arakoon's tools for its
+//!   tlog's clean-shutdown marker and file counter. Our tlog has neither
+//!   (every entry is checked at start; segments are named by their first
+//!   index), so each is refused saying so.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use crate::actions::{ActionError, FailureKind};
+
+/// Entries applied to the store in one transaction by `--replay-tlogs`.
+const REPLAY_BATCH_ENTRIES: usize = 1000;
+/// Largest entry payload decoded by `--replay-tlogs` (a node's entries are
+/// far smaller; the tlog reader bounds frames anyway).
+const REPLAY_PAYLOAD_MAX: usize = 256 << 20;
+
+fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
+    let kind = match error {
+        tlog::TlogError::Corrupt { .. } => FailureKind::Damaged,
+        _ => FailureKind::Refused,
+    };
+    ActionError::of_kind(kind, what, error)
+}
+
+fn store_failure(what: &str, error: store::StoreError) -> ActionError {
+    let kind = match error {
+        store::StoreError::Io { .. } => FailureKind::Refused,
+        _ => FailureKind::Damaged,
+    };
+    ActionError::of_kind(kind, what, error)
+}
+
+fn write_line(out: &mut dyn Write, what: &str, line: String) -> Result<(), ActionError> {
+    out.write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| ActionError::write_failed(what, &e))
+}
+
+/// `--replay-tlogs TLOG_DIR DB [END_I]`.
+pub fn replay_tlogs(
+    dir: &Path,
+    db: &Path,
+    end: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<(), ActionError> {
+    let what = format!("--replay-tlogs {} {}", dir.display(), db.display());
+    let disk = disk::RealDisk::shared();
+    let store = store::Store::open(disk.clone(), db, &store::StoreOptions::default())
+        .map_err(|e| store_failure(&what, e))?;
+    let start = store.applied_index();
+    if end.is_some_and(|e| e <= start) {
+        store.close().map_err(|e| store_failure(&what, e))?;
+        return write_line(
+            out,
+            &what,
+            format!("the store is at i = {start}, at or past END_I: nothing to replay\n"),
+        );
+    }
+    let limits = protocol::Limits {
+        max_buffer_size: REPLAY_PAYLOAD_MAX,
+        ..protocol::Limits::default()
+    };
+    let mut batch: Vec<Vec<protocol::Update>> = Vec::with_capacity(REPLAY_BATCH_ENTRIES);
+    let mut batch_first = start + 1;
+    let mut next = start + 1;
+    let mut failure: Option<ActionError> = None;
+    let flush = |batch: &mut Vec<Vec<protocol::Update>>, first: u64| {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let applied = store.apply_entries(first, batch).map(|_| ());
+        batch.clear();
+        applied
+    };
+    let walked = tlog::offline::walk_dir(&*disk, dir, |index, _term, payload| {
+        if index < next {
+            return ControlFlow::Continue(()); // the store has it
+        }
+        if end.is_some_and(|e| index > e) {
+            return ControlFlow::Break(());
+        }
+        if index != next {
+            failure = Some(ActionError::new(
+                &what,
+                format!(
+                    "the store is at i = {}, and the tlog goes on at i = {index}: entries {next}..={} are missing from it (collapsed?)",
+                    next - 1,
+                    index - 1
+                ),
+            ));
+            return ControlFlow::Break(());
+        }
+        let updates = if payload.is_empty() {
+            Vec::new() // a master's barrier entry
+        } else {
+            match protocol::decode_batch(payload, &limits) {
+                Ok(updates) => updates,
+                Err(e) => {
+                    failure = Some(ActionError::of_kind(
+                        FailureKind::Damaged,
+                        &what,
+                        format!("entry {index}: {e}"),
+                    ));
+                    return ControlFlow::Break(());
+                }
+            }
+        };
+        batch.push(updates);
+        next = index + 1;
+        if batch.len() == REPLAY_BATCH_ENTRIES {
+            if let Err(e) = flush(&mut batch, batch_first) {
+                failure = Some(store_failure(&what, e));
+                return ControlFlow::Break(());
+            }
+            batch_first = next;
+        }
+        ControlFlow::Continue(())
+    });
+    // What was decoded before a failure is still applied: each entry is
+    // whole, and the store stays a prefix of the log.
+    let flushed = flush(&mut batch, batch_first);
+    walked.map_err(|e| tlog_failure(&what, e))?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flushed.map_err(|e| store_failure(&what, e))?;
+    let applied = store.checkpoint().map_err(|e| store_failure(&what, e))?;
+    store.close().map_err(|e| store_failure(&what, e))?;
+    assert_eq!(applied, next - 1, "the store holds what was replayed");
+    let mut line = format!(
+        "replayed {} entries: the store is at i = {applied} (was {start})\n",
+        applied - start
+    );
+    if end.is_some_and(|e| e > applied) {
+        line.push_str(&format!(
+            "the tlog ends at i = {applied}, before END_I = {}\n",
+            end.unwrap_or_default()
+        ));
+    }
+    line.push_str(
+        "note: the last entries of a node's tlog may never have been committed; \
+         give END_I to stop at an index known committed\n",
+    );
+    write_line(out, &what, line)
+}
+
+/// `--truncate-tlog FILE`.
+pub fn truncate_tlog(file: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
+    let what = format!("--truncate-tlog {}", file.display());
+    let refuse = |why: String| Err(ActionError::new(&what, why));
+    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+        return refuse("not a file name".to_string());
+    };
+    if !tlog::is_tlog_file(name) {
+        return refuse(format!("{name} is not a tlog segment (.tlog or .tlz)"));
+    }
+    if !name.ends_with(".tlog") {
+        return refuse(
+            "a sealed segment (.tlz) is never written again: it has no torn end to cut; \
+             damage inside it stops the node's start (docs/operations.md, \"A corrupt tlog\")"
+                .to_string(),
+        );
+    }
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let disk = disk::RealDisk::shared();
+    let (_, files) =
+        tlog::offline::segment_files(&*disk, dir).map_err(|e| tlog_failure(&what, e))?;
+    let newest = files.last().map(|f| f.path.as_path());
+    if newest.and_then(|p| p.file_name()) != file.file_name() {
+        return refuse(format!(
+            "not the newest segment of the tlog in {}: cutting it would leave a gap",
+            dir.display()
+        ));
+    }
+    let mut last = None;
+    let walked = tlog::offline::walk_segment_file(&*disk, file, |index, _, _| {
+        last = Some(index);
+        ControlFlow::Continue(())
+    });
+    let offset = match walked {
+        Ok(summary) => {
+            return write_line(
+                out,
+                &what,
+                format!(
+                    "nothing to cut: every entry is whole (the last is i = {})\n",
+                    summary.next_index.saturating_sub(1)
+                ),
+            )
+        }
+        Err(tlog::TlogError::Corrupt {
+            offset, what: why, ..
+        }) => {
+            if offset < tlog::SEGMENT_HEADER_LEN {
+                return refuse(format!(
+                    "the segment's header is damaged ({why}): nothing of it can be kept"
+                ));
+            }
+            write_line(out, &what, format!("damage at byte {offset}: {why}\n"))?;
+            offset
+        }
+        Err(e) => return Err(tlog_failure(&what, e)),
+    };
+    let cut = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .and_then(|f| {
+            f.set_len(offset)?;
+            f.sync_all()
+        });
+    cut.map_err(|e| ActionError::new(&what, format!("cut at byte {offset}: {e}")))?;
+    // The entries cut may have been acknowledged: the node forgets its
+    // votes and recovers them (and the entries) from its peers.
+    let hard_state = dir.join(tlog::HARD_STATE_FILE);
+    let forgot = match std::fs::remove_file(&hard_state) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return refuse(format!(
+                "cut, but the hard state {} could not be removed ({e}): remove it before \
+                 starting the node, which may have acknowledged the entries cut",
+                hard_state.display()
+            ))
+        }
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ActionError::new(&what, format!("fsync {}: {e}", dir.display())))?;
+    let kept = last.map_or_else(|| "none".to_string(), |i| format!("up to i = {i}"));
+    let mut line = format!("cut at byte {offset}: entries kept {kept}\n");
+    if forgot {
+        line.push_str(
+            "the node's hard state was removed: it recovers its votes and the entries cut \
+             from its peers before it votes again\n",
+        );
+    }
+    write_line(out, &what, line)
+}
+
+/// `--strip-tlog`, `--mark-tlog`, `--make-tlog`: refused, saying why.
+pub fn no_marker(flag: &str) -> ActionError {
+    let why = match flag {
+        "--make-tlog" => {
+            "our tlog segments are named by their first index and made by the node; there is \
+             no file counter to start from (a node whose store is ahead of its tlog rebases \
+             its tlog itself: --inject-as-head)"
+        }
+        _ => {
+            "our tlog has no clean-shutdown marker: a node checks every entry's CRC at start \
+             and cuts a torn last entry itself (for damage, --truncate-tlog)"
+        }
+    };
+    ActionError::new(flag, why)
+}
