@@ -413,6 +413,24 @@ fn truncate_tlog_cuts_the_newest_segment_at_the_damage() {
         .expect("an entry line");
     assert!((201..250).contains(&last), "kept up to {last}");
     assert!(said.contains(&format!("up to i = {last}")), "{said}");
+    // The node's own open takes the cut tlog and appends after it.
+    {
+        let options = tlog::TlogOptions {
+            max_entries: 100,
+            ..tlog::TlogOptions::default()
+        };
+        let mut log = tlog::Tlog::open(disk::RealDisk::shared(), tlog_dir.clone(), options)
+            .expect("the cut tlog opens");
+        assert_eq!(log.last_index(), last);
+        assert!(log.hard_state().is_none());
+        let next = tlog::Entry {
+            index: last + 1,
+            term: log.last_term(),
+            payload: Vec::new(),
+        };
+        log.append(&[next]).expect("append after the cut");
+        log.sync().expect("sync");
+    }
     let again = run("--truncate-tlog", &plain[0], &[]);
     assert!(
         text(&again.stdout).contains("nothing to cut"),
