@@ -129,6 +129,7 @@ fn describe(action: &ClientAction) -> String {
         ClientAction::WhoMaster => "who-master".to_string(),
         ClientAction::ExpectProgressPossible => "expect-progress-possible".to_string(),
         ClientAction::Statistics => "statistics".to_string(),
+        ClientAction::InspectCluster { .. } => "inspect-cluster".to_string(),
         ClientAction::Nop => "nop".to_string(),
         ClientAction::KeyCount => "n-values".to_string(),
         ClientAction::NodeVersion { node } => format!("node-version {node}"),
@@ -216,6 +217,9 @@ pub async fn run(
     let what = describe(action);
     let failed = |e: Error| client_failure(&what, &e);
     let text = match action {
+        ClientAction::InspectCluster { watch } => {
+            return crate::inspect::run(client, *watch, out).await;
+        }
         ClientAction::GetRaw { key } => {
             let value = client.get(key).await.map_err(failed)?;
             return out

@@ -28,6 +28,7 @@ const SINGLE_DASH_OPTIONS: &[(&str, &str)] = &[
     ("-daemonize", "--daemonize"),
     ("-autofix", "--autofix"),
     ("-catchup-only", "--catchup-only"),
+    ("-watch", "--watch"),
     ("-scenario", "--scenario"),
     ("-value_size", "--value_size"),
     ("-key_size", "--key_size"),
@@ -230,6 +231,13 @@ struct Flags {
     /// Print the master's statistics
     #[arg(long, group = "action", help_heading = ADMIN)]
     statistics: bool,
+
+    /// One table of every node (role, term, tlog, commit and applied indices, lag, sizes on disk, last collapse) and a divergence check
+    #[arg(long = "inspect-cluster", group = "action", help_heading = ADMIN)]
+    inspect_cluster: bool,
+    /// With --inspect-cluster: redraw it every second until Ctrl-C (Arakoon spells it -watch)
+    #[arg(long, help_heading = ADMIN)]
+    watch: bool,
 
     /// Print the version of node NODE
     #[arg(long = "node-version", group = "action", value_name = "NODE", help_heading = ADMIN)]
@@ -619,6 +627,10 @@ fn benchmark_args(
 /// A client action. Keys and values are bytes, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAction {
+    /// `--inspect-cluster [-watch]`.
+    InspectCluster {
+        watch: bool,
+    },
     Set {
         key: Vec<u8>,
         value: Vec<u8>,
@@ -791,6 +803,11 @@ impl Flags {
                 "-dump-values is only for --dump-tlog".to_string(),
             ));
         }
+        if self.watch && !self.inspect_cluster {
+            return Err(UsageError(
+                "-watch is only for --inspect-cluster".to_string(),
+            ));
+        }
         if (self.force || self.inplace) && self.inject_as_head.is_none() {
             return Err(UsageError(
                 "--force and --inplace are only for --inject-as-head".to_string(),
@@ -863,6 +880,8 @@ impl Flags {
             ClientAction::ExpectProgressPossible
         } else if self.statistics {
             ClientAction::Statistics
+        } else if self.inspect_cluster {
+            ClientAction::InspectCluster { watch: self.watch }
         } else if self.nop {
             ClientAction::Nop
         } else if self.n_values {

@@ -38,6 +38,7 @@ mod collapse;
 mod daemon;
 pub mod demo;
 mod inject;
+mod inspect;
 pub mod migrate;
 pub mod offline;
 pub mod subcommands;

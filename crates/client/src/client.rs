@@ -73,6 +73,7 @@ struct Options {
     consistency: Consistency,
     request_timeout: Duration,
     target: Target,
+    retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,6 @@ struct Shared {
     nodes: Vec<NodeSlot>,
     /// The cached master, an index into `nodes`.
     master: Mutex<Option<usize>>,
-    retry: RetryPolicy,
     connect_timeout: Duration,
     discovery_timeout: Duration,
     limits: Limits,
@@ -144,7 +144,6 @@ impl Client {
                 cluster_id: settings.cluster_id,
                 nodes,
                 master: Mutex::new(None),
-                retry: settings.retry,
                 connect_timeout: settings.connect_timeout,
                 discovery_timeout: settings.discovery_timeout,
                 limits: settings.limits,
@@ -155,6 +154,7 @@ impl Client {
                 consistency: settings.consistency,
                 request_timeout: settings.request_timeout,
                 target: Target::Master,
+                retry: settings.retry,
             },
         }
     }
@@ -180,6 +180,15 @@ impl Client {
     pub fn with_consistency(&self, consistency: Consistency) -> Client {
         let mut client = self.clone();
         client.options.consistency = consistency;
+        client
+    }
+
+    /// The same client, with another retry policy (e.g. one attempt, for
+    /// a tool that asks every node and reports the ones that do not
+    /// answer).
+    pub fn with_retry_policy(&self, retry: RetryPolicy) -> Client {
+        let mut client = self.clone();
+        client.options.retry = retry;
         client
     }
 
@@ -504,12 +513,12 @@ impl Client {
                 Step::Retry(error) => (error, true),
                 Step::Redirect(error) => (error, false),
             };
-            if !self.shared.retry.allows_another(failed_attempts) {
+            if !self.options.retry.allows_another(failed_attempts) {
                 tracing::debug!(command = command.name(), failed_attempts, %error, "giving up");
                 return Err(error);
             }
             let backoff = if wait {
-                self.shared.retry.backoff(failed_attempts)
+                self.options.retry.backoff(failed_attempts)
             } else {
                 Duration::ZERO
             };

@@ -345,6 +345,16 @@ impl Client {
             String::from_utf8_lossy(&state).into_owned())
     }
 
+    /// The node's state as `key=value` lines (ours, not Arakoon's: what
+    /// `arakoon --inspect-cluster` shows), with the term of its tlog entry
+    /// `term_at` if asked (`term_at=I:TERM`, `none` if it does not hold
+    /// it). Usually sent to one node: `client.node(name)?.inspect(None)`.
+    pub async fn inspect(&self, term_at: Option<u64>) -> Result<String, Error> {
+        let term_at = term_at.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
+        call!(self, Request::Inspect { term_at }, Reply::Inspect(state) =>
+            String::from_utf8_lossy(&state).into_owned())
+    }
+
     /// Asks the node (if master) to give up mastership. Usually sent to one
     /// node: `client.node(name)?.drop_master()`.
     pub async fn drop_master(&self) -> Result<(), Error> {

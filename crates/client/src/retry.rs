@@ -106,6 +106,7 @@ pub(crate) fn is_idempotent(command: Command) -> bool {
         | Command::AssertExists
         | Command::MultiGetOption
         | Command::CurrentState
+        | Command::Inspect
         | Command::GetTxid
         | Command::Nop => true,
         Command::Set

@@ -409,6 +409,14 @@ impl Driver {
             DriverRequest::TermOf { index, reply } => {
                 let _ = reply.send(self.replica.tlog().term(index));
             }
+            DriverRequest::TlogFacts { term_at, reply } => {
+                let tlog = self.replica.tlog();
+                let _ = reply.send(crate::state::TlogFacts {
+                    first_index: tlog.first_index(),
+                    last_index: tlog.last_index(),
+                    term_at: term_at.and_then(|i| tlog.term(i)),
+                });
+            }
             DriverRequest::DropMaster { reply } => {
                 let answer = self.replica.drop_master(&mut self.env)?;
                 let _ = reply.send(answer);
@@ -451,7 +459,9 @@ impl Driver {
                 }
                 // Dropped: the connection answers E_GOING_DOWN (or, for a
                 // term, goes without it).
-                DriverRequest::Collapse { .. } | DriverRequest::TermOf { .. } => {}
+                DriverRequest::Collapse { .. }
+                | DriverRequest::TermOf { .. }
+                | DriverRequest::TlogFacts { .. } => {}
             }
         }
     }

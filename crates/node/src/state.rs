@@ -58,6 +58,12 @@ pub enum DriverRequest {
         index: u64,
         reply: tokio::sync::oneshot::Sender<Option<u64>>,
     },
+    /// The tlog's range, and the term of its entry `term_at` if it holds
+    /// it (`inspect`).
+    TlogFacts {
+        term_at: Option<u64>,
+        reply: tokio::sync::oneshot::Sender<TlogFacts>,
+    },
     /// Give up mastership to a caught-up voter (`drop_master`).
     DropMaster {
         reply: oneshot::Sender<Result<(), String>>,
@@ -72,6 +78,15 @@ pub enum DriverRequest {
         started: oneshot::Sender<Result<u32, replica::CollapseRefused>>,
         progress: tokio::sync::mpsc::UnboundedSender<std::time::Duration>,
     },
+}
+
+/// What the driver tells of its tlog for `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlogFacts {
+    pub first_index: u64,
+    pub last_index: u64,
+    /// The term of the entry asked about, if the tlog holds it.
+    pub term_at: Option<u64>,
 }
 
 /// The store, shared by the driver and the connection tasks, that says when

@@ -46,11 +46,13 @@ pub enum Command {
     FlushStore = 0x42,
     GetTxid = 0x43,
     CopyDbToHead = 0x44,
+    /// Ours (not Arakoon's): a node's state for `--inspect-cluster`.
+    Inspect = 0x70,
 }
 
 impl Command {
     /// Every command, in code order.
-    pub const ALL: [Command; 36] = [
+    pub const ALL: [Command; 37] = [
         Command::Ping,
         Command::WhoMaster,
         Command::Exists,
@@ -87,6 +89,7 @@ impl Command {
         Command::FlushStore,
         Command::GetTxid,
         Command::CopyDbToHead,
+        Command::Inspect,
     ];
 
     /// The wire code (without the magic).
@@ -142,6 +145,7 @@ impl Command {
             Command::Replace => "replace",
             Command::Nop => "nop",
             Command::GetTxid => "get_txid",
+            Command::Inspect => "inspect",
         }
     }
 }
@@ -296,7 +300,7 @@ mod tests {
     /// The codes of the spec's command table, verbatim.
     #[test]
     fn codes_match_the_spec_table() {
-        let expected: [(Command, u32); 31] = [
+        let expected: [(Command, u32); 32] = [
             (Command::Ping, 0x01),
             (Command::WhoMaster, 0x02),
             (Command::Exists, 0x07),
@@ -328,6 +332,7 @@ mod tests {
             (Command::Replace, 0x33),
             (Command::Nop, 0x41),
             (Command::GetTxid, 0x43),
+            (Command::Inspect, 0x70),
         ];
         for (command, code) in expected {
             assert_eq!(command.code(), code, "{command:?}");

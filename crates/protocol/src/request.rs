@@ -259,6 +259,9 @@ pub enum Request {
     },
     /// 0x32.
     CurrentState,
+    /// 0x70, ours: the node's state as `key=value` lines, with the term of
+    /// its tlog entry `term_at` (`-1`: none asked).
+    Inspect { term_at: i64 },
     /// 0x33.
     Replace {
         key: Vec<u8>,
@@ -372,6 +375,7 @@ impl Request {
             Request::DropMaster => Command::DropMaster,
             Request::MultiGetOption { .. } => Command::MultiGetOption,
             Request::CurrentState => Command::CurrentState,
+            Request::Inspect { .. } => Command::Inspect,
             Request::Replace { .. } => Command::Replace,
             Request::Nop => Command::Nop,
             Request::GetTxid => Command::GetTxid,
@@ -470,6 +474,7 @@ pub fn encode_request(request: &Request, out: &mut Vec<u8>) {
                 wire::put_bytes(out, key);
             }
         }
+        Request::Inspect { term_at } => wire::put_i64(out, *term_at),
         Request::CollapseTlogs { tlogs_to_keep } | Request::CopyDbToHead { tlogs_to_keep } => {
             wire::put_i32(out, *tlogs_to_keep)
         }
@@ -613,6 +618,9 @@ pub(crate) fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<In
             })?,
         },
         Command::CurrentState => Request::CurrentState,
+        Command::Inspect => Request::Inspect {
+            term_at: r.i64("inspect.term_at")?,
+        },
         Command::Replace => Request::Replace {
             key: r.bytes("replace.key")?,
             wanted: r.option_bytes("replace.wanted")?,

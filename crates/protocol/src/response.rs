@@ -138,6 +138,8 @@ pub enum Reply {
     /// Values in the order of the request's keys.
     MultiGetOption(Vec<Option<Vec<u8>>>),
     CurrentState(Vec<u8>),
+    /// `key=value` lines (see [`crate::Request::Inspect`]).
+    Inspect(Vec<u8>),
     /// The value found before.
     Replace(Option<Vec<u8>>),
     Nop,
@@ -184,6 +186,7 @@ impl Reply {
             Reply::DropMaster => Command::DropMaster,
             Reply::MultiGetOption(_) => Command::MultiGetOption,
             Reply::CurrentState(_) => Command::CurrentState,
+            Reply::Inspect(_) => Command::Inspect,
             Reply::Replace(_) => Command::Replace,
             Reply::Nop => Command::Nop,
             Reply::GetTxid(_) => Command::GetTxid,
@@ -253,9 +256,11 @@ pub fn encode_response(response: &Response, out: &mut Vec<u8>) {
         | Reply::CopyDbToHead
         | Reply::Nop => {}
         Reply::GetDb { length } => wire::put_i64(out, *length),
-        Reply::Ping(s) | Reply::Get(s) | Reply::GetNurseryCfg(s) | Reply::CurrentState(s) => {
-            wire::put_bytes(out, s)
-        }
+        Reply::Ping(s)
+        | Reply::Get(s)
+        | Reply::GetNurseryCfg(s)
+        | Reply::CurrentState(s)
+        | Reply::Inspect(s) => wire::put_bytes(out, s),
         Reply::WhoMaster(o) | Reply::TestAndSet(o) | Reply::UserFunction(o) | Reply::Replace(o) => {
             wire::put_option_bytes(out, o.as_deref())
         }
@@ -419,6 +424,7 @@ pub(crate) fn read_reply(
             })?)
         }
         Command::CurrentState => Reply::CurrentState(r.bytes("current_state.state")?),
+        Command::Inspect => Reply::Inspect(r.bytes("inspect.state")?),
         Command::Replace => Reply::Replace(r.option_bytes("replace.previous")?),
         Command::Nop => Reply::Nop,
         Command::GetTxid => Reply::GetTxid(read_consistency(r)?),

@@ -120,6 +120,7 @@ pub fn kind_of(command: Command) -> &'static str {
         | Command::Version
         | Command::DropMaster
         | Command::CurrentState
+        | Command::Inspect
         | Command::GetTxid
         | Command::GetDb
         | Command::OptimizeDb
@@ -681,6 +682,13 @@ impl NodeMetrics {
 
     pub fn master_changed(&self) {
         self.master_changes.inc();
+    }
+
+    /// When the last collapse run ended (Unix seconds), if one did since
+    /// the node started.
+    pub fn last_collapse(&self) -> Option<f64> {
+        let at = self.last_collapse_timestamp.get();
+        (at > 0.0).then_some(at)
     }
 
     /// A collapse run removed one more segment; at its last, the run is

@@ -184,6 +184,74 @@ impl Service {
         })
     }
 
+    /// `inspect` (ours, for `--inspect-cluster`): the node's state as
+    /// `key=value` lines, the tlog's facts asked of the driver, the sizes
+    /// on disk read here.
+    pub(super) async fn inspect(
+        &self,
+        p: &replica::Published,
+        term_at: Option<u64>,
+    ) -> Result<String, ErrorResponse> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(DriverRequest::TlogFacts { term_at, reply: tx })
+            .await
+            .map_err(|_| Self::going_down())?;
+        let facts = rx.await.map_err(|_| Self::going_down())?;
+        let node = self.settings.node().clone();
+        let store_path = self.store.path().to_path_buf();
+        let (tlog_bytes, store_bytes) = tokio::task::spawn_blocking(move || {
+            let tlog_dir = crate::tlog_path(&node);
+            let tlog_bytes: u64 = std::fs::read_dir(&tlog_dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.file_name().to_str().is_some_and(tlog::is_tlog_file))
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            let store_bytes = std::fs::metadata(&store_path).map_or(0, |m| m.len());
+            (tlog_bytes, store_bytes)
+        })
+        .await
+        .map_err(|e| refused(ResultCode::UnknownFailure, format!("inspect: {e}")))?;
+        let master = p.master.map_or_else(
+            || "none".to_string(),
+            |m| self.settings.name_of(m).to_string(),
+        );
+        let mut lines = vec![
+            format!("node={}", self.settings.node().name),
+            format!("role={}", p.role),
+            format!("standing={}", p.standing),
+            format!("n={}", p.term),
+            format!("master={master}"),
+            format!("tlog_first={}", facts.first_index),
+            format!("tlog_last={}", facts.last_index),
+            format!("committed={}", p.commit_index),
+            format!("applied={}", p.applied_index),
+            format!("lease={}", if p.lease.is_some() { "held" } else { "none" }),
+            format!("tlog_bytes={tlog_bytes}"),
+            format!("store_bytes={store_bytes}"),
+            format!(
+                "last_collapse={}",
+                self.metrics
+                    .last_collapse()
+                    .map_or_else(|| "none".to_string(), |t| format!("{t:.0}"))
+            ),
+        ];
+        if let Some(index) = term_at {
+            let term = facts
+                .term_at
+                .map_or_else(|| "none".to_string(), |t| t.to_string());
+            lines.push(format!("term_at={index}:{term}"));
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        Ok(text)
+    }
+
     /// A consistent copy of the store beside it, and its length.
     async fn copy_store(&self) -> Result<(CopyFile, u64), ErrorResponse> {
         if self.is_master() {

@@ -504,6 +504,13 @@ impl Service {
                     ),
                 ));
             }
+            Request::Inspect { term_at } => {
+                let term_at = u64::try_from(term_at).ok();
+                (
+                    Reply::Inspect(self.inspect(&p, term_at).await?.into_bytes()),
+                    None,
+                )
+            }
             Request::GetNurseryCfg => {
                 return Err(error(
                     ResultCode::NotSupported,

@@ -145,6 +145,7 @@ pub fn request() -> impl Strategy<Value = Request> {
         (consistency(), byte_list())
             .prop_map(|(consistency, keys)| Request::MultiGetOption { consistency, keys }),
         Just(Request::CurrentState),
+        any::<i64>().prop_map(|term_at| Request::Inspect { term_at }),
         (bytes(), opt_bytes()).prop_map(|(key, wanted)| Request::Replace { key, wanted }),
         Just(Request::Nop),
         Just(Request::GetTxid),
@@ -207,6 +208,7 @@ pub fn reply() -> impl Strategy<Value = Reply> {
         Just(Reply::DropMaster),
         vec(opt_bytes(), 0..4).prop_map(Reply::MultiGetOption),
         bytes().prop_map(Reply::CurrentState),
+        bytes().prop_map(Reply::Inspect),
         opt_bytes().prop_map(Reply::Replace),
         Just(Reply::Nop),
         consistency().prop_map(Reply::GetTxid),
