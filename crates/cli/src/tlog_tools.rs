@@ -16,9 +16,10 @@
 //!   (every entry is checked at start; segments are named by their first
 //!   index), so each is refused saying so.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::actions::{ActionError, FailureKind};
 
@@ -27,6 +28,57 @@ const REPLAY_BATCH_ENTRIES: usize = 1000;
 /// Largest entry payload decoded by `--replay-tlogs` (a node's entries are
 /// far smaller; the tlog reader bounds frames anyway).
 const REPLAY_PAYLOAD_MAX: usize = 256 << 20;
+
+/// How often `--replay-tlogs` writes a plain progress line when standard
+/// error is not a terminal.
+const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Progress of `--replay-tlogs` on standard error: a spinner with the
+/// count and rate on a terminal (the total is not known before the walk),
+/// otherwise a line every [`PROGRESS_LINE_INTERVAL`].
+struct ReplayProgress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    last_line: Instant,
+}
+
+impl ReplayProgress {
+    fn new() -> ReplayProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            let style = indicatif::ProgressStyle::with_template(
+                "replay-tlogs {spinner} {pos} entries applied ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar
+        });
+        ReplayProgress {
+            bar,
+            done: 0,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn applied(&mut self, entries: u64, at: u64) {
+        self.done += entries;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+        } else if self.last_line.elapsed() >= PROGRESS_LINE_INTERVAL {
+            self.last_line = Instant::now();
+            eprintln!(
+                "arakoon: replay-tlogs: {} entries applied (at i = {at})",
+                self.done
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
     let kind = match error {
@@ -78,12 +130,15 @@ pub fn replay_tlogs(
     let mut batch_first = start + 1;
     let mut next = start + 1;
     let mut failure: Option<ActionError> = None;
-    let flush = |batch: &mut Vec<Vec<protocol::Update>>, first: u64| {
+    let mut progress = ReplayProgress::new();
+    let mut flush = |batch: &mut Vec<Vec<protocol::Update>>, first: u64| {
         if batch.is_empty() {
             return Ok(());
         }
+        let count = batch.len() as u64;
         let applied = store.apply_entries(first, batch).map(|_| ());
         batch.clear();
+        progress.applied(count, first + count - 1);
         applied
     };
     let walked = tlog::offline::walk_dir(&*disk, dir, |index, _term, payload| {
@@ -133,6 +188,7 @@ pub fn replay_tlogs(
     // What was decoded before a failure is still applied: each entry is
     // whole, and the store stays a prefix of the log.
     let flushed = flush(&mut batch, batch_first);
+    progress.finish();
     walked.map_err(|e| tlog_failure(&what, e))?;
     if let Some(e) = failure {
         return Err(e);

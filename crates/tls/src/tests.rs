@@ -242,3 +242,50 @@ fn a_v1_certificate_is_refused_with_what_to_do() {
         "{e}"
     );
 }
+
+/// `tls_version = 1.2` serves a peer that speaks TLS 1.2 only (an
+/// Arakoon peer pinned to 1.2); `1.3` refuses it.
+#[tokio::test]
+async fn a_peer_pinned_to_tls_1_2_is_served_unless_1_3_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "ca");
+    let node = ca.issue("arakoon_0");
+    let roots = roots(&ca.ca_cert()).unwrap();
+    let provider = provider();
+    let verifier = Arc::new(CaSigned {
+        roots,
+        provider: Arc::clone(&provider),
+    });
+    let only_12 = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let only_12 = TlsConnector::from(Arc::new(only_12));
+    for (version, served) in [(MinVersion::Tls12, true), (MinVersion::Tls13, false)] {
+        let acceptor = node_acceptor(&ca.ca_cert(), &node, ClientAuth::None, version).unwrap();
+        let (address, server) = serve_once(acceptor).await;
+        let tcp = TcpStream::connect(&address).await.unwrap();
+        match connect(&only_12, "127.0.0.1", tcp).await {
+            Ok(Stream::Tls(tls)) => {
+                assert!(served, "a TLS 1.2 peer was served with tls_version = 1.3");
+                let (_, session) = tls.get_ref();
+                assert_eq!(
+                    session.protocol_version(),
+                    Some(rustls::ProtocolVersion::TLSv1_2)
+                );
+                drop(tls);
+                let _ = server.await;
+            }
+            Ok(Stream::Plain(_)) => unreachable!("connect makes a TLS stream"),
+            Err(e) => {
+                assert!(
+                    !served,
+                    "a TLS 1.2 peer was refused with tls_version = 1.2: {e}"
+                );
+                assert!(server.await.unwrap().is_err());
+            }
+        }
+    }
+}
