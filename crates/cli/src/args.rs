@@ -292,6 +292,9 @@ struct Flags {
     /// With --inject-as-head: move FILE rather than copy it
     #[arg(long, help_heading = OFFLINE)]
     inplace: bool,
+    /// With --inject-as-head: every node lost its data and is restored from a backup; this one comes up trusted (never on one node of a running cluster)
+    #[arg(long = "whole-cluster", help_heading = OFFLINE)]
+    whole_cluster: bool,
 
     /// Apply the entries of tlog directory TLOG_DIR after the store DB's applied index (up to END_I) to DB, made if missing
     #[arg(long = "replay-tlogs", group = "action", num_args = 2..=3, value_names = ["TLOG_DIR", "DB", "END_I"], allow_hyphen_values = true, help_heading = OFFLINE)]
@@ -446,6 +449,7 @@ pub enum Invocation {
         config: PathBuf,
         force: bool,
         in_place: bool,
+        whole_cluster: bool,
     },
     /// `--collapse-local NODE N`: collapse a stopped node's tlog.
     CollapseLocal {
@@ -808,9 +812,9 @@ impl Flags {
                 "-watch is only for --inspect-cluster".to_string(),
             ));
         }
-        if (self.force || self.inplace) && self.inject_as_head.is_none() {
+        if (self.force || self.inplace || self.whole_cluster) && self.inject_as_head.is_none() {
             return Err(UsageError(
-                "--force and --inplace are only for --inject-as-head".to_string(),
+                "--force, --inplace and --whole-cluster are only for --inject-as-head".to_string(),
             ));
         }
         let max = self.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
@@ -1011,6 +1015,7 @@ impl Flags {
                 config,
                 force: self.force,
                 in_place: self.inplace,
+                whole_cluster: self.whole_cluster,
             });
         } else if let Some(values) = self.collapse_local {
             let [name, n] = values.as_slice() else {
@@ -1262,6 +1267,7 @@ mod tests {
                 config: PathBuf::from("c.ini"),
                 force: true,
                 in_place: false,
+                whole_cluster: false,
             }
         );
         assert!(refused(&["--get", "k", "--inplace"]).contains("only for --inject-as-head"));

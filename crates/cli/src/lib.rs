@@ -162,12 +162,17 @@ pub fn main(args: &[OsString]) -> ExitCode {
             config,
             force,
             in_place,
+            whole_cluster,
         } => {
             if let Err(e) = init_client_logging(std::env::var_os(LOG_ENV)) {
                 eprintln!("arakoon: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
-            let options = node::InjectOptions { force, in_place };
+            let options = node::InjectOptions {
+                force,
+                in_place,
+                whole_cluster,
+            };
             match inject::run(
                 &file,
                 &name,

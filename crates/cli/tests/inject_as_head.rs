@@ -164,3 +164,70 @@ async fn a_wiped_node_given_a_backup_recovers_and_catches_up() {
     p.kill(s0);
     set_keys(&c, 220..230).await;
 }
+
+/// Every node lost its data: each is given the backup with
+/// `--whole-cluster` and comes up trusted, so the cluster elects a master
+/// and serves every key of the backup, and takes writes again. A node that
+/// kept its hard state is refused the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_is_restored_from_a_backup() {
+    let mut p = Processes::start(3);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let s0 = (index_of(&p, &master) + 1) % 3;
+    set_keys(&c, 0..100).await;
+    let i = txid(c.get_txid().await.expect("txid"));
+    read_at_least(&c, &p, s0, i, b"key_0099").await;
+    let backup = p.dir.path().join("backup.db");
+    let file = backup.to_str().expect("utf-8 path");
+    let (ip, port) = p.client_addresses[s0].rsplit_once(':').expect("ip:port");
+    let (ok, out, err) = arakoon(&["--backup-db", &p.cluster_id, ip, port, file]);
+    assert!(ok, "{out}{err}");
+
+    let config = p.config_path.to_str().expect("utf-8 path").to_string();
+    for n in 0..3 {
+        p.kill(n);
+    }
+    // Not wiped yet: refused.
+    let (ok, _, err) = arakoon(&[
+        "--inject-as-head",
+        file,
+        &p.names[0],
+        "-config",
+        &config,
+        "--whole-cluster",
+    ]);
+    assert!(!ok && err.contains("still has its hard state"), "{err}");
+    for n in 0..3 {
+        p.wipe(n);
+        let (ok, out, err) = arakoon(&[
+            "--inject-as-head",
+            file,
+            &p.names[n],
+            "-config",
+            &config,
+            "--whole-cluster",
+        ]);
+        assert!(ok, "{out}{err}");
+    }
+    for n in 0..3 {
+        p.spawn(n);
+    }
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+    for k in 0..100 {
+        let key = format!("key_{k:04}");
+        assert_eq!(
+            c.get(key.as_bytes())
+                .await
+                .expect("every key of the backup"),
+            format!("value_{k}").as_bytes(),
+            "{key}"
+        );
+    }
+    set_keys(&c, 100..110).await;
+    let i = txid(c.get_txid().await.expect("txid"));
+    for n in 0..3 {
+        read_at_least(&c, &p, n, i, b"key_0109").await;
+    }
+}

@@ -30,6 +30,18 @@
 //! - The node must be stopped (as for `--collapse-local`: refused while
 //!   its client port is in use on this machine).
 //!
+//! # A whole cluster from backups (`--whole-cluster`)
+//!
+//! When every node lost its data, each given a backup would come up
+//! recovering and wait for a trusted peer that does not exist. With
+//! `--whole-cluster` the injected node is made trusted: a hard state in
+//! the backup's term, no vote, a fresh incarnation. That is safe only if no
+//! node keeps promises (votes, acknowledgements) of the lost history, so
+//! the tool refuses a node that still has a hard state, and the operator
+//! uses it on every node (each with a backup of the same cluster); never on
+//! one node of a running cluster, whose lost acknowledgements it would
+//! forget (give such a node its backup without the flag: it recovers).
+//!
 //! # Crash safety
 //!
 //! The backup is copied (or, `--inplace`, moved) to `<store>.inject`,
@@ -74,6 +86,8 @@ pub struct InjectOptions {
     pub force: bool,
     /// Move the backup file rather than copy it.
     pub in_place: bool,
+    /// Every node lost its data: make this one trusted (module docs).
+    pub whole_cluster: bool,
 }
 
 const COPY_CHUNK: usize = 1 << 20;
@@ -198,6 +212,23 @@ fn stage_and_swap(
         }
     }
     let rebase = tlog.last_index() < backup_index;
+    if options.whole_cluster {
+        if tlog.hard_state().is_some() || tlog.hard_state_unreadable().is_some() {
+            return refuse(format!(
+                "node {} still has its hard state (its votes): it did not lose its data. \
+                 --whole-cluster is for a cluster whose every node did; give this node the \
+                 backup without it",
+                node.name
+            ));
+        }
+        if !rebase || backup_term.is_none() {
+            return refuse(format!(
+                "--whole-cluster needs an empty tlog on node {} and a backup that records \
+                 the term of its last entry (made by --backup-db)",
+                node.name
+            ));
+        }
+    }
     if rebase && backup_term.is_none() {
         return refuse(format!(
             "node {}'s tlog ends at i = {}, before the backup's i = {backup_index}, and the backup \
@@ -228,6 +259,28 @@ fn stage_and_swap(
         rebased, rebase,
         "the reconcile rebases exactly when the tlog ends before the backup"
     );
+    if options.whole_cluster {
+        let term = backup_term.unwrap_or_default();
+        let incarnation = getrandom::u64()
+            .map_err(|e| NodeError::Driver(format!("no randomness for the incarnation: {e}")))?
+            .max(1);
+        let trusted = consensus::HardState {
+            term,
+            voted_for: None,
+            incarnation,
+            standing: consensus::Standing::Trusted,
+        };
+        tlog.save_hard_state(trusted)
+            .map_err(|source| NodeError::Tlog {
+                dir: dir.clone(),
+                source,
+            })?;
+        tracing::info!(
+            node = %node.name,
+            term,
+            "restored as a trusted member of a whole cluster restored from backups"
+        );
+    }
     store.close()?;
     report(Injection::Done { rebased });
     Ok(())
