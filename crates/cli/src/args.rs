@@ -64,6 +64,8 @@ const FLAG_ARITY: &[(&str, usize)] = &[
     ("--collapse-remote", 4),
     ("--collapse-local", 2),
     ("--truncate-tlog", 1),
+    ("--compress-tlog", 1),
+    ("--uncompress-tlog", 1),
     ("--replay-tlogs", 2),
     ("--strip-tlog", 1),
     ("--mark-tlog", 2),
@@ -302,6 +304,12 @@ struct Flags {
     /// Cut the newest tlog segment FILE (.tlog) after its last whole entry; the node then recovers its votes and the entries cut from its peers
     #[arg(long = "truncate-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
     truncate_tlog: Option<PathBuf>,
+    /// Seal (lz4) the full plain segments of FILE's tlog, FILE among them, as the node does
+    #[arg(long = "compress-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    compress_tlog: Option<PathBuf>,
+    /// Rewrite the sealed tlog segment FILE (.tlz) as a plain .tlog with the same entries
+    #[arg(long = "uncompress-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
+    uncompress_tlog: Option<PathBuf>,
     /// Arakoon's: remove a tlog's clean-shutdown marker (refused: our tlog has no marker)
     #[arg(long = "strip-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
     strip_tlog: Option<PathBuf>,
@@ -490,6 +498,14 @@ pub enum OfflineTool {
     },
     /// Cut the newest tlog segment after its last whole entry.
     TruncateTlog {
+        path: PathBuf,
+    },
+    /// Seal a tlog's full plain segments.
+    CompressTlog {
+        path: PathBuf,
+    },
+    /// Rewrite a sealed segment as a plain one.
+    UncompressTlog {
         path: PathBuf,
     },
     /// One of Arakoon's marker tools, which our tlog has no use for.
@@ -979,6 +995,10 @@ impl Flags {
             }));
         } else if let Some(path) = self.truncate_tlog {
             return Ok(Invocation::Offline(OfflineTool::TruncateTlog { path }));
+        } else if let Some(path) = self.compress_tlog {
+            return Ok(Invocation::Offline(OfflineTool::CompressTlog { path }));
+        } else if let Some(path) = self.uncompress_tlog {
+            return Ok(Invocation::Offline(OfflineTool::UncompressTlog { path }));
         } else if let Some(path) = self.strip_tlog {
             return Ok(Invocation::Offline(OfflineTool::NoMarker {
                 flag: "--strip-tlog",

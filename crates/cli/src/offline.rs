@@ -46,6 +46,8 @@ pub fn run(tool: &OfflineTool, out: &mut dyn Write) -> Result<(), ActionError> {
             crate::tlog_tools::replay_tlogs(dir, db, *end, out)
         }
         OfflineTool::TruncateTlog { path } => crate::tlog_tools::truncate_tlog(path, out),
+        OfflineTool::CompressTlog { path } => crate::tlog_tools::compress_tlog(path, out),
+        OfflineTool::UncompressTlog { path } => crate::tlog_tools::uncompress_tlog(path, out),
         OfflineTool::NoMarker { flag, .. } => Err(crate::tlog_tools::no_marker(flag)),
     }
 }
@@ -60,6 +62,8 @@ pub fn describe(tool: &OfflineTool) -> String {
         OfflineTool::OptimizeDb { path } => ("--optimize-db-offline", path),
         OfflineTool::ReplayTlogs { dir, .. } => ("--replay-tlogs", dir),
         OfflineTool::TruncateTlog { path } => ("--truncate-tlog", path),
+        OfflineTool::CompressTlog { path } => ("--compress-tlog", path),
+        OfflineTool::UncompressTlog { path } => ("--uncompress-tlog", path),
         OfflineTool::NoMarker { flag, path } => (*flag, path),
     };
     format!("{flag} {}", path.display())

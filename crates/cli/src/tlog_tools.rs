@@ -11,6 +11,11 @@
 //!   recovers its votes from its peers before it votes again (the wiped
 //!   node's path, `docs/ARCHITECTURE.md`), and takes the lost entries back
 //!   from them.
+//! - `--compress-tlog FILE`: seals the full plain segments of FILE's tlog
+//!   (what the node does as segments fill); `--uncompress-tlog FILE`:
+//!   rewrites a sealed segment as a plain one with the same entries (a
+//!   node running with compression seals it again). Both open the tlog as a
+//!   node does (a torn last entry is cut), on a stopped node.
 //! - `--strip-tlog`, `--mark-tlog`, `--make-tlog`: Arakoon's tools for its
 //!   tlog's clean-shutdown marker and file counter. Our tlog has neither
 //!   (every entry is checked at start; segments are named by their first
@@ -324,4 +329,111 @@ pub fn no_marker(flag: &str) -> ActionError {
         }
     };
     ActionError::new(flag, why)
+}
+
+/// The segment file `file` of its tlog directory, and the directory's
+/// segments, for `--compress-tlog` / `--uncompress-tlog`.
+fn segment_of(
+    file: &Path,
+    what: &str,
+) -> Result<(std::path::PathBuf, tlog::offline::SegmentFile, bool), ActionError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let disk = disk::RealDisk::shared();
+    let (_, files) =
+        tlog::offline::segment_files(&*disk, &dir).map_err(|e| tlog_failure(what, e))?;
+    let position = files
+        .iter()
+        .position(|f| f.path.file_name() == file.file_name())
+        .ok_or_else(|| {
+            ActionError::new(
+                what,
+                format!(
+                    "not a segment of the tlog in {} (its segments: .tlog and .tlz files named by their first index)",
+                    dir.display()
+                ),
+            )
+        })?;
+    let newest = position + 1 == files.len();
+    Ok((dir, files[position].clone(), newest))
+}
+
+/// Opens a stopped node's tlog for a tool that only seals or unseals:
+/// the active segment's preallocation is left as it is.
+fn open_for_tool(dir: &Path, what: &str) -> Result<tlog::Tlog, ActionError> {
+    let disk = disk::RealDisk::shared();
+    let (_, files) =
+        tlog::offline::segment_files(&*disk, dir).map_err(|e| tlog_failure(what, e))?;
+    let active_len = files
+        .last()
+        .and_then(|f| std::fs::metadata(&f.path).ok())
+        .map_or(tlog::DEFAULT_MAX_SIZE, |m| m.len());
+    let options = tlog::TlogOptions {
+        max_entries: tlog::MAX_ENTRIES_LIMIT,
+        max_size: active_len.clamp(tlog::MIN_SIZE_LIMIT, tlog::MAX_SIZE_LIMIT),
+        compression: tlog::Compression::Lz4,
+    };
+    tlog::Tlog::open(disk, dir.to_path_buf(), options).map_err(|e| tlog_failure(what, e))
+}
+
+/// `--compress-tlog FILE`: seals the full plain segments of FILE's tlog
+/// (FILE among them) into `.tlz`, as the node does when it runs.
+pub fn compress_tlog(file: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
+    let what = format!("--compress-tlog {}", file.display());
+    let (dir, segment, newest) = segment_of(file, &what)?;
+    if segment.sealed {
+        return write_line(
+            out,
+            &what,
+            "already sealed (.tlz): nothing to do\n".to_string(),
+        );
+    }
+    if newest {
+        return Err(ActionError::new(
+            &what,
+            "the newest segment is the one the node appends to: it is sealed once full",
+        ));
+    }
+    let mut log = open_for_tool(&dir, &what)?;
+    let sealed = log
+        .seal_full_segments()
+        .map_err(|e| tlog_failure(&what, e))?;
+    write_line(
+        out,
+        &what,
+        format!(
+            "sealed {sealed} full segment(s) of the tlog in {} into .tlz\n",
+            dir.display()
+        ),
+    )
+}
+
+/// `--uncompress-tlog FILE`: rewrites the sealed segment FILE (`.tlz`) as
+/// a plain `.tlog` with the same entries. A node running with compression
+/// on seals it again.
+pub fn uncompress_tlog(file: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
+    let what = format!("--uncompress-tlog {}", file.display());
+    let (dir, segment, _) = segment_of(file, &what)?;
+    if !segment.sealed {
+        return write_line(
+            out,
+            &what,
+            "already plain (.tlog): nothing to do\n".to_string(),
+        );
+    }
+    let mut log = open_for_tool(&dir, &what)?;
+    let done = log
+        .unseal(segment.first_index)
+        .map_err(|e| tlog_failure(&what, e))?;
+    assert!(done, "a sealed segment file is loaded sealed");
+    write_line(
+        out,
+        &what,
+        format!(
+            "rewritten as a plain segment ({}.tlog beside it, the .tlz removed)\n",
+            file.with_extension("").display()
+        ),
+    )
 }

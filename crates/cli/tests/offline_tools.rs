@@ -456,3 +456,43 @@ fn truncate_tlog_cuts_the_newest_segment_at_the_damage() {
         );
     }
 }
+
+/// Rule: `--uncompress-tlog` rewrites a sealed segment as a plain one with
+/// the same entries, `--compress-tlog` seals the full plain segments again;
+/// the tlog dumps the same before and after; the newest segment (the one
+/// a node appends to) is not sealed by hand.
+#[test]
+fn compress_and_uncompress_tlog_keep_every_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tlog_dir = make_tlog(dir.path(), 250);
+    let before = run("--dump-tlog", &tlog_dir, &["-dump-values"]);
+    assert!(before.status.success(), "{}", text(&before.stderr));
+    let sealed = segment_files(&tlog_dir, ".tlz");
+    assert_eq!(sealed.len(), 2, "{sealed:?}");
+
+    let out = run("--uncompress-tlog", &sealed[0], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!sealed[0].exists());
+    assert_eq!(segment_files(&tlog_dir, ".tlog").len(), 2);
+    let after = run("--dump-tlog", &tlog_dir, &["-dump-values"]);
+    assert_eq!(text(&after.stdout), text(&before.stdout));
+
+    let plain = segment_files(&tlog_dir, ".tlog");
+    let out = run("--compress-tlog", &plain[1], &[]);
+    assert_eq!(out.status.code(), Some(1), "the newest segment was sealed");
+    assert!(
+        text(&out.stderr).contains("appends to"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run("--compress-tlog", &plain[0], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("sealed 1 full segment"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(segment_files(&tlog_dir, ".tlz").len(), 2);
+    let again = run("--dump-tlog", &tlog_dir, &["-dump-values"]);
+    assert_eq!(text(&again.stdout), text(&before.stdout));
+}

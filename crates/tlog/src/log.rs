@@ -706,6 +706,44 @@ impl Tlog {
         Ok(())
     }
 
+    /// Rewrites the sealed segment that starts at `first_index` as a plain
+    /// one with the same entries (`arakoon --uncompress-tlog`): crash-safe
+    /// as a truncation into a sealed segment is (the plain file installed
+    /// before the sealed one is removed; at open a plain file wins). The
+    /// plain file is not preallocated. Returns false if that segment is
+    /// plain already; an unknown `first_index` is an error.
+    pub fn unseal(&mut self, first_index: u64) -> Result<bool, TlogError> {
+        self.check_usable()?;
+        let Some(segment) = self
+            .segments
+            .iter_mut()
+            .find(|s| s.first_index() == first_index)
+        else {
+            return Err(TlogError::Corrupt {
+                path: self.dir.clone(),
+                offset: 0,
+                what: format!("no segment starts at index {first_index}"),
+            });
+        };
+        if segment.is_plain() {
+            return Ok(false);
+        }
+        let next = segment.next_index();
+        let last_term = segment.last_term;
+        let result = segment::unseal_prefix(self.disk.as_ref(), &self.dir, segment, next, 0);
+        let plain = self.poison_on_err(result)?;
+        assert_eq!(plain.last_term, last_term, "unsealing keeps every entry");
+        assert_eq!(plain.next_index(), next, "unsealing keeps every entry");
+        if let Some(segment) = self
+            .segments
+            .iter_mut()
+            .find(|s| s.first_index() == first_index)
+        {
+            *segment = plain;
+        }
+        Ok(true)
+    }
+
     /// Deletes the full segments whose entries are all below `below` (never
     /// the active one). `first_index()` moves past them and
     /// `term(first_index() - 1)` still answers. Durable before it returns:
