@@ -298,8 +298,8 @@ struct Flags {
     #[arg(long = "whole-cluster", help_heading = OFFLINE)]
     whole_cluster: bool,
 
-    /// Apply the entries of tlog directory TLOG_DIR after the store DB's applied index (up to END_I) to DB, made if missing
-    #[arg(long = "replay-tlogs", group = "action", num_args = 2..=3, value_names = ["TLOG_DIR", "DB", "END_I"], allow_hyphen_values = true, help_heading = OFFLINE)]
+    /// Apply the entries of tlog directory TLOG_DIR after the store DB's applied index (up to END_I) to DB, made if missing (Arakoon's TLOG_DIR TLX_DIR DB [END_I] is accepted: sealed segments are in TLOG_DIR here)
+    #[arg(long = "replay-tlogs", group = "action", num_args = 2..=4, value_names = ["TLOG_DIR", "DB", "END_I"], allow_hyphen_values = true, help_heading = OFFLINE)]
     replay_tlogs: Option<Vec<OsString>>,
     /// Cut the newest tlog segment FILE (.tlog) after its last whole entry; the node then recovers its votes and the entries cut from its peers
     #[arg(long = "truncate-tlog", group = "action", value_name = "FILE", allow_hyphen_values = true, help_heading = OFFLINE)]
@@ -493,6 +493,8 @@ pub enum OfflineTool {
     /// Apply a tlog directory's entries to a store file.
     ReplayTlogs {
         dir: PathBuf,
+        /// Arakoon's tlx directory, if given (not read: see the tool).
+        tlx: Option<PathBuf>,
         db: PathBuf,
         end: Option<u64>,
     },
@@ -971,25 +973,32 @@ impl Flags {
         } else if let Some(path) = self.optimize_db_offline {
             return Ok(Invocation::Offline(OfflineTool::OptimizeDb { path }));
         } else if let Some(values) = self.replay_tlogs {
-            let (dir, db, end) = match values.as_slice() {
-                [dir, db] => (dir, db, None),
-                [dir, db, end] => {
-                    let text = end.to_string_lossy();
-                    let end = text.parse::<u64>().map_err(|_| {
-                        UsageError(format!(
-                            "--replay-tlogs: END_I = {text:?} is not a non-negative integer"
-                        ))
-                    })?;
-                    (dir, db, Some(end))
+            let end_i = |end: &OsString| {
+                let text = end.to_string_lossy();
+                text.parse::<u64>().map_err(|_| {
+                    UsageError(format!(
+                        "--replay-tlogs: END_I = {text:?} is not a non-negative integer"
+                    ))
+                })
+            };
+            // Arakoon's form names the tlx directory too: TLOG_DIR TLX_DIR
+            // DB [END_I]; a third value that is a number is END_I.
+            let (dir, tlx, db, end) = match values.as_slice() {
+                [dir, db] => (dir, None, db, None),
+                [dir, db, end] if end.to_string_lossy().parse::<u64>().is_ok() => {
+                    (dir, None, db, Some(end_i(end)?))
                 }
+                [dir, tlx, db] => (dir, Some(tlx), db, None),
+                [dir, tlx, db, end] => (dir, Some(tlx), db, Some(end_i(end)?)),
                 _ => {
                     return Err(UsageError(
-                        "--replay-tlogs needs TLOG_DIR DB [END_I]".to_string(),
+                        "--replay-tlogs needs TLOG_DIR [TLX_DIR] DB [END_I]".to_string(),
                     ))
                 }
             };
             return Ok(Invocation::Offline(OfflineTool::ReplayTlogs {
                 dir: PathBuf::from(dir),
+                tlx: tlx.map(PathBuf::from),
                 db: PathBuf::from(db),
                 end,
             }));

@@ -42,8 +42,8 @@ pub fn run(tool: &OfflineTool, out: &mut dyn Write) -> Result<(), ActionError> {
         } => inspect_store(path, left.as_deref(), right.as_deref(), *max, out),
         OfflineTool::VerifyDb { path } => verify_db(path, out),
         OfflineTool::OptimizeDb { path } => optimize_db(path, out),
-        OfflineTool::ReplayTlogs { dir, db, end } => {
-            crate::tlog_tools::replay_tlogs(dir, db, *end, out)
+        OfflineTool::ReplayTlogs { dir, tlx, db, end } => {
+            crate::tlog_tools::replay_tlogs(dir, tlx.as_deref(), db, *end, out)
         }
         OfflineTool::TruncateTlog { path } => crate::tlog_tools::truncate_tlog(path, out),
         OfflineTool::CompressTlog { path } => crate::tlog_tools::compress_tlog(path, out),

@@ -110,11 +110,26 @@ fn write_line(out: &mut dyn Write, what: &str, line: String) -> Result<(), Actio
 /// `--replay-tlogs TLOG_DIR DB [END_I]`.
 pub fn replay_tlogs(
     dir: &Path,
+    tlx: Option<&Path>,
     db: &Path,
     end: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<(), ActionError> {
     let what = format!("--replay-tlogs {} {}", dir.display(), db.display());
+    let same_dir = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if let Some(tlx) = tlx.filter(|t| !same_dir(t, dir)) {
+        write_line(
+            out,
+            &what,
+            format!(
+                "note: {} is not read: sealed segments (.tlz) stay in the tlog directory here\n",
+                tlx.display()
+            ),
+        )?;
+    }
     let disk = disk::RealDisk::shared();
     let store = store::Store::open(disk.clone(), db, &store::StoreOptions::default())
         .map_err(|e| store_failure(&what, e))?;

@@ -335,8 +335,15 @@ fn replay_tlogs_builds_a_store_and_brings_it_forward() {
         "{keys}"
     );
 
-    let out = run("--replay-tlogs", &tlog_dir, &[db_text]);
+    // Arakoon's form, with the tlx directory (the same one here).
+    let tlx = tlog_dir.to_str().expect("utf-8");
+    let out = run("--replay-tlogs", &tlog_dir, &[tlx, db_text]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("is not read"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(
         text(&out.stdout).contains("replayed 130 entries: the store is at i = 250 (was 120)"),
         "{}",
