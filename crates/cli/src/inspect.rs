@@ -14,6 +14,14 @@
 //! are deterministic). Different terms are a divergence: the exit status
 //! is then 1.
 //!
+//! The stores are compared too (once, not with `-watch`: each node scans
+//! its whole store): each node gives a checksum of its store's export
+//! stream at its applied index (`fingerprint=I:CRC:PAIRS`); when every
+//! node answering is at the same index (a quiet cluster: it is asked again
+//! a few times), equal checksums mean equal stores, different ones a
+//! divergence of the stores (exit status 1) even where the tlogs agree (a
+//! corrupted store, say).
+//!
 //! `-watch` redraws the table every second (on a terminal, in place) until
 //! Ctrl-C.
 
@@ -115,12 +123,17 @@ pub fn verdict(index: u64, reports: &[Report]) -> Verdict {
     }
 }
 
-async fn ask(client: &Client, names: &[String], term_at: Option<u64>) -> Vec<Report> {
+async fn ask(
+    client: &Client,
+    names: &[String],
+    term_at: Option<u64>,
+    fingerprint: bool,
+) -> Vec<Report> {
     let mut reports = Vec::with_capacity(names.len());
     for name in names {
         let state = match client.node(name) {
             Ok(node) => node
-                .inspect(term_at)
+                .inspect(term_at, fingerprint)
                 .await
                 .map(|text| parse(&text))
                 .map_err(|e| e.to_string()),
@@ -134,6 +147,74 @@ async fn ask(client: &Client, names: &[String], term_at: Option<u64>) -> Vec<Rep
     reports
 }
 
+/// What the store comparison found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stores {
+    /// Every node answering is at `index` with the same checksum.
+    Same { index: u64, crc: String, pairs: u64 },
+    /// At `index`, the checksums differ: `(node, crc:pairs)` of each.
+    Differ {
+        index: u64,
+        sums: Vec<(String, String)>,
+    },
+    /// Not compared (say why).
+    NotCompared(String),
+}
+
+/// Compares the nodes' store fingerprints (`fingerprint=I:CRC:PAIRS`).
+pub fn compare_stores(reports: &[Report]) -> Stores {
+    let mut sums = Vec::new();
+    for r in reports.iter().filter(|r| r.state.is_ok()) {
+        let Some((index, rest)) = r.get("fingerprint").and_then(|f| f.split_once(':')) else {
+            return Stores::NotCompared(format!("{} gave no fingerprint", r.node));
+        };
+        let Ok(index) = index.parse::<u64>() else {
+            return Stores::NotCompared(format!("{} gave a malformed fingerprint", r.node));
+        };
+        sums.push((r.node.clone(), index, rest.to_string()));
+    }
+    if sums.len() < 2 {
+        return Stores::NotCompared("fewer than two nodes answered".to_string());
+    }
+    let index = sums[0].1;
+    if sums.iter().any(|(_, i, _)| *i != index) {
+        return Stores::NotCompared(
+            "the stores were at different applied indices (writes going on)".to_string(),
+        );
+    }
+    let first = &sums[0].2;
+    if sums.iter().all(|(_, _, s)| s == first) {
+        let (crc, pairs) = first.split_once(':').unwrap_or((first.as_str(), "0"));
+        return Stores::Same {
+            index,
+            crc: crc.to_string(),
+            pairs: pairs.parse().unwrap_or(0),
+        };
+    }
+    Stores::Differ {
+        index,
+        sums: sums.into_iter().map(|(n, _, s)| (n, s)).collect(),
+    }
+}
+
+/// The stores compared: asked again (up to five times, 200 ms apart)
+/// while the nodes' applied indices differ.
+pub async fn gather_stores(client: &Client) -> Stores {
+    let client = client
+        .with_request_timeout(Duration::from_secs(60))
+        .with_retry_policy(client::RetryPolicy::no_retry());
+    let names: Vec<String> = client.node_names().map(str::to_string).collect();
+    let mut found = Stores::NotCompared("not asked".to_string());
+    for _ in 0..5 {
+        found = compare_stores(&ask(&client, &names, None, true).await);
+        if !matches!(&found, Stores::NotCompared(why) if why.contains("different applied")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    found
+}
+
 /// Every node's report, and the divergence verdict.
 pub async fn gather(client: &Client) -> (Vec<Report>, Verdict) {
     // One attempt per node: a node that does not answer is reported as
@@ -142,12 +223,12 @@ pub async fn gather(client: &Client) -> (Vec<Report>, Verdict) {
         .with_request_timeout(Duration::from_secs(2))
         .with_retry_policy(client::RetryPolicy::no_retry());
     let names: Vec<String> = client.node_names().map(str::to_string).collect();
-    let first = ask(&client, &names, None).await;
+    let first = ask(&client, &names, None, false).await;
     let index = match common_index(&first) {
         Ok(index) => index,
         Err(why) => return (first, Verdict::NotCompared(why)),
     };
-    let second = ask(&client, &names, Some(index)).await;
+    let second = ask(&client, &names, Some(index), false).await;
     let verdict = verdict(index, &second);
     (second, verdict)
 }
@@ -279,6 +360,20 @@ pub fn render(reports: &[Report], verdict: &Verdict) -> String {
     out
 }
 
+/// The store comparison's line.
+pub fn render_stores(stores: &Stores) -> String {
+    match stores {
+        Stores::Same { index, crc, pairs } => format!(
+            "stores: the same at i = {index} (checksum {crc}, {pairs} keys) on every node answering\n"
+        ),
+        Stores::Differ { index, sums } => {
+            let sums: Vec<String> = sums.iter().map(|(n, s)| format!("{n}: {s}")).collect();
+            format!("STORES DIFFER at i = {index}: checksum:keys {}\n", sums.join(", "))
+        }
+        Stores::NotCompared(why) => format!("stores: not compared: {why}\n"),
+    }
+}
+
 /// Runs `--inspect-cluster` (once, or with `watch` until Ctrl-C).
 pub async fn run(client: &Client, watch: bool, out: &mut dyn Write) -> Result<(), ActionError> {
     let what = "inspect-cluster";
@@ -286,6 +381,13 @@ pub async fn run(client: &Client, watch: bool, out: &mut dyn Write) -> Result<()
     loop {
         let (reports, verdict) = gather(client).await;
         let mut text = render(&reports, &verdict);
+        let stores = if watch {
+            None
+        } else {
+            let stores = gather_stores(client).await;
+            text.push_str(&render_stores(&stores));
+            Some(stores)
+        };
         if watch {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -312,6 +414,12 @@ pub async fn run(client: &Client, watch: bool, out: &mut dyn Write) -> Result<()
                 return Err(ActionError::new(
                     what,
                     format!("the nodes' tlogs diverge at i = {index}"),
+                ));
+            }
+            if let Some(Stores::Differ { index, .. }) = stores {
+                return Err(ActionError::new(
+                    what,
+                    format!("the nodes' stores differ at i = {index}"),
                 ));
             }
             return Ok(());
@@ -383,6 +491,31 @@ mod tests {
         ];
         assert!(matches!(verdict(7, &absent), Verdict::Diverged { .. }));
         assert!(render(&split, &verdict(7, &split)).contains("DIVERGED at i = 7: terms a: 3, b: 2"));
+    }
+
+    #[test]
+    fn stores_compare_at_one_index() {
+        let at = |node: &str, f: &str| report(node, &format!("fingerprint={f}\n"));
+        assert_eq!(
+            compare_stores(&[at("a", "9:0000abcd:4"), at("b", "9:0000abcd:4")]),
+            Stores::Same {
+                index: 9,
+                crc: "0000abcd".into(),
+                pairs: 4
+            }
+        );
+        assert!(matches!(
+            compare_stores(&[at("a", "9:0000abcd:4"), at("b", "9:0000abce:4")]),
+            Stores::Differ { index: 9, .. }
+        ));
+        assert!(matches!(
+            compare_stores(&[at("a", "9:0000abcd:4"), at("b", "8:0000abcd:4")]),
+            Stores::NotCompared(why) if why.contains("different applied")
+        ));
+        let differ = compare_stores(&[at("a", "9:1:4"), at("b", "9:2:4")]);
+        assert!(
+            render_stores(&differ).contains("STORES DIFFER at i = 9: checksum:keys a: 1:4, b: 2:4")
+        );
     }
 
     #[test]

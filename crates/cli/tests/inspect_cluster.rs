@@ -36,6 +36,8 @@ async fn inspect_cluster_shows_every_node_and_checks_divergence() {
         assert!(row.contains(role) && row.contains("trusted"), "{row}");
     }
     assert!(out.contains("divergence: none"), "{out}");
+    assert!(out.contains("stores: the same at i = "), "{out}");
+    assert!(out.contains(" keys) on every node answering"), "{out}");
 
     // A node down: named, and the others still compared.
     let down = (index_of(&p, &master) + 1) % 3;

@@ -349,9 +349,13 @@ impl Client {
     /// `arakoon --inspect-cluster` shows), with the term of its tlog entry
     /// `term_at` if asked (`term_at=I:TERM`, `none` if it does not hold
     /// it). Usually sent to one node: `client.node(name)?.inspect(None)`.
-    pub async fn inspect(&self, term_at: Option<u64>) -> Result<String, Error> {
+    ///
+    /// With `fingerprint`, the node also gives a checksum of its whole
+    /// store, `fingerprint=I:CRC32C:PAIRS` (I its applied index then): a
+    /// scan of the store, so for a tool, not for a loop.
+    pub async fn inspect(&self, term_at: Option<u64>, fingerprint: bool) -> Result<String, Error> {
         let term_at = term_at.map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX));
-        call!(self, Request::Inspect { term_at }, Reply::Inspect(state) =>
+        call!(self, Request::Inspect { term_at, fingerprint }, Reply::Inspect(state) =>
             String::from_utf8_lossy(&state).into_owned())
     }
 

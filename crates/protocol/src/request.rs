@@ -260,8 +260,9 @@ pub enum Request {
     /// 0x32.
     CurrentState,
     /// 0x70, ours: the node's state as `key=value` lines, with the term of
-    /// its tlog entry `term_at` (`-1`: none asked).
-    Inspect { term_at: i64 },
+    /// its tlog entry `term_at` (`-1`: none asked) and, if `fingerprint`,
+    /// a checksum of its whole store (costs a scan of it).
+    Inspect { term_at: i64, fingerprint: bool },
     /// 0x33.
     Replace {
         key: Vec<u8>,
@@ -474,7 +475,13 @@ pub fn encode_request(request: &Request, out: &mut Vec<u8>) {
                 wire::put_bytes(out, key);
             }
         }
-        Request::Inspect { term_at } => wire::put_i64(out, *term_at),
+        Request::Inspect {
+            term_at,
+            fingerprint,
+        } => {
+            wire::put_i64(out, *term_at);
+            wire::put_bool(out, *fingerprint);
+        }
         Request::CollapseTlogs { tlogs_to_keep } | Request::CopyDbToHead { tlogs_to_keep } => {
             wire::put_i32(out, *tlogs_to_keep)
         }
@@ -620,6 +627,7 @@ pub(crate) fn read_request(r: &mut Reader<'_>, limits: &Limits) -> ReadResult<In
         Command::CurrentState => Request::CurrentState,
         Command::Inspect => Request::Inspect {
             term_at: r.i64("inspect.term_at")?,
+            fingerprint: r.bool("inspect.fingerprint")?,
         },
         Command::Replace => Request::Replace {
             key: r.bytes("replace.key")?,

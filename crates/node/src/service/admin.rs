@@ -41,6 +41,32 @@ static COPIES: AtomicU64 = AtomicU64::new(0);
 /// process id and a counter).
 const COPY_INFIX: &str = ".get_db.";
 
+/// Frame size of the store export a fingerprint is the checksum of (fixed:
+/// the stream, so its checksum, then depends on the pairs only).
+const FINGERPRINT_CHUNK_BYTES: usize = 256 << 10;
+
+/// A checksum (CRC32C) of the store's export stream at one applied index
+/// (from one read view: applies go on meanwhile), that index, and the pair
+/// count: two stores at the same index with the same pairs have the same.
+fn store_fingerprint(store: &store::Store) -> Result<(u64, u32, u64), store::StoreError> {
+    struct Crc(u32);
+    impl std::io::Write for Crc {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = crc32c::crc32c_append(self.0, bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let export = store.export_with_chunk_target(FINGERPRINT_CHUNK_BYTES)?;
+    let index = export.applied_index();
+    let pairs = export.pair_count()?;
+    let mut crc = Crc(0);
+    export.write_to(&mut crc)?;
+    Ok((index, crc.0, pairs))
+}
+
 /// Removes the `get_db` copies a node killed while serving one left beside
 /// `store` (a copy is removed once sent, or when its connection ends; a
 /// `kill -9` leaves it). Run at start, before anything serves. Returns how
@@ -191,6 +217,7 @@ impl Service {
         &self,
         p: &replica::Published,
         term_at: Option<u64>,
+        fingerprint: bool,
     ) -> Result<String, ErrorResponse> {
         let (tx, rx) = oneshot::channel();
         self.requests
@@ -241,6 +268,20 @@ impl Service {
                     .map_or_else(|| "none".to_string(), |t| format!("{t:.0}"))
             ),
         ];
+        if fingerprint {
+            let store = std::sync::Arc::clone(&self.store);
+            let (index, crc, pairs) =
+                tokio::task::spawn_blocking(move || store_fingerprint(&store))
+                    .await
+                    .map_err(|e| refused(ResultCode::UnknownFailure, format!("inspect: {e}")))?
+                    .map_err(|e| {
+                        refused(
+                            ResultCode::UnknownFailure,
+                            format!("inspect: fingerprint of the store: {e}"),
+                        )
+                    })?;
+            lines.push(format!("fingerprint={index}:{crc:08x}:{pairs}"));
+        }
         if let Some(index) = term_at {
             let term = facts
                 .term_at

@@ -504,12 +504,13 @@ impl Service {
                     ),
                 ));
             }
-            Request::Inspect { term_at } => {
+            Request::Inspect {
+                term_at,
+                fingerprint,
+            } => {
                 let term_at = u64::try_from(term_at).ok();
-                (
-                    Reply::Inspect(self.inspect(&p, term_at).await?.into_bytes()),
-                    None,
-                )
+                let state = self.inspect(&p, term_at, fingerprint).await?;
+                (Reply::Inspect(state.into_bytes()), None)
             }
             Request::GetNurseryCfg => {
                 return Err(error(

@@ -145,7 +145,10 @@ pub fn request() -> impl Strategy<Value = Request> {
         (consistency(), byte_list())
             .prop_map(|(consistency, keys)| Request::MultiGetOption { consistency, keys }),
         Just(Request::CurrentState),
-        any::<i64>().prop_map(|term_at| Request::Inspect { term_at }),
+        (any::<i64>(), any::<bool>()).prop_map(|(term_at, fingerprint)| Request::Inspect {
+            term_at,
+            fingerprint
+        }),
         (bytes(), opt_bytes()).prop_map(|(key, wanted)| Request::Replace { key, wanted }),
         Just(Request::Nop),
         Just(Request::GetTxid),
