@@ -344,7 +344,26 @@ fn optimize_db(path: &Path, out: &mut dyn Write) -> Result<(), ActionError> {
         Ok(_) => return Err(ActionError::new(&what, "not a file")),
         Err(e) => return Err(ActionError::new(&what, format!("cannot read it: {e}"))),
     }
-    let (before, after) = store::compact_file(path).map_err(|e| store_failure(&what, e))?;
+    // redb's compaction reports no progress: a spinner with the time spent
+    // on a terminal, one line before it starts otherwise.
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        let style = indicatif::ProgressStyle::with_template(
+            "optimize-db-offline {spinner} compacting ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        spinner.set_style(style);
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        spinner
+    });
+    if spinner.is_none() {
+        eprintln!("arakoon: {what}: compacting (no progress to show until it ends)");
+    }
+    let compacted = store::compact_file(path);
+    if let Some(spinner) = &spinner {
+        spinner.finish_and_clear();
+    }
+    let (before, after) = compacted.map_err(|e| store_failure(&what, e))?;
     writeln!(out, "compacted: {before} bytes before, {after} bytes after")
         .and_then(|()| out.flush())
         .map_err(|e| ActionError::write_failed(&what, &e))
