@@ -614,6 +614,16 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
     };
     let head_copy_throttling = r.float(name, "head_copy_throttling")?.unwrap_or(0.0);
     let optimize_db_slowdown = r.float(name, "optimize_db_slowdown")?.unwrap_or(0.0);
+    r.warn(
+        name,
+        "head_copy_throttling",
+        "no effect: copy_db_to_head copies nothing here (the store is the head; it collapses the tlog)",
+    );
+    r.warn(
+        name,
+        "optimize_db_slowdown",
+        "no effect: the store is compacted offline here (--optimize-db-offline, on a stopped node), with nothing to slow down for",
+    );
     let reporting = Duration::from_secs(r.int(name, "reporting")?.unwrap_or(300));
     let metrics_port = match r.int(name, "metrics_port")? {
         None => None,

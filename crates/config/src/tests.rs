@@ -406,11 +406,12 @@ fn keys_without_effect_warn_once_with_the_reason() {
         )
         .replace(
             "log_level = debug",
-            "log_level = debug\nlaggy = true\nhead_dir = /h\ncrash_log_sinks = /c\n__tainted_fsync_tlog_dir = false",
+            "log_level = debug\nlaggy = true\nhead_dir = /h\ncrash_log_sinks = /c\n__tainted_fsync_tlog_dir = false\n\
+             head_copy_throttling = 0.5\noptimize_db_slowdown = 1.0",
         );
     let loaded = parse(&text).unwrap();
     let w = &loaded.warnings;
-    assert_eq!(w.len(), 9, "{w:#?}");
+    assert_eq!(w.len(), 11, "{w:#?}");
     for key in [
         "[global] lcnum",
         "[global] ncnum",
@@ -421,6 +422,8 @@ fn keys_without_effect_warn_once_with_the_reason() {
         "[arakoon_1] head_dir",
         "[arakoon_1] crash_log_sinks",
         "[arakoon_1] __tainted_fsync_tlog_dir",
+        "[arakoon_1] head_copy_throttling",
+        "[arakoon_1] optimize_db_slowdown",
     ] {
         assert_eq!(
             w.iter().filter(|x| x.contains(key)).count(),

@@ -46,8 +46,9 @@
 //!
 //! The backup is copied (or, `--inplace`, moved) to `<store>.inject`,
 //! checked there, made durable, and renamed over the store: the rename is
-//! the commit point. A crash before it leaves the node as it was (the
-//! `.inject` file is removed by the next run); after it, the node's start
+//! the commit point. A crash or Ctrl-C before it leaves the node as it was
+//! (the `.inject` file is removed by the node's start or the next run);
+//! after it, the node's start
 //! rebases the tlog if need be (the same reconcile). The operator's backup
 //! file is never opened for writing: checks open the copy.
 
@@ -114,12 +115,8 @@ pub fn inject_as_head(
     if let Some(home) = store_file.parent() {
         std::fs::create_dir_all(home).map_err(|e| io_error("the node's home", home, e))?;
     }
+    remove_staged(&store_file)?;
     let staged = staged_path(&store_file);
-    match std::fs::remove_file(&staged) {
-        Ok(()) => tracing::info!(path = %staged.display(), "removed an earlier run's staged copy"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("an earlier run's staged copy", &staged, e)),
-    }
     // Stage the backup beside the store (same file system: the rename
     // below is atomic).
     let result = stage_and_swap(&settings, backup, &staged, total, options, report);
@@ -286,6 +283,25 @@ fn stage_and_swap(
     Ok(())
 }
 
+/// Removes a staged copy an interrupted `--inject-as-head` (Ctrl-C, a
+/// crash) left beside the store: it never became the store (the rename is
+/// the commit point). Run at the node's start and by the next injection.
+pub(crate) fn remove_staged(store_file: &Path) -> Result<(), NodeError> {
+    let staged = staged_path(store_file);
+    match std::fs::remove_file(&staged) {
+        Ok(()) => {
+            tracing::info!(path = %staged.display(), "removed the staged copy of an interrupted --inject-as-head");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(
+            "an interrupted injection's staged copy",
+            &staged,
+            e,
+        )),
+    }
+}
+
 /// `<store>.inject`: where the backup is staged.
 fn staged_path(store_file: &Path) -> PathBuf {
     let mut name = store_file.as_os_str().to_owned();
@@ -334,4 +350,22 @@ fn sync_dir(dir: &Path) -> Result<(), NodeError> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_error("fsync the directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupted injection's staged copy is removed, the store kept.
+    #[test]
+    fn a_staged_copy_left_behind_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("arakoon_0.db");
+        std::fs::write(&store, b"store").unwrap();
+        std::fs::write(staged_path(&store), b"half a backup").unwrap();
+        remove_staged(&store).unwrap();
+        assert!(!staged_path(&store).exists());
+        assert_eq!(std::fs::read(&store).unwrap(), b"store");
+        remove_staged(&store).unwrap();
+    }
 }

@@ -689,6 +689,7 @@ fn open_storage(settings: &Settings) -> Result<(Tlog, Store), NodeError> {
             path.display()
         ))
     })?;
+    inject_local::remove_staged(&path)?;
     let store = Store::open(disk, &path, &StoreOptions::default())?;
     replica::reconcile_storage(&mut tlog, &store)?;
     Ok((tlog, store))
