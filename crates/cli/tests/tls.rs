@@ -215,3 +215,44 @@ async fn a_tls_client_on_a_plaintext_port_is_told_so() {
     assert!(error.contains("tls_service"), "{error}");
     wait_for_log(&p, 0, "began a TLS handshake").await;
 }
+
+/// A node started without TLS in a TLS cluster (its config lost the
+/// `tls_*` keys): each side of each connection says what is wrong, in
+/// the messaging handshake's own terms where the peer can read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_node_in_a_tls_cluster_is_told_why_on_both_sides() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new(certs.path(), "cluster ca");
+    let (global, nodes) = tls_config(&ca, &[&ca, &ca, &ca], "");
+    let node_extras: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut p = Processes::start_with_node_extras(LEASE_SECS, &global, &node_extras);
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+
+    p.kill(2);
+    let text = std::fs::read_to_string(&p.config_path).expect("the config");
+    let plain: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tls_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let plain_config = p.dir.path().join("plaintext.ini");
+    std::fs::write(&plain_config, plain).expect("write the plaintext config");
+    p.spawn_with_config(2, &plain_config);
+
+    // It dials the others in plaintext: refused in its own protocol.
+    wait_for_log(&p, 2, "this node's messaging port speaks TLS").await;
+    // The others dial it with TLS: it names that.
+    wait_for_log(
+        &p,
+        2,
+        "the peer began a TLS handshake and this node has no TLS",
+    )
+    .await;
+    // And the others say it does not speak TLS.
+    for i in [0, 1] {
+        wait_for_log(&p, i, "the peer speaks plaintext").await;
+    }
+    // The two TLS nodes go on committing.
+    c.set(b"k", b"v").await.expect("a write by the TLS nodes");
+}

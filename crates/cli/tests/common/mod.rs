@@ -132,6 +132,12 @@ impl Processes {
     }
 
     pub fn spawn(&mut self, i: usize) {
+        let config = self.config_path.clone();
+        self.spawn_with_config(i, &config);
+    }
+
+    /// Starts node `i` with another config file than the cluster's.
+    pub fn spawn_with_config(&mut self, i: usize, config: &Path) {
         assert!(self.children[i].is_none(), "node {i} is running");
         let stderr_path = self.dir.path().join(format!("{}.stderr", self.names[i]));
         let stderr = std::fs::OpenOptions::new()
@@ -143,7 +149,7 @@ impl Processes {
             .arg("--node")
             .arg(&self.names[i])
             .arg("-config")
-            .arg(&self.config_path)
+            .arg(config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
