@@ -10,20 +10,6 @@ mod common;
 
 use client::{Error, ResultCode};
 use common::*;
-use std::process::Command;
-
-/// Runs the binary with `args` (no config: the node is named by address).
-fn arakoon(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
-        .args(args)
-        .output()
-        .expect("run arakoon");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn tlog_files(p: &Processes, i: usize) -> usize {
     std::fs::read_dir(p.home(i))

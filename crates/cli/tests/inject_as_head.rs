@@ -10,18 +10,34 @@ mod common;
 
 use client::Consistency;
 use common::*;
-use std::process::Command;
 
-fn arakoon(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
-        .args(args)
-        .output()
-        .expect("run arakoon");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// A `--backup-db` of node `from` in the test's directory.
+fn backup_of(p: &Processes, from: usize) -> std::path::PathBuf {
+    let backup = p.dir.path().join("backup.db");
+    let file = backup.to_str().expect("utf-8 path");
+    let (ip, port) = p.client_addresses[from].rsplit_once(':').expect("ip:port");
+    let (ok, out, err) = arakoon(&["--backup-db", &p.cluster_id, ip, port, file]);
+    assert!(ok, "{out}{err}");
+    backup
+}
+
+/// Node `n` (read without a guarantee) holds `key_k` = `value_k` for every
+/// `k` in `keys`.
+async fn assert_every_key(c: &client::Client, p: &Processes, n: usize, keys: std::ops::Range<u32>) {
+    let node = c
+        .node(&p.names[n])
+        .expect("a node")
+        .with_consistency(Consistency::NoGuarantee);
+    for k in keys {
+        let key = format!("key_{k:04}");
+        let value = node.get(key.as_bytes()).await.expect("every key");
+        assert_eq!(
+            value,
+            format!("value_{k}").as_bytes(),
+            "{key} on {}",
+            p.names[n]
+        );
+    }
 }
 
 async fn set_keys(c: &client::Client, range: std::ops::Range<u32>) {
@@ -51,11 +67,8 @@ async fn a_stopped_slave_starts_from_an_injected_backup_and_catches_up() {
     set_keys(&c, 100..300).await;
     let i = txid(c.get_txid().await.expect("txid"));
     read_at_least(&c, &p, s0, i, b"key_0299").await;
-    let backup = p.dir.path().join("backup.db");
+    let backup = backup_of(&p, s0);
     let file = backup.to_str().expect("utf-8 path");
-    let (ip, port) = p.client_addresses[s0].rsplit_once(':').expect("ip:port");
-    let (ok, out, err) = arakoon(&["--backup-db", &p.cluster_id, ip, port, file]);
-    assert!(ok, "{out}{err}");
 
     let config = p.config_path.to_str().expect("utf-8 path").to_string();
     let inject = |node: usize, extra: &[&str]| {
@@ -97,15 +110,7 @@ async fn a_stopped_slave_starts_from_an_injected_backup_and_catches_up() {
     set_keys(&c, 300..320).await;
     let i = txid(c.get_txid().await.expect("txid"));
     read_at_least(&c, &p, s1, i, b"key_0319").await;
-    let on_s1 = c
-        .node(&p.names[s1])
-        .expect("a node")
-        .with_consistency(Consistency::NoGuarantee);
-    for k in 0..320 {
-        let key = format!("key_{k:04}");
-        let value = on_s1.get(key.as_bytes()).await.expect("every key on s1");
-        assert_eq!(value, format!("value_{k}").as_bytes(), "{key}");
-    }
+    assert_every_key(&c, &p, s1, 0..320).await;
     let log = p.stderr_of(s1);
     assert!(log.contains("master is"), "{log}");
 }
@@ -123,11 +128,8 @@ async fn a_wiped_node_given_a_backup_recovers_and_catches_up() {
     set_keys(&c, 0..200).await;
     let i = txid(c.get_txid().await.expect("txid"));
     read_at_least(&c, &p, s0, i, b"key_0199").await;
-    let backup = p.dir.path().join("backup.db");
+    let backup = backup_of(&p, s0);
     let file = backup.to_str().expect("utf-8 path");
-    let (ip, port) = p.client_addresses[s0].rsplit_once(':').expect("ip:port");
-    let (ok, out, err) = arakoon(&["--backup-db", &p.cluster_id, ip, port, file]);
-    assert!(ok, "{out}{err}");
 
     p.kill(s1);
     p.wipe(s1);
@@ -146,15 +148,7 @@ async fn a_wiped_node_given_a_backup_recovers_and_catches_up() {
     set_keys(&c, 200..220).await;
     let i = txid(c.get_txid().await.expect("txid"));
     read_at_least(&c, &p, s1, i, b"key_0219").await;
-    let on_s1 = c
-        .node(&p.names[s1])
-        .expect("a node")
-        .with_consistency(Consistency::NoGuarantee);
-    for k in 0..220 {
-        let key = format!("key_{k:04}");
-        let value = on_s1.get(key.as_bytes()).await.expect("every key on s1");
-        assert_eq!(value, format!("value_{k}").as_bytes(), "{key}");
-    }
+    assert_every_key(&c, &p, s1, 0..220).await;
     // Recovered, then trusted: it counts toward commits again, so the
     // cluster commits with the master and it alone.
     let log = wait_for_log(&p, s1, "recovered: caught up").await;
@@ -178,11 +172,8 @@ async fn a_whole_cluster_is_restored_from_a_backup() {
     set_keys(&c, 0..100).await;
     let i = txid(c.get_txid().await.expect("txid"));
     read_at_least(&c, &p, s0, i, b"key_0099").await;
-    let backup = p.dir.path().join("backup.db");
+    let backup = backup_of(&p, s0);
     let file = backup.to_str().expect("utf-8 path");
-    let (ip, port) = p.client_addresses[s0].rsplit_once(':').expect("ip:port");
-    let (ok, out, err) = arakoon(&["--backup-db", &p.cluster_id, ip, port, file]);
-    assert!(ok, "{out}{err}");
 
     let config = p.config_path.to_str().expect("utf-8 path").to_string();
     for n in 0..3 {

@@ -223,18 +223,25 @@ impl Processes {
 
     /// Runs a client action of the binary (`-config FILE` + `args`).
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
-            .arg("-config")
-            .arg(&self.config_path)
-            .args(args)
-            .output()
-            .expect("run arakoon");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let config = self.config_path.to_str().expect("a UTF-8 config path");
+        let mut all = vec!["-config", config];
+        all.extend_from_slice(args);
+        arakoon(&all)
     }
+}
+
+/// Runs the binary with `args` as given (no config added): whether it
+/// succeeded, its standard output and its standard error.
+pub fn arakoon(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        .args(args)
+        .output()
+        .expect("run arakoon");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Waits until some node names itself master and takes a write (a paused
