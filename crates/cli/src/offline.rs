@@ -69,7 +69,7 @@ pub fn describe(tool: &OfflineTool) -> String {
     format!("{flag} {}", path.display())
 }
 
-fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
+pub(crate) fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
     let kind = match error {
         tlog::TlogError::Corrupt { .. } => FailureKind::Damaged,
         _ => FailureKind::Refused,
@@ -77,7 +77,7 @@ fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
     ActionError::of_kind(kind, what, error)
 }
 
-fn store_failure(what: &str, error: store::StoreError) -> ActionError {
+pub(crate) fn store_failure(what: &str, error: store::StoreError) -> ActionError {
     let kind = match error {
         store::StoreError::Io { .. } | store::StoreError::NeedsRepair { .. } => {
             FailureKind::Refused

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::actions::{ActionError, FailureKind};
+use crate::offline::{store_failure, tlog_failure};
 
 /// Entries applied to the store in one transaction by `--replay-tlogs`.
 const REPLAY_BATCH_ENTRIES: usize = 1000;
@@ -83,22 +84,6 @@ impl ReplayProgress {
             bar.finish_and_clear();
         }
     }
-}
-
-fn tlog_failure(what: &str, error: tlog::TlogError) -> ActionError {
-    let kind = match error {
-        tlog::TlogError::Corrupt { .. } => FailureKind::Damaged,
-        _ => FailureKind::Refused,
-    };
-    ActionError::of_kind(kind, what, error)
-}
-
-fn store_failure(what: &str, error: store::StoreError) -> ActionError {
-    let kind = match error {
-        store::StoreError::Io { .. } => FailureKind::Refused,
-        _ => FailureKind::Damaged,
-    };
-    ActionError::of_kind(kind, what, error)
 }
 
 fn write_line(out: &mut dyn Write, what: &str, line: String) -> Result<(), ActionError> {
@@ -294,6 +279,27 @@ pub fn truncate_tlog(file: &Path, out: &mut dyn Write) -> Result<(), ActionError
         }
         Err(e) => return Err(tlog_failure(&what, e)),
     };
+    // The entries cut may have been acknowledged: the node forgets its
+    // votes (and recovers them, and the entries, from its peers). First,
+    // durably: a crash between the two steps then leaves a node that
+    // recovers (its tlog still damaged, so it does not start until the
+    // tool is run again), never one that trusts a tlog missing what it
+    // acknowledged.
+    let hard_state = dir.join(tlog::HARD_STATE_FILE);
+    let forgot = match std::fs::remove_file(&hard_state) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return refuse(format!(
+                "the hard state {} could not be removed ({e}): nothing was cut (the node \
+                 may have acknowledged the entries a cut would drop)",
+                hard_state.display()
+            ))
+        }
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ActionError::new(&what, format!("fsync {}: {e}", dir.display())))?;
     let cut = std::fs::OpenOptions::new()
         .write(true)
         .open(file)
@@ -302,23 +308,6 @@ pub fn truncate_tlog(file: &Path, out: &mut dyn Write) -> Result<(), ActionError
             f.sync_all()
         });
     cut.map_err(|e| ActionError::new(&what, format!("cut at byte {offset}: {e}")))?;
-    // The entries cut may have been acknowledged: the node forgets its
-    // votes and recovers them (and the entries) from its peers.
-    let hard_state = dir.join(tlog::HARD_STATE_FILE);
-    let forgot = match std::fs::remove_file(&hard_state) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            return refuse(format!(
-                "cut, but the hard state {} could not be removed ({e}): remove it before \
-                 starting the node, which may have acknowledged the entries cut",
-                hard_state.display()
-            ))
-        }
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ActionError::new(&what, format!("fsync {}: {e}", dir.display())))?;
     let kept = last.map_or_else(|| "none".to_string(), |i| format!("up to i = {i}"));
     let mut line = format!("cut at byte {offset}: entries kept {kept}\n");
     if forgot {
