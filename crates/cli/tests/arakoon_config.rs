@@ -89,6 +89,7 @@ fn arakoon_style_cluster() -> (Processes, u16) {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect(),
         children: vec![None, None, None],
+        net: None,
     };
     for i in 0..3 {
         p.spawn(i);

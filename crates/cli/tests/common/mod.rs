@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod net;
+
 use client::{Client, ClientBuilder, Consistency, RetryPolicy};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +35,9 @@ pub struct Processes {
     pub names: Vec<String>,
     pub client_addresses: Vec<String>,
     pub children: Vec<Option<Child>>,
+    /// The private network the nodes run in, if not on loopback (dropped
+    /// after the children are killed: fields drop after `Drop::drop`).
+    pub net: Option<net::Net>,
 }
 
 /// A cluster id no other test cluster has.
@@ -97,6 +102,22 @@ impl Processes {
         global_extra: &str,
         node_extras: &[&str],
     ) -> Processes {
+        Processes::start_on(lease_secs, global_extra, node_extras, None)
+    }
+
+    /// `n` nodes in the namespaces of `net` (see [`net::Net`]), with a
+    /// lease of `lease_secs` seconds and `global_extra` in `[global]`.
+    pub fn start_in_net(net: net::Net, lease_secs: u64, global_extra: &str) -> Processes {
+        let extras = vec![""; net.nodes()];
+        Processes::start_on(lease_secs, global_extra, &extras, Some(net))
+    }
+
+    fn start_on(
+        lease_secs: u64,
+        global_extra: &str,
+        node_extras: &[&str],
+        net: Option<net::Net>,
+    ) -> Processes {
         let n = node_extras.len();
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster_id = random_cluster_id();
@@ -106,11 +127,14 @@ impl Processes {
             names.join(", ")
         );
         let mut client_addresses = Vec::new();
-        for (name, node_extra) in names.iter().zip(node_extras) {
-            let (cp, mp) = (free_port(), free_port());
-            client_addresses.push(format!("127.0.0.1:{cp}"));
+        for (i, (name, node_extra)) in names.iter().zip(node_extras).enumerate() {
+            let (ip, cp, mp) = match &net {
+                Some(net) => (net.addr(i), net::CLIENT_PORT, net::MESSAGING_PORT),
+                None => ("127.0.0.1".to_string(), free_port(), free_port()),
+            };
+            client_addresses.push(format!("{ip}:{cp}"));
             text.push_str(&format!(
-                "[{name}]\nip = 127.0.0.1\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n{node_extra}\n\n",
+                "[{name}]\nip = {ip}\nclient_port = {cp}\nmessaging_port = {mp}\nhome = {}\nlog_level = info\n{node_extra}\n\n",
                 dir.path().join(name).display()
             ));
         }
@@ -124,6 +148,7 @@ impl Processes {
             names,
             client_addresses,
             children: (0..n).map(|_| None).collect(),
+            net,
         };
         for i in 0..n {
             p.spawn(i);
@@ -145,7 +170,16 @@ impl Processes {
             .append(true)
             .open(&stderr_path)
             .expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_arakoon"))
+        // `ip netns exec` execs the node: the child's pid is the node's.
+        let mut command = match &self.net {
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &net.ns(i), env!("CARGO_BIN_EXE_arakoon")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_arakoon")),
+        };
+        let child = command
             .arg("--node")
             .arg(&self.names[i])
             .arg("-config")

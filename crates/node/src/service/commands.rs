@@ -310,14 +310,23 @@ impl Service {
                 );
                 (Reply::CurrentState(state.into_bytes()), None)
             }
-            Request::GetTxid => (
-                // Covers every update answered here, applied or not yet.
-                Reply::GetTxid(Consistency::AtLeast(
-                    i64::try_from(self.store.applied_index().max(p.answered_index))
-                        .unwrap_or(i64::MAX),
-                )),
-                None,
-            ),
+            Request::GetTxid => {
+                // Answered as a `Consistent` read: only by a master that
+                // holds its lease, once it applied its read index (a slave
+                // answers `E_NOT_MASTER`). The index then covers every
+                // update any master acknowledged before this request, not
+                // only those answered here: read-your-writes with
+                // `AtLeast` holds across a failover (a new master's
+                // applied index can lag what its predecessor answered).
+                self.read_gate(Consistency::Consistent).await?;
+                let answered = self.published.borrow().answered_index;
+                (
+                    Reply::GetTxid(Consistency::AtLeast(
+                        i64::try_from(self.store.applied_index().max(answered)).unwrap_or(i64::MAX),
+                    )),
+                    None,
+                )
+            }
             Request::GetKeyCount => {
                 let n = self
                     // A `Consistent` read, as Arakoon's: a slave answers
