@@ -80,6 +80,7 @@ fn arakoon_style_cluster() -> (Processes, u16) {
     std::fs::write(&config_path, &text).expect("write the config");
     eprintln!("cluster in {}:\n{text}", dir.path().display());
     let mut p = Processes {
+        tmpfs: None,
         dir,
         cluster_id,
         config_path,

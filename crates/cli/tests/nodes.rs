@@ -387,39 +387,12 @@ async fn a_paused_master_is_replaced_and_follows_when_resumed() {
     assert_eq!(c.get(b"k").await.unwrap(), b"after");
 }
 
-/// strace injects the fault. `.ci/run` installs it; a developer machine
-/// without it gets it from apt here (these machines run tests as root), and
-/// if that is impossible the test fails saying so: never a silent skip.
-fn ensure_strace() {
-    let present = || {
-        Command::new("strace")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if present() {
-        return;
-    }
-    eprintln!("strace is missing: installing it with apt-get");
-    let installed = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        installed && present(),
-        "this test needs strace (apt-get install strace) to inject an fsync failure"
-    );
-}
-
 /// A failing fdatasync (EIO injected with strace into the running node):
 /// the node stops with an error naming the tlog, rather than acknowledging
 /// what may not be on disk; restarted, it has every acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_fsync_stops_the_node_and_nothing_acknowledged_is_lost() {
-    ensure_strace();
+    ensure_tool("strace", "strace", "to inject an fsync failure");
     let mut p = Processes::start(1);
     let c = p.client();
     wait_for_master(&c, &p).await;

@@ -7,10 +7,9 @@
 //!   catch-up time;
 //! - a deposed master never answers a `Consistent` read or takes a write.
 //!
-//! Where namespaces cannot be made (not root, no `nft`), each test says so
-//! on stderr and passes without running: the nemesis harness then runs its
-//! other faults. `.ci/run` installs nftables and runs as root, so CI runs
-//! them.
+//! The tests need root and `ip` and `nft` (installed by `.ci/run`, or
+//! here with apt): where namespaces cannot be made, they fail saying why
+//! (the nemesis harness instead says so and runs its other faults).
 
 mod common;
 
@@ -25,15 +24,13 @@ const LEASE: Duration = Duration::from_secs(1);
 /// The longest election timeout at a 1 s lease.
 const ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(1500);
 
-/// A 3-node cluster in namespaces, or `None` (said why) where none can be
-/// made.
-fn cluster(nodes: usize) -> Option<Processes> {
+/// A cluster of `nodes` nodes in namespaces.
+fn cluster(nodes: usize) -> Processes {
+    ensure_tool("ip", "iproute2", "to make network namespaces");
+    ensure_tool("nft", "nftables", "to cut the network between nodes");
     match Net::create(nodes) {
-        Ok(net) => Some(Processes::start_in_net(net, LEASE.as_secs(), "")),
-        Err(e) => {
-            eprintln!("SKIPPED: network namespaces cannot be made here: {e}");
-            None
-        }
+        Ok(net) => Processes::start_in_net(net, LEASE.as_secs(), ""),
+        Err(e) => panic!("network namespaces cannot be made here: {e}"),
     }
 }
 
@@ -145,7 +142,7 @@ async fn converged(c: &Client, p: &Processes, key: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_master_is_replaced_steps_down_and_rejoins() {
-    let Some(p) = cluster(3) else { return };
+    let p = cluster(3);
     let c = p.client();
     let old = index_of(&p, &wait_for_master(&c, &p).await);
     c.set(b"before", b"1")
@@ -217,7 +214,7 @@ async fn an_isolated_master_is_replaced_steps_down_and_rejoins() {
 /// waiting for TCP's back-off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_cut_off_for_long_catches_up_soon_after_the_heal() {
-    let Some(p) = cluster(3) else { return };
+    let p = cluster(3);
     let c = p.client();
     let master = index_of(&p, &wait_for_master(&c, &p).await);
     let follower = (master + 1) % 3;
@@ -252,7 +249,7 @@ async fn a_follower_cut_off_for_long_catches_up_soon_after_the_heal() {
 /// it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_that_hears_no_one_steps_down_for_another() {
-    let Some(p) = cluster(3) else { return };
+    let p = cluster(3);
     let c = p.client();
     let old = index_of(&p, &wait_for_master(&c, &p).await);
     let n = p.names.len();
@@ -283,7 +280,7 @@ async fn a_master_that_hears_no_one_steps_down_for_another() {
 /// not depose a master the bridge still hears.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_node_keeps_the_cluster_committing() {
-    let Some(p) = cluster(3) else { return };
+    let p = cluster(3);
     let c = p.client();
     let master = index_of(&p, &wait_for_master(&c, &p).await);
     // The master and one follower are cut from each other; the third node
@@ -309,4 +306,46 @@ async fn a_bridge_node_keeps_the_cluster_committing() {
     let gap = writer.longest_gap(healed, Instant::now()).await;
     assert!(gap < LEASE, "{gap:?} without a write after the heal");
     converged(&c, &p, b"end").await;
+}
+
+/// No one hears the master (a one-way cut: it still hears them), four
+/// times over. The others must elect one of themselves within about one
+/// lease plus one election timeout: no stretch without a write longer
+/// than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_no_one_hears_is_replaced() {
+    let p = cluster(3);
+    let c = p.client();
+    wait_for_master(&c, &p).await;
+    c.set(b"writer", b"0").await.expect("a write");
+    for round in 0..4 {
+        let old = index_of(&p, &wait_for_master(&c, &p).await);
+        let mut drops = vec![Vec::new(); 3];
+        for (j, d) in drops.iter_mut().enumerate() {
+            if j != old {
+                d.push(old);
+            }
+        }
+        let writer = Writer::start(&c);
+        let cut = Instant::now();
+        net(&p).cut(&drops);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let gap = writer.longest_gap(cut, Instant::now()).await;
+        eprintln!(
+            "no one hears the master, round {round}: longest stretch without a write {gap:?}"
+        );
+        if gap >= LEASE + ELECTION_TIMEOUT_MAX + Duration::from_millis(500) {
+            for i in 0..3 {
+                eprintln!(
+                    "--- {} (master before the cut: {}):\n{}",
+                    p.names[i],
+                    p.names[old],
+                    p.stderr_of(i)
+                );
+            }
+            panic!("{gap:?} without a write while no one heard the master (round {round})");
+        }
+        net(&p).heal();
+        converged(&c, &p, b"end").await;
+    }
 }

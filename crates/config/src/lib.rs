@@ -195,7 +195,17 @@ pub struct NodeConfig {
     /// `collapse_tlogs`) beside the active one; 0 turns it off. Default
     /// [`AUTO_COLLAPSE_KEEP_DEFAULT`].
     pub auto_collapse_keep: u32,
+    /// Our key (`min_free_disk`, MiB; here in bytes): a master whose home,
+    /// tlog or tlx directory has less free space than this refuses updates
+    /// (`E_READ_ONLY`, saying why) and goes on serving reads, until space
+    /// returns. 0 turns the check off. Default [`MIN_FREE_DISK_DEFAULT_MB`].
+    pub min_free_disk: u64,
 }
+
+/// Default of `min_free_disk`, MiB.
+pub const MIN_FREE_DISK_DEFAULT_MB: u64 = 128;
+/// Largest `min_free_disk`, MiB (1 TiB).
+pub const MIN_FREE_DISK_MAX_MB: u64 = 1 << 20;
 
 /// Default of `auto_collapse_keep`.
 pub const AUTO_COLLAPSE_KEEP_DEFAULT: u32 = 10;

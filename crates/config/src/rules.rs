@@ -6,7 +6,8 @@ use crate::{
     BatchConfig, ClusterConfig, ConfigError, LogComponents, LogLevel, LogSink, MasterMode,
     NodeConfig, TcpKeepalive, TlogCompression, TlsConfig, AUTO_COLLAPSE_KEEP_DEFAULT,
     AUTO_COLLAPSE_KEEP_MAX, CLIENT_FRAME_TIMEOUT_DEFAULT, CLIENT_FRAME_TIMEOUT_MAX_SECS,
-    SLAVE_APPLY_DELAY_DEFAULT, SLAVE_APPLY_DELAY_MAX_MS,
+    MIN_FREE_DISK_DEFAULT_MB, MIN_FREE_DISK_MAX_MB, SLAVE_APPLY_DELAY_DEFAULT,
+    SLAVE_APPLY_DELAY_MAX_MS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -651,6 +652,14 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
             CLIENT_FRAME_TIMEOUT_MAX_SECS,
         )?),
     };
+    let min_free_disk = in_bounds(
+        name,
+        "min_free_disk",
+        r.int(name, "min_free_disk")?
+            .unwrap_or(MIN_FREE_DISK_DEFAULT_MB),
+        0,
+        MIN_FREE_DISK_MAX_MB,
+    )? << 20;
     Ok(NodeConfig {
         name: name.to_string(),
         ips,
@@ -682,5 +691,6 @@ fn read_node(r: &mut Reader, name: &str) -> Result<NodeConfig, ConfigError> {
         slave_apply_delay,
         client_frame_timeout,
         auto_collapse_keep,
+        min_free_disk,
     })
 }

@@ -24,8 +24,9 @@
 //! Code that is correct on the [`SimDisk`] therefore calls `sync_data` before
 //! it relies on contents, and `sync_dir` before it relies on a name.
 
-// Unsafe only for fallocate(2), which has no safe form in std: its
-// SAFETY argument and an `allow` are on that function (real.rs).
+// Unsafe only for fallocate(2) and statvfs(2), which have no safe form in
+// std: their SAFETY arguments and an `allow` are on those functions
+// (real.rs).
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -33,6 +34,8 @@ mod real;
 mod sim;
 mod tripwire;
 
+#[cfg(unix)]
+pub use real::available_space;
 pub use real::RealDisk;
 pub use sim::SimDisk;
 pub use tripwire::{splitmix_chooser, Crash, Tripwire};

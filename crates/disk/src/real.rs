@@ -12,6 +12,33 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+/// The bytes an unprivileged writer may still write to the file system
+/// holding `dir` (`statvfs`: available blocks times the fragment size).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub fn available_space(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: a path with a NUL byte", dir.display()),
+        )
+    })?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is a NUL-terminated string that lives across the call;
+    // `stat` is writable memory of the size `statvfs` fills.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(with_path(io::Error::last_os_error(), "statvfs", dir));
+    }
+    // SAFETY: `statvfs` returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // u64 on 64-bit Linux, narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    Ok(blocks.saturating_mul(size))
+}
+
 /// The real file system. Stateless: every call goes to the OS.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealDisk;

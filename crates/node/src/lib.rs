@@ -104,6 +104,7 @@
 mod answer;
 mod clock;
 mod collapse_local;
+mod disk_space;
 mod driver;
 mod error;
 mod inject_local;
@@ -456,6 +457,15 @@ impl Node {
                 stop_rx.clone(),
             ));
         }
+        let disk_space = disk_space::spawn(
+            vec![
+                node.home.clone(),
+                node.tlog_dir.clone(),
+                node.tlx_dir.clone(),
+            ],
+            node.min_free_disk,
+            stop_rx.clone(),
+        );
         let client_task = service::start(
             service::Service {
                 settings: Arc::clone(&settings),
@@ -467,6 +477,7 @@ impl Node {
                 metrics: node_metrics,
                 stop: stop_rx,
                 apply_wanted,
+                disk_space,
             },
             client_listeners,
         );

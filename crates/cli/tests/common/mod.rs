@@ -25,8 +25,38 @@ pub fn free_port() -> u16 {
     node::loopback_ports(1).expect("a free loopback port")[0]
 }
 
+/// A tmpfs of a fixed size mounted on a directory: a small disk that fills
+/// up. Unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, mib: u64) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount a {mib} MiB tmpfs on {} (needs root)",
+            dir.display()
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// A cluster of `arakoon` processes; kills them all when dropped.
 pub struct Processes {
+    /// A tmpfs the cluster's directory is on, if any: unmounted after the
+    /// children are killed and before the directory is removed (fields
+    /// drop in order, after `Drop::drop`).
+    pub tmpfs: Option<Tmpfs>,
     pub dir: tempfile::TempDir,
     /// Random per cluster, so that a stray node of another test (same
     /// ports by accident) is refused at the handshake.
@@ -102,14 +132,22 @@ impl Processes {
         global_extra: &str,
         node_extras: &[&str],
     ) -> Processes {
-        Processes::start_on(lease_secs, global_extra, node_extras, None)
+        Processes::start_on(lease_secs, global_extra, node_extras, None, None)
+    }
+
+    /// `n` nodes whose homes are on one tmpfs of `mib` MiB (a disk that
+    /// fills up), with `global_extra` in `[global]` and `node_extra` in
+    /// each node's section.
+    pub fn start_on_tmpfs(n: usize, mib: u64, global_extra: &str, node_extra: &str) -> Processes {
+        let extras = vec![node_extra; n];
+        Processes::start_on(LEASE_SECS, global_extra, &extras, None, Some(mib))
     }
 
     /// `n` nodes in the namespaces of `net` (see [`net::Net`]), with a
     /// lease of `lease_secs` seconds and `global_extra` in `[global]`.
     pub fn start_in_net(net: net::Net, lease_secs: u64, global_extra: &str) -> Processes {
         let extras = vec![""; net.nodes()];
-        Processes::start_on(lease_secs, global_extra, &extras, Some(net))
+        Processes::start_on(lease_secs, global_extra, &extras, Some(net), None)
     }
 
     fn start_on(
@@ -117,9 +155,11 @@ impl Processes {
         global_extra: &str,
         node_extras: &[&str],
         net: Option<net::Net>,
+        tmpfs_mib: Option<u64>,
     ) -> Processes {
         let n = node_extras.len();
         let dir = tempfile::tempdir().expect("temp dir");
+        let tmpfs = tmpfs_mib.map(|mib| Tmpfs::mount(dir.path(), mib));
         let cluster_id = random_cluster_id();
         let names: Vec<String> = (0..n).map(|i| format!("arakoon_{i}")).collect();
         let mut text = format!(
@@ -142,6 +182,7 @@ impl Processes {
         std::fs::write(&config_path, &text).expect("write the config");
         eprintln!("cluster in {}:\n{text}", dir.path().display());
         let mut p = Processes {
+            tmpfs,
             dir,
             cluster_id,
             config_path,
@@ -359,6 +400,36 @@ pub fn signal(p: &Processes, i: usize, sig: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{sig} {pid}");
+}
+
+/// A tool a fault injection needs (`strace`, `nft`, `ip`). `.ci/run`
+/// installs them; a developer machine without one gets it from apt here
+/// (these machines run tests as root), and if that is impossible the test
+/// fails saying so: never a silent skip.
+pub fn ensure_tool(command: &str, package: &str, why: &str) {
+    let present = || {
+        Command::new(command)
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present() {
+        return;
+    }
+    eprintln!("{command} is missing: installing {package} with apt-get");
+    let installed = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"
+            ),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && present(),
+        "this test needs {command} (apt-get install {package}) {why}"
+    );
 }
 
 fn is_empty_dir(path: &Path) -> bool {

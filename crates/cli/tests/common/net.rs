@@ -84,7 +84,7 @@ impl Net {
     pub fn create(nodes: usize) -> Result<Net, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         assert!(nodes > 0 && nodes < 200);
-        for tool in ["ip", "nft"] {
+        for (tool, package) in [("ip", "iproute2"), ("nft", "nftables")] {
             if Command::new(tool)
                 .arg("-V")
                 .stdout(Stdio::null())
@@ -92,7 +92,7 @@ impl Net {
                 .status()
                 .is_err()
             {
-                return Err(format!("`{tool}` is not installed"));
+                return Err(format!("`{tool}` is not installed ({package})"));
             }
         }
         remove_stale();

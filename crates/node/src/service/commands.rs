@@ -581,6 +581,9 @@ impl Service {
                 return Err(self.not_master(&p));
             }
         }
+        if let Some(why) = self.disk_space.low() {
+            return Err(error(ResultCode::ReadOnly, why));
+        }
         // As Arakoon: a `set`-like command's value is refused from
         // `max_value_size` on (not above it); a sequence's values are bounded
         // by `max_buffer_size` and the entry limit only.

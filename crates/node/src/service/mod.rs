@@ -82,6 +82,9 @@ pub struct Service {
     /// Tells the driver that a reader waits for an index this node holds
     /// but has not applied (see `Driver::apply_due`).
     pub apply_wanted: Arc<tokio::sync::Notify>,
+    /// Whether this node's disk is too full to take updates (see
+    /// `crate::disk_space`).
+    pub disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
 /// Starts an accept loop per listener (one per address of the node's
