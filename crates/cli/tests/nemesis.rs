@@ -20,7 +20,18 @@
 //!   `fsync` by 50–300 ms for a few seconds (skipped, said so, without
 //!   strace);
 //! - a node wiped (killed, its home emptied) and restarted: it recovers its
-//!   log and store from the others.
+//!   log and store from the others;
+//! - a full disk: the nodes' homes are on one tmpfs (1 GiB), which a
+//!   ballast file fills below `min_free_disk`; the master must refuse
+//!   updates (`E_READ_ONLY`) within 3 s and go on serving reads, then take
+//!   updates again once the ballast is gone;
+//! - ENOSPC on a slave's every write (`strace` injection into `pwrite64`
+//!   and `fallocate`): the slave must stop within 5 s saying "No space left
+//!   on device" (it cannot keep what it would acknowledge); it is started
+//!   again and catches up.
+//!
+//! The kinds are dealt from a shuffled deck (the master's `kill -9` three
+//! times over), so that the short form meets each of them.
 //!
 //! The workload: `set`, `Consistent` and `AtLeast` `get`s, `delete`,
 //! `test_and_set`, asserted `sequence`s. An `AtLeast` read asks the master
@@ -35,7 +46,7 @@
 //! within one election timeout plus one lease of the heal; each fault's
 //! longest stretch without a completed operation.
 //!
-//! The short form (40 s, three nodes) runs with the test suite; the long
+//! The short form (60 s, three nodes) runs with the test suite; the long
 //! form is `NEMESIS_SECS=600 cargo test --release -p cli --test nemesis --
 //! --ignored --nocapture` (three and five nodes). Each run prints one
 //! line: operations, faults by kind, the longest stretch without a
@@ -45,7 +56,7 @@
 
 mod common;
 
-use client::{Client, Consistency, Error, KeyRange, Update};
+use client::{Client, Consistency, Error, KeyRange, ResultCode, Update};
 use common::net::Net;
 use common::*;
 use sim::checker::{check, Op, Operation, Outcome, Verdict};
@@ -135,6 +146,11 @@ impl History {
 fn update_failure(e: &Error) -> Option<Outcome> {
     match e {
         Error::NotMaster { .. } | Error::NoMaster { .. } => None,
+        // A master on a full disk refuses before it proposes.
+        Error::Server {
+            code: ResultCode::ReadOnly,
+            ..
+        } => None,
         _ => Some(Outcome::Unknown),
     }
 }
@@ -324,6 +340,28 @@ struct Window {
 struct Means {
     partitions: bool,
     strace: bool,
+    /// The nodes' homes are on one tmpfs of [`DISK_MIB`] (root can mount
+    /// one): a disk the harness can fill.
+    small_disk: bool,
+}
+
+/// The size of the nodes' shared disk (a tmpfs: it holds only what is
+/// written; tlog segments of 4 MiB, at most 4 kept beside the active one).
+const DISK_MIB: u64 = 1024;
+/// Each node's `min_free_disk`, MiB.
+const RESERVE_MIB: u64 = 64;
+const SMALL_DISK_GLOBAL: &str = "tlog_max_size = 4194304";
+const SMALL_DISK_NODE: &str = "min_free_disk = 64\nauto_collapse_keep = 4";
+
+/// Fills the disk under `dir` with a ballast file until less than
+/// `leave` bytes are free (a tmpfs counts written pages only).
+fn fill_disk(ballast: &std::path::Path, dir: &std::path::Path, leave: u64) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(ballast).expect("the ballast file");
+    let chunk = vec![0u8; 1 << 20];
+    while disk::available_space(dir).expect("statvfs") >= leave {
+        f.write_all(&chunk).expect("write the ballast");
+    }
 }
 
 /// The master's index, if a node names one in time.
@@ -358,6 +396,25 @@ impl Tracer {
     }
 }
 
+impl Tracer {
+    /// Fails every `pwrite64` and `fallocate` of node `i` with ENOSPC (its
+    /// disk is full as far as it can tell).
+    fn no_space(p: &Processes, i: usize) -> Tracer {
+        let pid = p.children[i].as_ref().expect("running").id();
+        let child = Command::new("strace")
+            .args(["-f", "-o", "/dev/null", "-p", &pid.to_string()])
+            .args(["-e", "trace=pwrite64,fallocate"])
+            .args(["-e", "inject=pwrite64:error=ENOSPC"])
+            .args(["-e", "inject=fallocate:error=ENOSPC"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn strace");
+        Tracer(child)
+    }
+}
+
 impl Drop for Tracer {
     fn drop(&mut self) {
         // SIGINT: strace detaches from the node and exits.
@@ -379,6 +436,23 @@ fn cut_off(n: usize, i: usize, from: &[usize], both: bool) -> Vec<Vec<usize>> {
         }
     }
     drops
+}
+
+/// Whether this process may mount a tmpfs (tried on a scratch directory).
+fn can_mount_tmpfs() -> bool {
+    let Ok(dir) = tempfile::tempdir() else {
+        return false;
+    };
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if mounted {
+        let _ = Command::new("umount").arg(dir.path()).status();
+    }
+    mounted
 }
 
 /// After a heal at `healed`: the time to the next write through the
@@ -431,13 +505,34 @@ async fn nemesis(
     let n = p.names.len();
     let mut faults = Faults::default();
     let mut windows = Vec::new();
+    // The kinds of fault (the arms below) are dealt from a shuffled deck,
+    // so that a short run meets each of them: kill -9 of the master three
+    // times as often as each other kind.
+    let mut kinds: Vec<u64> = vec![0, 0, 0, 5, 7, 9];
+    if means.strace {
+        kinds.extend([10, 13]);
+    }
+    if means.small_disk {
+        kinds.push(12);
+    }
+    if means.partitions {
+        kinds.extend(14..20);
+    }
+    let mut deck: Vec<u64> = Vec::new();
     while Instant::now() < until {
+        if deck.is_empty() {
+            deck = kinds.clone();
+            for i in (1..deck.len()).rev() {
+                deck.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+        }
+        let dealt = deck.pop().expect("a dealt kind");
         tokio::time::sleep(rng.millis(500, 1500)).await;
         let master = master_index(p).await;
         let any = rng.below(n as u64) as usize;
         let other = |m: usize, r: u64| (m + 1 + (r % (n as u64 - 1)) as usize) % n;
         let start_ns = history.ns();
-        let (kind, hit, healed): (&'static str, Vec<usize>, Instant) = match rng.below(20) {
+        let (kind, hit, healed): (&'static str, Vec<usize>, Instant) = match dealt {
             0..5 => {
                 let victim = master.unwrap_or(any);
                 p.kill(victim);
@@ -485,6 +580,73 @@ async fn nemesis(
                 p.spawn(victim);
                 ("wiped node", vec![victim], Instant::now())
             }
+            12 if means.small_disk => {
+                // The disk fills up: the master refuses updates (and says
+                // so) within the watch's half second, reads go on; then
+                // space returns.
+                let ballast = p.dir.path().join("ballast");
+                fill_disk(&ballast, p.dir.path(), (RESERVE_MIB / 2) << 20);
+                let c = p.client().with_request_timeout(Duration::from_millis(500));
+                let filled = Instant::now();
+                loop {
+                    match c.nop().await {
+                        Err(Error::Server {
+                            code: ResultCode::ReadOnly,
+                            ..
+                        }) => break,
+                        _ => assert!(
+                            filled.elapsed() < Duration::from_secs(3),
+                            "updates still taken {:?} after the disk filled up",
+                            filled.elapsed()
+                        ),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(rng.millis(1000, 3000)).await;
+                std::fs::remove_file(&ballast).expect("remove the ballast");
+                ("disk full", Vec::new(), Instant::now())
+            }
+            13 if means.strace => {
+                // A slave's writes fail with ENOSPC: it must stop (it
+                // cannot keep what it would acknowledge), saying why; it
+                // starts again once space returns and catches up.
+                let victim = match master {
+                    Some(m) => other(m, rng.next()),
+                    None => continue,
+                };
+                let tracer = Tracer::no_space(p, victim);
+                let injected = Instant::now();
+                let exited = loop {
+                    let child = p.children[victim].as_mut().expect("running");
+                    if let Some(status) = child.try_wait().expect("wait for a node") {
+                        break status;
+                    }
+                    assert!(
+                        injected.elapsed() < Duration::from_secs(5),
+                        "{} writes nothing yet goes on {:?} after its disk filled up",
+                        p.names[victim],
+                        injected.elapsed()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                drop(tracer);
+                assert!(
+                    !exited.success(),
+                    "{} exited with {exited}",
+                    p.names[victim]
+                );
+                let log = p.stderr_of(victim);
+                assert!(
+                    log.contains("No space left on device"),
+                    "{} stopped without saying why:\n{}",
+                    p.names[victim],
+                    &log[log.len().saturating_sub(2000)..]
+                );
+                p.children[victim] = None;
+                tokio::time::sleep(rng.millis(200, 1000)).await;
+                p.spawn(victim);
+                ("ENOSPC on a slave", vec![victim], Instant::now())
+            }
             10..12 if means.strace => {
                 let victim = match master {
                     Some(m) if rng.below(3) > 0 => m,
@@ -495,13 +657,13 @@ async fn nemesis(
                 drop(tracer);
                 ("slow disk", vec![victim], Instant::now())
             }
-            12..20 if means.partitions => {
+            14..20 if means.partitions => {
                 let Some(m) = master else { continue };
                 let net = p.net.as_ref().expect("a network");
                 let others: Vec<usize> = (0..n).filter(|&j| j != m).collect();
                 let f = other(m, rng.next());
                 let f_others: Vec<usize> = (0..n).filter(|&j| j != f).collect();
-                let (kind, drops, hit) = match rng.below(6) {
+                let (kind, drops, hit) = match dealt - 14 {
                     0 => ("isolated master", cut_off(n, m, &others, true), vec![m]),
                     1 => ("isolated node", cut_off(n, f, &f_others, true), vec![f]),
                     2 if n >= 5 => {
@@ -666,16 +828,35 @@ async fn run_with(nodes: usize, secs: u64, stale_reads: bool) -> Summary {
             .arg("-V")
             .output()
             .is_ok_and(|o| o.status.success()),
+        small_disk: can_mount_tmpfs(),
     };
+    if !means.small_disk {
+        eprintln!("nemesis: a tmpfs cannot be mounted here (not root?): no disk full");
+    }
     if !means.strace {
         eprintln!("nemesis: strace is not installed: no slow disk");
     }
-    let mut p = if means.partitions {
-        let net = Net::create(nodes).expect("namespaces, as a moment ago");
-        Processes::start_in_net(net, LEASE_SECS, "")
-    } else {
-        Processes::start_with_lease(nodes, LEASE_SECS)
-    };
+    let net = means
+        .partitions
+        .then(|| Net::create(nodes).expect("namespaces, as a moment ago"));
+    let mut p = Processes::start_on(
+        LEASE_SECS,
+        if means.small_disk {
+            SMALL_DISK_GLOBAL
+        } else {
+            ""
+        },
+        &vec![
+            if means.small_disk {
+                SMALL_DISK_NODE
+            } else {
+                ""
+            };
+            nodes
+        ],
+        net,
+        means.small_disk.then_some(DISK_MIB),
+    );
     let c = p.client();
     wait_for_master(&c, &p).await;
 
@@ -871,7 +1052,7 @@ async fn run_with(nodes: usize, secs: u64, stale_reads: bool) -> Summary {
 /// The short form, with the test suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nemesis_short_three_nodes() {
-    run(3, 40).await;
+    run(3, 60).await;
 }
 
 fn long_secs() -> u64 {

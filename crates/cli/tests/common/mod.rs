@@ -150,7 +150,9 @@ impl Processes {
         Processes::start_on(lease_secs, global_extra, &extras, Some(net), None)
     }
 
-    fn start_on(
+    /// The general form: `node_extras` (one per node), in the namespaces
+    /// of `net` if given, the homes on a tmpfs of `tmpfs_mib` MiB if given.
+    pub fn start_on(
         lease_secs: u64,
         global_extra: &str,
         node_extras: &[&str],
