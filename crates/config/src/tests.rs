@@ -86,6 +86,33 @@ fn client_frame_timeout_in_seconds_bounded() {
 }
 
 #[test]
+fn min_free_disk_in_mib_bounded_zero_turns_it_off() {
+    let with = |v: &str| {
+        QUICKSTART.replace(
+            "log_level = debug",
+            &format!("log_level = debug\nmin_free_disk = {v}"),
+        )
+    };
+    let c = parse(&with("24")).unwrap().config;
+    assert_eq!(c.node("arakoon_1").unwrap().min_free_disk, 24 << 20);
+    assert_eq!(
+        c.node("arakoon_0").unwrap().min_free_disk,
+        crate::MIN_FREE_DISK_DEFAULT_MB << 20
+    );
+    assert_eq!(
+        parse(&with("0"))
+            .unwrap()
+            .config
+            .node("arakoon_1")
+            .unwrap()
+            .min_free_disk,
+        0
+    );
+    assert!(err(&with("1048577")).contains("min_free_disk = '1048577'"));
+    assert!(err(&with("-1")).contains("min_free_disk"));
+}
+
+#[test]
 fn slave_apply_delay_in_milliseconds_bounded() {
     let zero = QUICKSTART.replace(
         "log_level = debug",
