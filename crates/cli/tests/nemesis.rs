@@ -778,7 +778,9 @@ struct Summary {
     windows: Vec<(Window, Duration)>,
 }
 
-async fn run(nodes: usize, secs: u64) {
+/// A run, checked: `quiet_bound` is the longest stretch without a completed
+/// operation any single fault may cause.
+async fn run(nodes: usize, secs: u64, quiet_bound: Duration) {
     let s = run_with(nodes, secs, false).await;
     assert_eq!(s.verdict, Verdict::Linearizable, "history: {}", s.verdict);
     assert!(s.divergent.is_empty(), "nodes differ: {:?}", s.divergent);
@@ -790,14 +792,16 @@ async fn run(nodes: usize, secs: u64) {
     let f = &s.faults;
     assert!(f.total() >= secs as u32 / 8, "faults barely injected: {f}");
     for (w, quiet) in &s.windows {
-        if let Some(why) = out_of_bounds(w, *quiet) {
+        if let Some(why) = out_of_bounds(w, *quiet, quiet_bound) {
             panic!("{why}");
         }
     }
 }
 
-/// Issue 14's availability bounds for one fault, or what broke them.
-fn out_of_bounds(w: &Window, quiet: Duration) -> Option<String> {
+/// Issue 14's availability bounds for one fault, or what broke them:
+/// `quiet_bound` is the longest stretch allowed without a completed
+/// operation.
+fn out_of_bounds(w: &Window, quiet: Duration, quiet_bound: Duration) -> Option<String> {
     let lease = Duration::from_secs(LEASE_SECS);
     // A master within one election timeout plus one lease of the heal (a
     // write is one round trip more).
@@ -808,9 +812,8 @@ fn out_of_bounds(w: &Window, quiet: Duration) -> Option<String> {
         ));
     }
     // A single fault costs at most about one failover (1.1-1.7 s measured
-    // at a 1 s lease); the bound (issue 14: two leases) gets one more
-    // lease of room for a loaded 2-core machine.
-    if quiet >= 3 * lease {
+    // at a 1 s lease).
+    if quiet >= quiet_bound {
         return Some(format!(
             "{}: {quiet:?} without a completed operation",
             w.kind
@@ -926,7 +929,7 @@ async fn run_with(nodes: usize, secs: u64, stale_reads: bool) -> Summary {
     // A fault out of bounds: the nodes' logs are kept for a look, with
     // the fault's instants on the logs' clock.
     for (w, q) in &windows {
-        if let Some(why) = out_of_bounds(w, *q) {
+        if let Some(why) = out_of_bounds(w, *q, Duration::from_secs(2 * LEASE_SECS)) {
             let kept = std::env::temp_dir().join(format!("nemesis-{seed}"));
             let _ = std::fs::create_dir_all(&kept);
             for (i, name) in p.names.iter().enumerate() {
@@ -1070,7 +1073,10 @@ async fn run_with(nodes: usize, secs: u64, stale_reads: bool) -> Summary {
 /// The short form, with the test suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nemesis_short_three_nodes() {
-    run(3, 60).await;
+    // Issue 14's bound is two leases; the long form asserts it (1.7 s at
+    // most in its runs). The short form runs in a debug build beside
+    // another test of this file on two cores: one lease more of room.
+    run(3, 60, Duration::from_secs(3 * LEASE_SECS)).await;
 }
 
 fn long_secs() -> u64 {
@@ -1102,11 +1108,11 @@ async fn nemesis_catches_stale_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long form: NEMESIS_SECS=600 cargo test --release -p cli --test nemesis -- --ignored"]
 async fn nemesis_long_three_nodes() {
-    run(3, long_secs()).await;
+    run(3, long_secs(), Duration::from_secs(2 * LEASE_SECS)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long form: NEMESIS_SECS=600 cargo test --release -p cli --test nemesis -- --ignored"]
 async fn nemesis_long_five_nodes() {
-    run(5, long_secs()).await;
+    run(5, long_secs(), Duration::from_secs(2 * LEASE_SECS)).await;
 }
