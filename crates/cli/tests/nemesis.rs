@@ -25,10 +25,12 @@
 //!   ballast file fills below `min_free_disk`; the master must refuse
 //!   updates (`E_READ_ONLY`) within 3 s and go on serving reads, then take
 //!   updates again once the ballast is gone;
-//! - ENOSPC on a slave's every write (`strace` injection into `pwrite64`
-//!   and `fallocate`): the slave must stop within 5 s saying "No space left
-//!   on device" (it cannot keep what it would acknowledge); it is started
-//!   again and catches up.
+//! - ENOSPC on every write of a slave, or once in three of the master
+//!   (`strace` injection into `pwrite64` and `fallocate`: a disk that
+//!   fills faster than the free-space watch sees): the node must stop
+//!   within 5 s saying "No space left on device" (it cannot keep what it
+//!   would acknowledge), the others go on; it is started again and
+//!   catches up.
 //!
 //! The kinds are dealt from a shuffled deck (the master's `kill -9` three
 //! times over), so that the short form meets each of them.
@@ -625,11 +627,15 @@ async fn nemesis(
                 ("disk full", Vec::new(), Instant::now())
             }
             13 if means.strace => {
-                // A slave's writes fail with ENOSPC: it must stop (it
-                // cannot keep what it would acknowledge), saying why; it
-                // starts again once space returns and catches up.
-                let victim = match master {
-                    Some(m) => other(m, rng.next()),
+                // A node's writes fail with ENOSPC (a slave's, or once in
+                // three the master's: a disk that fills faster than the
+                // free-space watch sees): it must stop (it cannot keep
+                // what it would acknowledge), saying why; the others go
+                // on (a failover if it was the master); it starts again
+                // once space returns and catches up.
+                let (victim, kind) = match master {
+                    Some(m) if rng.below(3) == 0 => (m, "ENOSPC on the master"),
+                    Some(m) => (other(m, rng.next()), "ENOSPC on a slave"),
                     None => continue,
                 };
                 let tracer = Tracer::no_space(p, victim);
@@ -663,7 +669,7 @@ async fn nemesis(
                 p.children[victim] = None;
                 tokio::time::sleep(rng.millis(200, 1000)).await;
                 p.spawn(victim);
-                ("ENOSPC on a slave", vec![victim], Instant::now())
+                (kind, vec![victim], Instant::now())
             }
             10..12 if means.strace => {
                 let victim = match master {
