@@ -8,21 +8,9 @@ mod common;
 
 use client::{Error, ResultCode};
 use common::*;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
-
-/// Writes zeros into `path` until the file system has less than `leave`
-/// bytes free (tmpfs counts only written pages, so the bytes are written).
-fn fill(path: &std::path::Path, dir: &std::path::Path, leave: u64) {
-    let mut f = std::fs::File::create(path).expect("the ballast file");
-    let chunk = vec![0u8; MIB as usize];
-    while disk::available_space(dir).expect("statvfs") >= leave {
-        f.write_all(&chunk).expect("write the ballast");
-    }
-    f.sync_all().expect("sync the ballast");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_updates_serves_reads_and_recovers() {
@@ -39,7 +27,7 @@ async fn a_full_disk_refuses_updates_serves_reads_and_recovers() {
     }
 
     let ballast = p.dir.path().join("ballast");
-    fill(&ballast, p.dir.path(), 8 * MIB);
+    fill_disk(&ballast, 8 * MIB);
     // The watch looks twice a second: an update is refused soon, saying
     // why; every one acknowledged until then is kept.
     let started = Instant::now();

@@ -59,7 +59,7 @@
 mod common;
 
 use client::{Client, Consistency, Error, KeyRange, ResultCode, Update};
-use common::net::Net;
+use common::net::{self, cut_off, Net};
 use common::*;
 use sim::checker::{check, Op, Operation, Outcome, Verdict};
 use std::collections::BTreeMap;
@@ -355,17 +355,6 @@ const RESERVE_MIB: u64 = 64;
 const SMALL_DISK_GLOBAL: &str = "tlog_max_size = 4194304";
 const SMALL_DISK_NODE: &str = "min_free_disk = 64\nauto_collapse_keep = 4";
 
-/// Fills the disk under `dir` with a ballast file until less than
-/// `leave` bytes are free (a tmpfs counts written pages only).
-fn fill_disk(ballast: &std::path::Path, dir: &std::path::Path, leave: u64) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(ballast).expect("the ballast file");
-    let chunk = vec![0u8; 1 << 20];
-    while disk::available_space(dir).expect("statvfs") >= leave {
-        f.write_all(&chunk).expect("write the ballast");
-    }
-}
-
 /// The master's index, if a node names one in time.
 async fn master_index(p: &Processes) -> Option<usize> {
     let c = p.client().with_request_timeout(Duration::from_millis(500));
@@ -381,14 +370,18 @@ async fn master_index(p: &Processes) -> Option<usize> {
 struct Tracer(Child);
 
 impl Tracer {
-    /// Delays every `fdatasync` and `fsync` of node `i` by `delay`.
-    fn slow_disk(p: &Processes, i: usize, delay: Duration) -> Tracer {
+    /// Attaches to every thread of node `i`, tracing `calls` and applying
+    /// one `inject=CALL:WHAT` rule to each.
+    fn attach(p: &Processes, i: usize, calls: &[&str], what: &str) -> Tracer {
         let pid = p.children[i].as_ref().expect("running").id();
-        let inject = |call: &str| format!("inject={call}:delay_enter={}", delay.as_micros());
-        let child = Command::new("strace")
+        let mut strace = Command::new("strace");
+        strace
             .args(["-f", "-o", "/dev/null", "-p", &pid.to_string()])
-            .args(["-e", "trace=fdatasync,fsync"])
-            .args(["-e", &inject("fdatasync"), "-e", &inject("fsync")])
+            .args(["-e", &format!("trace={}", calls.join(","))]);
+        for call in calls {
+            strace.args(["-e", &format!("inject={call}:{what}")]);
+        }
+        let child = strace
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -396,24 +389,17 @@ impl Tracer {
             .expect("spawn strace");
         Tracer(child)
     }
-}
 
-impl Tracer {
+    /// Delays every `fdatasync` and `fsync` of node `i` by `delay`.
+    fn slow_disk(p: &Processes, i: usize, delay: Duration) -> Tracer {
+        let what = format!("delay_enter={}", delay.as_micros());
+        Tracer::attach(p, i, &["fdatasync", "fsync"], &what)
+    }
+
     /// Fails every `pwrite64` and `fallocate` of node `i` with ENOSPC (its
     /// disk is full as far as it can tell).
     fn no_space(p: &Processes, i: usize) -> Tracer {
-        let pid = p.children[i].as_ref().expect("running").id();
-        let child = Command::new("strace")
-            .args(["-f", "-o", "/dev/null", "-p", &pid.to_string()])
-            .args(["-e", "trace=pwrite64,fallocate"])
-            .args(["-e", "inject=pwrite64:error=ENOSPC"])
-            .args(["-e", "inject=fallocate:error=ENOSPC"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn strace");
-        Tracer(child)
+        Tracer::attach(p, i, &["pwrite64", "fallocate"], "error=ENOSPC")
     }
 }
 
@@ -425,19 +411,6 @@ impl Drop for Tracer {
             .status();
         let _ = self.0.wait();
     }
-}
-
-/// Node `i` hears none of the nodes in `from`, and (if `both`) none of
-/// them hears it.
-fn cut_off(n: usize, i: usize, from: &[usize], both: bool) -> Vec<Vec<usize>> {
-    let mut drops = vec![Vec::new(); n];
-    drops[i] = from.to_vec();
-    if both {
-        for &j in from {
-            drops[j].push(i);
-        }
-    }
-    drops
 }
 
 /// Whether this process may mount a tmpfs (tried on a scratch directory).
@@ -605,7 +578,7 @@ async fn nemesis(
                 // so) within the watch's half second, reads go on; then
                 // space returns.
                 let ballast = p.dir.path().join("ballast");
-                fill_disk(&ballast, p.dir.path(), (RESERVE_MIB / 2) << 20);
+                fill_disk(&ballast, (RESERVE_MIB / 2) << 20);
                 let c = p.client().with_request_timeout(Duration::from_millis(500));
                 let filled = Instant::now();
                 loop {
@@ -684,9 +657,9 @@ async fn nemesis(
             14..20 if means.partitions => {
                 let Some(m) = master else { continue };
                 let net = p.net.as_ref().expect("a network");
-                let others: Vec<usize> = (0..n).filter(|&j| j != m).collect();
+                let others = net::others(n, m);
                 let f = other(m, rng.next());
-                let f_others: Vec<usize> = (0..n).filter(|&j| j != f).collect();
+                let f_others = net::others(n, f);
                 let (kind, drops, hit) = match dealt - 14 {
                     0 => ("isolated master", cut_off(n, m, &others, true), vec![m]),
                     1 => ("isolated node", cut_off(n, f, &f_others, true), vec![f]),

@@ -14,7 +14,7 @@
 mod common;
 
 use client::{Client, Error};
-use common::net::Net;
+use common::net::{cut_off, others, Net};
 use common::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,16 +41,7 @@ fn net(p: &Processes) -> &Net {
 /// Node `i` hears none of the others and none hear it.
 fn isolate(p: &Processes, i: usize) {
     let n = p.names.len();
-    let drops: Vec<Vec<usize>> = (0..n)
-        .map(|j| {
-            if j == i {
-                (0..n).filter(|&k| k != i).collect()
-            } else {
-                vec![i]
-            }
-        })
-        .collect();
-    net(p).cut(&drops);
+    net(p).cut(&cut_off(n, i, &others(n, i), true));
 }
 
 /// Waits until a write succeeds through the whole-cluster client; the time
@@ -219,9 +210,7 @@ async fn a_follower_cut_off_for_long_catches_up_soon_after_the_heal() {
     let master = index_of(&p, &wait_for_master(&c, &p).await);
     let follower = (master + 1) % 3;
     let n = p.names.len();
-    let mut drops = vec![Vec::new(); n];
-    drops[follower] = (0..n).filter(|&k| k != follower).collect();
-    net(&p).cut(&drops);
+    net(&p).cut(&cut_off(n, follower, &others(n, follower), false));
     c.set(b"writer", b"0").await.expect("a write");
     let writer = Writer::start(&c);
     let cut = Instant::now();
@@ -253,8 +242,7 @@ async fn a_master_that_hears_no_one_steps_down_for_another() {
     let c = p.client();
     let old = index_of(&p, &wait_for_master(&c, &p).await);
     let n = p.names.len();
-    let mut drops = vec![Vec::new(); n];
-    drops[old] = (0..n).filter(|&k| k != old).collect();
+    let drops = cut_off(n, old, &others(n, old), false);
     let cut = Instant::now();
     net(&p).cut(&drops);
     let elected = until_write(&c, cut).await;
@@ -286,9 +274,7 @@ async fn a_bridge_node_keeps_the_cluster_committing() {
     // The master and one follower are cut from each other; the third node
     // is the bridge.
     let far = (master + 1) % 3;
-    let mut drops = vec![Vec::new(); 3];
-    drops[master] = vec![far];
-    drops[far] = vec![master];
+    let drops = cut_off(3, master, &[far], true);
     let writer = Writer::start(&c);
     let cut = Instant::now();
     net(&p).cut(&drops);

@@ -45,6 +45,20 @@ impl Tmpfs {
     }
 }
 
+/// Fills the file system holding `ballast` with that file until less
+/// than `leave` bytes are free (a tmpfs counts only written pages, so the
+/// bytes are written).
+pub fn fill_disk(ballast: &Path, leave: u64) {
+    use std::io::Write;
+    let dir = ballast.parent().expect("the ballast's directory");
+    let mut f = std::fs::File::create(ballast).expect("the ballast file");
+    let chunk = vec![0u8; 1 << 20];
+    while disk::available_space(dir).expect("statvfs") >= leave {
+        f.write_all(&chunk).expect("write the ballast");
+    }
+    f.sync_all().expect("sync the ballast");
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();

@@ -27,6 +27,24 @@ pub const MESSAGING_PORT: u16 = 4010;
 
 const PREFIX: &str = "arakoon-";
 
+/// The drops (see [`Net::cut`]) that make node `i` of `n` hear none of
+/// the nodes in `from`, and, if `both`, none of them hear it.
+pub fn cut_off(n: usize, i: usize, from: &[usize], both: bool) -> Vec<Vec<usize>> {
+    let mut drops = vec![Vec::new(); n];
+    drops[i] = from.to_vec();
+    if both {
+        for &j in from {
+            drops[j].push(i);
+        }
+    }
+    drops
+}
+
+/// Every node of `n` but `i`.
+pub fn others(n: usize, i: usize) -> Vec<usize> {
+    (0..n).filter(|&j| j != i).collect()
+}
+
 pub struct Net {
     /// `arakoon-PID-K`: the namespaces are `TAG-hub` and `TAG-nI`.
     tag: String,
