@@ -6,7 +6,6 @@ mod common;
 
 use client::{Consistency, Error, KeyRange, Update};
 use common::*;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -399,16 +398,7 @@ async fn a_failing_fsync_stops_the_node_and_nothing_acknowledged_is_lost() {
     for k in 0..10u32 {
         c.set(format!("d{k}").as_bytes(), b"v").await.unwrap();
     }
-    let pid = p.children[0].as_ref().unwrap().id();
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fdatasync"])
-        .args(["-e", "inject=fdatasync:error=EIO", "-p"])
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn strace");
+    let tracer = common::strace::Tracer::attach(&p, 0, &["fdatasync"], "error=EIO");
     // Writes until one fails (strace needs a moment to attach).
     let start = Instant::now();
     let failed = loop {
@@ -431,8 +421,7 @@ async fn a_failing_fsync_stops_the_node_and_nothing_acknowledged_is_lost() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let _ = strace.kill();
-    let _ = strace.wait();
+    drop(tracer);
     p.children[0] = None;
     let stderr = p.stderr_of(0);
     assert_eq!(status.code(), Some(1), "{stderr}");

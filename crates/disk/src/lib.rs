@@ -140,7 +140,12 @@ pub fn write_atomic(disk: &dyn Disk, path: &Path, data: &[u8]) -> io::Result<()>
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
     let file = disk.open(tmp, OpenMode::Truncate)?;
-    file.write_all_at(0, data)?;
+    if let Err(e) = file.write_all_at(0, data) {
+        // Best effort: a full device gets the space back.
+        drop(file);
+        let _ = disk.remove(tmp);
+        return Err(e);
+    }
     file.sync_data()?;
     drop(file);
     disk.rename(tmp, path)?;

@@ -105,6 +105,9 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     bytes_written: u64,
     syncs: u64,
+    /// Writes and allocations of files under this directory fail with
+    /// ENOSPC (a full device); see [`SimDisk::set_full`].
+    full_under: Option<PathBuf>,
 }
 
 /// Counters of what the disk was asked to do (for simulator summaries).
@@ -198,6 +201,16 @@ impl SimDisk {
             inode.pending.clear();
             inode.durable = inode.current.clone();
         }
+    }
+
+    /// Fills (`Some(dir)`) or frees (`None`) the device holding `dir`:
+    /// while full, every write to a file under `dir` stores its first half
+    /// and then fails with `StorageFull` (ENOSPC; a real full disk may take
+    /// part of a write), and every allocation that grows a file fails with
+    /// nothing done.
+    /// Reads, syncs, truncations, renames and removals still work.
+    pub fn set_full(&self, dir: Option<&Path>) {
+        self.lock().full_under = dir.map(Path::to_path_buf);
     }
 
     /// Counters since the disk was made.
@@ -368,9 +381,39 @@ impl SimFile {
         }
     }
 
-    fn modify(&self, op: PendingOp) -> io::Result<()> {
+    fn modify(&self, mut op: PendingOp) -> io::Result<()> {
         self.check_writable()?;
         let mut state = self.lock()?;
+        let full = state
+            .full_under
+            .as_ref()
+            .is_some_and(|dir| self.path.starts_with(dir));
+        // Allocating what a file already holds takes no space.
+        let grows = match (&op, state.inodes.get(&self.ino)) {
+            (PendingOp::Allocate(len), Some(inode)) => {
+                usize::try_from(*len).map_or(true, |len| len > inode.current.len)
+            }
+            _ => true,
+        };
+        let full = full && grows;
+        let mut no_space = None;
+        if full {
+            let error = io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "{}: no space left on device (simulated disk)",
+                    self.path.display()
+                ),
+            );
+            match &mut op {
+                PendingOp::Write { data, .. } if data.len() > 1 => {
+                    data.truncate(data.len() / 2);
+                    no_space = Some(error);
+                }
+                PendingOp::Write { .. } | PendingOp::Allocate(_) => return Err(error),
+                PendingOp::SetLen(_) => {}
+            }
+        }
         if let PendingOp::Write { data, .. } = &op {
             state.bytes_written += data.len() as u64;
         }
@@ -380,7 +423,10 @@ impl SimFile {
             .ok_or_else(|| not_found(&self.path))?;
         apply(&mut inode.current, &op);
         inode.pending.push(op);
-        Ok(())
+        match no_space {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 }
 

@@ -237,7 +237,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
     }
 
     /// Makes the store durable as applied (one fsync of the store).
+    /// Not while the disk is full (`disk_full.rs`): the store's writes
+    /// would fail and leave it unusable until reopened.
     pub(crate) fn checkpoint(&mut self, now: Time) -> Result<(), ReplicaError> {
+        if self.disk_full.is_some() {
+            return Ok(());
+        }
         self.store.store().checkpoint()?;
         self.applied_since_checkpoint = 0;
         self.last_checkpoint = now;

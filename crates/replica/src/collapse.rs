@@ -234,6 +234,10 @@ impl<S: StoreAccess, W> Replica<S, W> {
 
     /// When the next step of a run is due.
     pub(crate) fn collapse_due_at(&self) -> Option<Time> {
+        // On a full disk the steps wait (the retries wake the replica).
+        if self.disk_full.is_some() {
+            return None;
+        }
         self.collapse_run.as_ref().map(|r| r.next_step_at)
     }
 
@@ -331,7 +335,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         env: &mut impl Env<Waiter = W>,
     ) -> Result<(), ReplicaError> {
         let keep = self.settings.auto_collapse_keep as usize;
-        if keep == 0 || self.collapse_run.is_some() {
+        if keep == 0 || self.collapse_run.is_some() || self.disk_full.is_some() {
             return Ok(());
         }
         // Cheap test first: more full segments than kept.
@@ -359,7 +363,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         let Some(run) = self.collapse_run.as_ref() else {
             return Ok(());
         };
-        if now < run.next_step_at {
+        if now < run.next_step_at || self.disk_full.is_some() {
             return Ok(());
         }
         let below = run.below;
@@ -383,7 +387,10 @@ impl<S: StoreAccess, W> Replica<S, W> {
                     "collapse would remove entry {} above the durable applied index {durable}",
                     next - 1
                 );
-                self.tlog.collapse(next).map_err(|e| self.tlog_error(e))?;
+                if let Err(e) = self.tlog.collapse(next) {
+                    // A full disk (the base file): the step waits for space.
+                    return self.on_write_failed(e, now);
+                }
             }
         }
         let end = env.now();

@@ -71,6 +71,7 @@ mod apply;
 #[cfg(feature = "broken")]
 mod broken;
 pub mod collapse;
+pub mod disk_full;
 mod env;
 mod error;
 pub mod peer;

@@ -1,6 +1,7 @@
 //! [`Replica`]: the core, the tlog and the store of one node, and the loop
 //! that drives them (see the crate doc for the contract).
 
+use crate::disk_full::LocalLog;
 use crate::env::{Env, SyncOutcome};
 use crate::error::ReplicaError;
 use crate::progress::{Tracker, Whose};
@@ -97,6 +98,14 @@ pub struct Replica<S, W> {
     pub(crate) transfers: crate::snapshot::Transfers,
     /// A tlog collapse in progress (`collapse.rs`).
     pub(crate) collapse_run: Option<crate::collapse::CollapseRun>,
+    /// Entries the core handed out that the tlog could not take yet (a
+    /// full disk; see `disk_full.rs`): the log is the tlog, then these.
+    pub(crate) held: Vec<tlog::Entry>,
+    /// A hard state the tlog could not save yet (a full disk): no message
+    /// leaves until it is saved.
+    pub(crate) unsaved_hard_state: Option<consensus::HardState>,
+    /// The disk refused a write for lack of space (`disk_full.rs`).
+    pub(crate) disk_full: Option<crate::disk_full::DiskFull>,
 }
 
 impl<S, W> std::fmt::Debug for Replica<S, W> {
@@ -154,6 +163,9 @@ impl<S: StoreAccess, W> Replica<S, W> {
             messages_first: false,
             transfers: crate::snapshot::Transfers::default(),
             collapse_run: None,
+            held: Vec::new(),
+            unsaved_hard_state: None,
+            disk_full: None,
         };
         replica.remove_stale_scratch();
         replica
@@ -199,6 +211,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             self.apply_deadline,
             self.transfers.wake_at(),
             self.collapse_due_at(),
+            self.disk_retry_at(),
         ]
         .into_iter()
         .flatten()
@@ -211,7 +224,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
     /// cluster member's confusion, or the storage failing: `StepError::Log`,
     /// after which the caller stops) is handed back.
     pub fn step(&mut self, msg: Message, env: &mut impl Env<Waiter = W>) -> Result<(), StepError> {
-        self.core.step(msg, env.now(), &self.tlog)
+        self.core
+            .step(msg, env.now(), &LocalLog::new(&self.tlog, &self.held))
     }
 
     /// Time passed: the core's timers, a store checkpoint when one is due
@@ -219,7 +233,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
     pub fn tick(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
         self.core
-            .tick(now, &self.tlog)
+            .tick(now, &LocalLog::new(&self.tlog, &self.held))
             .map_err(|e| ReplicaError::fatal("tick", e))?;
         let store = self.store.store();
         if store.applied_index() > store.durable_applied_index()
@@ -236,6 +250,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
     /// next [`Replica::settle`]; a due step of a tlog collapse runs.
     pub fn wake(&mut self, env: &mut impl Env<Waiter = W>) -> Result<(), ReplicaError> {
         let now = env.now();
+        self.retry_writes(env)?;
         if self.core.commit_announce_due().is_some_and(|t| now >= t) {
             self.tick(env)?;
         }
@@ -256,6 +271,8 @@ impl<S: StoreAccess, W> Replica<S, W> {
         let before_apply = store::result_before_apply(&update);
         if self.settings.read_only {
             env.answer(waiter, None, Err(Refused::ReadOnly), false);
+        } else if let Some(refused) = self.refused_for_disk() {
+            env.answer(waiter, None, Err(refused), false);
         } else if self.core.role() != Role::Master {
             env.answer(
                 waiter,
@@ -306,7 +323,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         for (_, target) in voters {
             let handed = self
                 .core
-                .hand_over_to(target, now, &self.tlog)
+                .hand_over_to(target, now, &LocalLog::new(&self.tlog, &self.held))
                 .map_err(|e| ReplicaError::fatal("hand over", e))?;
             if handed {
                 tracing::info!(target = %target, "drop_master: handing mastership over");
@@ -409,6 +426,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
         if self.sync_pending {
             return Ok(());
         }
+        if let Some(refused) = self.refused_for_disk() {
+            for q in std::mem::take(&mut self.queued) {
+                env.answer(q.waiting.waiter, None, Err(refused.clone()), false);
+            }
+            return Ok(());
+        }
         while !self.queued.is_empty() {
             let mut bytes = 0usize;
             let mut take = 0usize;
@@ -428,10 +451,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
             let mut payload = Vec::with_capacity(bytes + 8);
             protocol::encode_batch(&updates, &mut payload);
             let payload_len = payload.len();
-            match self
-                .core
-                .propose(Bytes::from(payload), env.now(), &self.tlog)
-            {
+            match self.core.propose(
+                Bytes::from(payload),
+                env.now(),
+                &LocalLog::new(&self.tlog, &self.held),
+            ) {
                 Ok(p) => {
                     if synced && !self.settings.fsync {
                         self.force_sync = true;
@@ -487,36 +511,41 @@ impl<S: StoreAccess, W> Replica<S, W> {
     fn round(&mut self, env: &mut impl Env<Waiter = W>) -> Result<bool, ReplicaError> {
         let ready = self
             .core
-            .take_ready(&self.tlog)
+            .take_ready(&LocalLog::new(&self.tlog, &self.held))
             .map_err(|e| ReplicaError::fatal("take_ready", e))?;
-        if let Some(hs) = ready.hard_state {
-            self.tlog
-                .save_hard_state(hs)
-                .map_err(|e| self.tlog_error(e))?;
-        }
         if let Some(after) = ready.truncate_after {
-            tracing::info!(after, "truncating the uncommitted tlog suffix");
-            self.tlog
-                .truncate_suffix(after + 1)
-                .map_err(|e| self.tlog_error(e))?;
-            self.reported_synced = self.reported_synced.min(after);
+            // Held entries go first (they follow the tlog), then the tlog's.
+            self.held.retain(|e| e.index <= after);
+            if after < self.tlog.last_index() {
+                assert!(self.held.is_empty(), "held entries follow the tlog");
+                tracing::info!(after, "truncating the uncommitted tlog suffix");
+                self.tlog
+                    .truncate_suffix(after + 1)
+                    .map_err(|e| self.tlog_error(e))?;
+                self.reported_synced = self.reported_synced.min(after);
+            }
         }
-        if !ready.entries.is_empty() {
-            let entries: Vec<tlog::Entry> = ready.entries.iter().map(tlog::Entry::from).collect();
-            let started = env.now();
-            self.tlog.append(&entries).map_err(|e| self.tlog_error(e))?;
-            env.appended(&entries, started);
-        }
+        // The hard state before any message; a full disk holds both back.
+        let may_send = self.persist(ready.hard_state, &ready.entries, env)?;
         self.publish(env);
-        for m in &ready.messages {
-            env.send(m);
-        }
-        if !ready.snapshots_to_send.is_empty() {
-            self.start_snapshots(&ready.snapshots_to_send, env)?;
+        if may_send {
+            for m in &ready.messages {
+                env.send(m);
+            }
+            if !ready.snapshots_to_send.is_empty() {
+                self.start_snapshots(&ready.snapshots_to_send, env)?;
+            }
+        } else {
+            for &peer in &ready.snapshots_to_send {
+                self.core
+                    .snapshot_failed(peer, env.now(), &LocalLog::new(&self.tlog, &self.held))
+                    .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
+            }
         }
         for rc in &ready.role_changes {
             env.role_changed(rc);
         }
+        self.hand_over_if_full(env)?;
         if self.core.role() != Role::Master {
             let master = self.core.master();
             for (index, p) in std::mem::take(&mut self.pending) {
@@ -534,6 +563,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
             }
         }
         // The core hands out only what is committed *and* in the local log.
+        #[cfg(feature = "broken")]
+        let ready = consensus::Ready {
+            commit_index: ready.commit_index.min(self.tlog.last_index()),
+            ..ready
+        };
         assert!(
             ready.commit_index <= self.tlog.last_index(),
             "commit index {} past the tlog's last index {}",
@@ -570,8 +604,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
             }
             let last = self.tlog.last_index();
             self.report_synced(last, env)?;
-            self.tlog.seal_pending().map_err(|e| self.tlog_error(e))?;
-            return Ok(());
+            return self.seal_step(now);
         }
         let Some(job) = self.tlog.take_sync_job().map_err(|e| self.tlog_error(e))? else {
             // Everything appended is synced already (by a rotation, say):
@@ -603,7 +636,7 @@ impl<S: StoreAccess, W> Replica<S, W> {
         self.report_synced(synced, env)?;
         // Sealing a step at a time keeps up with the appends without
         // stalling the loop for a whole segment.
-        self.tlog.seal_pending().map_err(|e| self.tlog_error(e))?;
+        self.seal_step(env.now())?;
         self.sync_due = self.tlog.last_index() > self.reported_synced;
         Ok(())
     }
@@ -623,7 +656,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
             ));
         };
         self.core
-            .entries_synced(synced, term, env.now(), &self.tlog)
+            .entries_synced(
+                synced,
+                term,
+                env.now(),
+                &LocalLog::new(&self.tlog, &self.held),
+            )
             .map_err(|e| ReplicaError::fatal("entries_synced", e))?;
         self.reported_synced = self.reported_synced.max(synced);
         Ok(())
@@ -752,6 +790,14 @@ impl<S: StoreAccess, W> Replica<S, W> {
         while self.store.store().applied_index() < self.appliable_index() {
             self.apply_wanted = true;
             self.apply_committed(env)?;
+        }
+        if let Some(why) = self.disk_full() {
+            // The next start replays the tlog from the last checkpoint.
+            tracing::warn!(
+                held = self.held.len(),
+                "stopped without a store checkpoint: {why}"
+            );
+            return Ok(());
         }
         let durable = self.store.store().checkpoint()?;
         tracing::info!(

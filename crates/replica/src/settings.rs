@@ -17,6 +17,10 @@ pub enum Broken {
     /// store made durable: a crash then finds a store behind its tlog's
     /// start.
     CollapseBeyondDurable,
+    /// Entries the tlog refused for a full disk are reported synced as if
+    /// written: the node acknowledges (or, as master, counts itself for)
+    /// entries its disk does not hold.
+    AckHeldEntries,
 }
 
 /// Limits and pacing of one replica.

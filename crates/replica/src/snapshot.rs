@@ -311,7 +311,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
                     // a snapshot of nothing: let the core probe again.
                     tracing::warn!(slave = %peer, index, "no snapshot to send (store at {index}, tlog {}..={})", self.tlog.first_index(), self.tlog.last_index());
                     self.core
-                        .snapshot_failed(peer, now, &self.tlog)
+                        .snapshot_failed(
+                            peer,
+                            now,
+                            &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                        )
                         .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
                     continue;
                 }
@@ -407,7 +411,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
         for peer in failed {
             self.transfers.outgoing.remove(&peer);
             self.core
-                .snapshot_failed(peer, now, &self.tlog)
+                .snapshot_failed(
+                    peer,
+                    now,
+                    &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                )
                 .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
         }
         Ok(())
@@ -448,7 +456,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
                 let index = o.index;
                 self.transfers.outgoing.remove(&from);
                 self.core
-                    .snapshot_sent(from, index, now, &self.tlog)
+                    .snapshot_sent(
+                        from,
+                        index,
+                        now,
+                        &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                    )
                     .map_err(|e| ReplicaError::fatal("snapshot_sent", e))?;
             }
             AckStatus::NotNeeded(commit) => {
@@ -456,7 +469,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
                 let index = o.index.min(commit);
                 self.transfers.outgoing.remove(&from);
                 self.core
-                    .snapshot_sent(from, index, now, &self.tlog)
+                    .snapshot_sent(
+                        from,
+                        index,
+                        now,
+                        &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                    )
                     .map_err(|e| ReplicaError::fatal("snapshot_sent", e))?;
             }
             AckStatus::UnknownTransfer if o.acked == 0 => {
@@ -467,14 +485,22 @@ impl<S: StoreAccess, W> Replica<S, W> {
                 tracing::info!(slave = %from, transfer, "the slave forgot the snapshot transfer (it restarted): starting over");
                 self.transfers.outgoing.remove(&from);
                 self.core
-                    .snapshot_failed(from, now, &self.tlog)
+                    .snapshot_failed(
+                        from,
+                        now,
+                        &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                    )
                     .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
             }
             AckStatus::Refused(reason) => {
                 tracing::warn!(slave = %from, transfer, reason = %reason, "the slave refused the snapshot transfer; probing it again");
                 self.transfers.outgoing.remove(&from);
                 self.core
-                    .snapshot_failed(from, now, &self.tlog)
+                    .snapshot_failed(
+                        from,
+                        now,
+                        &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                    )
                     .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
             }
         }
@@ -509,7 +535,11 @@ impl<S: StoreAccess, W> Replica<S, W> {
         for peer in abandoned {
             self.transfers.outgoing.remove(&peer);
             self.core
-                .snapshot_failed(peer, now, &self.tlog)
+                .snapshot_failed(
+                    peer,
+                    now,
+                    &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+                )
                 .map_err(|e| ReplicaError::fatal("snapshot_failed", e))?;
         }
         if let Some(inc) = &self.transfers.incoming {
@@ -753,6 +783,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
             self.discard_incoming();
             return Ok(());
         }
+        if let Some(why) = self.disk_full() {
+            let why = format!("install: {why}");
+            self.refuse(from, transfer, why, env);
+            self.discard_incoming();
+            return Ok(());
+        }
         if index <= commit {
             // Caught up from the tlog meanwhile.
             self.ack(from, transfer, 0, AckStatus::NotNeeded(commit), env);
@@ -794,7 +830,12 @@ impl<S: StoreAccess, W> Replica<S, W> {
         }
         let now = env.now();
         self.core
-            .snapshot_installed(index, term, now, &self.tlog)
+            .snapshot_installed(
+                index,
+                term,
+                now,
+                &crate::disk_full::LocalLog::new(&self.tlog, &self.held),
+            )
             .map_err(|e| ReplicaError::fatal("snapshot_installed", e))?;
         self.commit_index = self.commit_index.max(index);
         self.applied_since_checkpoint = 0;

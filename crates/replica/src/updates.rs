@@ -17,6 +17,9 @@ pub enum Refused {
     GoingDown { proposed: bool },
     /// The cluster is read-only.
     ReadOnly,
+    /// This node's disk is full (why, naming the directory): nothing was
+    /// done.
+    DiskFull(String),
     /// The update is too large for one entry.
     TooLarge { bytes: usize, limit: u64 },
 }

@@ -240,6 +240,7 @@ impl Env for SimEnv<'_, '_> {
                 hint: m.map(|m| m.0 as usize),
             },
             Err(Refused::NoLongerMaster | Refused::GoingDown { .. }) => ClientReply::NoLongerMaster,
+            Err(Refused::DiskFull(_)) => ClientReply::Refused,
             Err(other) => {
                 let id = self.id;
                 self.ctx.obs.violation(
@@ -382,6 +383,8 @@ pub struct SimNode {
     pub standing: Standing,
     /// The next fsync takes this long (the slow-disk fault).
     pub slow_fsync_ns: Option<u64>,
+    /// The tlog's device is full until this real time (the disk-full fault).
+    pub disk_full_until_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for SimNode {
@@ -412,7 +415,21 @@ impl SimNode {
             next_tick_ns: 0,
             standing: Standing::Unknown,
             slow_fsync_ns: None,
+            disk_full_until_ns: None,
         }
+    }
+
+    /// The tlog's device fills (writes there fail with ENOSPC) until
+    /// `until_ns`; the store's device keeps space.
+    pub fn fill_tlog_device(&mut self, until_ns: u64) {
+        self.disk.set_full(Some(&crate::storage::tlog_dir()));
+        self.disk_full_until_ns = Some(until_ns);
+    }
+
+    /// The tlog's device has space again.
+    pub fn free_tlog_device(&mut self) {
+        self.disk.set_full(None);
+        self.disk_full_until_ns = None;
     }
 
     pub fn is_running(&self) -> bool {
@@ -542,6 +559,7 @@ impl SimNode {
     pub fn wipe(&mut self, ctx: &mut Ctx) {
         self.running = None;
         self.disk = SimDisk::new();
+        self.disk_full_until_ns = None;
         self.standing = Standing::Unknown;
         let id = self.id;
         ctx.obs
@@ -622,6 +640,19 @@ impl SimNode {
                 .obs
                 .violation(env.ctx.now_ns, format!("node {id}: {e}"));
             return;
+        }
+        // The core counts this node (a slave's acknowledgement, a master's
+        // own share of a commit) only for what its tlog fsynced.
+        let counted = r.replica.core().status().synced_index;
+        let durable = r.replica.tlog().synced_index();
+        if counted > durable {
+            ctx.obs.violation(
+                ctx.now_ns,
+                format!(
+                    "node {id}: counted as durable up to index {counted}, but its tlog fsynced only up to {durable} (held in memory: {})",
+                    r.replica.held_entries()
+                ),
+            );
         }
         let standing = r.replica.core().standing();
         if standing != self.standing {

@@ -37,6 +37,11 @@ pub struct FaultConfig {
     /// A node's next fsync takes longer than a lease (a disk that hangs):
     /// its driver is blocked meanwhile, its readers are not.
     pub slow_disks: bool,
+    /// A node's tlog device fills for a while (its writes fail with
+    /// ENOSPC; the store's device keeps space): it must hold on, refuse
+    /// updates and acknowledge nothing its disk did not take; once space
+    /// is back it may also be restarted (an operator's reflex).
+    pub disk_fulls: bool,
     pub partitions: bool,
     /// The network during the fault phase.
     pub net: NetFaults,
@@ -95,6 +100,7 @@ impl Scenario {
                 collapses: true,
                 pauses: true,
                 slow_disks: true,
+                disk_fulls: true,
                 partitions: true,
                 net: NetFaults {
                     delay_min_ns: 50_000,
@@ -129,6 +135,8 @@ pub struct Report {
     pub wipes_injected: u64,
     /// Of which: tlog collapses.
     pub collapses_injected: u64,
+    /// Of which: full tlog devices.
+    pub disk_fulls_injected: u64,
     /// Store snapshots installed.
     pub snapshots_installed: u64,
     pub entries_applied: u64,
@@ -144,6 +152,9 @@ pub struct Report {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Next {
     Fault,
+    /// Before `Restart`: a restart postponed until the disk has space
+    /// again happens at the same instant.
+    DiskSpace(usize),
     Restart(usize),
     Deliver,
     Fsync(usize),
@@ -167,6 +178,7 @@ struct World {
     faults_injected: u64,
     wipes_injected: u64,
     collapses_injected: u64,
+    disk_fulls_injected: u64,
     quiet: bool,
     /// When the quiet phase begins, then when to check for its end.
     next_quiet_check_ns: u64,
@@ -209,6 +221,11 @@ impl World {
                 consider(*t, Next::Restart(i));
             }
         }
+        for n in &self.nodes {
+            if let Some(t) = n.disk_full_until_ns {
+                consider(t, Next::DiskSpace(n.id));
+            }
+        }
         if let Some(t) = self.net.next_delivery_ns() {
             consider(t, Next::Deliver);
         }
@@ -242,7 +259,7 @@ impl World {
         let down = self.restart_at.iter().filter(|r| r.is_some()).count();
         let now = self.now_ns;
         let all: Vec<usize> = (0..n).collect();
-        match self.rng.below(9) {
+        match self.rng.below(10) {
             // At most a minority down at once (one node for a 1-node cluster).
             0 | 1 if f.crashes && down < (n.saturating_sub(1) / 2).max(1) => {
                 let victim = self.rng.below(n as u64) as usize;
@@ -309,6 +326,31 @@ impl World {
                     )
                 });
             }
+            8 if f.disk_fulls => {
+                // A master's tlog device half of the time: its updates
+                // stop, its reads go on.
+                let masters: Vec<usize> = (0..n)
+                    .filter(|&i| self.nodes[i].role() == Some(Role::Master))
+                    .collect();
+                let victim = match masters.as_slice() {
+                    [m, ..] if self.rng.below(2) == 0 => *m,
+                    _ => self.rng.below(n as u64) as usize,
+                };
+                if self.nodes[victim].disk_full_until_ns.is_some() {
+                    return;
+                }
+                let lease = duration_ns(self.scenario.lease_period);
+                let until = now + self.rng.between(lease / 2, 4 * lease);
+                self.faults_injected += 1;
+                self.disk_fulls_injected += 1;
+                self.nodes[victim].fill_tlog_device(until);
+                self.obs.trace(now, || {
+                    format!(
+                        "node {victim}: DISK FULL (tlog device) until {:.3} ms",
+                        until as f64 / 1e6
+                    )
+                });
+            }
             2 if f.pauses => {
                 let victim = self.rng.below(n as u64) as usize;
                 let until = now + self.rng.between(50_000_000, 1_500_000_000);
@@ -344,12 +386,34 @@ impl World {
         }
     }
 
+    /// A full tlog device has space again; a third of the time the node is
+    /// also restarted (crashed now, back soon), when a minority is down.
+    fn disk_space_back(&mut self, i: usize) {
+        let now = self.now_ns;
+        self.nodes[i].free_tlog_device();
+        self.obs.trace(now, || format!("node {i}: DISK SPACE back"));
+        let n = self.nodes.len();
+        let down = self.restart_at.iter().filter(|r| r.is_some()).count();
+        if !self.quiet
+            && self.nodes[i].is_running()
+            && down < (n.saturating_sub(1) / 2).max(1)
+            && self.rng.below(3) == 0
+        {
+            let (mut ctx, nodes) = self.ctx();
+            nodes[i].crash(&mut ctx);
+            self.restart_at[i] = Some(now + self.rng.between(50_000_000, 400_000_000));
+        }
+    }
+
     fn begin_quiet(&mut self) {
         self.quiet = true;
         self.net.heal();
         self.net.set_faults(NetFaults::quiet());
         for n in &mut self.nodes {
             n.paused_until_ns = n.paused_until_ns.min(self.now_ns);
+            if n.disk_full_until_ns.is_some() {
+                n.disk_full_until_ns = Some(self.now_ns);
+            }
         }
         for r in &mut self.restart_at {
             if r.is_some() {
@@ -504,6 +568,7 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
         faults_injected: 0,
         wipes_injected: 0,
         collapses_injected: 0,
+        disk_fulls_injected: 0,
         quiet: false,
         next_quiet_check_ns: scenario.fault_phase_ns,
     };
@@ -564,10 +629,16 @@ pub fn run(seed: u64, scenario: &Scenario, with_trace: bool) -> Report {
                 }
             }
             Next::Restart(i) => {
+                if let Some(until) = world.nodes[i].disk_full_until_ns {
+                    // The operator frees space before starting it again.
+                    world.restart_at[i] = Some(until);
+                    continue;
+                }
                 world.restart_at[i] = None;
                 let (mut ctx, nodes) = world.ctx();
                 nodes[i].start(&mut ctx);
             }
+            Next::DiskSpace(i) => world.disk_space_back(i),
             Next::Deliver => world.deliver(),
             Next::Fsync(i) => {
                 let (mut ctx, nodes) = world.ctx();
@@ -641,6 +712,7 @@ fn finish(mut world: World, seed: u64) -> Report {
         faults_injected: world.faults_injected,
         wipes_injected: world.wipes_injected,
         collapses_injected: world.collapses_injected,
+        disk_fulls_injected: world.disk_fulls_injected,
         snapshots_installed: world.obs.snapshots_installed,
         entries_applied: world.obs.entries_applied,
         master_changes: world.obs.master_changes,

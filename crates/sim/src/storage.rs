@@ -22,7 +22,9 @@ pub struct Storage {
     pub store: Store,
 }
 
-fn tlog_dir() -> PathBuf {
+/// Where a simulated node keeps its tlog (its own device: see the
+/// disk-full fault).
+pub fn tlog_dir() -> PathBuf {
     PathBuf::from("/node/tlog")
 }
 

@@ -15,6 +15,8 @@ pub struct Summary {
     pub wipes_injected: u64,
     /// Of which: tlog collapses.
     pub collapses_injected: u64,
+    /// Of which: full tlog devices.
+    pub disk_fulls_injected: u64,
     pub snapshots_installed: u64,
     pub entries_applied: u64,
     /// The failing runs (without traces), in seed order.
@@ -25,13 +27,14 @@ impl Summary {
     /// One line: seeds run, operations checked, faults injected, violations.
     pub fn line(&self) -> String {
         format!(
-            "sim: {} seeds, {} operations checked, {} entries applied, {} faults injected ({} disks wiped, {} tlog collapses), {} snapshots installed, {} violations",
+            "sim: {} seeds, {} operations checked, {} entries applied, {} faults injected ({} disks wiped, {} tlog collapses, {} full tlog devices), {} snapshots installed, {} violations",
             self.seeds_run,
             self.operations_checked,
             self.entries_applied,
             self.faults_injected,
             self.wipes_injected,
             self.collapses_injected,
+            self.disk_fulls_injected,
             self.snapshots_installed,
             self.failures.len()
         )
@@ -76,6 +79,7 @@ pub fn sweep(
                 sum.faults_injected += report.faults_injected;
                 sum.wipes_injected += report.wipes_injected;
                 sum.collapses_injected += report.collapses_injected;
+                sum.disk_fulls_injected += report.disk_fulls_injected;
                 sum.snapshots_installed += report.snapshots_installed;
                 sum.entries_applied += report.entries_applied;
                 if !report.violations.is_empty() {

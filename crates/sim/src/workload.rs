@@ -3,8 +3,9 @@
 //! follows `NotMaster` hints, and records what it saw for the checker.
 //!
 //! What counts as what (the rules that keep the checker honest):
-//! - `NotMaster` and `InconsistentRead` mean "not executed": the client
-//!   retries elsewhere and records nothing for that attempt.
+//! - `NotMaster`, `InconsistentRead` and `Refused` (a full disk) mean
+//!   "not executed": the client retries (elsewhere, or later) and records
+//!   nothing for that attempt.
 //! - A timeout or `NoLongerMaster` means "unknown": recorded as
 //!   [`Outcome::Unknown`], which the checker lets happen or not.
 //! - Everything else is a definite answer, recorded with its call and
@@ -45,6 +46,8 @@ pub enum ClientReply {
     NoLongerMaster,
     /// `AtLeast(i)` on a node that has not applied `i`: not executed.
     InconsistentRead,
+    /// The master refused the update (its disk is full): not executed.
+    Refused,
 }
 
 /// An `AtLeast` read as served, for the separate staleness check.
@@ -306,7 +309,7 @@ impl Client {
                 self.in_flight = Some(InFlight { node: next, ..f });
                 Some((next, request))
             }
-            ClientReply::InconsistentRead => None,
+            ClientReply::InconsistentRead | ClientReply::Refused => None,
         }
     }
 }

@@ -207,6 +207,15 @@ mod broken {
         replica_bug_caught_within(replica::Broken::CollapseBeyondDurable, 2_000);
     }
 
+    /// A node on a full tlog device reports the entries its tlog refused
+    /// as synced: it acknowledges (or, as master, counts itself for) what
+    /// its disk does not hold.
+    #[test]
+    fn acknowledging_entries_the_full_disk_refused_is_caught() {
+        let (_, violation) = replica_bug_caught_within(replica::Broken::AckHeldEntries, 2_000);
+        assert!(violation.contains("counted as durable"), "{violation}");
+    }
+
     /// The replica publishes a lease a lease period longer than the core's.
     #[test]
     fn a_published_lease_longer_than_the_core_allows_is_caught() {

@@ -68,6 +68,27 @@ pub enum TlogError {
     Poisoned(String),
 }
 
+impl TlogError {
+    /// The device is full (ENOSPC, or a quota: EDQUOT) and the operation
+    /// that failed leaves the tlog as it was: a write, an allocation or a
+    /// file's creation, never an fsync (after a failed fsync the kernel may
+    /// have dropped dirty pages: that one poisons the tlog whatever its
+    /// errno). The tlog stays usable; the same call may be retried once
+    /// there is space again.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            TlogError::Io { op, source, .. } => {
+                matches!(*op, "write" | "allocate" | "create")
+                    && matches!(
+                        source.kind(),
+                        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand for an IO error with its path and operation.
 pub(crate) fn io_err<'a>(
     path: &'a std::path::Path,

@@ -228,6 +228,16 @@ impl Tlog {
         result
     }
 
+    /// As [`Tlog::poison_on_err`], except for a full device on an operation
+    /// that leaves the tlog as it was ([`TlogError::is_no_space`]): the
+    /// caller may retry once there is space.
+    fn poison_unless_no_space<T>(&mut self, result: Result<T, TlogError>) -> Result<T, TlogError> {
+        match &result {
+            Err(err) if err.is_no_space() => result,
+            _ => self.poison_on_err(result),
+        }
+    }
+
     /// The directory of this tlog.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -307,6 +317,11 @@ impl Tlog {
     /// synced). They must continue the log: the first index is
     /// `last_index() + 1`, indices step by one, terms never decrease.
     /// Checked before anything is written. Returns the new last index.
+    ///
+    /// A full device ([`TlogError::is_no_space`]) leaves the tlog usable:
+    /// a prefix of `entries` may have been appended (see
+    /// [`Tlog::last_index`]); append the rest once there is space. Any
+    /// other failure poisons the tlog.
     pub fn append(&mut self, entries: &[Entry]) -> Result<u64, TlogError> {
         self.check_usable()?;
         let mut prev_term = self.last_term();
@@ -334,9 +349,9 @@ impl Tlog {
             prev_term = entry.term;
         }
         let result = self.append_checked(entries);
-        self.poison_on_err(result)?;
+        let result = self.poison_unless_no_space(result);
         self.assert_invariants();
-        Ok(self.last_index())
+        result.map(|()| self.last_index())
     }
 
     fn append_checked(&mut self, mut entries: &[Entry]) -> Result<(), TlogError> {
@@ -519,7 +534,13 @@ impl Tlog {
             return Ok(0);
         }
         let result = self.seal_checked(budget_bytes);
-        let sealed = self.poison_on_err(result)?;
+        let result = match result {
+            // A full device: drop the partial sealed file (freeing its
+            // space); the plain segment stays and is sealed later.
+            Err(e) if e.is_no_space() => self.cancel_sealing().and(Err(e)),
+            other => other,
+        };
+        let sealed = self.poison_unless_no_space(result)?;
         self.assert_invariants();
         Ok(sealed)
     }
@@ -754,7 +775,9 @@ impl Tlog {
     pub fn collapse(&mut self, below: u64) -> Result<u64, TlogError> {
         self.check_usable()?;
         let result = self.collapse_checked(below);
-        self.poison_on_err(result)?;
+        // A full device fails the base file's write, before the commit
+        // point: the log is as it was.
+        self.poison_unless_no_space(result)?;
         self.assert_invariants();
         Ok(self.first_index())
     }
@@ -881,7 +904,9 @@ impl Tlog {
         let path = self.dir.join(HARD_STATE_FILE);
         let result = disk::write_atomic(self.disk.as_ref(), &path, &encode_hard_state(&state))
             .map_err(io_err(&path, "write"));
-        self.poison_on_err(result)?;
+        // A full device leaves the old file whole (the new one is written
+        // aside, then renamed over it).
+        self.poison_unless_no_space(result)?;
         self.hard_state = Some(state);
         self.hard_state_unreadable = None;
         Ok(())

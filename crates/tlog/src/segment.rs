@@ -682,7 +682,13 @@ pub fn install_file(
     let file = disk
         .open(&tmp, OpenMode::Truncate)
         .map_err(io_err(&tmp, "create"))?;
-    write(file.as_ref(), &tmp)?;
+    if let Err(e) = write(file.as_ref(), &tmp) {
+        // Best effort: give back the space of a file that will never be
+        // used (an open removes temporary files anyway).
+        drop(file);
+        let _ = disk.remove(&tmp);
+        return Err(e);
+    }
     file.sync_data().map_err(io_err(&tmp, "fdatasync"))?;
     drop(file);
     disk.rename(&tmp, path).map_err(io_err(&tmp, "rename"))?;
@@ -771,8 +777,11 @@ pub fn seal_begin(disk: &dyn Disk, dir: &Path, plain: &Segment) -> Result<SealPr
     let out = disk
         .open(&tmp, OpenMode::Truncate)
         .map_err(io_err(&tmp, "create"))?;
-    out.write_all_at(0, &header.encode())
-        .map_err(io_err(&tmp, "write"))?;
+    if let Err(e) = out.write_all_at(0, &header.encode()) {
+        drop(out);
+        let _ = disk.remove(&tmp);
+        return Err(io_err(&tmp, "write")(e));
+    }
     Ok(SealProgress {
         first_index: plain.first_index(),
         header,

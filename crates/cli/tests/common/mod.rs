@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod net;
+pub mod strace;
 
 use client::{Client, ClientBuilder, Consistency, RetryPolicy};
 use std::path::{Path, PathBuf};

@@ -654,6 +654,7 @@ impl Service {
                 "the node is going down: the outcome of the update is unknown",
             ),
             Refused::ReadOnly => error(ResultCode::ReadOnly, "the cluster is read-only"),
+            Refused::DiskFull(why) => error(ResultCode::ReadOnly, why),
             Refused::TooLarge { bytes, limit } => error(
                 ResultCode::BadInput,
                 format!("an update of {bytes} bytes exceeds the entry limit of {limit} bytes"),
