@@ -49,6 +49,9 @@
 //! - Committed entries are applied in order, each exactly once, from the
 //!   tlog; the store's applied index never passes the commit index handed
 //!   out by the core.
+//! - A full disk stops nothing ([`disk_full`]): what the tlog cannot take
+//!   is held and never reported synced; updates are refused and a master
+//!   hands mastership over until the tlog takes writes again.
 //!
 //! # Snapshots
 //!

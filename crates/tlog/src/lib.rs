@@ -149,6 +149,10 @@
 //! A failed write or fdatasync *poisons* the tlog: every later call returns
 //! [`TlogError::Poisoned`] until it is reopened (after a failed fdatasync the
 //! kernel may have dropped dirty pages; only a reopen knows what is on disk).
+//! Except a full device ([`TlogError::is_no_space`]): a write, allocation or
+//! file creation of an append, a seal, a collapse or a hard state save that
+//! fails with ENOSPC (or a quota) leaves the tlog as it was (an append, with
+//! a prefix of its entries appended) and usable; the call may be retried.
 //!
 //! # Memory and file descriptors
 //! Per entry of a plain segment, a 4-byte frame offset (the active segment,

@@ -702,8 +702,15 @@ impl Tlog {
             // blocks.
             file.set_len(cut)
                 .map_err(io_err(&segment.path, "truncate"))?;
-            file.allocate(self.options.max_size)
-                .map_err(io_err(&segment.path, "allocate"))?;
+            if let Err(e) = file.allocate(self.options.max_size) {
+                let e = io_err(&segment.path, "allocate")(e);
+                if !e.is_no_space() {
+                    return Err(e);
+                }
+                // On a full device the cut stands and the file stays short:
+                // appends extend it (and meet the full device themselves).
+                tracing::warn!(error = %e, "tlog: no space to preallocate the truncated segment again");
+            }
             file.sync_data()
                 .map_err(io_err(&segment.path, "fdatasync"))?;
             offsets.truncate(keep as usize);

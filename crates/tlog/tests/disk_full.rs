@@ -148,3 +148,30 @@ fn a_failed_fsync_still_poisons_whatever_its_errno() {
     };
     assert!(!e.is_no_space());
 }
+
+#[test]
+fn a_truncation_on_a_full_device_goes_through() {
+    let disk = SimDisk::new();
+    let mut tlog = open_sim(&disk, small_options(8, 1 << 20));
+    let entries: Vec<_> = (1..=6).map(|i| entry(i, 1, i, 100)).collect();
+    assert_eq!(tlog.append(&entries).ok(), Some(6));
+    assert_eq!(tlog.sync().ok(), Some(6));
+
+    // A new master's log differs from 4 on: the cut needs no space (the
+    // segment is not preallocated again until there is).
+    disk.set_full(Some(&dir()));
+    assert!(tlog.truncate_suffix(4).is_ok());
+    assert_eq!(all_entries(&tlog), entries[..3].to_vec());
+    let replacement = [entry(4, 2, 40, 100)];
+    no_space(tlog.append(&replacement));
+    assert_eq!(tlog.last_index(), 3);
+
+    disk.set_full(None);
+    assert_eq!(tlog.append(&replacement).ok(), Some(4));
+    assert_eq!(tlog.sync().ok(), Some(4));
+    disk.crash(&mut chooser(5));
+    let reopened = open_sim(&disk, small_options(8, 1 << 20));
+    let mut expected = entries[..3].to_vec();
+    expected.extend(replacement);
+    assert_eq!(all_entries(&reopened), expected);
+}
