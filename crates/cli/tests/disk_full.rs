@@ -202,3 +202,86 @@ async fn enospc_on_the_masters_writes_hands_mastership_over_and_the_node_catches
         .expect("wait for a node")
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enospc_on_a_single_node_refuses_updates_serves_reads_and_recovers() {
+    ensure_tool(
+        "strace",
+        "strace",
+        "to inject ENOSPC into the node's writes",
+    );
+    let p = Processes::start(1);
+    let c = p.client();
+    let master = wait_for_master(&c, &p).await;
+    let value = vec![b's'; 100];
+    for k in 0..100u32 {
+        c.set(format!("k{k}").as_bytes(), &value)
+            .await
+            .expect("a write with space");
+    }
+
+    // No one to hand mastership to: the node stays master, refuses updates
+    // saying why, and serves every acknowledged write, Consistent.
+    let tracer = common::strace::Tracer::no_space(&p, 0);
+    let started = Instant::now();
+    let mut acked: Vec<u32> = (0..100).collect();
+    let mut k = 100u32;
+    let message = loop {
+        k += 1;
+        match c.set(format!("k{k}").as_bytes(), &value).await {
+            Ok(()) => acked.push(k),
+            Err(Error::Server {
+                code: ResultCode::ReadOnly,
+                message,
+                ..
+            }) => break message,
+            // The update in flight when the write failed: its entry is
+            // held, and commits only once the disk takes it (a single node
+            // has no one else to commit it): no answer until then.
+            Err(e) if e.to_string().contains("outcome unknown") => {}
+            Err(e) => panic!("a write while the disk is full: {e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "updates still taken {:?} after ENOSPC was injected",
+            started.elapsed()
+        );
+    };
+    assert!(message.contains("no space left for the tlog"), "{message}");
+    assert!(
+        message.contains(&p.dir.path().display().to_string()),
+        "{message}"
+    );
+    for k in &acked {
+        assert_eq!(
+            c.get(format!("k{k}").as_bytes())
+                .await
+                .expect("a read while the disk is full"),
+            value
+        );
+    }
+    assert_eq!(c.master().await.expect("a master"), master);
+    assert!(stderr_has(&p, 0, "staying master, refusing updates"));
+
+    drop(tracer);
+    let freed = Instant::now();
+    loop {
+        match c.set(b"after", b"space").await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                freed.elapsed() < Duration::from_secs(5),
+                "no write {:?} after space returned: {e}",
+                freed.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stderr_has(&p, 0, "the tlog takes writes again"));
+    for k in &acked {
+        assert_eq!(
+            c.get(format!("k{k}").as_bytes()).await.expect("a read"),
+            value
+        );
+    }
+    assert_eq!(c.get(b"after").await.expect("a read"), b"space".to_vec());
+}
