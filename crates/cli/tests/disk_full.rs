@@ -16,6 +16,24 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
+/// Sets `after` = `space` once updates are taken again: within 5 s of the
+/// space's return (the watch looks twice a second, the replica retries
+/// every half second).
+async fn write_once_space_returns(c: &client::Client) {
+    let freed = Instant::now();
+    loop {
+        match c.set(b"after", b"space").await {
+            Ok(()) => return,
+            Err(e) => assert!(
+                freed.elapsed() < Duration::from_secs(5),
+                "no write {:?} after space returned: {e}",
+                freed.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_updates_serves_reads_and_recovers() {
     // Three nodes on one 128 MiB disk; tlog segments of 4 MiB; each node
@@ -87,18 +105,7 @@ async fn a_full_disk_refuses_updates_serves_reads_and_recovers() {
 
     // Space returns: updates are taken again, nothing was lost.
     std::fs::remove_file(&ballast).expect("remove the ballast");
-    let freed = Instant::now();
-    loop {
-        match c.set(b"after", b"space").await {
-            Ok(()) => break,
-            Err(e) => assert!(
-                freed.elapsed() < Duration::from_secs(5),
-                "no write {:?} after space returned: {e}",
-                freed.elapsed()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    write_once_space_returns(&c).await;
     assert!(stderr_has(&p, index_of(&p, &master), "updates taken again"));
     for k in 0..acked {
         assert_eq!(
@@ -264,18 +271,7 @@ async fn enospc_on_a_single_node_refuses_updates_serves_reads_and_recovers() {
     assert!(stderr_has(&p, 0, "staying master, refusing updates"));
 
     drop(tracer);
-    let freed = Instant::now();
-    loop {
-        match c.set(b"after", b"space").await {
-            Ok(()) => break,
-            Err(e) => assert!(
-                freed.elapsed() < Duration::from_secs(5),
-                "no write {:?} after space returned: {e}",
-                freed.elapsed()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    write_once_space_returns(&c).await;
     assert!(stderr_has(&p, 0, "the tlog takes writes again"));
     for k in &acked {
         assert_eq!(
