@@ -854,7 +854,16 @@ async fn run_with(nodes: usize, secs: u64, stale_reads: bool) -> Summary {
         })
         .collect();
     // A fault out of bounds: the nodes' logs are kept for a look, with
-    // the fault's instants on the logs' clock.
+    // the fault's instants on the logs' clock. `NEMESIS_KEEP_LOGS=1`
+    // keeps them whatever happened.
+    if std::env::var_os("NEMESIS_KEEP_LOGS").is_some() {
+        let kept = std::env::temp_dir().join(format!("nemesis-{seed}"));
+        let _ = std::fs::create_dir_all(&kept);
+        for (i, name) in p.names.iter().enumerate() {
+            let _ = std::fs::write(kept.join(format!("{name}.stderr")), p.stderr_of(i));
+        }
+        eprintln!("nemesis: the nodes' logs are kept in {}", kept.display());
+    }
     for (w, q) in &windows {
         if let Some(why) = out_of_bounds(w, *q, Duration::from_secs(2 * LEASE_SECS)) {
             let kept = std::env::temp_dir().join(format!("nemesis-{seed}"));

@@ -143,7 +143,10 @@
 //!   run; so a node that was partitioned away does not disturb a healthy
 //!   master when it comes back. A vote goes only to a candidate whose log is
 //!   at least as up to date (§3.6.1: last term, then last index), once per
-//!   term, persisted (hard state) before the response leaves.
+//!   term, persisted (hard state) before the response leaves. A candidate
+//!   that gets another candidate's vote request of its own term (a split
+//!   vote) tries again after a random back-off of at most a quarter of
+//!   `election_timeout_min`, not a whole election timeout.
 //! - **Replication** (§3.5): appends carry `(prev_index, prev_term)`; a slave
 //!   accepts only if its log has that entry (log matching), truncates a
 //!   conflicting suffix (never at or below its commit index), appends, and

@@ -372,3 +372,55 @@ fn a_witness_holding_the_latest_entries_hands_them_to_a_full_node() {
     assert_eq!(entry.term, p.term, "the entry committed by node 1 survives");
     c.assert_one_master_per_term();
 }
+
+/// Two slaves whose election timeouts fire at the same instant (as when
+/// both were stalled past them and woke together) each grant the other's
+/// pre-vote, become candidates of one term and vote for themselves: a
+/// split vote, with the third voter gone. They try again after a back-off
+/// of at most a quarter of the shortest election timeout (25 ms here), so
+/// one of them is master well before a whole election timeout (100 ms at
+/// least, the wait without the back-off), even when the back-offs collide
+/// once more (both on the same 1 ms step here).
+#[test]
+fn a_split_vote_is_retried_within_a_quarter_election_timeout() {
+    let mut took = Vec::new();
+    for seed in 0..20u64 {
+        let mut c = Cluster::new(3, 0, |cfg| cfg.seed = seed);
+        let m = c.elect();
+        c.crash(m.0);
+        let term = c.nodes[&m].core.term();
+        // Past every election timeout and lease guard: both campaign on
+        // the same tick, before either hears the other.
+        c.advance(Duration::from_millis(400));
+        c.tick_nodes();
+        c.deliver_all();
+        let candidates: Vec<NodeId> = c
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.up && n.core.role() == Role::Candidate)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(candidates.len(), 2, "seed {seed}: no split vote");
+        for id in &candidates {
+            assert_eq!(c.nodes[id].core.term(), term + 1, "seed {seed}");
+        }
+        let split_at = c.now;
+        let elected = c.run_until(Duration::from_millis(99), |c| c.master().is_some());
+        assert!(
+            elected,
+            "seed {seed}: no master 99 ms after the split vote (roles: {:?})",
+            c.nodes
+                .values()
+                .map(|n| (n.core.role(), n.core.term()))
+                .collect::<Vec<_>>()
+        );
+        took.push((c.now.0 - split_at.0) / 1_000_000);
+        let new = c.master().expect("a master");
+        assert!(candidates.contains(&new));
+        assert!(c.nodes[&new].core.term() >= term + 2, "seed {seed}");
+        c.assert_one_master_per_term();
+    }
+    took.sort_unstable();
+    // Most splits end with the first back-off.
+    assert!(took[took.len() / 2] <= 25, "ms to a master: {took:?}");
+}

@@ -215,7 +215,8 @@ enum Event {
     Stop,
     Message(Option<PeerMessage>),
     Request(Option<DriverRequest>),
-    Tick,
+    /// The instant the tick was due.
+    Tick(tokio::time::Instant),
     Wake,
     ApplyWanted,
 }
@@ -327,11 +328,23 @@ impl Driver {
                 },
                 // Ticks before the queues: heartbeats and elections must
                 // not starve under load (a tick is cheap and rare).
-                _ = ticker.tick() => Event::Tick,
+                due = ticker.tick() => Event::Tick(due),
                 () = wake => Event::Wake,
                 () = self.apply_wanted.notified() => Event::ApplyWanted,
                 m = self.inbound.recv() => Event::Message(m),
                 r = self.requests.recv() => Event::Request(r),
+            };
+            let started = Instant::now();
+            let what = match &event {
+                Event::Stop => "handling a stop took that long",
+                Event::Message(_) => "handling a message took that long",
+                Event::Request(_) => "handling a request took that long",
+                Event::Tick(due) => {
+                    self.warn_if_stalled("its tick came that late", started - due.into_std());
+                    "handling a tick took that long"
+                }
+                Event::Wake => "handling a wake-up took that long",
+                Event::ApplyWanted => "handling an apply took that long",
             };
             match event {
                 Event::Stop => {
@@ -358,11 +371,27 @@ impl Driver {
                         }
                     }
                 }
-                Event::Tick => self.replica.tick(&mut self.env)?,
+                Event::Tick(_) => self.replica.tick(&mut self.env)?,
                 Event::Wake => self.replica.wake(&mut self.env)?,
                 Event::ApplyWanted => self.replica.want_apply(),
             }
             self.settle().await?;
+            self.warn_if_stalled(what, started.elapsed());
+        }
+    }
+
+    /// Logs a stretch the driver did not run its timers for: handling one
+    /// input took that long, or the tick came that late (the thread was
+    /// busy elsewhere or not scheduled). Elections and heartbeats wait
+    /// meanwhile: a slave whose election timeout passed in the stretch
+    /// campaigns at once when it ends.
+    fn warn_if_stalled(&self, what: &str, took: Duration) {
+        let limit = self.settings.consensus.heartbeat_interval * 2;
+        if took > limit {
+            tracing::warn!(
+                millis = took.as_millis() as u64,
+                "driver stalled for {took:.0?} (over two heartbeat intervals): {what}"
+            );
         }
     }
 

@@ -185,6 +185,11 @@ impl Core {
         if !self.is_voter {
             return Ok(());
         }
+        if self.role == Role::Candidate && msg.from != self.config.id && !transfer {
+            // Another candidate of this term (terms were matched before):
+            // a split vote, lost by both unless a third voter answers.
+            self.back_off_split_vote();
+        }
         // The guard holds in every term: a node may have moved to this term
         // (e.g. from a stray response) while a lease it granted still runs.
         let guarded = !transfer && self.in_lease() && self.voted_for != Some(msg.from);
@@ -206,6 +211,29 @@ impl Core {
         }
         self.send(msg.from, Body::VoteResponse { granted });
         Ok(())
+    }
+
+    /// Two candidates of one term split the vote when each voted for
+    /// itself before the other's request came (their timeouts fired within
+    /// a round trip, or both were stalled past them and woke together). A
+    /// whole election timeout to the next try would double the time
+    /// without a master; each of them tries again after a random back-off
+    /// of at most a quarter of the shortest election timeout instead, so
+    /// that the first one's pre-vote and vote reach the other before its
+    /// own back-off ends. Only the deadline moves (earlier, never later):
+    /// liveness, not safety. A witness keeps its longer timeout.
+    fn back_off_split_vote(&mut self) {
+        if self.is_witness() {
+            return;
+        }
+        let quarter = duration_nanos(self.config.election_timeout_min) / 4;
+        let back_off = self.rng.in_range(0, quarter);
+        let retry_at = Time(self.now.0.saturating_add(back_off));
+        if retry_at < self.election_deadline {
+            let back_off = std::time::Duration::from_nanos(back_off);
+            tracing::info!(node = %self.config.id, n = self.term, "split vote: campaigning again in {back_off:.0?}");
+            self.election_deadline = retry_at;
+        }
     }
 
     pub(super) fn on_vote_response(
