@@ -69,3 +69,104 @@ async fn failover_after_failover_within_two_leases() {
         );
     }
 }
+
+/// Two slaves stalled past their election timeouts and woken in the same
+/// instant (the master stopped, then both slaves, the master killed
+/// meanwhile, one `kill -CONT` for both) campaign at once: each grants the other's pre-vote
+/// and votes for itself, a split vote. They must not wait a whole
+/// election timeout (1–1.5 leases) to try again: a write goes through
+/// within one lease of the wake-up. Three rounds; at least one of them
+/// must have split (the nodes log "split vote"), or the test proved
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slaves_woken_together_elect_a_master_within_a_lease() {
+    const LEASE: u64 = 1;
+    let mut p = Processes::start_with_lease(3, LEASE);
+    let mut took = Vec::new();
+    let mut splits = 0;
+    for round in 0..3 {
+        let c = p.client();
+        let master = wait_for_master(&c, &p).await;
+        c.set(b"woken_together", format!("before {round}").as_bytes())
+            .await
+            .expect("a write before the fault");
+        let m = index_of(&p, &master);
+        let slaves: Vec<usize> = (0..3).filter(|&i| i != m).collect();
+        let split_lines = |p: &Processes| -> usize {
+            slaves
+                .iter()
+                .map(|&i| p.stderr_of(i).matches("split vote").count())
+                .sum()
+        };
+        let before = split_lines(&p);
+        // The master goes quiet first, and the slaves handle what it sent
+        // before they stop: a heartbeat still unread in a stopped slave's
+        // socket would be taken for a live master when it wakes, and the
+        // slave would wait a whole election timeout more (a stale
+        // heartbeat is not told from a fresh one; see the README).
+        signal(&p, m, "STOP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal_all(&p, &slaves, "STOP");
+        p.kill(m);
+        // The stall: past both election timeouts (1.5 leases at most)
+        // and the lease guards.
+        tokio::time::sleep(Duration::from_millis(1700 * LEASE)).await;
+        signal_all(&p, &slaves, "CONT");
+        let woken = Instant::now();
+        loop {
+            let c = p.client().with_request_timeout(Duration::from_millis(300));
+            if c.set(b"woken_together", format!("after {round}").as_bytes())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(woken.elapsed() < DEADLINE, "round {round}: no master");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        took.push(woken.elapsed());
+        if woken.elapsed() >= Duration::from_secs(LEASE) {
+            for &i in &slaves {
+                let log = p.stderr_of(i);
+                let tail: Vec<&str> = log.lines().rev().take(12).collect();
+                eprintln!(
+                    "{}'s log, last lines first:\n{}",
+                    p.names[i],
+                    tail.join("\n")
+                );
+            }
+        }
+        let split = split_lines(&p) > before;
+        splits += usize::from(split);
+        eprintln!(
+            "round {round}: a write {:?} after the wake-up (split vote: {split})",
+            woken.elapsed()
+        );
+        p.spawn(m);
+        let c = p.client();
+        let i = txid(c.get_txid().await.expect("the index"));
+        read_at_least(&c, &p, m, i, b"woken_together").await;
+    }
+    for (round, t) in took.iter().enumerate() {
+        assert!(
+            *t < Duration::from_secs(LEASE),
+            "round {round}: {t:?} to a write after the wake-up; all: {took:?}"
+        );
+    }
+    assert!(splits > 0, "no round split the vote: {took:?}");
+}
+
+/// `kill -SIG` to several nodes in one call (they resume in the same
+/// instant).
+fn signal_all(p: &Processes, nodes: &[usize], sig: &str) {
+    let pids: Vec<String> = nodes
+        .iter()
+        .map(|&i| p.children[i].as_ref().expect("running").id().to_string())
+        .collect();
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .args(&pids)
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pids:?}");
+}

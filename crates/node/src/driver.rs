@@ -296,7 +296,12 @@ impl Driver {
     /// until the storage fails.
     pub async fn run(mut self) -> Result<(), NodeError> {
         let mut ticker = tokio::time::interval(self.settings.tick_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a stall, one tick at once, then the ticks keep their phase
+        // (`Skip`; `Delay` would start them again from the stall's end).
+        // Election timeouts are checked on ticks: two nodes that woke from
+        // one stall (a frozen VM, both stopped) would otherwise tick in
+        // step ever after, and their timeouts would fire on the same tick.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let result = self.run_loop(&mut ticker).await;
         let mode = *self.stop.borrow();
         match (result, mode) {
