@@ -642,9 +642,20 @@ impl SimNode {
             return;
         }
         // The core counts this node (a slave's acknowledgement, a master's
-        // own share of a commit) only for what its tlog fsynced.
+        // own share of a commit) only for what its tlog fsynced, or what a
+        // store snapshot installed over entries the tlog holds unsynced
+        // covers (the next start rebases the tlog on that snapshot:
+        // `replica::reconcile_storage`).
         let counted = r.replica.core().status().synced_index;
-        let durable = r.replica.tlog().synced_index();
+        let mut durable = r.replica.tlog().synced_index();
+        if counted > durable {
+            let store = r.replica.store();
+            if let Ok(Some((index, _))) = store.snapshot_base() {
+                if index == store.durable_applied_index() {
+                    durable = durable.max(index);
+                }
+            }
+        }
         if counted > durable {
             ctx.obs.violation(
                 ctx.now_ns,
