@@ -345,7 +345,8 @@ impl Driver {
                 Event::Message(_) => "handling a message took that long",
                 Event::Request(_) => "handling a request took that long",
                 Event::Tick(due) => {
-                    self.warn_if_stalled("its tick came that late", started - due.into_std());
+                    let late = started.saturating_duration_since(due.into_std());
+                    self.warn_if_stalled("its tick came that late", late);
                     "handling a tick took that long"
                 }
                 Event::Wake => "handling a wake-up took that long",
