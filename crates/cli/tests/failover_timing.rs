@@ -72,8 +72,8 @@ async fn failover_after_failover_within_two_leases() {
 
 /// Two slaves stalled past their election timeouts and woken in the same
 /// instant (the master stopped, then both slaves, the master killed
-/// meanwhile, one `kill -CONT` for both) campaign at once: each grants the other's pre-vote
-/// and votes for itself, a split vote. They must not wait a whole
+/// meanwhile, one `kill -CONT` for both) campaign at once: each grants
+/// the other's pre-vote and votes for itself, a split vote. They must not wait a whole
 /// election timeout (1–1.5 leases) to try again: a write goes through
 /// within one lease of the wake-up. Three rounds; at least one of them
 /// must have split (the nodes log "split vote"), or the test proved
@@ -154,19 +154,4 @@ async fn slaves_woken_together_elect_a_master_within_a_lease() {
         );
     }
     assert!(splits > 0, "no round split the vote: {took:?}");
-}
-
-/// `kill -SIG` to several nodes in one call (they resume in the same
-/// instant).
-fn signal_all(p: &Processes, nodes: &[usize], sig: &str) {
-    let pids: Vec<String> = nodes
-        .iter()
-        .map(|&i| p.children[i].as_ref().expect("running").id().to_string())
-        .collect();
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .args(&pids)
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{sig} {pids:?}");
 }

@@ -410,13 +410,22 @@ pub fn txid(c: Consistency) -> i64 {
 
 /// Sends `kill -SIG` to node `i`'s process.
 pub fn signal(p: &Processes, i: usize, sig: &str) {
-    let pid = p.children[i].as_ref().expect("running").id();
+    signal_all(p, &[i], sig);
+}
+
+/// Sends `kill -SIG` to several nodes' processes in one call (stopped
+/// ones resume in the same instant).
+pub fn signal_all(p: &Processes, nodes: &[usize], sig: &str) {
+    let pids: Vec<String> = nodes
+        .iter()
+        .map(|&i| p.children[i].as_ref().expect("running").id().to_string())
+        .collect();
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
-        .arg(pid.to_string())
+        .args(&pids)
         .status()
         .expect("run kill");
-    assert!(status.success(), "kill -{sig} {pid}");
+    assert!(status.success(), "kill -{sig} {pids:?}");
 }
 
 /// A tool a fault injection needs (`strace`, `nft`, `ip`). `.ci/run`
